@@ -1,0 +1,49 @@
+#include "base/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int sc_fail(sc_error *err, int code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int sc_fail_prefix(sc_error *err, const char *fmt, ...) {
+    if (!err) return SC_EINTERNAL;
+    char prefix[512], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    return err->code;
+}
+
+void sc_error_clear(sc_error *err) {
+    if (err) {
+        err->code = SC_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+const char *sc_strerror(int code) {
+    switch (code) {
+    case SC_OK: return "ok";
+    case SC_EINVAL: return "invalid input";
+    case SC_EIO: return "I/O error";
+    case SC_ENOMEM: return "out of memory";
+    case SC_EFORMAT: return "malformed file";
+    case SC_ENOTFOUND: return "not found";
+    case SC_EVERSION: return "unsupported version";
+    case SC_EINTERRUPTED: return "interrupted";
+    case SC_EINTERNAL: return "internal error";
+    default: return "unknown error";
+    }
+}

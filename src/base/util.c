@@ -1,0 +1,172 @@
+#include "base/util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int sc_log_level = SC_LOG_INFO;
+
+void sc_log(int level, const char *fmt, ...) {
+    if (level > sc_log_level) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+double sc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void sc_progress_begin(sc_progress *p, const char *label, int64_t total, const char *unit) {
+    p->label = label;
+    p->total = total;
+    p->done = 0;
+    p->start = p->last_draw = sc_now();
+    p->enabled = isatty(fileno(stderr)) && sc_log_level >= SC_LOG_INFO;
+    snprintf(p->unit, sizeof p->unit, "%s", unit ? unit : "items");
+}
+
+static void progress_draw(sc_progress *p, const char *extra) {
+    double el = sc_now() - p->start;
+    double rate = el > 0 ? (double)p->done / el : 0;
+    double frac = p->total > 0 ? (double)p->done / (double)p->total : 0;
+    if (frac > 1) frac = 1;
+    int w = 30, fill = (int)(frac * w);
+    char bar[32];
+    for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+    bar[w] = '\0';
+    double eta = rate > 0 && p->total > p->done ? (double)(p->total - p->done) / rate : 0;
+    fprintf(stderr, "\r%s [%s] %3.0f%% %.0f %s/s eta %.0fs %s\033[K", p->label, bar,
+            100 * frac, rate, p->unit, eta, extra ? extra : "");
+    fflush(stderr);
+}
+
+void sc_progress_update(sc_progress *p, int64_t done, const char *extra) {
+    p->done = done;
+    if (!p->enabled) return;
+    double t = sc_now();
+    if (t - p->last_draw < 0.1 && done < p->total) return;
+    p->last_draw = t;
+    progress_draw(p, extra);
+}
+
+void sc_progress_end(sc_progress *p) {
+    if (!p->enabled) return;
+    progress_draw(p, NULL);
+    fputc('\n', stderr);
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void sc_rng_seed(sc_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t sc_rng_next(sc_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double sc_rng_uniform(sc_rng *r) { return (double)(sc_rng_next(r) >> 11) * 0x1.0p-53; }
+
+float sc_rng_normal(sc_rng *r) {
+    double u1 = sc_rng_uniform(r), u2 = sc_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+uint64_t sc_rng_below(sc_rng *r, uint64_t n) {
+    if (n == 0) return 0;
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n, x;
+    do x = sc_rng_next(r); while (x >= limit);
+    return x % n;
+}
+
+void sc_shuffle_i64(int64_t *a, int64_t n, sc_rng *r) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)sc_rng_below(r, (uint64_t)i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+typedef struct {
+    sc_task_fn fn;
+    void *ctx;
+    int n_tasks, n_threads, tid;
+} worker_arg;
+
+static void *worker(void *p) {
+    worker_arg *w = p;
+    /* static round-robin: thread t runs tasks t, t+T, t+2T, ... */
+    for (int i = w->tid; i < w->n_tasks; i += w->n_threads) w->fn(w->ctx, i);
+    return NULL;
+}
+
+void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx) {
+    if (n_threads > n_tasks) n_threads = n_tasks;
+    if (n_threads <= 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    pthread_t th[256];
+    worker_arg args[256];
+    if (n_threads > 256) n_threads = 256;
+    int started = 0;
+    for (int t = 1; t < n_threads; t++) {
+        args[t] = (worker_arg){fn, ctx, n_tasks, n_threads, t};
+        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) break;
+        started = t;
+    }
+    /* If thread creation failed part-way, this thread picks up the rest. */
+    args[0] = (worker_arg){fn, ctx, n_tasks, n_threads, 0};
+    worker(&args[0]);
+    for (int t = started + 1; t < n_threads; t++)
+        for (int i = t; i < n_tasks; i += n_threads) fn(ctx, i);
+    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+}
+
+int sc_default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+void sc_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int sc_interrupted(void) { return interrupted; }

@@ -1,0 +1,105 @@
+/* A CTR model: one shared feature-embedding layer and a backbone on top.
+ *
+ * llm.c style: sc_model holds the configuration, the weights (one allocation,
+ * typed pointers into it), their gradients, and the activations of the last
+ * forward pass, which backward reuses. Forward and backward are hand-written.
+ *
+ * Dimension letters: B batch, F fields (+1 when an extra dense field is
+ * added), D embedding size, H hidden size. */
+#ifndef SC_CTR_MODEL_H
+#define SC_CTR_MODEL_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "data/dataset.h"
+
+typedef enum sc_backbone {
+    SC_BB_LR = 0,
+    SC_BB_FM,
+    SC_BB_DNN,
+    SC_BB_WIDEDEEP,
+    SC_BB_DEEPFM,
+    SC_BB_DCN,
+    SC_BB_DCNV2,
+    SC_BB_AUTOINT,
+    SC_BB_COUNT
+} sc_backbone;
+
+/* "lr", "fm", "dnn", "widedeep", "deepfm", "dcn", "dcnv2", "autoint" */
+const char *sc_backbone_name(sc_backbone b);
+int sc_backbone_parse(const char *name, sc_backbone *out); /* 0 ok, -1 unknown */
+
+/* How ELEC's dense side vector enters the network. */
+enum sc_extra_mode {
+    SC_EXTRA_FIELD = 0,  /* projected to D and added as one more field (FM, cross, attention see it) */
+    SC_EXTRA_CONCAT = 1, /* concatenated to the DNN input */
+};
+
+#define SC_MAX_LAYERS 8
+
+typedef struct sc_model_config {
+    sc_backbone backbone;
+    int embed_dim;               /* D, default 16 */
+    int n_hidden;                /* DNN tower depth, default 3 */
+    int hidden[SC_MAX_LAYERS];   /* DNN tower sizes, default 256 128 64 */
+    float dropout;               /* DNN dropout rate, default 0 */
+    int n_cross;                 /* DCN / DCNv2 cross layers, default 3 */
+    int att_layers;              /* AutoInt attention layers, default 3 */
+    int att_heads;               /* AutoInt heads, default 2 */
+    int att_dim;                 /* AutoInt attention size per head, default 16 (DeepCTR default 8 heads x 2... see docs) */
+    int att_residual;            /* AutoInt residual connection, default 1 */
+    int extra_dim;               /* size of batch->extra, 0 if none (ELEC gain network) */
+    int extra_mode;              /* enum sc_extra_mode */
+    int n_threads;               /* threads for forward/backward, default all cores */
+} sc_model_config;
+
+void sc_model_config_default(sc_model_config *cfg, sc_backbone backbone);
+
+/* A trainable tensor. Dense tensors have grad of the same size. Embedding
+ * tables are sparse: only the rows touched by the last backward have
+ * gradients, listed in rows[0..n_rows_touched) with their gradients in
+ * grad (n_rows_touched, cols); the optimizer updates only those rows
+ * (lazy sparse update). */
+typedef struct sc_param {
+    char name[64];      /* "emb.user_id", "dnn.0.weight", ... */
+    float *data;        /* (size) = (rows, cols) */
+    int64_t size;
+    int64_t rows;       /* for embedding tables; 1 row-group otherwise */
+    int cols;
+    int sparse;         /* 1 for embedding tables */
+    int weight_decay;   /* 1 where L2 regularisation applies (embedding tables) */
+    float *grad;        /* dense: (size); sparse: (n_rows_touched, cols) */
+    int32_t *touched;   /* sparse only: (n_rows_touched) row ids, unique */
+    int64_t n_touched;
+} sc_param;
+
+typedef struct sc_model sc_model;
+
+/* Create a model for a dataset's fields with weights initialised from seed
+ * (Xavier/Glorot for dense layers, N(0, 1e-4) for embeddings, as DeepCTR). */
+int sc_model_create(sc_model **out, const sc_model_config *cfg, const sc_field_info *fields,
+                    int n_fields, uint64_t seed, sc_error *err);
+void sc_model_free(sc_model *m);
+const sc_model_config *sc_model_get_config(const sc_model *m);
+
+/* Forward pass over batch b: logits (B) out. training=1 applies dropout
+ * (with the model's RNG) and keeps activations for backward. */
+int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits, sc_error *err);
+
+/* The final hidden representation of the last forward pass (the input of the
+ * output layer; see docs/models.md per backbone): (B, H). H may be 0 (LR). */
+const float *sc_model_hidden(const sc_model *m, int *H);
+
+/* Backward pass of the last training forward. dlogits (B): dLoss/dlogit.
+ * dhidden (B, H) or NULL: an extra gradient arriving at the final hidden
+ * representation (ELEC representation distillation). dextra (B, extra_dim)
+ * or NULL: receives dLoss/d(batch->extra). Gradients are overwritten, not
+ * accumulated across calls. */
+int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, const float *dhidden,
+                      float *dextra, sc_error *err);
+
+/* All trainable tensors, in a fixed order (the order of the model file). */
+sc_param *sc_model_params(sc_model *m, int *n_params);
+
+#endif
