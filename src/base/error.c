@@ -22,7 +22,13 @@ int sc_fail_prefix(sc_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n >= sizeof err->msg) n = sizeof err->msg - 1;
+    memcpy(err->msg, prefix, n);
+    size_t room = sizeof err->msg - 1 - n, m = strlen(old);
+    if (m > room) m = room;
+    memcpy(err->msg + n, old, m);
+    err->msg[n + m] = '\0';
     return err->code;
 }
 

@@ -1,0 +1,11 @@
+/* Placeholder until this subcommand lands; replaced by its real file. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_export(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "semctr: 'export' is not built yet\n");
+    return 1;
+}
