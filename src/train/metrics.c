@@ -1,0 +1,119 @@
+#include "train/metrics.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "base/alloc.h"
+
+/* Sorting indices by score: qsort with a context-free comparator needs the
+ * keys beside the index, so sort (score, index) pairs. */
+typedef struct {
+    double score;
+    int64_t idx;
+} scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    double x = ((const scored *)a)->score, y = ((const scored *)b)->score;
+    return (x > y) - (x < y);
+}
+
+/* Mann-Whitney: AUC = (Σ ranks of positives − P(P+1)/2) / (P·N), with tied
+ * scores given their average rank, which is exactly the trapezoid rule over
+ * the ROC curve that scikit-learn integrates. */
+static double auc_sorted(const scored *s, const float *label, int64_t n) {
+    double rank_sum = 0;
+    int64_t n_pos = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i;
+        int64_t pos_in_tie = 0;
+        while (j < n && s[j].score == s[i].score) {
+            pos_in_tie += label[s[j].idx] > 0.5f;
+            j++;
+        }
+        double avg_rank = 0.5 * (double)(i + 1 + j); /* ranks i+1 .. j */
+        rank_sum += avg_rank * (double)pos_in_tie;
+        n_pos += pos_in_tie;
+        i = j;
+    }
+    int64_t n_neg = n - n_pos;
+    if (n_pos == 0 || n_neg == 0) return NAN;
+    return (rank_sum - 0.5 * (double)n_pos * (double)(n_pos + 1)) / ((double)n_pos * (double)n_neg);
+}
+
+typedef struct {
+    int32_t group;
+    double score;
+    int64_t idx;
+} grouped;
+
+static int cmp_grouped(const void *a, const void *b) {
+    const grouped *x = a, *y = b;
+    if (x->group != y->group) return (x->group > y->group) - (x->group < y->group);
+    return (x->score > y->score) - (x->score < y->score);
+}
+
+int sc_metrics_compute(const float *label, const float *prob, const int32_t *group, int64_t n,
+                       sc_metrics *out, sc_error *err) {
+    out->auc = out->gauc = out->logloss = NAN;
+    out->n = n;
+    out->n_pos = 0;
+    out->n_groups_used = 0;
+    if (n <= 0) return sc_fail(err, SC_EINVAL, "metrics: no rows to evaluate");
+    double ll = 0;
+    const double eps = DBL_EPSILON;
+    for (int64_t i = 0; i < n; i++) {
+        if (label[i] != 0.0f && label[i] != 1.0f)
+            return sc_fail(err, SC_EINVAL, "metrics: label of row %lld is %g, expected 0 or 1",
+                           (long long)i, (double)label[i]);
+        double p = prob[i];
+        if (!(p >= 0.0 && p <= 1.0))
+            return sc_fail(err, SC_EINVAL, "metrics: probability of row %lld is %g, outside [0, 1]",
+                           (long long)i, p);
+        if (p < eps) p = eps;
+        if (p > 1 - eps) p = 1 - eps;
+        out->n_pos += label[i] == 1.0f;
+        ll -= label[i] == 1.0f ? log(p) : log(1 - p);
+    }
+    out->logloss = ll / (double)n;
+
+    scored *s = sc_malloc((size_t)n * sizeof *s);
+    if (!s) return sc_fail(err, SC_ENOMEM, "metrics: out of memory for %lld rows", (long long)n);
+    for (int64_t i = 0; i < n; i++) s[i] = (scored){prob[i], i};
+    qsort(s, (size_t)n, sizeof *s, cmp_scored);
+    out->auc = auc_sorted(s, label, n);
+    sc_free(s);
+
+    if (!group) return SC_OK;
+    grouped *g = sc_malloc((size_t)n * sizeof *g);
+    scored *tmp = sc_malloc((size_t)n * sizeof *tmp);
+    if (!g || !tmp) {
+        sc_free(g);
+        sc_free(tmp);
+        return sc_fail(err, SC_ENOMEM, "metrics: out of memory for %lld rows", (long long)n);
+    }
+    for (int64_t i = 0; i < n; i++) g[i] = (grouped){group[i], prob[i], i};
+    qsort(g, (size_t)n, sizeof *g, cmp_grouped);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i;
+        while (j < n && g[j].group == g[i].group) j++;
+        int64_t m = j - i;
+        for (int64_t k = 0; k < m; k++) tmp[k] = (scored){g[i + k].score, g[i + k].idx};
+        double a = auc_sorted(tmp, label, m); /* already sorted by score within the group */
+        if (!isnan(a)) {
+            num += (double)m * a;
+            den += (double)m;
+            out->n_groups_used++;
+        }
+        i = j;
+    }
+    out->gauc = den > 0 ? num / den : NAN;
+    sc_free(g);
+    sc_free(tmp);
+    return SC_OK;
+}
+
+double sc_relaimpr(double auc_model, double auc_base) {
+    return ((auc_model - 0.5) / (auc_base - 0.5) - 1.0) * 100.0;
+}
