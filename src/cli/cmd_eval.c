@@ -1,11 +1,108 @@
-/* Placeholder until this subcommand lands; replaced by its real file. */
+/* semctr eval: AUC, gAUC, logloss (and RelaImpr against a baseline) of a
+ * model file on one split of a prepared dataset. */
+#include <math.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "base/alloc.h"
+#include "base/util.h"
 #include "cli/cli.h"
+#include "data/schema.h"
+#include "train/modelfile.h"
+#include "train/trainer.h"
+
+static const char *USAGE =
+    "usage: semctr eval --model FILE --data DIR [--split test] [--network NAME]\n"
+    "                   [--baseline FILE] [--json] [--threads N]\n"
+    "\n"
+    "  --split NAME      train | valid | test (test)\n"
+    "  --network NAME    which network of a multi-network model (ELEC: gain | vanilla;\n"
+    "                    default: main, or vanilla for ELEC)\n"
+    "  --baseline FILE   also evaluate FILE and report RelaImpr against it\n"
+    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr)\n";
+
+static double nan_to(double x, double v) { return isnan(x) ? v : x; }
+
+/* Load a model file and pick its network. */
+static int load(sc_model_bundle *b, const char *path, const char *network, int threads, sc_model **out,
+                sc_error *err) {
+    int rc = sc_model_bundle_load(b, path, threads, err);
+    if (rc) return rc;
+    const char *name = network ? network : (b->n_networks == 1 ? b->networks[0].name : "vanilla");
+    *out = sc_model_bundle_network(b, name);
+    if (!*out) {
+        rc = sc_fail(err, SC_ENOTFOUND, "%s: has no network '%s'", path, name);
+        sc_model_bundle_free(b);
+    }
+    return rc;
+}
 
 int cmd_eval(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "semctr: 'eval' is not built yet\n");
-    return 1;
+    const char *model_path = NULL, *data = NULL, *split = "test", *network = NULL, *baseline = NULL, *v;
+    int json = 0;
+    long threads = sc_default_threads();
+    cli_args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+        if ((r = cli_take(&a, "--model", &v)) == 1) model_path = v;
+        else if (r == 0 && (r = cli_take(&a, "--data", &v)) == 1) data = v;
+        else if (r == 0 && (r = cli_take(&a, "--split", &v)) == 1) split = v;
+        else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) network = v;
+        else if (r == 0 && (r = cli_take(&a, "--baseline", &v)) == 1) baseline = v;
+        else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
+            if (cli_int("eval", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
+        } else if (r == 0 && cli_flag(&a, "--json")) json = 1;
+        else {
+            if (r == 0) fprintf(stderr, "semctr eval: unknown option '%s'\n%s", argv[a.i], USAGE);
+            return EXIT_USAGE;
+        }
+    }
+    if (!model_path || !data) {
+        fprintf(stderr, "semctr eval: --model and --data are required\n%s", USAGE);
+        return EXIT_USAGE;
+    }
+    if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test")) {
+        fprintf(stderr, "semctr eval: --split must be train, valid or test, got '%s'\n", split);
+        return EXIT_USAGE;
+    }
+    sc_error err = {0};
+    sc_model_bundle bundle = {0}, base_bundle = {0};
+    sc_model *model = NULL, *base = NULL;
+    sc_dataset ds = {0};
+    sc_metrics m, mb;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.scd", data, split);
+    int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
+    if (!rc) rc = sc_dataset_open(&ds, path, &err);
+    if (!rc) rc = sc_schema_check_dataset(bundle.schema, &ds, &err);
+    if (!rc) rc = sc_evaluate(model, &ds, 4096, &m, &err);
+    if (!rc && baseline) {
+        rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
+        if (!rc) rc = sc_schema_check_dataset(base_bundle.schema, &ds, &err);
+        if (!rc) rc = sc_evaluate(base, &ds, 4096, &mb, &err);
+    }
+    if (!rc) {
+        if (json) {
+            printf("{\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"n\": %lld, \"positives\": %lld, "
+                   "\"split\": \"%s\"",
+                   m.auc, nan_to(m.gauc, -1), m.logloss, (long long)m.n, (long long)m.n_pos, split);
+            if (baseline)
+                printf(", \"baseline_auc\": %.9f, \"relaimpr\": %.6f", mb.auc, sc_relaimpr(m.auc, mb.auc));
+            printf("}\n");
+        } else {
+            printf("%s on %s (%lld rows, %lld positive)\n", model_path, split, (long long)m.n, (long long)m.n_pos);
+            printf("  AUC      %.6f\n  gAUC     %.6f  (%lld groups with both labels)\n  logloss  %.6f\n", m.auc,
+                   m.gauc, (long long)m.n_groups_used, m.logloss);
+            if (baseline)
+                printf("  RelaImpr %+.3f%%  against %s (AUC %.6f)\n", sc_relaimpr(m.auc, mb.auc), baseline, mb.auc);
+        }
+    }
+    sc_dataset_close(&ds);
+    sc_model_bundle_free(&bundle);
+    sc_model_bundle_free(&base_bundle);
+    return rc ? cli_fail("eval", &err) : 0;
 }

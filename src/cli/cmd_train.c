@@ -1,11 +1,178 @@
-/* Placeholder until this subcommand lands; replaced by its real file. */
+/* semctr train: fit a CTR backbone on a prepared dataset. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
+#include "ctr/model.h"
+#include "data/dataset.h"
+#include "data/schema.h"
+#include "train/trainer.h"
+
+static const char *USAGE =
+    "usage: semctr train --data DIR --model NAME --out FILE [options]\n"
+    "\n"
+    "Train a CTR model on a dataset made by `semctr prepare`. The best epoch by\n"
+    "validation AUC is written to FILE (atomically) as soon as it is found.\n"
+    "\n"
+    "  --data DIR           prepared dataset (train.scd, valid.scd, schema)\n"
+    "  --model NAME         lr fm dnn widedeep deepfm dcn dcnv2 autoint\n"
+    "  --out FILE           model file to write\n"
+    "  --epochs N           maximum epochs (10)\n"
+    "  --batch-size N       (256)\n"
+    "  --lr X               initial learning rate (0.001)\n"
+    "  --optimizer NAME     adam | adagrad (adam; both update embedding rows lazily)\n"
+    "  --l2-embed X         L2 on the embedding rows of each batch (1e-5)\n"
+    "  --embed-dim N        embedding size (backbone default: 16... see docs/models.md)\n"
+    "  --hidden A,B,..      DNN tower sizes (256,128)\n"
+    "  --dropout X          DNN dropout (0)\n"
+    "  --cross N            DCN/DCNv2 cross layers (2)\n"
+    "  --att-layers N       AutoInt attention layers (3)\n"
+    "  --att-heads N        AutoInt heads (2)\n"
+    "  --att-dim N          AutoInt size per head\n"
+    "  --patience N         early stop after N epochs without a better valid AUC (2)\n"
+    "  --lr-decay X         multiply the lr by X when valid AUC stalls (0.1; 1 = off)\n"
+    "  --seed N             weights, shuffle, dropout (2026)\n"
+    "  --threads N          (all cores)\n"
+    "  --log FILE           JSON-lines metrics log, one object per epoch\n"
+    "  --checkpoint FILE    resumable checkpoint after each epoch (FILE = OUT.ckpt by default)\n"
+    "  --resume             continue from the checkpoint\n"
+    "  --max-steps N        stop after N batches (benchmarks)\n"
+    "  --json               print the result as one JSON object on stdout\n";
+
+static int parse_hidden(const char *s, sc_model_config *cfg) {
+    cfg->n_hidden = 0;
+    if (!strcmp(s, "") || !strcmp(s, "none")) return 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *end;
+        long v = strtol(tok, &end, 10);
+        if (*end || v < 1 || v > 65536 || cfg->n_hidden == SC_MAX_LAYERS) return -1;
+        cfg->hidden[cfg->n_hidden++] = (int)v;
+    }
+    return 0;
+}
 
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "semctr: 'train' is not built yet\n");
-    return 1;
+    const char *data = NULL, *model_name = NULL, *out = NULL, *v;
+    sc_train_config tc;
+    sc_train_config_default(&tc);
+    const char *hidden = NULL, *ckpt = NULL;
+    long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1, x;
+    double dropout = -1, d;
+    int json = 0;
+    cli_args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+#define TAKE(name) ((r = cli_take(&a, name, &v)) < 0 ? EXIT_USAGE : r)
+        if (TAKE("--data") == 1) data = v;
+        else if (r < 0) return EXIT_USAGE;
+        else if (TAKE("--model") == 1) model_name = v;
+        else if (TAKE("--out") == 1) out = v;
+        else if (TAKE("--epochs") == 1) { if (cli_int("train", "--epochs", v, 1, 100000, &x)) return EXIT_USAGE; tc.epochs = (int)x; }
+        else if (TAKE("--batch-size") == 1) { if (cli_int("train", "--batch-size", v, 1, 1 << 20, &x)) return EXIT_USAGE; tc.batch_size = (int)x; }
+        else if (TAKE("--lr") == 1) { if (cli_float("train", "--lr", v, &d) || !(d > 0)) return EXIT_USAGE; tc.lr = (float)d; }
+        else if (TAKE("--optimizer") == 1) {
+            if (!strcmp(v, "adam")) tc.optimizer = SC_OPT_ADAM;
+            else if (!strcmp(v, "adagrad")) tc.optimizer = SC_OPT_ADAGRAD;
+            else { fprintf(stderr, "semctr train: --optimizer must be adam or adagrad, got '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (TAKE("--l2-embed") == 1) { if (cli_float("train", "--l2-embed", v, &d) || d < 0) return EXIT_USAGE; tc.l2_embed = (float)d; }
+        else if (TAKE("--embed-dim") == 1) { if (cli_int("train", "--embed-dim", v, 1, 4096, &embed_dim)) return EXIT_USAGE; }
+        else if (TAKE("--hidden") == 1) hidden = v;
+        else if (TAKE("--dropout") == 1) { if (cli_float("train", "--dropout", v, &dropout) || dropout < 0 || dropout >= 1) { fprintf(stderr, "semctr train: --dropout must be in [0, 1)\n"); return EXIT_USAGE; } }
+        else if (TAKE("--cross") == 1) { if (cli_int("train", "--cross", v, 0, 64, &cross)) return EXIT_USAGE; }
+        else if (TAKE("--att-layers") == 1) { if (cli_int("train", "--att-layers", v, 0, 64, &att_layers)) return EXIT_USAGE; }
+        else if (TAKE("--att-heads") == 1) { if (cli_int("train", "--att-heads", v, 1, 64, &att_heads)) return EXIT_USAGE; }
+        else if (TAKE("--att-dim") == 1) { if (cli_int("train", "--att-dim", v, 1, 4096, &att_dim)) return EXIT_USAGE; }
+        else if (TAKE("--patience") == 1) { if (cli_int("train", "--patience", v, 1, 1000, &x)) return EXIT_USAGE; tc.patience = (int)x; }
+        else if (TAKE("--lr-decay") == 1) { if (cli_float("train", "--lr-decay", v, &d) || d <= 0 || d > 1) return EXIT_USAGE; tc.lr_decay = (float)d; }
+        else if (TAKE("--seed") == 1) { if (cli_int("train", "--seed", v, 0, 0x7fffffffL, &x)) return EXIT_USAGE; tc.seed = (uint64_t)x; }
+        else if (TAKE("--threads") == 1) { if (cli_int("train", "--threads", v, 1, 256, &x)) return EXIT_USAGE; tc.n_threads = (int)x; }
+        else if (TAKE("--log") == 1) tc.log_path = v;
+        else if (TAKE("--checkpoint") == 1) ckpt = v;
+        else if (TAKE("--max-steps") == 1) { if (cli_int("train", "--max-steps", v, 1, 0x7fffffffL, &x)) return EXIT_USAGE; tc.max_steps = x; }
+        else if (cli_flag(&a, "--resume")) tc.resume = 1;
+        else if (cli_flag(&a, "--json")) json = 1;
+        else {
+            fprintf(stderr, "semctr train: unknown option '%s'\n%s", argv[a.i], USAGE);
+            return EXIT_USAGE;
+        }
+#undef TAKE
+    }
+    if (!data || !model_name || !out) {
+        fprintf(stderr, "semctr train: --data, --model and --out are required\n%s", USAGE);
+        return EXIT_USAGE;
+    }
+    sc_backbone bb;
+    if (sc_backbone_parse(model_name, &bb)) {
+        fprintf(stderr, "semctr train: unknown model '%s' (lr fm dnn widedeep deepfm dcn dcnv2 autoint)\n", model_name);
+        return EXIT_USAGE;
+    }
+    sc_model_config mc;
+    sc_model_config_default(&mc, bb);
+    if (embed_dim) mc.embed_dim = (int)embed_dim;
+    if (hidden && parse_hidden(hidden, &mc)) {
+        fprintf(stderr, "semctr train: --hidden must be sizes like 256,128 (at most %d)\n", SC_MAX_LAYERS);
+        return EXIT_USAGE;
+    }
+    if (dropout >= 0) mc.dropout = (float)dropout;
+    if (cross >= 0) mc.n_cross = (int)cross;
+    if (att_layers >= 0) mc.att_layers = (int)att_layers;
+    if (att_heads > 0) mc.att_heads = (int)att_heads;
+    if (att_dim > 0) mc.att_dim = (int)att_dim;
+    mc.n_threads = tc.n_threads;
+
+    char ckpt_default[4200];
+    if (!ckpt) {
+        snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", out);
+        ckpt = ckpt_default;
+    }
+    tc.ckpt_path = ckpt;
+    sc_install_signal_handlers();
+
+    sc_error err = {0};
+    sc_schema *schema = NULL;
+    sc_dataset train = {0}, valid = {0};
+    sc_model *model = NULL;
+    char path[4200];
+    int rc = sc_schema_load(&schema, data, &err);
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/train.scd", data);
+        rc = sc_dataset_open(&train, path, &err);
+    }
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/valid.scd", data);
+        rc = sc_dataset_open(&valid, path, &err);
+    }
+    if (!rc) rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed, &err);
+    sc_train_result res;
+    if (!rc) {
+        sc_info("training %s on %lld rows (valid %lld), batch %d, %d threads", model_name, (long long)train.n_rows,
+                (long long)valid.n_rows, tc.batch_size, tc.n_threads);
+        rc = sc_train(model, schema, &train, &valid, &tc, out, &res, &err);
+    }
+    if (!rc) {
+        sc_info("best epoch %d: valid AUC %.5f, gAUC %.5f, logloss %.5f; model written to %s", res.best_epoch,
+                res.best_valid.auc, res.best_valid.gauc, res.best_valid.logloss, out);
+        if (json)
+            printf("{\"model\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, \"valid_gauc\": %.6f, "
+                   "\"valid_logloss\": %.6f, \"samples_per_s\": %.1f, \"steps\": %lld, \"out\": \"%s\"}\n",
+                   model_name, res.best_epoch, res.epochs_run, res.best_valid.auc,
+                   isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss, res.samples_per_s,
+                   (long long)res.steps, out);
+    }
+    if (model) sc_model_free(model);
+    sc_dataset_close(&train);
+    sc_dataset_close(&valid);
+    if (schema) sc_schema_free(schema);
+    if (rc) return cli_fail("train", &err);
+    return 0;
 }

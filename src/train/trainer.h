@@ -1,0 +1,69 @@
+/* The training loop for one CTR network (plain backbones): epochs over the
+ * mmap'ed training split in shuffled batches, BCE loss, an optimizer with
+ * lazy sparse embedding updates, validation AUC after every epoch,
+ * learning-rate decay on plateau, early stopping, the best model written to
+ * disk as soon as it is found, and a resumable checkpoint after each epoch.
+ *
+ * Memory does not grow with the number of rows beyond one int64 per row for
+ * the shuffle order: the split stays mmap'ed and batches are gathered. */
+#ifndef SC_TRAIN_TRAINER_H
+#define SC_TRAIN_TRAINER_H
+
+#include <stdio.h>
+
+#include "ctr/model.h"
+#include "data/dataset.h"
+#include "train/metrics.h"
+#include "train/modelfile.h"
+
+enum sc_optimizer_kind { SC_OPT_ADAM = 0, SC_OPT_ADAGRAD = 1 };
+
+typedef struct sc_train_config {
+    int epochs;            /* maximum epochs (default 10) */
+    int batch_size;        /* default 256 */
+    float lr;              /* initial learning rate (default 1e-3) */
+    int optimizer;         /* enum sc_optimizer_kind (default Adam) */
+    float l2_embed;        /* L2 on touched embedding rows (default 1e-5, DeepCTR's l2_reg_embedding) */
+    int patience;          /* stop after this many epochs without a better validation AUC (default 2) */
+    float lr_decay;        /* multiply lr by this on a plateau (default 0.1; 1 = never) */
+    int lr_patience;       /* epochs without improvement before decaying (default 1) */
+    uint64_t seed;         /* weights init, shuffle order, dropout (default 2026) */
+    int n_threads;         /* default: all cores */
+    int shuffle;           /* default 1 */
+    int64_t max_steps;     /* stop after this many batches in all (0 = no limit), for benchmarks */
+    const char *log_path;  /* JSON-lines metrics log, or NULL */
+    const char *ckpt_path; /* resumable checkpoint, or NULL */
+    int resume;            /* continue from ckpt_path when it exists */
+} sc_train_config;
+
+void sc_train_config_default(sc_train_config *c);
+
+typedef struct sc_train_result {
+    int epochs_run;
+    int best_epoch;        /* 1-based */
+    sc_metrics best_valid;
+    double samples_per_s;  /* training throughput, excluding evaluation */
+    int64_t steps;
+    int stopped_early;
+    int interrupted;
+} sc_train_result;
+
+/* Train `model` (already created for the schema's fields) on train, pick the
+ * epoch by valid AUC, and write the best weights to out_path as a plain
+ * model file with `schema`. On return the model holds the best weights.
+ * Ctrl-C / SIGTERM stop after the current batch with SC_EINTERRUPTED; the
+ * model file and checkpoint on disk stay the last good ones. */
+int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+             const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err);
+
+/* Score every row of ds (batches of batch_size); prob (N) out. */
+int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, float *prob, sc_error *err);
+
+/* Score ds and compute AUC, gAUC (by the split's group column), logloss. */
+int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err);
+
+/* Numerically stable sigmoid and BCE-with-logits over a batch: returns the
+ * mean loss and writes dlogits = (sigmoid(z) - y) / B when dlogits != NULL. */
+double sc_bce_with_logits(const float *logits, const float *label, int B, float *dlogits);
+
+#endif
