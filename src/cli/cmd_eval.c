@@ -78,11 +78,11 @@ int cmd_eval(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/%s.scd", data, split);
     int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
-    if (!rc) rc = sc_schema_check_dataset(bundle.schema, &ds, &err);
+    if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
     if (!rc) rc = sc_evaluate(model, &ds, 4096, &m, &err);
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
-        if (!rc) rc = sc_schema_check_dataset(base_bundle.schema, &ds, &err);
+        if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
         if (!rc) rc = sc_evaluate(base, &ds, 4096, &mb, &err);
     }
     if (!rc) {

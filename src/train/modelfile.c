@@ -189,6 +189,23 @@ fail:
     return rc;
 }
 
+int sc_check_dataset_fields(const sc_schema *schema, const sc_dataset *ds, sc_error *err) {
+    int nf;
+    const sc_field_info *f = sc_schema_fields(schema, &nf);
+    if (nf != ds->n_fields)
+        return sc_fail(err, SC_EINVAL, "the dataset has %d fields, the model was trained on %d: prepare it with the model's config",
+                       ds->n_fields, nf);
+    for (int i = 0; i < nf; i++) {
+        const sc_field_info *a = &f[i], *b = &ds->fields[i];
+        if (strcmp(a->name, b->name) || a->kind != b->kind || a->width != b->width || a->vocab_size != b->vocab_size)
+            return sc_fail(err, SC_EINVAL,
+                           "dataset field %d ('%s', %lld ids) differs from the model's ('%s', %lld ids): "
+                           "prepare the data with the model's config and vocabularies",
+                           i, b->name, (long long)b->vocab_size, a->name, (long long)a->vocab_size);
+    }
+    return SC_OK;
+}
+
 sc_model *sc_model_bundle_network(const sc_model_bundle *b, const char *name) {
     for (int i = 0; i < b->n_networks; i++)
         if (!strcmp(b->networks[i].name, name)) return b->networks[i].model;

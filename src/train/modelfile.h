@@ -57,6 +57,11 @@ int sc_model_bundle_save(const sc_model_bundle *b, const char *path, sc_error *e
  * n_threads threads), info. The file stays open in b->file for extra entries. */
 int sc_model_bundle_load(sc_model_bundle *b, const char *path, int n_threads, sc_error *err);
 
+/* Check that a split file has the fields a model was trained on (names,
+ * kinds, widths, vocabulary sizes), so a model is never scored on a dataset
+ * prepared with another config. */
+int sc_check_dataset_fields(const sc_schema *schema, const sc_dataset *ds, sc_error *err);
+
 /* The network of that name, or NULL. */
 sc_model *sc_model_bundle_network(const sc_model_bundle *b, const char *name);
 

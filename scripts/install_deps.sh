@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages semctr builds and tests with (run as root, or
+# with sudo available). Idempotent. Used by the README's first command and CI.
+set -euo pipefail
+PKGS=(build-essential clang pkg-config python3 python3-pip unzip curl
+      libopenblas-dev libutf8proc-dev libpcre2-dev libyaml-dev libcjson-dev
+      libxxhash-dev libmicrohttpd-dev libcriterion-dev)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# python3 from elsewhere (pyenv) with pip is as good as Debian's
+if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-pip}"); missing=("${missing[@]/python3}")
+fi
+read -r -a missing <<< "${missing[*]:-}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all Debian packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install_deps: installing ${missing[*]}"
+$SUDO apt-get update
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
