@@ -72,47 +72,32 @@ int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metric
     return rc;
 }
 
-/* ---- checkpoints: current weights, optimizer state and loop state ---- */
+/* ---- the shared loop ---- */
 
 typedef struct loop_state {
-    int epoch;         /* epochs completed */
-    int bad_epochs;    /* epochs since the best validation AUC */
-    int plateau;       /* epochs since the last improvement or lr decay */
+    int epoch;      /* epochs completed */
+    int bad_epochs; /* epochs since the best validation AUC */
+    int plateau;    /* epochs since the last improvement or lr decay */
     float lr;
     double best_auc;
     int best_epoch;
     int64_t steps;
 } loop_state;
 
-static int save_checkpoint(const char *path, sc_model *model, sc_optim *opt, const loop_state *st,
-                           sc_error *err) {
+static int save_checkpoint(const char *path, const sc_fit_task *t, const loop_state *st, sc_error *err) {
     sc_container_writer w;
     sc_container_writer_init(&w);
-    int rc = SC_OK, np, ns;
-    sc_param *p = sc_model_params(model, &np);
-    for (int k = 0; k < np && !rc; k++) {
-        char name[128];
-        snprintf(name, sizeof name, "main/%s", p[k].name);
-        rc = sc_container_add(&w, name, 1, p[k].data, (uint64_t)p[k].size * sizeof(float), err);
-    }
-    sc_optim_tensor *s = sc_optim_state(opt, &ns);
-    for (int k = 0; k < ns && !rc; k++) {
-        char name[128];
-        snprintf(name, sizeof name, "optim/%s", s[k].name);
-        rc = sc_container_add(&w, name, 1, s[k].data, (uint64_t)s[k].size * sizeof(float), err);
-    }
     cJSON *h = cJSON_CreateObject();
     cJSON_AddStringToObject(h, "format", "semctr-checkpoint");
-    cJSON_AddItemToObject(h, "config", sc_model_config_to_json(sc_model_get_config(model)));
-    cJSON *t = cJSON_AddObjectToObject(h, "loop");
-    cJSON_AddNumberToObject(t, "epoch", st->epoch);
-    cJSON_AddNumberToObject(t, "bad_epochs", st->bad_epochs);
-    cJSON_AddNumberToObject(t, "plateau", st->plateau);
-    cJSON_AddNumberToObject(t, "lr", st->lr);
-    cJSON_AddNumberToObject(t, "best_auc", st->best_auc);
-    cJSON_AddNumberToObject(t, "best_epoch", st->best_epoch);
-    cJSON_AddNumberToObject(t, "steps", (double)st->steps);
-    cJSON_AddNumberToObject(t, "optim_steps", (double)sc_optim_steps(opt));
+    cJSON *l = cJSON_AddObjectToObject(h, "loop");
+    cJSON_AddNumberToObject(l, "epoch", st->epoch);
+    cJSON_AddNumberToObject(l, "bad_epochs", st->bad_epochs);
+    cJSON_AddNumberToObject(l, "plateau", st->plateau);
+    cJSON_AddNumberToObject(l, "lr", st->lr);
+    cJSON_AddNumberToObject(l, "best_auc", st->best_auc);
+    cJSON_AddNumberToObject(l, "best_epoch", st->best_epoch);
+    cJSON_AddNumberToObject(l, "steps", (double)st->steps);
+    int rc = t->stage_checkpoint(t->ctx, &w, h, err);
     if (!rc) rc = sc_container_write(&w, path, h, err);
     cJSON_Delete(h);
     sc_container_writer_free(&w);
@@ -124,18 +109,7 @@ static double json_num(const cJSON *o, const char *key, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-static int load_tensors(const sc_container *c, const char *prefix, const char *name, float *data, int64_t size,
-                        sc_error *err) {
-    char full[160];
-    snprintf(full, sizeof full, "%s/%s", prefix, name);
-    const sc_container_entry *e = sc_container_find(c, full);
-    if (!e || !e->is_f32 || e->bytes != (uint64_t)size * sizeof(float))
-        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size for this model", c->path, full);
-    memcpy(data, e->data, e->bytes);
-    return SC_OK;
-}
-
-static int load_checkpoint(const char *path, sc_model *model, sc_optim *opt, loop_state *st, sc_error *err) {
+static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *st, sc_error *err) {
     sc_container c;
     int rc = sc_container_open(&c, path, err);
     if (rc) return rc;
@@ -145,11 +119,7 @@ static int load_checkpoint(const char *path, sc_model *model, sc_optim *opt, loo
         sc_container_close(&c);
         return sc_fail(err, SC_EFORMAT, "%s: not a semctr training checkpoint", path);
     }
-    int np, ns;
-    sc_param *p = sc_model_params(model, &np);
-    for (int k = 0; k < np && !rc; k++) rc = load_tensors(&c, "main", p[k].name, p[k].data, p[k].size, err);
-    sc_optim_tensor *s = sc_optim_state(opt, &ns);
-    for (int k = 0; k < ns && !rc; k++) rc = load_tensors(&c, "optim", s[k].name, s[k].data, s[k].size, err);
+    rc = t->load_checkpoint(t->ctx, &c, err);
     if (!rc) {
         st->epoch = (int)json_num(loop, "epoch", 0);
         st->bad_epochs = (int)json_num(loop, "bad_epochs", 0);
@@ -158,7 +128,6 @@ static int load_checkpoint(const char *path, sc_model *model, sc_optim *opt, loo
         st->best_auc = json_num(loop, "best_auc", -1);
         st->best_epoch = (int)json_num(loop, "best_epoch", 0);
         st->steps = (int64_t)json_num(loop, "steps", 0);
-        sc_optim_set_steps(opt, (int64_t)json_num(loop, "optim_steps", 0));
     }
     sc_container_close(&c);
     return rc;
@@ -173,32 +142,20 @@ static void log_epoch(FILE *log, int epoch, double loss, const sc_metrics *m, fl
     fflush(log);
 }
 
-int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
-             const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err) {
+int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_task *t, sc_train_result *res,
+           sc_error *err) {
     memset(res, 0, sizeof *res);
     if (train->n_rows == 0) return sc_fail(err, SC_EINVAL, "the training split is empty");
-    if (valid->n_rows == 0) return sc_fail(err, SC_EINVAL, "the validation split is empty");
-    int np, rc;
-    sc_param *params = sc_model_params(model, &np);
-    sc_optim *opt = NULL;
-    sc_model *best = NULL;
+    int rc = SC_OK;
     sc_batch b = {0};
     int64_t *order = NULL;
-    float *logits = NULL, *dlogits = NULL;
     FILE *log = NULL;
-    sc_model_bundle bundle = {0};
     loop_state st = {.lr = cfg->lr, .best_auc = -1};
 
-    rc = sc_optim_create(&opt, cfg->optimizer == SC_OPT_ADAGRAD ? SC_OPTIM_ADAGRAD : SC_OPTIM_ADAM, params, np, err);
-    if (rc) goto done;
-    rc = sc_model_create(&best, sc_model_get_config(model), train->fields, train->n_fields, cfg->seed, err);
-    if (rc) goto done;
     rc = sc_batch_alloc(&b, train->fields, train->n_fields, cfg->batch_size, err);
     if (rc) goto done;
     order = sc_malloc((size_t)train->n_rows * sizeof *order);
-    logits = sc_malloc((size_t)cfg->batch_size * sizeof *logits);
-    dlogits = sc_malloc((size_t)cfg->batch_size * sizeof *dlogits);
-    if (!order || !logits || !dlogits) {
+    if (!order) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld rows", (long long)train->n_rows);
         goto done;
     }
@@ -209,34 +166,15 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
             goto done;
         }
     }
-    bundle.schema = (sc_schema *)schema;
-    snprintf(bundle.method, sizeof bundle.method, "plain");
-    bundle.n_networks = 1;
-    snprintf(bundle.networks[0].name, sizeof bundle.networks[0].name, "main");
-    bundle.networks[0].model = best;
-
     if (cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path)) {
-        rc = load_checkpoint(cfg->ckpt_path, model, opt, &st, err);
+        rc = load_checkpoint(cfg->ckpt_path, t, &st, err);
         if (rc) goto done;
-        sc_model_copy_weights(best, model);
-        if (st.best_epoch > 0) {
-            /* The best weights are those of the model file written at that epoch. */
-            sc_model_bundle prev;
-            rc = sc_model_bundle_load(&prev, out_path, cfg->n_threads, err);
-            if (rc) {
-                sc_fail_prefix(err, "resuming needs the best model written so far: ");
-                goto done;
-            }
-            sc_model *pm = sc_model_bundle_network(&prev, "main");
-            if (pm) sc_model_copy_weights(best, pm);
-            sc_model_bundle_free(&prev);
-        }
         sc_info("resuming after epoch %d (best valid AUC %.5f at epoch %d)", st.epoch, st.best_auc, st.best_epoch);
     }
 
     double train_time = 0;
     int64_t train_samples = 0;
-    int stop = st.bad_epochs >= cfg->patience && st.epoch > 0;
+    int stop = st.epoch > 0 && st.bad_epochs >= cfg->patience;
     for (int epoch = st.epoch + 1; epoch <= cfg->epochs && !stop; epoch++) {
         for (int64_t i = 0; i < train->n_rows; i++) order[i] = i;
         if (cfg->shuffle) {
@@ -252,21 +190,20 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
         int64_t n_batches = 0, seen = 0;
         for (int64_t start = 0; start < train->n_rows; start += cfg->batch_size) {
             if (sc_interrupted()) {
-                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted in epoch %d; %s and %s hold the last complete epoch",
-                             epoch, out_path, cfg->ckpt_path ? cfg->ckpt_path : "(no checkpoint)");
-                res->interrupted = 1;
                 sc_progress_end(&prog);
+                res->interrupted = 1;
+                rc = sc_fail(err, SC_EINTERRUPTED,
+                             "interrupted in epoch %d; the model file and %s hold the last complete epoch", epoch,
+                             cfg->ckpt_path ? cfg->ckpt_path : "(no checkpoint)");
                 goto done;
             }
             if (cfg->max_steps && st.steps >= cfg->max_steps) break;
             int n = (int)(train->n_rows - start < cfg->batch_size ? train->n_rows - start : cfg->batch_size);
             sc_batch_gather(&b, train, order + start, n);
-            rc = sc_model_forward(model, &b, 1, logits, err);
+            double loss;
+            rc = t->step(t->ctx, &b, order + start, st.lr, &loss, err);
             if (rc) goto done;
-            loss_sum += sc_bce_with_logits(logits, b.label, n, dlogits);
-            rc = sc_model_backward(model, &b, dlogits, NULL, NULL, err);
-            if (rc) goto done;
-            sc_optim_step(opt, st.lr, cfg->l2_embed);
+            loss_sum += loss;
             n_batches++;
             st.steps++;
             seen += n;
@@ -282,18 +219,16 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
         sc_progress_end(&prog);
 
         sc_metrics m;
-        rc = sc_evaluate(model, valid, cfg->batch_size > 4096 ? cfg->batch_size : 4096, &m, err);
+        rc = t->validate(t->ctx, &m, err);
         if (rc) goto done;
         int improved = m.auc > st.best_auc;
         st.epoch = epoch;
         if (improved) {
             st.best_auc = m.auc;
             st.best_epoch = epoch;
-            st.bad_epochs = 0;
-            st.plateau = 0;
+            st.bad_epochs = st.plateau = 0;
             res->best_valid = m;
-            sc_model_copy_weights(best, model);
-            rc = sc_model_bundle_save(&bundle, out_path, err);
+            rc = t->save_best(t->ctx, err);
             if (rc) goto done;
         } else {
             st.bad_epochs++;
@@ -304,39 +239,178 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
                 sc_info("validation AUC did not improve: learning rate now %g", st.lr);
             }
         }
-        double sps = dt > 0 ? (double)seen / dt : 0;
+        double sps = dt > 0 ? (double)seen / dt : 0, mean_loss = n_batches ? loss_sum / (double)n_batches : 0;
         sc_info("epoch %d: train loss %.5f, valid AUC %.5f, gAUC %.5f, logloss %.5f, %.0f samples/s%s", epoch,
-                n_batches ? loss_sum / (double)n_batches : 0, m.auc, m.gauc, m.logloss, sps,
-                improved ? " (best so far, saved)" : "");
-        log_epoch(log, epoch, n_batches ? loss_sum / (double)n_batches : 0, &m, st.lr, sps, improved);
+                mean_loss, m.auc, m.gauc, m.logloss, sps, improved ? " (best so far, saved)" : "");
+        log_epoch(log, epoch, mean_loss, &m, st.lr, sps, improved);
         res->epochs_run++;
         if (cfg->ckpt_path) {
-            rc = save_checkpoint(cfg->ckpt_path, model, opt, &st, err);
+            rc = save_checkpoint(cfg->ckpt_path, t, &st, err);
             if (rc) goto done;
         }
         if (st.bad_epochs >= cfg->patience) {
-            res->stopped_early = 1;
-            stop = 1;
+            res->stopped_early = stop = 1;
             sc_info("early stop: no better validation AUC for %d epochs", st.bad_epochs);
         }
         if (cfg->max_steps && st.steps >= cfg->max_steps) stop = 1;
     }
     if (st.best_epoch == 0) {
-        rc = sc_fail(err, SC_EINVAL, "no epoch was trained (epochs %d already done?)", st.epoch);
+        rc = sc_fail(err, SC_EINVAL, "no epoch was trained (%d of %d already done)", st.epoch, cfg->epochs);
         goto done;
     }
-    sc_model_copy_weights(model, best);
+    /* After a resume the best weights may predate this process: reload them from the model file. */
+    rc = t->restore_best(t->ctx, res->best_valid.n == 0, err);
+    if (rc) goto done;
+    if (res->best_valid.n == 0) rc = t->validate(t->ctx, &res->best_valid, err);
     res->best_epoch = st.best_epoch;
     res->steps = st.steps;
-    if (res->best_valid.n == 0) rc = sc_evaluate(model, valid, 4096, &res->best_valid, err);
     res->samples_per_s = train_time > 0 ? (double)train_samples / train_time : 0;
 done:
     if (log) fclose(log);
     sc_free(order);
-    sc_free(logits);
-    sc_free(dlogits);
     sc_batch_free(&b);
-    if (best) sc_model_free(best);
-    if (opt) sc_optim_free(opt);
+    return rc;
+}
+
+/* ---- the plain task: one backbone ---- */
+
+typedef struct plain_ctx {
+    sc_model *model, *best;
+    sc_optim *opt;
+    const sc_dataset *valid;
+    float *logits, *dlogits; /* (batch) */
+    float l2_embed;
+    sc_model_bundle bundle; /* wraps best for writing */
+    const char *out_path;
+    int n_threads;
+} plain_ctx;
+
+static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float lr, double *loss, sc_error *err) {
+    (void)rows;
+    plain_ctx *c = ctx;
+    int rc = sc_model_forward(c->model, b, 1, c->logits, err);
+    if (rc) return rc;
+    *loss = sc_bce_with_logits(c->logits, b->label, b->n, c->dlogits);
+    rc = sc_model_backward(c->model, b, c->dlogits, NULL, NULL, err);
+    if (rc) return rc;
+    sc_optim_step(c->opt, lr, c->l2_embed);
+    return SC_OK;
+}
+
+static int plain_validate(void *ctx, sc_metrics *m, sc_error *err) {
+    plain_ctx *c = ctx;
+    return sc_evaluate(c->model, c->valid, 4096, m, err);
+}
+
+static int plain_save_best(void *ctx, sc_error *err) {
+    plain_ctx *c = ctx;
+    sc_model_copy_weights(c->best, c->model);
+    return sc_model_bundle_save(&c->bundle, c->out_path, err);
+}
+
+static int plain_restore_best(void *ctx, int from_file, sc_error *err) {
+    plain_ctx *c = ctx;
+    if (from_file) {
+        sc_model_bundle prev;
+        int rc = sc_model_bundle_load(&prev, c->out_path, c->n_threads, err);
+        if (rc) return sc_fail_prefix(err, "reloading the best model: ");
+        sc_model *pm = sc_model_bundle_network(&prev, "main");
+        if (pm) sc_model_copy_weights(c->best, pm);
+        sc_model_bundle_free(&prev);
+        if (!pm) return sc_fail(err, SC_EFORMAT, "%s: no network 'main'", c->out_path);
+    }
+    sc_model_copy_weights(c->model, c->best);
+    return SC_OK;
+}
+
+/* Add a model's weights ("<prefix>/<param>") and an optimizer's state
+ * ("<prefix>.optim/<tensor>") to a checkpoint. */
+static int stage_model_and_optim(sc_container_writer *w, const char *prefix, sc_model *m, sc_optim *o,
+                                 sc_error *err) {
+    int np, ns, rc = SC_OK;
+    sc_param *p = sc_model_params(m, &np);
+    for (int k = 0; k < np && !rc; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
+        rc = sc_container_add(w, name, 1, p[k].data, (uint64_t)p[k].size * sizeof(float), err);
+    }
+    sc_optim_tensor *s = sc_optim_state(o, &ns);
+    for (int k = 0; k < ns && !rc; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s.optim/%s", prefix, s[k].name);
+        rc = sc_container_add(w, name, 1, s[k].data, (uint64_t)s[k].size * sizeof(float), err);
+    }
+    return rc;
+}
+
+static int load_tensor(const sc_container *c, const char *name, float *data, int64_t size, sc_error *err) {
+    const sc_container_entry *e = sc_container_find(c, name);
+    if (!e || !e->is_f32 || e->bytes != (uint64_t)size * sizeof(float))
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size for this model", c->path, name);
+    memcpy(data, e->data, e->bytes);
+    return SC_OK;
+}
+
+static int load_model_and_optim(const sc_container *c, const char *prefix, sc_model *m, sc_optim *o,
+                                sc_error *err) {
+    int np, ns, rc = SC_OK;
+    sc_param *p = sc_model_params(m, &np);
+    for (int k = 0; k < np && !rc; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
+        rc = load_tensor(c, name, p[k].data, p[k].size, err);
+    }
+    sc_optim_tensor *s = sc_optim_state(o, &ns);
+    for (int k = 0; k < ns && !rc; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s.optim/%s", prefix, s[k].name);
+        rc = load_tensor(c, name, s[k].data, s[k].size, err);
+    }
+    return rc;
+}
+
+static int plain_stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
+    plain_ctx *c = ctx;
+    cJSON_AddNumberToObject(header, "optim_steps", (double)sc_optim_steps(c->opt));
+    return stage_model_and_optim(w, "main", c->model, c->opt, err);
+}
+
+static int plain_load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
+    plain_ctx *c = ctx;
+    int rc = load_model_and_optim(ck, "main", c->model, c->opt, err);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(ck->header, "optim_steps");
+    if (!rc && cJSON_IsNumber(s)) sc_optim_set_steps(c->opt, (int64_t)s->valuedouble);
+    return rc;
+}
+
+int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+             const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err) {
+    if (valid->n_rows == 0) return sc_fail(err, SC_EINVAL, "the validation split is empty");
+    int np, rc;
+    plain_ctx c = {.model = model, .valid = valid, .l2_embed = cfg->l2_embed, .out_path = out_path,
+                   .n_threads = cfg->n_threads};
+    sc_param *params = sc_model_params(model, &np);
+    rc = sc_optim_create(&c.opt, cfg->optimizer == SC_OPT_ADAGRAD ? SC_OPTIM_ADAGRAD : SC_OPTIM_ADAM, params, np,
+                         err);
+    if (!rc) rc = sc_model_create(&c.best, sc_model_get_config(model), train->fields, train->n_fields, cfg->seed, err);
+    if (!rc) {
+        c.logits = sc_malloc((size_t)cfg->batch_size * sizeof(float));
+        c.dlogits = sc_malloc((size_t)cfg->batch_size * sizeof(float));
+        if (!c.logits || !c.dlogits) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    if (!rc) {
+        c.bundle.schema = (sc_schema *)schema;
+        snprintf(c.bundle.method, sizeof c.bundle.method, "plain");
+        c.bundle.n_networks = 1;
+        snprintf(c.bundle.networks[0].name, sizeof c.bundle.networks[0].name, "main");
+        c.bundle.networks[0].model = c.best;
+        sc_fit_task t = {&c, plain_step, plain_validate, plain_save_best, plain_restore_best,
+                         plain_stage_checkpoint, plain_load_checkpoint};
+        rc = sc_fit(train, cfg, &t, res, err);
+    }
+    sc_free(c.logits);
+    sc_free(c.dlogits);
+    if (c.best) sc_model_free(c.best);
+    if (c.opt) sc_optim_free(c.opt);
     return rc;
 }

@@ -48,6 +48,32 @@ typedef struct sc_train_result {
     int interrupted;
 } sc_train_result;
 
+/* What a training method plugs into the shared loop (sc_fit): how to take
+ * one step, how to measure the validation AUC that picks the best epoch, and
+ * how to keep, save, checkpoint and restore its networks. The plain trainer
+ * (one backbone) and ELEC (a gain and a vanilla network) both run on it. */
+typedef struct sc_fit_task {
+    void *ctx;
+    /* One optimisation step on batch b (its dataset rows are rows[0..b->n)). */
+    int (*step)(void *ctx, const sc_batch *b, const int64_t *rows, float lr, double *loss, sc_error *err);
+    /* Metrics on the validation split; m->auc picks the best epoch. */
+    int (*validate)(void *ctx, sc_metrics *m, sc_error *err);
+    /* This epoch is the best so far: snapshot the weights and write the model file. */
+    int (*save_best)(void *ctx, sc_error *err);
+    /* Put the best weights back into the live networks. from_file: they are
+     * on disk only (after a resume), not in memory. */
+    int (*restore_best)(void *ctx, int from_file, sc_error *err);
+    /* Checkpoint: add weights and optimizer state to w / read them from c. */
+    int (*stage_checkpoint)(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err);
+    int (*load_checkpoint)(void *ctx, const sc_container *c, sc_error *err);
+} sc_fit_task;
+
+/* The shared loop: epochs of shuffled batches of train, validation after
+ * each epoch, best epoch saved, LR decay on plateau, early stopping,
+ * checkpoint and resume, Ctrl-C. cfg->batch_size rows per step. */
+int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_task *task, sc_train_result *res,
+           sc_error *err);
+
 /* Train `model` (already created for the schema's fields) on train, pick the
  * epoch by valid AUC, and write the best weights to out_path as a plain
  * model file with `schema`. On return the model holds the best weights.
