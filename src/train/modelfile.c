@@ -17,6 +17,7 @@ cJSON *sc_model_config_to_json(const sc_model_config *c) {
     cJSON_AddNumberToObject(j, "att_heads", c->att_heads);
     cJSON_AddNumberToObject(j, "att_dim", c->att_dim);
     cJSON_AddNumberToObject(j, "att_residual", c->att_residual);
+    cJSON_AddNumberToObject(j, "att_scaling", c->att_scaling);
     cJSON_AddNumberToObject(j, "extra_dim", c->extra_dim);
     cJSON_AddStringToObject(j, "extra_mode", c->extra_mode == SC_EXTRA_CONCAT ? "concat" : "field");
     return j;
@@ -43,6 +44,7 @@ int sc_model_config_from_json(const cJSON *j, sc_model_config *c, sc_error *err)
     if (!rc) rc = get_int(j, "att_heads", 1, 64, &c->att_heads, err);
     if (!rc) rc = get_int(j, "att_dim", 1, 4096, &c->att_dim, err);
     if (!rc) rc = get_int(j, "att_residual", 0, 1, &c->att_residual, err);
+    if (!rc) rc = get_int(j, "att_scaling", 0, 1, &c->att_scaling, err);
     if (!rc) rc = get_int(j, "extra_dim", 0, 1 << 20, &c->extra_dim, err);
     if (rc) return rc;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "hidden");

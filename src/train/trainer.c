@@ -272,6 +272,15 @@ done:
     return rc;
 }
 
+int sc_train_optim_create(sc_optim **out, const sc_train_config *cfg, sc_param *params, int n, sc_error *err) {
+    sc_optim_config oc;
+    sc_optim_config_default(&oc, cfg->optimizer == SC_OPT_ADAGRAD ? SC_OPTIM_ADAGRAD : SC_OPTIM_ADAM);
+    /* --l2-embed is λ of a loss term λ·||w||² (DeepCTR-Torch's l2_reg_embedding): gradient 2λw */
+    oc.weight_decay = 2 * cfg->l2_embed;
+    oc.n_threads = cfg->n_threads;
+    return sc_optim_create(out, &oc, params, n, err);
+}
+
 /* ---- the plain task: one backbone ---- */
 
 typedef struct plain_ctx {
@@ -279,7 +288,6 @@ typedef struct plain_ctx {
     sc_optim *opt;
     const sc_dataset *valid;
     float *logits, *dlogits; /* (batch) */
-    float l2_embed;
     sc_model_bundle bundle; /* wraps best for writing */
     const char *out_path;
     int n_threads;
@@ -293,8 +301,7 @@ static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float l
     *loss = sc_bce_with_logits(c->logits, b->label, b->n, c->dlogits);
     rc = sc_model_backward(c->model, b, c->dlogits, NULL, NULL, err);
     if (rc) return rc;
-    sc_optim_step(c->opt, lr, c->l2_embed);
-    return SC_OK;
+    return sc_optim_step(c->opt, lr, err);
 }
 
 static int plain_validate(void *ctx, sc_metrics *m, sc_error *err) {
@@ -334,11 +341,15 @@ static int stage_model_and_optim(sc_container_writer *w, const char *prefix, sc_
         snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
         rc = sc_container_add(w, name, 1, p[k].data, (uint64_t)p[k].size * sizeof(float), err);
     }
-    sc_optim_tensor *s = sc_optim_state(o, &ns);
+    ns = sc_optim_n_states(o);
     for (int k = 0; k < ns && !rc; k++) {
-        char name[128];
-        snprintf(name, sizeof name, "%s.optim/%s", prefix, s[k].name);
-        rc = sc_container_add(w, name, 1, s[k].data, (uint64_t)s[k].size * sizeof(float), err);
+        const char *sname;
+        float *data;
+        int64_t size;
+        sc_optim_state(o, k, &sname, &data, &size);
+        char name[160];
+        snprintf(name, sizeof name, "%s.optim/%s", prefix, sname);
+        rc = sc_container_add(w, name, 1, data, (uint64_t)size * sizeof(float), err);
     }
     return rc;
 }
@@ -360,18 +371,22 @@ static int load_model_and_optim(const sc_container *c, const char *prefix, sc_mo
         snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
         rc = load_tensor(c, name, p[k].data, p[k].size, err);
     }
-    sc_optim_tensor *s = sc_optim_state(o, &ns);
+    ns = sc_optim_n_states(o);
     for (int k = 0; k < ns && !rc; k++) {
-        char name[128];
-        snprintf(name, sizeof name, "%s.optim/%s", prefix, s[k].name);
-        rc = load_tensor(c, name, s[k].data, s[k].size, err);
+        const char *sname;
+        float *data;
+        int64_t size;
+        sc_optim_state(o, k, &sname, &data, &size);
+        char name[160];
+        snprintf(name, sizeof name, "%s.optim/%s", prefix, sname);
+        rc = load_tensor(c, name, data, size, err);
     }
     return rc;
 }
 
 static int plain_stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
     plain_ctx *c = ctx;
-    cJSON_AddNumberToObject(header, "optim_steps", (double)sc_optim_steps(c->opt));
+    cJSON_AddNumberToObject(header, "optim_steps", (double)sc_optim_get_step(c->opt));
     return stage_model_and_optim(w, "main", c->model, c->opt, err);
 }
 
@@ -379,7 +394,7 @@ static int plain_load_checkpoint(void *ctx, const sc_container *ck, sc_error *er
     plain_ctx *c = ctx;
     int rc = load_model_and_optim(ck, "main", c->model, c->opt, err);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(ck->header, "optim_steps");
-    if (!rc && cJSON_IsNumber(s)) sc_optim_set_steps(c->opt, (int64_t)s->valuedouble);
+    if (!rc && cJSON_IsNumber(s)) sc_optim_set_step(c->opt, (int64_t)s->valuedouble);
     return rc;
 }
 
@@ -387,11 +402,10 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
              const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err) {
     if (valid->n_rows == 0) return sc_fail(err, SC_EINVAL, "the validation split is empty");
     int np, rc;
-    plain_ctx c = {.model = model, .valid = valid, .l2_embed = cfg->l2_embed, .out_path = out_path,
+    plain_ctx c = {.model = model, .valid = valid, .out_path = out_path,
                    .n_threads = cfg->n_threads};
     sc_param *params = sc_model_params(model, &np);
-    rc = sc_optim_create(&c.opt, cfg->optimizer == SC_OPT_ADAGRAD ? SC_OPTIM_ADAGRAD : SC_OPTIM_ADAM, params, np,
-                         err);
+    rc = sc_train_optim_create(&c.opt, cfg, params, np, err);
     if (!rc) rc = sc_model_create(&c.best, sc_model_get_config(model), train->fields, train->n_fields, cfg->seed, err);
     if (!rc) {
         c.logits = sc_malloc((size_t)cfg->batch_size * sizeof(float));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ctr/model.h"
+#include "nn/optim.h"
 #include "data/dataset.h"
 #include "train/metrics.h"
 #include "train/modelfile.h"
@@ -87,6 +88,9 @@ int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, fl
 
 /* Score ds and compute AUC, gAUC (by the split's group column), logloss. */
 int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err);
+
+/* An optimizer as cfg says (kind, L2 on embedding rows, threads). */
+int sc_train_optim_create(sc_optim **out, const sc_train_config *cfg, sc_param *params, int n, sc_error *err);
 
 /* Numerically stable sigmoid and BCE-with-logits over a batch: returns the
  * mean loss and writes dlogits = (sigmoid(z) - y) / B when dlogits != NULL. */
