@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "data/dataset.h"
+#include "nn/param.h"
 
 typedef enum sc_backbone {
     SC_BB_LR = 0,
@@ -38,17 +39,21 @@ enum sc_extra_mode {
 
 #define SC_MAX_LAYERS 8
 
+/* Defaults (sc_model_config_default) are DeepCTR-Torch 0.3's defaults for the
+ * backbone; see docs/models.md. */
 typedef struct sc_model_config {
     sc_backbone backbone;
-    int embed_dim;               /* D, default 16 */
-    int n_hidden;                /* DNN tower depth, default 3 */
-    int hidden[SC_MAX_LAYERS];   /* DNN tower sizes, default 256 128 64 */
-    float dropout;               /* DNN dropout rate, default 0 */
-    int n_cross;                 /* DCN / DCNv2 cross layers, default 3 */
-    int att_layers;              /* AutoInt attention layers, default 3 */
+    int embed_dim;               /* D, default 16 (an argument of feature columns in DeepCTR) */
+    int n_hidden;                /* DNN tower depth: 2 (0 for LR and FM) */
+    int hidden[SC_MAX_LAYERS];   /* DNN sizes: 256 128; DCN / DCNv2: 128 128 */
+    float dropout;               /* DNN dropout rate (after each ReLU), default 0 */
+    int n_cross;                 /* DCN / DCNv2 cross layers, default 2 */
+    int att_layers;              /* AutoInt interacting layers, default 3 */
     int att_heads;               /* AutoInt heads, default 2 */
-    int att_dim;                 /* AutoInt attention size per head, default 16 (DeepCTR default 8 heads x 2... see docs) */
-    int att_residual;            /* AutoInt residual connection, default 1 */
+    int att_dim;                 /* AutoInt size per head, default D / heads (DeepCTR-Torch
+                                    fixes it to that; other values widen the layers) */
+    int att_residual;            /* AutoInt residual projection, default 1 */
+    int att_scaling;             /* AutoInt scores / sqrt(att_dim), default 0 (DeepCTR-Torch) */
     int extra_dim;               /* size of batch->extra, 0 if none (ELEC gain network) */
     int extra_mode;              /* enum sc_extra_mode */
     int n_threads;               /* threads for forward/backward, default all cores */
@@ -56,23 +61,8 @@ typedef struct sc_model_config {
 
 void sc_model_config_default(sc_model_config *cfg, sc_backbone backbone);
 
-/* A trainable tensor. Dense tensors have grad of the same size. Embedding
- * tables are sparse: only the rows touched by the last backward have
- * gradients, listed in rows[0..n_rows_touched) with their gradients in
- * grad (n_rows_touched, cols); the optimizer updates only those rows
- * (lazy sparse update). */
-typedef struct sc_param {
-    char name[64];      /* "emb.user_id", "dnn.0.weight", ... */
-    float *data;        /* (size) = (rows, cols) */
-    int64_t size;
-    int64_t rows;       /* for embedding tables; 1 row-group otherwise */
-    int cols;
-    int sparse;         /* 1 for embedding tables */
-    int weight_decay;   /* 1 where L2 regularisation applies (embedding tables) */
-    float *grad;        /* dense: (size); sparse: (n_rows_touched, cols) */
-    int32_t *touched;   /* sparse only: (n_rows_touched) row ids, unique */
-    int64_t n_touched;
-} sc_param;
+/* sc_param (a trainable tensor: data, grad, sparse touched rows) lives in
+ * nn/param.h so the optimizers need not include this header. */
 
 typedef struct sc_model sc_model;
 
@@ -101,5 +91,18 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
 
 /* All trainable tensors, in a fixed order (the order of the model file). */
 sc_param *sc_model_params(sc_model *m, int *n_params);
+
+/* Dense-layer floating-point operations of one sample's forward pass
+ * (2 per multiply-add: DNN, cross, attention, FM, projections); for
+ * reporting achieved FLOP/s. Backward costs about twice as much. */
+double sc_model_flops_per_sample(const sc_model *m);
+
+/* Copy all weights of src into dst (same config, fields and so shapes; the
+ * training loop's "best checkpoint"). Gradients and activations are not
+ * copied. */
+int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err);
+
+/* Width H of sc_model_hidden for this model (0 for LR). */
+int sc_model_hidden_dim(const sc_model *m);
 
 #endif

@@ -1,0 +1,575 @@
+/* Layers with forward and backward; see layers.h for the conventions.
+ * Dimension letters: B batch, F fields, D embedding, C in, O out, K cross
+ * width, A attention width, NH heads, W ids per row. */
+#include "nn/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+void sc_nn_set_threads(int n_threads) {
+    openblas_set_num_threads(n_threads < 1 ? 1 : n_threads);
+}
+
+void sc_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *Bm, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        /* BLAS leaves C untouched for K = 0 only when beta = 1; be explicit. */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(int64_t)i * ldc + j] *= beta;
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+}
+
+/* Split [0, n) into `tasks` contiguous chunks; chunk t is [*lo, *hi). */
+static void chunk(int64_t n, int tasks, int t, int64_t *lo, int64_t *hi) {
+    int64_t base = n / tasks, rem = n % tasks;
+    *lo = t * base + (t < rem ? t : rem);
+    *hi = *lo + base + (t < rem ? 1 : 0);
+}
+
+/* Chunks for per-sample parallel work: enough to use the threads, not so
+ * many that tiny batches pay for thread start-up. */
+static int n_chunks(int64_t n, int n_threads, int64_t min_per_chunk) {
+    if (n_threads < 1) n_threads = 1;
+    int64_t c = n / (min_per_chunk > 0 ? min_per_chunk : 1);
+    if (c > n_threads) c = n_threads;
+    if (c < 1) c = 1;
+    return (int)c;
+}
+
+/* ---------------- linear ---------------- */
+
+void sc_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                       int C, int O) {
+    if (bias) {
+        for (int b = 0; b < B; b++) memcpy(out + (int64_t)b * O, bias, sizeof(float) * O);
+        sc_gemm(0, 1, B, O, C, 1.0f, inp, C, weight, C, 1.0f, out, O);
+    } else {
+        sc_gemm(0, 1, B, O, C, 1.0f, inp, C, weight, C, 0.0f, out, O);
+    }
+}
+
+void sc_colsum_acc(float *out, const float *x, int B, int O) {
+    for (int b = 0; b < B; b++) {
+        const float *r = x + (int64_t)b * O;
+        for (int o = 0; o < O; o++) out[o] += r[o];
+    }
+}
+
+void sc_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int B, int C, int O) {
+    if (dinp) sc_gemm(0, 0, B, C, O, 1.0f, dout, O, weight, C, 1.0f, dinp, C);
+    if (dweight) sc_gemm(1, 0, O, C, B, 1.0f, dout, O, inp, C, 1.0f, dweight, C);
+    if (dbias) sc_colsum_acc(dbias, dout, B, O);
+}
+
+/* ---------------- ReLU / sigmoid / dropout ---------------- */
+
+typedef struct {
+    float *a;
+    const float *b, *c;
+    int64_t n;
+    int tasks;
+} ew_ctx;
+
+static void relu_fwd_task(void *vc, int t) {
+    ew_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->n, c->tasks, t, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) c->a[i] = c->b[i] > 0.0f ? c->b[i] : 0.0f;
+}
+
+void sc_relu_forward(float *out, const float *inp, int64_t N, int n_threads) {
+    ew_ctx c = {out, inp, NULL, N, n_chunks(N, n_threads, 1 << 15)};
+    sc_parallel_for(c.tasks, n_threads, relu_fwd_task, &c);
+}
+
+static void relu_bwd_task(void *vc, int t) {
+    ew_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->n, c->tasks, t, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        if (c->c[i] > 0.0f) c->a[i] += c->b[i];
+}
+
+void sc_relu_backward(float *dinp, const float *dout, const float *out, int64_t N, int n_threads) {
+    if (dinp == dout) {
+        /* In place: dinp was zero before, so the result is dout masked. */
+        for (int64_t i = 0; i < N; i++)
+            if (!(out[i] > 0.0f)) dinp[i] = 0.0f;
+        return;
+    }
+    ew_ctx c = {dinp, dout, out, N, n_chunks(N, n_threads, 1 << 15)};
+    sc_parallel_for(c.tasks, n_threads, relu_bwd_task, &c);
+}
+
+void sc_sigmoid_forward(float *out, const float *inp, int64_t N) {
+    for (int64_t i = 0; i < N; i++) out[i] = 1.0f / (1.0f + expf(-inp[i]));
+}
+
+void sc_sigmoid_backward(float *dinp, const float *dout, const float *out, int64_t N) {
+    for (int64_t i = 0; i < N; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
+}
+
+void sc_dropout_forward(float *out, float *mask, const float *inp, int64_t N, float p, sc_rng *rng) {
+    if (p <= 0.0f) {
+        for (int64_t i = 0; i < N; i++) {
+            mask[i] = 1.0f;
+            out[i] = inp[i];
+        }
+        return;
+    }
+    float keep = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < N; i++) {
+        mask[i] = sc_rng_uniform(rng) < p ? 0.0f : keep;
+        out[i] = inp[i] * mask[i];
+    }
+}
+
+void sc_dropout_backward(float *dinp, const float *dout, const float *mask, int64_t N) {
+    for (int64_t i = 0; i < N; i++) dinp[i] += dout[i] * mask[i];
+}
+
+/* ---------------- embeddings ---------------- */
+
+int64_t sc_embedding_check_ids(const int32_t *ids, int64_t n, int64_t V) {
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return i;
+    return -1;
+}
+
+void sc_embedding_pool_forward(float *out, int out_stride, float *scale, const float *table,
+                               const int32_t *ids, int B, int W, int D, int pool_mean) {
+    for (int b = 0; b < B; b++) {
+        float *o = out + (int64_t)b * out_stride;
+        const int32_t *r = ids + (int64_t)b * W;
+        memset(o, 0, sizeof(float) * D);
+        int len = 0;
+        for (int w = 0; w < W; w++) {
+            if (r[w] == 0) continue;
+            const float *e = table + (int64_t)r[w] * D;
+            for (int d = 0; d < D; d++) o[d] += e[d];
+            len++;
+        }
+        float s = 1.0f;
+        if (pool_mean) {
+            s = len > 0 ? 1.0f / (float)len : 0.0f;
+            if (len > 1)
+                for (int d = 0; d < D; d++) o[d] *= s;
+        }
+        if (scale) scale[b] = s;
+    }
+}
+
+void sc_embedding_numeric_forward(float *out, int out_stride, const float *row,
+                                  const float *values, int B, int D) {
+    for (int b = 0; b < B; b++) {
+        float *o = out + (int64_t)b * out_stride;
+        for (int d = 0; d < D; d++) o[d] = values[b] * row[d];
+    }
+}
+
+int sc_sparse_rows_init(sc_sparse_rows *s, int64_t V) {
+    memset(s, 0, sizeof *s);
+    s->V = V;
+    s->stamp = sc_calloc((size_t)V, sizeof(int64_t));
+    s->slot = sc_calloc((size_t)V, sizeof(int32_t));
+    if (!s->stamp || !s->slot) {
+        sc_sparse_rows_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void sc_sparse_rows_free(sc_sparse_rows *s) {
+    sc_free(s->stamp);
+    sc_free(s->slot);
+    sc_free(s->touched);
+    memset(s, 0, sizeof *s);
+}
+
+void sc_sparse_rows_begin(sc_sparse_rows *s) {
+    s->step++;
+    s->n_touched = 0;
+}
+
+int sc_sparse_rows_reserve(sc_sparse_rows *s, int64_t cap) {
+    if (cap > s->V) cap = s->V;
+    if (cap <= s->cap) return 0;
+    size_t bytes;
+    if (sc_mul_size((size_t)cap, sizeof(int32_t), &bytes) != 0) return -1;
+    int32_t *t = sc_realloc(s->touched, bytes);
+    if (!t) return -1;
+    s->touched = t;
+    s->cap = cap;
+    return 0;
+}
+
+int sc_sparse_rows_add(sc_sparse_rows *s, const int32_t *ids, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        if (id == 0 || s->stamp[id] == s->step) continue;
+        if (s->n_touched >= s->cap) return -1;
+        s->stamp[id] = s->step;
+        s->slot[id] = (int32_t)s->n_touched;
+        s->touched[s->n_touched++] = id;
+    }
+    return 0;
+}
+
+void sc_embedding_pool_backward(float *grad, const sc_sparse_rows *s, const float *dout,
+                                int dout_stride, const float *scale, const int32_t *ids, int B,
+                                int W, int D) {
+    for (int b = 0; b < B; b++) {
+        const float *g = dout + (int64_t)b * dout_stride;
+        const int32_t *r = ids + (int64_t)b * W;
+        float sc = scale ? scale[b] : 1.0f;
+        if (sc == 0.0f) continue;
+        for (int w = 0; w < W; w++) {
+            if (r[w] == 0) continue;
+            float *gr = grad + (int64_t)s->slot[r[w]] * D;
+            for (int d = 0; d < D; d++) gr[d] += sc * g[d];
+        }
+    }
+}
+
+void sc_embedding_numeric_backward(float *grad_row, const float *dout, int dout_stride,
+                                   const float *values, int B, int D) {
+    for (int b = 0; b < B; b++) {
+        const float *g = dout + (int64_t)b * dout_stride;
+        for (int d = 0; d < D; d++) grad_row[d] += values[b] * g[d];
+    }
+}
+
+/* ---------------- FM ---------------- */
+
+typedef struct {
+    float *out;
+    const float *a, *b;
+    int B, F, D, tasks;
+} fm_ctx;
+
+static void fm_fwd_task(void *vc, int t) {
+    fm_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int F = c->F, D = c->D;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *x = c->a + b * F * D;
+        float *o = c->out + b * D;
+        for (int d = 0; d < D; d++) {
+            float s = 0.0f, q = 0.0f;
+            for (int f = 0; f < F; f++) {
+                float v = x[f * D + d];
+                s += v;
+                q += v * v;
+            }
+            o[d] = 0.5f * (s * s - q);
+        }
+    }
+}
+
+void sc_fm_forward(float *out, const float *inp, int B, int F, int D, int n_threads) {
+    fm_ctx c = {out, inp, NULL, B, F, D, n_chunks(B, n_threads, 256)};
+    sc_parallel_for(c.tasks, n_threads, fm_fwd_task, &c);
+}
+
+static void fm_bwd_task(void *vc, int t) {
+    fm_ctx *c = vc; /* out = dinp, a = dout, b = inp */
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int F = c->F, D = c->D;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *x = c->b + b * F * D;
+        const float *g = c->a + b * D;
+        float *dx = c->out + b * F * D;
+        for (int d = 0; d < D; d++) {
+            float s = 0.0f;
+            for (int f = 0; f < F; f++) s += x[f * D + d];
+            for (int f = 0; f < F; f++) dx[f * D + d] += g[d] * (s - x[f * D + d]);
+        }
+    }
+}
+
+void sc_fm_backward(float *dinp, const float *dout, const float *inp, int B, int F, int D,
+                    int n_threads) {
+    fm_ctx c = {dinp, dout, inp, B, F, D, n_chunks(B, n_threads, 256)};
+    sc_parallel_for(c.tasks, n_threads, fm_bwd_task, &c);
+}
+
+/* ---------------- cross layers ---------------- */
+
+typedef struct {
+    float *out, *s;
+    const float *x0, *xl, *w, *b;
+    int B, K, tasks;
+} cross_ctx;
+
+static void cross_fwd_task(void *vc, int t) {
+    cross_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int K = c->K;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *x0 = c->x0 + b * K, *xl = c->xl + b * K;
+        float *o = c->out + b * K;
+        float s = 0.0f;
+        for (int k = 0; k < K; k++) s += xl[k] * c->w[k];
+        c->s[b] = s;
+        for (int k = 0; k < K; k++) o[k] = x0[k] * s + c->b[k] + xl[k];
+    }
+}
+
+void sc_cross_forward(float *out, float *s, const float *x0, const float *xl, const float *w,
+                      const float *b, int B, int K, int n_threads) {
+    cross_ctx c = {out, s, x0, xl, w, b, B, K, n_chunks(B, n_threads, 256)};
+    sc_parallel_for(c.tasks, n_threads, cross_fwd_task, &c);
+}
+
+typedef struct {
+    float *dx0, *dxl, *ds;
+    const float *dout, *s, *x0, *w;
+    int B, K, tasks;
+} crossb_ctx;
+
+static void cross_bwd_task(void *vc, int t) {
+    crossb_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int K = c->K;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *g = c->dout + b * K, *x0 = c->x0 + b * K;
+        float ds = 0.0f;
+        for (int k = 0; k < K; k++) ds += g[k] * x0[k];
+        c->ds[b] = ds;
+        if (c->dx0) {
+            float *d0 = c->dx0 + b * K;
+            for (int k = 0; k < K; k++) d0[k] += g[k] * c->s[b];
+        }
+        if (c->dxl) {
+            float *dl = c->dxl + b * K;
+            for (int k = 0; k < K; k++) dl[k] += g[k] + ds * c->w[k];
+        }
+    }
+}
+
+void sc_cross_backward(float *dx0, float *dxl, float *dw, float *db, const float *dout,
+                       const float *s, const float *x0, const float *xl, const float *w, int B,
+                       int K, float *scratch_ds, int n_threads) {
+    crossb_ctx c = {dx0, dxl, scratch_ds, dout, s, x0, w, B, K, n_chunks(B, n_threads, 256)};
+    sc_parallel_for(c.tasks, n_threads, cross_bwd_task, &c);
+    /* dw (K) += xl^T ds; db (K) += colsum(dout). */
+    if (dw) cblas_sgemv(CblasRowMajor, CblasTrans, B, K, 1.0f, xl, K, scratch_ds, 1, 1.0f, dw, 1);
+    if (db) sc_colsum_acc(db, dout, B, K);
+}
+
+typedef struct {
+    float *out, *u;
+    const float *x0, *xl;
+    int B, K, tasks;
+} cross2_ctx;
+
+static void cross2_fwd_task(void *vc, int t) {
+    cross2_ctx *c = vc;
+    int64_t lo, hi;
+    chunk((int64_t)c->B * c->K, c->tasks, t, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) c->out[i] = c->x0[i] * c->u[i] + c->xl[i];
+}
+
+void sc_cross2_forward(float *out, float *u, const float *x0, const float *xl, const float *W,
+                       const float *b, int B, int K, int n_threads) {
+    sc_linear_forward(u, xl, W, b, B, K, K);
+    cross2_ctx c = {out, u, x0, xl, B, K, n_chunks((int64_t)B * K, n_threads, 1 << 15)};
+    sc_parallel_for(c.tasks, n_threads, cross2_fwd_task, &c);
+}
+
+typedef struct {
+    float *dx0, *dxl, *du;
+    const float *dout, *u, *x0;
+    int64_t n;
+    int tasks;
+} cross2b_ctx;
+
+static void cross2_bwd_task(void *vc, int t) {
+    cross2b_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->n, c->tasks, t, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        c->du[i] = c->dout[i] * c->x0[i];
+        if (c->dx0) c->dx0[i] += c->dout[i] * c->u[i];
+        if (c->dxl) c->dxl[i] += c->dout[i];
+    }
+}
+
+void sc_cross2_backward(float *dx0, float *dxl, float *dW, float *db, const float *dout,
+                        const float *u, const float *x0, const float *xl, const float *W, int B,
+                        int K, float *scratch_du, int n_threads) {
+    int64_t n = (int64_t)B * K;
+    cross2b_ctx c = {dx0, dxl, scratch_du, dout, u, x0, n, n_chunks(n, n_threads, 1 << 15)};
+    sc_parallel_for(c.tasks, n_threads, cross2_bwd_task, &c);
+    sc_linear_backward(dxl, dW, db, scratch_du, xl, W, B, K, K);
+}
+
+/* ---------------- AutoInt interacting layer ---------------- */
+
+typedef struct {
+    float *out;
+    const sc_att_buffers *bf;
+    const sc_att_scratch *sc;
+    const float *dout;
+    int B, F, A, NH, tasks;
+    float alpha; /* score scaling */
+} att_ctx;
+
+static void att_fwd_task(void *vc, int t) {
+    att_ctx *c = vc;
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int F = c->F, A = c->A, NH = c->NH, hd = A / NH;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *q = c->bf->q + b * F * A, *k = c->bf->k + b * F * A, *v = c->bf->v + b * F * A;
+        float *o = c->out + b * F * A; /* holds X Wr (or zeros) on entry */
+        for (int h = 0; h < NH; h++) {
+            float *P = c->bf->p + ((b * NH + h) * F) * F;
+            for (int i = 0; i < F; i++) {
+                float *pi = P + (int64_t)i * F;
+                const float *qi = q + i * A + h * hd;
+                float mx = -INFINITY;
+                for (int j = 0; j < F; j++) {
+                    const float *kj = k + j * A + h * hd;
+                    float s = 0.0f;
+                    for (int e = 0; e < hd; e++) s += qi[e] * kj[e];
+                    s *= c->alpha;
+                    pi[j] = s;
+                    if (s > mx) mx = s;
+                }
+                float z = 0.0f;
+                for (int j = 0; j < F; j++) {
+                    pi[j] = expf(pi[j] - mx);
+                    z += pi[j];
+                }
+                float iz = 1.0f / z;
+                for (int j = 0; j < F; j++) pi[j] *= iz;
+                float *oi = o + i * A + h * hd;
+                for (int j = 0; j < F; j++) {
+                    const float *vj = v + j * A + h * hd;
+                    for (int e = 0; e < hd; e++) oi[e] += pi[j] * vj[e];
+                }
+            }
+        }
+        for (int i = 0; i < F * A; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+    }
+}
+
+void sc_attention_forward(float *out, sc_att_buffers *bufs, const float *X, const float *Wq,
+                          const float *Wk, const float *Wv, const float *Wr, int B, int F, int C,
+                          int A, int NH, int scaling, int n_threads) {
+    int M = B * F;
+    sc_gemm(0, 0, M, A, C, 1.0f, X, C, Wq, A, 0.0f, bufs->q, A);
+    sc_gemm(0, 0, M, A, C, 1.0f, X, C, Wk, A, 0.0f, bufs->k, A);
+    sc_gemm(0, 0, M, A, C, 1.0f, X, C, Wv, A, 0.0f, bufs->v, A);
+    if (Wr)
+        sc_gemm(0, 0, M, A, C, 1.0f, X, C, Wr, A, 0.0f, out, A);
+    else
+        memset(out, 0, sizeof(float) * (size_t)M * A);
+    att_ctx c = {out, bufs, NULL, NULL, B, F, A, NH, n_chunks(B, n_threads, 64),
+                 scaling ? 1.0f / sqrtf((float)(A / NH)) : 1.0f};
+    sc_parallel_for(c.tasks, n_threads, att_fwd_task, &c);
+}
+
+static void att_bwd_task(void *vc, int t) {
+    att_ctx *c = vc; /* out = layer output (post-ReLU) */
+    int64_t lo, hi;
+    chunk(c->B, c->tasks, t, &lo, &hi);
+    int F = c->F, A = c->A, NH = c->NH, hd = A / NH;
+    for (int64_t b = lo; b < hi; b++) {
+        const float *q = c->bf->q + b * F * A, *k = c->bf->k + b * F * A, *v = c->bf->v + b * F * A;
+        const float *o = c->out + b * F * A, *g = c->dout + b * F * A;
+        float *dz = c->sc->dz + b * F * A, *dq = c->sc->dq + b * F * A;
+        float *dk = c->sc->dk + b * F * A, *dv = c->sc->dv + b * F * A;
+        for (int i = 0; i < F * A; i++) {
+            dz[i] = o[i] > 0.0f ? g[i] : 0.0f;
+            dq[i] = dk[i] = dv[i] = 0.0f;
+        }
+        for (int h = 0; h < NH; h++) {
+            const float *P = c->bf->p + ((b * NH + h) * F) * F;
+            for (int i = 0; i < F; i++) {
+                const float *pi = P + (int64_t)i * F;
+                const float *dri = dz + i * A + h * hd;
+                /* dP_ij = dR_i . V_j; dV_j += P_ij dR_i; dS = P (dP - sum P dP) */
+                float dp[F > 0 ? F : 1];
+                float dot = 0.0f;
+                for (int j = 0; j < F; j++) {
+                    const float *vj = v + j * A + h * hd;
+                    float *dvj = dv + j * A + h * hd;
+                    float s = 0.0f;
+                    for (int e = 0; e < hd; e++) {
+                        s += dri[e] * vj[e];
+                        dvj[e] += pi[j] * dri[e];
+                    }
+                    dp[j] = s;
+                    dot += pi[j] * s;
+                }
+                const float *qi = q + i * A + h * hd;
+                float *dqi = dq + i * A + h * hd;
+                for (int j = 0; j < F; j++) {
+                    float ds = pi[j] * (dp[j] - dot) * c->alpha;
+                    const float *kj = k + j * A + h * hd;
+                    float *dkj = dk + j * A + h * hd;
+                    for (int e = 0; e < hd; e++) {
+                        dqi[e] += ds * kj[e];
+                        dkj[e] += ds * qi[e];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void sc_attention_backward(float *dX, float *dWq, float *dWk, float *dWv, float *dWr,
+                           const float *dout, const float *out, const sc_att_buffers *bufs,
+                           const float *X, const float *Wq, const float *Wk, const float *Wv,
+                           const float *Wr, int B, int F, int C, int A, int NH, int scaling,
+                           const sc_att_scratch *scratch, int n_threads) {
+    att_ctx c = {(float *)out, bufs, scratch, dout, B, F, A, NH, n_chunks(B, n_threads, 64),
+                 scaling ? 1.0f / sqrtf((float)(A / NH)) : 1.0f};
+    sc_parallel_for(c.tasks, n_threads, att_bwd_task, &c);
+    int M = B * F;
+    /* Each projection P = X W: dW += X^T dP, dX += dP W^T. */
+    const float *dP[4] = {scratch->dq, scratch->dk, scratch->dv, scratch->dz};
+    const float *Ws[4] = {Wq, Wk, Wv, Wr};
+    float *dWs[4] = {dWq, dWk, dWv, dWr};
+    for (int p = 0; p < 4; p++) {
+        if (!Ws[p]) continue;
+        if (dWs[p]) sc_gemm(1, 0, C, A, M, 1.0f, X, C, dP[p], A, 1.0f, dWs[p], A);
+        if (dX) sc_gemm(0, 1, M, C, A, 1.0f, dP[p], A, Ws[p], A, 1.0f, dX, C);
+    }
+}
+
+/* ---------------- loss ---------------- */
+
+float sc_bce_logits_forward(const float *logits, const float *labels, int B) {
+    double s = 0.0;
+    for (int b = 0; b < B; b++) {
+        float z = logits[b];
+        /* max(z,0) - z*y + log(1 + exp(-|z|)) */
+        s += (z > 0 ? z : 0.0f) - z * labels[b] + log1pf(expf(-fabsf(z)));
+    }
+    return B > 0 ? (float)(s / B) : 0.0f;
+}
+
+void sc_bce_logits_backward(float *dlogits, const float *logits, const float *labels, int B,
+                            float scale) {
+    float k = B > 0 ? scale / (float)B : 0.0f;
+    for (int b = 0; b < B; b++) {
+        float z = logits[b];
+        float p = z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
+        dlogits[b] = k * (p - labels[b]);
+    }
+}
