@@ -6,6 +6,7 @@
 
 #include "base/alloc.h"
 #include "base/util.h"
+#include "nn/layers.h"
 #include "nn/optim.h"
 
 void sc_train_config_default(sc_train_config *c) {
@@ -21,20 +22,6 @@ void sc_train_config_default(sc_train_config *c) {
     c->seed = 2026;
     c->n_threads = sc_default_threads();
     c->shuffle = 1;
-}
-
-double sc_bce_with_logits(const float *z, const float *y, int B, float *dz) {
-    double loss = 0;
-    for (int i = 0; i < B; i++) {
-        double x = z[i];
-        /* log(1 + e^x) - y x, written so that neither branch overflows */
-        loss += (x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))) - (double)y[i] * x;
-        if (dz) {
-            double p = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
-            dz[i] = (float)((p - y[i]) / B);
-        }
-    }
-    return B ? loss / B : 0;
 }
 
 static float sigmoidf_stable(float x) {
@@ -298,7 +285,8 @@ static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float l
     plain_ctx *c = ctx;
     int rc = sc_model_forward(c->model, b, 1, c->logits, err);
     if (rc) return rc;
-    *loss = sc_bce_with_logits(c->logits, b->label, b->n, c->dlogits);
+    *loss = sc_bce_logits_forward(c->logits, b->label, b->n);
+    sc_bce_logits_backward(c->dlogits, c->logits, b->label, b->n, 1.0f);
     rc = sc_model_backward(c->model, b, c->dlogits, NULL, NULL, err);
     if (rc) return rc;
     return sc_optim_step(c->opt, lr, err);
@@ -311,7 +299,8 @@ static int plain_validate(void *ctx, sc_metrics *m, sc_error *err) {
 
 static int plain_save_best(void *ctx, sc_error *err) {
     plain_ctx *c = ctx;
-    sc_model_copy_weights(c->best, c->model);
+    int rc = sc_model_copy_weights(c->best, c->model, err);
+    if (rc) return rc;
     return sc_model_bundle_save(&c->bundle, c->out_path, err);
 }
 
@@ -322,12 +311,12 @@ static int plain_restore_best(void *ctx, int from_file, sc_error *err) {
         int rc = sc_model_bundle_load(&prev, c->out_path, c->n_threads, err);
         if (rc) return sc_fail_prefix(err, "reloading the best model: ");
         sc_model *pm = sc_model_bundle_network(&prev, "main");
-        if (pm) sc_model_copy_weights(c->best, pm);
+        rc = pm ? sc_model_copy_weights(c->best, pm, err)
+                : sc_fail(err, SC_EFORMAT, "%s: no network 'main'", c->out_path);
         sc_model_bundle_free(&prev);
-        if (!pm) return sc_fail(err, SC_EFORMAT, "%s: no network 'main'", c->out_path);
+        if (rc) return rc;
     }
-    sc_model_copy_weights(c->model, c->best);
-    return SC_OK;
+    return sc_model_copy_weights(c->model, c->best, err);
 }
 
 /* Add a model's weights ("<prefix>/<param>") and an optimizer's state

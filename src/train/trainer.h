@@ -92,8 +92,4 @@ int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metric
 /* An optimizer as cfg says (kind, L2 on embedding rows, threads). */
 int sc_train_optim_create(sc_optim **out, const sc_train_config *cfg, sc_param *params, int n, sc_error *err);
 
-/* Numerically stable sigmoid and BCE-with-logits over a batch: returns the
- * mean loss and writes dlogits = (sigmoid(z) - y) / B when dlogits != NULL. */
-double sc_bce_with_logits(const float *logits, const float *label, int B, float *dlogits);
-
 #endif
