@@ -1,0 +1,577 @@
+#include "train/elec.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/util.h"
+#include "ctr/mlp.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
+
+void sc_elec_config_default(sc_elec_config *c) {
+    c->alpha = 1.0f;
+    c->beta = 1.0f;
+    c->temperature = 1.0f;
+    c->score_loss = SC_KD_BCE;
+    c->schedule = SC_ELEC_JOINT;
+    c->adapter_hidden = 256;
+    c->repr_dim = 64;
+    c->adapter_epochs = 10;
+    c->adapter_lr = 1e-3f;
+}
+
+enum phase { PHASE_ADAPTER, PHASE_JOINT, PHASE_GAIN, PHASE_VANILLA };
+static const char *PHASE_NAMES[] = {"adapter", "joint", "gain", "vanilla"};
+
+typedef struct elec_ctx {
+    const sc_elec_config *e;
+    const sc_train_config *t;
+    const sc_schema *schema;
+    const sc_dataset *split[3];
+    const sc_elec_vectors *vec;
+    int d, R, cap; /* LLM vector size, representation size, batch capacity */
+    int phase;
+    /* adapted LLM: transformation MLP (d -> hidden -> R) and prediction layer (R -> 1) */
+    sc_mlp *transform, *head;
+    sc_param adapter_params[4 * SC_MAX_LAYERS];
+    int n_adapter_params;
+    sc_optim *opt_adapter;
+    float *adapter_best; /* snapshot of all adapter weights */
+    int64_t adapter_size;
+    float *repr[3]; /* (N_s, R) the transformation output of every row */
+    /* the pseudo-siamese pair; proj maps the vanilla representation to the gain one when sizes differ */
+    sc_model *gain, *van, *gain_best, *van_best;
+    sc_mlp *proj;
+    sc_optim *opt_gain, *opt_van, *opt_proj;
+    int Hg, Hv;
+    /* per-batch buffers */
+    float *x, *extra, *zg, *zv, *dzg, *dzv, *dhv, *dp;
+    const char *out_path;
+    cJSON *info;
+} elec_ctx;
+
+/* x (n, d) = the LLM vectors of rows of split s. */
+static void gather_llm(const sc_elec_vectors *v, const int64_t *rows, int n, float *x) {
+    int pd = v->part_dim, d = v->n_parts * pd;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < v->n_parts; p++) {
+            int32_t k = v->index[p][rows[i]];
+            float *dst = x + (int64_t)i * d + p * pd;
+            if (k < 0) memset(dst, 0, (size_t)pd * sizeof(float));
+            else memcpy(dst, v->table[p] + (int64_t)k * pd, (size_t)pd * sizeof(float));
+        }
+}
+
+static void gather_repr(const float *repr, int R, const int64_t *rows, int n, float *out) {
+    for (int i = 0; i < n; i++) memcpy(out + (int64_t)i * R, repr + rows[i] * R, (size_t)R * sizeof(float));
+}
+
+static float sigmoid(float z) { return z >= 0 ? 1 / (1 + expf(-z)) : expf(z) / (1 + expf(z)); }
+
+/* ---- adapted LLM ---- */
+
+static int adapter_forward(elec_ctx *c, const float *x, int n, const float **r, const float **z, sc_error *err) {
+    int rc = sc_mlp_forward(c->transform, x, n, r, err);
+    if (!rc) rc = sc_mlp_forward(c->head, *r, n, z, err);
+    return rc;
+}
+
+/* Probabilities (N) of the adapted LLM on split s; also fills repr[s] when keep_repr. */
+static int adapter_predict(elec_ctx *c, int s, float *prob, int keep_repr, sc_error *err) {
+    const sc_dataset *ds = c->split[s];
+    int64_t rows[256];
+    int rc = SC_OK;
+    for (int64_t start = 0; start < ds->n_rows && !rc; start += 256) {
+        int n = (int)(ds->n_rows - start < 256 ? ds->n_rows - start : 256);
+        for (int i = 0; i < n; i++) rows[i] = start + i;
+        gather_llm(&c->vec[s], rows, n, c->x);
+        const float *r, *z;
+        rc = adapter_forward(c, c->x, n, &r, &z, err);
+        for (int i = 0; i < n && !rc; i++) {
+            if (prob) prob[start + i] = sigmoid(z[i]);
+            if (keep_repr) memcpy(c->repr[s] + (start + i) * c->R, r + (int64_t)i * c->R, (size_t)c->R * sizeof(float));
+        }
+    }
+    return rc;
+}
+
+static int eval_adapter(elec_ctx *c, int s, sc_metrics *m, sc_error *err) {
+    const sc_dataset *ds = c->split[s];
+    float *prob = sc_malloc((size_t)ds->n_rows * sizeof *prob);
+    if (!prob) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int rc = adapter_predict(c, s, prob, 0, err);
+    if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, m, err);
+    sc_free(prob);
+    return rc;
+}
+
+static void adapter_snapshot(elec_ctx *c, int restore) {
+    int64_t off = 0;
+    for (int k = 0; k < c->n_adapter_params; k++) {
+        sc_param *p = &c->adapter_params[k];
+        float *dst = restore ? p->data : c->adapter_best + off, *src = restore ? c->adapter_best + off : p->data;
+        memcpy(dst, src, (size_t)p->size * sizeof(float));
+        off += p->size;
+    }
+}
+
+/* ---- scoring a split with a network (the gain one reads repr[s]) ---- */
+
+static int net_predict(elec_ctx *c, sc_model *m, int s, int with_repr, float *prob, sc_error *err) {
+    const sc_dataset *ds = c->split[s];
+    sc_batch b;
+    int bs = c->cap;
+    int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, bs, err);
+    if (rc) return rc;
+    int64_t *rows = sc_malloc((size_t)bs * sizeof *rows);
+    if (!rows) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int64_t start = 0; start < ds->n_rows && !rc; start += bs) {
+        int n = (int)(ds->n_rows - start < bs ? ds->n_rows - start : bs);
+        for (int i = 0; i < n; i++) rows[i] = start + i;
+        sc_batch_gather(&b, ds, rows, n);
+        if (with_repr) {
+            gather_repr(c->repr[s], c->R, rows, n, c->extra);
+            b.extra = c->extra;
+        }
+        rc = sc_model_forward(m, &b, 0, prob + start, err);
+        for (int i = 0; i < n && !rc; i++) prob[start + i] = sigmoid(prob[start + i]);
+    }
+    sc_free(rows);
+    sc_batch_free(&b);
+    return rc;
+}
+
+static int eval_net(elec_ctx *c, sc_model *m, int s, int with_repr, sc_metrics *out, sc_error *err) {
+    const sc_dataset *ds = c->split[s];
+    float *prob = sc_malloc((size_t)ds->n_rows * sizeof *prob);
+    if (!prob) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int rc = net_predict(c, m, s, with_repr, prob, err);
+    if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, out, err);
+    sc_free(prob);
+    return rc;
+}
+
+/* ---- the fit task, one per phase ---- */
+
+static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, double *loss, sc_error *err) {
+    elec_ctx *c = ctx;
+    const sc_elec_config *e = c->e;
+    int n = b0->n, rc;
+    if (c->phase == PHASE_ADAPTER) {
+        gather_llm(&c->vec[0], rows, n, c->x);
+        const float *r, *z;
+        rc = adapter_forward(c, c->x, n, &r, &z, err);
+        if (rc) return rc;
+        *loss = sc_bce_logits_forward(z, b0->label, n);
+        sc_bce_logits_backward(c->dzg, z, b0->label, n, 1.0f);
+        memset(c->dp, 0, (size_t)n * c->R * sizeof(float));
+        sc_mlp_backward(c->head, c->dzg, c->dp);
+        sc_mlp_backward(c->transform, c->dp, NULL);
+        return sc_optim_step(c->opt_adapter, lr, err);
+    }
+    sc_batch bg = *b0;
+    gather_repr(c->repr[0], c->R, rows, n, c->extra);
+    bg.extra = c->extra;
+    *loss = 0;
+    if (c->phase == PHASE_JOINT || c->phase == PHASE_GAIN) {
+        rc = sc_model_forward(c->gain, &bg, 1, c->zg, err);
+        if (rc) return rc;
+        *loss += sc_bce_logits_forward(c->zg, b0->label, n);
+        sc_bce_logits_backward(c->dzg, c->zg, b0->label, n, 1.0f);
+    } else {
+        /* staged, second stage: the trained gain network is a fixed teacher */
+        rc = sc_model_forward(c->gain, &bg, 0, c->zg, err);
+        if (rc) return rc;
+    }
+    if (c->phase == PHASE_JOINT || c->phase == PHASE_VANILLA) {
+        rc = sc_model_forward(c->van, b0, 1, c->zv, err);
+        if (rc) return rc;
+        *loss += sc_bce_logits_forward(c->zv, b0->label, n);
+        sc_bce_logits_backward(c->dzv, c->zv, b0->label, n, 1.0f);
+        if (e->alpha > 0)
+            *loss += e->alpha * sc_kd_score(c->zv, c->zg, n, e->score_loss, e->temperature, e->alpha, c->dzv);
+        const float *dhv = NULL;
+        if (e->beta > 0 && c->Hv > 0 && c->Hg > 0) {
+            int Hg, Hv;
+            const float *hg = sc_model_hidden(c->gain, &Hg), *hv = sc_model_hidden(c->van, &Hv);
+            memset(c->dhv, 0, (size_t)n * Hv * sizeof(float));
+            if (c->proj) {
+                const float *p;
+                rc = sc_mlp_forward(c->proj, hv, n, &p, err);
+                if (rc) return rc;
+                memset(c->dp, 0, (size_t)n * Hg * sizeof(float));
+                *loss += e->beta * sc_kd_repr(p, hg, n, Hg, e->beta, c->dp);
+                sc_mlp_backward(c->proj, c->dp, c->dhv);
+            } else {
+                *loss += e->beta * sc_kd_repr(hv, hg, n, Hv, e->beta, c->dhv);
+            }
+            dhv = c->dhv;
+        }
+        rc = sc_model_backward(c->van, b0, c->dzv, dhv, NULL, err);
+        if (!rc) rc = sc_optim_step(c->opt_van, lr, err);
+        if (!rc && c->proj && dhv) rc = sc_optim_step(c->opt_proj, lr, err);
+        if (rc) return rc;
+    }
+    if (c->phase == PHASE_JOINT || c->phase == PHASE_GAIN) {
+        rc = sc_model_backward(c->gain, &bg, c->dzg, NULL, NULL, err);
+        if (!rc) rc = sc_optim_step(c->opt_gain, lr, err);
+    }
+    return rc;
+}
+
+static int validate(void *ctx, sc_metrics *m, sc_error *err) {
+    elec_ctx *c = ctx;
+    if (c->phase == PHASE_ADAPTER) return eval_adapter(c, 1, m, err);
+    if (c->phase == PHASE_GAIN) return eval_net(c, c->gain, 1, 1, m, err);
+    if (c->phase == PHASE_JOINT && sc_log_level >= SC_LOG_INFO) {
+        sc_metrics g;
+        int rc = eval_net(c, c->gain, 1, 1, &g, err);
+        if (rc) return rc;
+        sc_info("  gain network: valid AUC %.5f", g.auc);
+    }
+    return eval_net(c, c->van, 1, 0, m, err);
+}
+
+/* Write the model file: gain, vanilla, and the adapter's weights. */
+static int write_model(elec_ctx *c, sc_error *err) {
+    sc_model_bundle b = {0};
+    b.schema = (sc_schema *)c->schema;
+    snprintf(b.method, sizeof b.method, "elec");
+    b.n_networks = 2;
+    snprintf(b.networks[0].name, sizeof b.networks[0].name, "gain");
+    b.networks[0].model = c->gain_best;
+    snprintf(b.networks[1].name, sizeof b.networks[1].name, "vanilla");
+    b.networks[1].model = c->van_best;
+    b.info = c->info;
+    sc_container_writer w;
+    sc_container_writer_init(&w);
+    cJSON *h = cJSON_CreateObject();
+    uint8_t *schema_buf = NULL;
+    int rc = sc_model_bundle_stage(&b, &w, h, &schema_buf, err);
+    int64_t off = 0;
+    for (int k = 0; k < c->n_adapter_params && !rc; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "adapter/%s", c->adapter_params[k].name);
+        rc = sc_container_add(&w, name, 1, c->adapter_best + off, (uint64_t)c->adapter_params[k].size * 4, err);
+        off += c->adapter_params[k].size;
+    }
+    if (!rc) rc = sc_container_write(&w, c->out_path, h, err);
+    cJSON_Delete(h);
+    sc_free(schema_buf);
+    sc_container_writer_free(&w);
+    return rc;
+}
+
+static int save_best(void *ctx, sc_error *err) {
+    elec_ctx *c = ctx;
+    if (c->phase == PHASE_ADAPTER) {
+        adapter_snapshot(c, 0);
+        return SC_OK;
+    }
+    int rc = SC_OK;
+    if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain_best, c->gain, err);
+    if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van_best, c->van, err);
+    if (!rc) rc = write_model(c, err);
+    return rc;
+}
+
+static int restore_best(void *ctx, int from_file, sc_error *err) {
+    elec_ctx *c = ctx;
+    if (c->phase == PHASE_ADAPTER) {
+        adapter_snapshot(c, 1);
+        return SC_OK;
+    }
+    int rc = SC_OK;
+    if (from_file) {
+        sc_model_bundle prev;
+        rc = sc_model_bundle_load(&prev, c->out_path, c->t->n_threads, err);
+        if (rc) return sc_fail_prefix(err, "reloading the best model: ");
+        sc_model *g = sc_model_bundle_network(&prev, "gain"), *v = sc_model_bundle_network(&prev, "vanilla");
+        rc = g && v ? sc_model_copy_weights(c->gain_best, g, err) : sc_fail(err, SC_EFORMAT, "%s: not an ELEC model", c->out_path);
+        if (!rc) rc = sc_model_copy_weights(c->van_best, v, err);
+        sc_model_bundle_free(&prev);
+        if (rc) return rc;
+    }
+    if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain, c->gain_best, err);
+    if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van, c->van_best, err);
+    return rc;
+}
+
+/* Checkpoint entries: "<prefix>/<param>" for a parameter list, and the
+ * optimizer's state as "<prefix>.optim/<tensor>". */
+static int stage_params(sc_container_writer *w, const char *prefix, sc_param *p, int np, sc_optim *o, sc_error *err) {
+    int rc = SC_OK;
+    for (int k = 0; k < np && !rc; k++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
+        rc = sc_container_add(w, name, 1, p[k].data, (uint64_t)p[k].size * 4, err);
+    }
+    int ns = o ? sc_optim_n_states(o) : 0;
+    for (int k = 0; k < ns && !rc; k++) {
+        const char *sn;
+        float *data;
+        int64_t size;
+        sc_optim_state(o, k, &sn, &data, &size);
+        char name[200];
+        snprintf(name, sizeof name, "%s.optim/%s", prefix, sn);
+        rc = sc_container_add(w, name, 1, data, (uint64_t)size * 4, err);
+    }
+    return rc;
+}
+
+static int load_params(const sc_container *ck, const char *prefix, sc_param *p, int np, sc_optim *o, sc_error *err) {
+    for (int k = 0; k < np + (o ? sc_optim_n_states(o) : 0); k++) {
+        char name[200];
+        float *data;
+        int64_t size;
+        if (k < np) {
+            snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
+            data = p[k].data;
+            size = p[k].size;
+        } else {
+            const char *sn;
+            sc_optim_state(o, k - np, &sn, &data, &size);
+            snprintf(name, sizeof name, "%s.optim/%s", prefix, sn);
+        }
+        const sc_container_entry *en = sc_container_find(ck, name);
+        if (!en || !en->is_f32 || en->bytes != (uint64_t)size * 4)
+            return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size", ck->path, name);
+        memcpy(data, en->data, en->bytes);
+    }
+    return SC_OK;
+}
+
+static int stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
+    elec_ctx *c = ctx;
+    cJSON_AddStringToObject(header, "phase", PHASE_NAMES[c->phase]);
+    int np, rc = stage_params(w, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
+    sc_param *p = sc_model_params(c->gain, &np);
+    if (!rc) rc = stage_params(w, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
+    p = sc_model_params(c->van, &np);
+    if (!rc) rc = stage_params(w, "vanilla", p, np, c->opt_van, err);
+    if (!rc && c->proj) {
+        p = sc_mlp_params(c->proj, &np);
+        rc = stage_params(w, "proj", p, np, c->opt_proj, err);
+    }
+    return rc;
+}
+
+static int load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
+    elec_ctx *c = ctx;
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(ck->header, "phase");
+    if (!cJSON_IsString(ph) || strcmp(ph->valuestring, PHASE_NAMES[c->phase]))
+        return sc_fail(err, SC_EFORMAT, "%s: checkpoint of another ELEC stage ('%s', expected '%s')", ck->path,
+                       cJSON_IsString(ph) ? ph->valuestring : "?", PHASE_NAMES[c->phase]);
+    int np, rc;
+    sc_param *p = sc_model_params(c->gain, &np);
+    rc = load_params(ck, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
+    p = sc_model_params(c->van, &np);
+    if (!rc) rc = load_params(ck, "vanilla", p, np, c->opt_van, err);
+    if (!rc && c->proj) {
+        p = sc_mlp_params(c->proj, &np);
+        rc = load_params(ck, "proj", p, np, c->opt_proj, err);
+    }
+    return rc;
+}
+
+/* The adapter's weights from a checkpoint of the pair, so that a resumed run
+ * does not retrain it (and gets the same representations). */
+static int adapter_from_checkpoint(elec_ctx *c, const char *path, sc_error *err) {
+    sc_container ck;
+    int rc = sc_container_open(&ck, path, err);
+    if (rc) return rc;
+    rc = load_params(&ck, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
+    sc_container_close(&ck);
+    if (!rc) adapter_snapshot(c, 0);
+    return rc;
+}
+
+static void free_ctx(elec_ctx *c) {
+    sc_mlp_free(c->transform);
+    sc_mlp_free(c->head);
+    sc_mlp_free(c->proj);
+    if (c->opt_adapter) sc_optim_free(c->opt_adapter);
+    if (c->opt_gain) sc_optim_free(c->opt_gain);
+    if (c->opt_van) sc_optim_free(c->opt_van);
+    if (c->opt_proj) sc_optim_free(c->opt_proj);
+    sc_model *ms[4] = {c->gain, c->van, c->gain_best, c->van_best};
+    for (int i = 0; i < 4; i++)
+        if (ms[i]) sc_model_free(ms[i]);
+    for (int s = 0; s < 3; s++) sc_free(c->repr[s]);
+    float *bufs[] = {c->adapter_best, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
+}
+
+static void report_json(cJSON *o, const char *key, const sc_metrics *m) {
+    cJSON *j = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(j, "auc", m->auc);
+    cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
+    cJSON_AddNumberToObject(j, "logloss", m->logloss);
+}
+
+int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+                  const sc_dataset *test, const sc_elec_vectors vec[3], const sc_model_config *model_cfg,
+                  const sc_train_config *tcfg, const sc_elec_config *ecfg, cJSON *info, const char *out_path,
+                  sc_elec_report *vrep, sc_elec_report *trep, sc_error *err) {
+    elec_ctx c = {.e = ecfg, .t = tcfg, .schema = schema, .split = {train, valid, test}, .vec = vec,
+                  .out_path = out_path, .info = info};
+    c.d = vec[0].n_parts * vec[0].part_dim;
+    c.R = ecfg->repr_dim;
+    c.cap = tcfg->batch_size > 4096 ? tcfg->batch_size : 4096;
+    int rc = SC_OK;
+    for (int s = 0; s < 3; s++)
+        if (c.split[s] && vec[s].n_rows != c.split[s]->n_rows)
+            return sc_fail(err, SC_EINVAL, "ELEC: %lld LLM vectors for a split of %lld rows", (long long)vec[s].n_rows,
+                           (long long)c.split[s]->n_rows);
+
+    /* the adapted LLM */
+    int tdims[3] = {c.d, ecfg->adapter_hidden, c.R}, hdims[2] = {c.R, 1};
+    rc = sc_mlp_create(&c.transform, "transform", tdims, 2, 0, tcfg->seed + 11, err);
+    if (!rc) rc = sc_mlp_create(&c.head, "head", hdims, 1, 0, tcfg->seed + 12, err);
+    if (rc) goto done;
+    int nt, nh;
+    sc_param *pt = sc_mlp_params(c.transform, &nt), *ph = sc_mlp_params(c.head, &nh);
+    memcpy(c.adapter_params, pt, (size_t)nt * sizeof *pt);
+    memcpy(c.adapter_params + nt, ph, (size_t)nh * sizeof *ph);
+    c.n_adapter_params = nt + nh;
+    for (int k = 0; k < c.n_adapter_params; k++) c.adapter_size += c.adapter_params[k].size;
+    size_t B = (size_t)c.cap;
+    c.adapter_best = sc_malloc((size_t)c.adapter_size * sizeof(float));
+    c.x = sc_malloc(B * (size_t)c.d * sizeof(float));
+    c.extra = sc_malloc(B * (size_t)c.R * sizeof(float));
+    c.zg = sc_malloc(B * sizeof(float));
+    c.zv = sc_malloc(B * sizeof(float));
+    c.dzg = sc_malloc(B * sizeof(float));
+    c.dzv = sc_malloc(B * sizeof(float));
+    for (int s = 0; s < 3; s++)
+        if (c.split[s]) c.repr[s] = sc_malloc((size_t)c.split[s]->n_rows * c.R * sizeof(float) + 1);
+    if (!c.adapter_best || !c.x || !c.extra || !c.zg || !c.zv || !c.dzg || !c.dzv || !c.repr[0] || !c.repr[1] ||
+        (test && !c.repr[2])) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory for ELEC buffers");
+        goto done;
+    }
+
+    /* the pair (created before the adapter trains so a checkpoint can be checked early) */
+    sc_model_config gcfg = *model_cfg, vcfg = *model_cfg;
+    gcfg.extra_dim = c.R;
+    vcfg.extra_dim = 0;
+    rc = sc_model_create(&c.gain, &gcfg, train->fields, train->n_fields, tcfg->seed, err);
+    if (!rc) rc = sc_model_create(&c.van, &vcfg, train->fields, train->n_fields, tcfg->seed + 1, err);
+    if (!rc) rc = sc_model_create(&c.gain_best, &gcfg, train->fields, train->n_fields, tcfg->seed, err);
+    if (!rc) rc = sc_model_create(&c.van_best, &vcfg, train->fields, train->n_fields, tcfg->seed + 1, err);
+    if (rc) goto done;
+    c.Hg = sc_model_hidden_dim(c.gain);
+    c.Hv = sc_model_hidden_dim(c.van);
+    if (c.Hg != c.Hv && c.Hg > 0 && c.Hv > 0) {
+        int pdims[2] = {c.Hv, c.Hg};
+        rc = sc_mlp_create(&c.proj, "proj", pdims, 1, 0, tcfg->seed + 13, err);
+        if (rc) goto done;
+    }
+    int Hmax = c.Hg > c.Hv ? c.Hg : c.Hv;
+    if (c.R > Hmax) Hmax = c.R;
+    c.dhv = sc_malloc(B * (size_t)(c.Hv > 0 ? c.Hv : 1) * sizeof(float));
+    c.dp = sc_malloc(B * (size_t)(Hmax > 0 ? Hmax : 1) * sizeof(float));
+    if (!c.dhv || !c.dp) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory for ELEC buffers");
+        goto done;
+    }
+    sc_train_config acfg = *tcfg;
+    acfg.epochs = ecfg->adapter_epochs;
+    acfg.lr = ecfg->adapter_lr;
+    acfg.ckpt_path = NULL;
+    acfg.resume = 0;
+    acfg.log_path = NULL;
+    acfg.l2_embed = 0;
+    rc = sc_train_optim_create(&c.opt_adapter, &acfg, c.adapter_params, c.n_adapter_params, err);
+    if (rc) goto done;
+    int np;
+    sc_param *p = sc_model_params(c.gain, &np);
+    rc = sc_train_optim_create(&c.opt_gain, tcfg, p, np, err);
+    p = sc_model_params(c.van, &np);
+    if (!rc) rc = sc_train_optim_create(&c.opt_van, tcfg, p, np, err);
+    if (!rc && c.proj) {
+        p = sc_mlp_params(c.proj, &np);
+        rc = sc_train_optim_create(&c.opt_proj, tcfg, p, np, err);
+    }
+    if (rc) goto done;
+
+    sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint};
+    sc_train_result res;
+    char ckpt_gain[4300];
+    snprintf(ckpt_gain, sizeof ckpt_gain, "%s.gain", tcfg->ckpt_path ? tcfg->ckpt_path : "");
+    const char *resume_from = NULL;
+    if (tcfg->resume && tcfg->ckpt_path) {
+        if (sc_file_exists(tcfg->ckpt_path)) resume_from = tcfg->ckpt_path;
+        else if (ecfg->schedule == SC_ELEC_STAGED && sc_file_exists(ckpt_gain)) resume_from = ckpt_gain;
+    }
+    if (resume_from) {
+        rc = adapter_from_checkpoint(&c, resume_from, err);
+        if (rc) goto done;
+        sc_info("ELEC: adapter restored from %s", resume_from);
+    } else {
+        sc_info("ELEC: training the adapted LLM (%d -> %d -> %d -> 1) on frozen LLM vectors", c.d, ecfg->adapter_hidden,
+                c.R);
+        c.phase = PHASE_ADAPTER;
+        rc = sc_fit(train, &acfg, &task, &res, err);
+        if (rc) goto done;
+    }
+    for (int s = 0; s < 3 && !rc; s++)
+        if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
+    if (rc) goto done;
+
+    if (ecfg->schedule == SC_ELEC_JOINT) {
+        c.phase = PHASE_JOINT;
+        sc_info("ELEC: training gain and vanilla networks jointly (alpha %g, beta %g)", ecfg->alpha, ecfg->beta);
+        rc = sc_fit(train, tcfg, &task, &res, err);
+    } else {
+        int stage2_started = resume_from == tcfg->ckpt_path && resume_from;
+        sc_train_config g = *tcfg;
+        g.ckpt_path = tcfg->ckpt_path ? ckpt_gain : NULL;
+        if (!stage2_started) {
+            c.phase = PHASE_GAIN;
+            sc_info("ELEC staged: 1/2 the gain network");
+            rc = sc_fit(train, &g, &task, &res, err);
+            if (rc) goto done;
+        }
+        c.phase = PHASE_VANILLA;
+        sc_info("ELEC staged: 2/2 the vanilla network from the frozen gain network (alpha %g, beta %g)", ecfg->alpha,
+                ecfg->beta);
+        rc = sc_fit(train, tcfg, &task, &res, err);
+    }
+    if (rc) goto done;
+
+    /* final metrics of every network with the best weights, written into the model file */
+    sc_elec_report vr, tr;
+    rc = eval_adapter(&c, 1, &vr.adapter, err);
+    if (!rc) rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);
+    if (!rc) rc = eval_net(&c, c.van, 1, 0, &vr.vanilla, err);
+    if (!rc && test) {
+        rc = eval_adapter(&c, 2, &tr.adapter, err);
+        if (!rc) rc = eval_net(&c, c.gain, 2, 1, &tr.gain, err);
+        if (!rc) rc = eval_net(&c, c.van, 2, 0, &tr.vanilla, err);
+    }
+    if (rc) goto done;
+    if (vrep) *vrep = vr;
+    if (trep && test) *trep = tr;
+    if (info) {
+        cJSON_DeleteItemFromObject(info, "valid");
+        cJSON_DeleteItemFromObject(info, "test");
+        cJSON *v = cJSON_AddObjectToObject(info, "valid");
+        report_json(v, "adapter", &vr.adapter);
+        report_json(v, "gain", &vr.gain);
+        report_json(v, "vanilla", &vr.vanilla);
+        if (test) {
+            cJSON *t = cJSON_AddObjectToObject(info, "test");
+            report_json(t, "adapter", &tr.adapter);
+            report_json(t, "gain", &tr.gain);
+            report_json(t, "vanilla", &tr.vanilla);
+        }
+    }
+    rc = sc_model_copy_weights(c.gain_best, c.gain, err);
+    if (!rc) rc = sc_model_copy_weights(c.van_best, c.van, err);
+    if (!rc) rc = write_model(&c, err);
+done:
+    free_ctx(&c);
+    return rc;
+}
