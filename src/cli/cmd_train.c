@@ -9,6 +9,8 @@
 #include "ctr/model.h"
 #include "data/dataset.h"
 #include "data/schema.h"
+#include "train/elec.h"
+#include "train/elec_text.h"
 #include "train/trainer.h"
 
 static const char *USAGE =
@@ -40,7 +42,101 @@ static const char *USAGE =
     "  --checkpoint FILE    resumable checkpoint after each epoch (FILE = OUT.ckpt by default)\n"
     "  --resume             continue from the checkpoint\n"
     "  --max-steps N        stop after N batches (benchmarks)\n"
-    "  --json               print the result as one JSON object on stdout\n";
+    "  --json               print the result as one JSON object on stdout\n"
+    "\n"
+    "ELEC (--method elec; docs/elec.md):\n"
+    "  --method NAME        plain | elec (plain)\n"
+    "  --lm DIR             text encoder model directory (the cached all-MiniLM-L6-v2)\n"
+    "  --elec-granularity G sample | entity: one text per row, or per user and item (sample)\n"
+    "  --elec-text COLS     text columns to textualise, comma-separated (all)\n"
+    "  --elec-cache FILE    vector store caching the LLM vectors (DATA/elec-G-MODEL.vec)\n"
+    "  --alpha X            score-level distillation weight (1)\n"
+    "  --beta X             representation-level distillation weight (1)\n"
+    "  --temperature X      soft-target temperature (1)\n"
+    "  --kd-score KIND      bce | mse (bce)\n"
+    "  --elec-schedule S    joint | staged (joint)\n"
+    "  --repr-dim N         adapted-LLM representation size (64)\n"
+    "  --adapter-hidden N   transformation MLP hidden size (256)\n"
+    "  --adapter-epochs N   adapted-LLM epochs (10, early stopped)\n";
+
+/* ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/all-MiniLM-L6-v2, where scripts/fetch_model.sh puts it. */
+static void default_model_dir(char *out, size_t cap) {
+    const char *model = getenv("SEMCTR_MODEL");
+    if (model && *model) {
+        snprintf(out, cap, "%s", model);
+        return;
+    }
+    const char *cache = getenv("SEMCTR_CACHE");
+    const char *home = getenv("HOME");
+    if (cache && *cache) snprintf(out, cap, "%s/models/all-MiniLM-L6-v2", cache);
+    else snprintf(out, cap, "%s/.cache/semctr/models/all-MiniLM-L6-v2", home ? home : ".");
+}
+
+typedef struct elec_args {
+    const char *lm, *text_cols, *cache;
+    int granularity;
+    sc_elec_config cfg;
+} elec_args;
+
+/* Textualise, encode (cached), train the ELEC pair, report. */
+static int run_elec(const char *data, const char *model_name, const char *out, const sc_model_config *mc,
+                    const sc_train_config *tc, elec_args *ea, sc_schema *schema, const sc_dataset *train,
+                    const sc_dataset *valid, const sc_dataset *test, int json, sc_error *err) {
+    char lm_dir[4096], cache[4300], name[128] = "";
+    if (ea->lm) snprintf(lm_dir, sizeof lm_dir, "%s", ea->lm);
+    else default_model_dir(lm_dir, sizeof lm_dir);
+    const sc_dataset *splits[3] = {train, valid, test};
+    sc_elec_texts texts;
+    int rc = sc_elec_textualize(schema, splits, ea->granularity, ea->text_cols, &texts, err);
+    if (rc) return rc;
+    sc_info("ELEC: %lld distinct %s texts%s%s (e.g. \"%s\")", (long long)texts.n_texts[0], texts.part_name[0],
+            texts.n_parts > 1 ? " and more for " : "", texts.n_parts > 1 ? texts.part_name[1] : "",
+            texts.n_texts[0] ? texts.texts[0][0] : "");
+    const char *base = strrchr(lm_dir, '/');
+    base = base && base[1] ? base + 1 : lm_dir;
+    if (ea->cache) snprintf(cache, sizeof cache, "%s", ea->cache);
+    else snprintf(cache, sizeof cache, "%s/elec-%s-%s.vec", data, ea->granularity == SC_ELEC_ENTITY ? "entity" : "sample", base);
+    float *tables[2] = {NULL, NULL};
+    int dim = 0;
+    rc = sc_elec_encode_texts(&texts, lm_dir, cache, tc->n_threads, tables, &dim, name, sizeof name, err);
+    if (!rc) {
+        sc_elec_vectors vec[3];
+        sc_elec_vectors_from_texts(&texts, tables, dim, vec);
+        cJSON *info = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(info, "elec");
+        cJSON_AddStringToObject(e, "encoder", name);
+        cJSON_AddNumberToObject(e, "llm_dim", dim);
+        cJSON_AddStringToObject(e, "granularity", ea->granularity == SC_ELEC_ENTITY ? "entity" : "sample");
+        cJSON_AddStringToObject(e, "text_columns", ea->text_cols ? ea->text_cols : "all");
+        cJSON_AddNumberToObject(e, "alpha", ea->cfg.alpha);
+        cJSON_AddNumberToObject(e, "beta", ea->cfg.beta);
+        cJSON_AddNumberToObject(e, "temperature", ea->cfg.temperature);
+        cJSON_AddStringToObject(e, "kd_score", ea->cfg.score_loss == SC_KD_MSE ? "mse" : "bce");
+        cJSON_AddStringToObject(e, "schedule", ea->cfg.schedule == SC_ELEC_STAGED ? "staged" : "joint");
+        cJSON_AddNumberToObject(e, "repr_dim", ea->cfg.repr_dim);
+        cJSON_AddStringToObject(e, "backbone", model_name);
+        cJSON_AddNumberToObject(e, "seed", (double)tc->seed);
+        sc_elec_report vr, tr;
+        rc = sc_elec_train(schema, train, valid, test, vec, mc, tc, &ea->cfg, info, out, &vr, &tr, err);
+        if (!rc) {
+            sc_info("ELEC %s: valid AUC adapter %.5f, gain %.5f, vanilla %.5f; model written to %s", model_name,
+                    vr.adapter.auc, vr.gain.auc, vr.vanilla.auc, out);
+            if (test)
+                sc_info("ELEC %s: test  AUC adapter %.5f, gain %.5f, vanilla %.5f", model_name, tr.adapter.auc,
+                        tr.gain.auc, tr.vanilla.auc);
+            if (json) {
+                char *js = cJSON_PrintUnformatted(info);
+                printf("%s\n", js);
+                free(js);
+            }
+        }
+        cJSON_Delete(info);
+    }
+    sc_free(tables[0]);
+    sc_free(tables[1]);
+    sc_elec_texts_free(&texts);
+    return rc;
+}
 
 static int parse_hidden(const char *s, sc_model_config *cfg) {
     cfg->n_hidden = 0;
@@ -63,7 +159,9 @@ int cmd_train(int argc, char **argv) {
     const char *hidden = NULL, *ckpt = NULL;
     long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1, x;
     double dropout = -1, d;
-    int json = 0;
+    int json = 0, elec = 0;
+    elec_args ea = {0};
+    sc_elec_config_default(&ea.cfg);
     cli_args a = {argc, argv, 1};
     for (; a.i < argc; a.i++) {
         int r;
@@ -99,6 +197,34 @@ int cmd_train(int argc, char **argv) {
         else if (TAKE("--log") == 1) tc.log_path = v;
         else if (TAKE("--checkpoint") == 1) ckpt = v;
         else if (TAKE("--max-steps") == 1) { if (cli_int("train", "--max-steps", v, 1, 0x7fffffffL, &x)) return EXIT_USAGE; tc.max_steps = x; }
+        else if (TAKE("--method") == 1) {
+            if (!strcmp(v, "elec")) elec = 1;
+            else if (strcmp(v, "plain")) { fprintf(stderr, "semctr train: --method must be plain or elec, got '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (TAKE("--lm") == 1) ea.lm = v;
+        else if (TAKE("--elec-text") == 1) ea.text_cols = v;
+        else if (TAKE("--elec-cache") == 1) ea.cache = v;
+        else if (TAKE("--elec-granularity") == 1) {
+            if (!strcmp(v, "entity")) ea.granularity = SC_ELEC_ENTITY;
+            else if (!strcmp(v, "sample")) ea.granularity = SC_ELEC_SAMPLE;
+            else { fprintf(stderr, "semctr train: --elec-granularity must be sample or entity, got '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (TAKE("--alpha") == 1) { if (cli_float("train", "--alpha", v, &d) || d < 0) return EXIT_USAGE; ea.cfg.alpha = (float)d; }
+        else if (TAKE("--beta") == 1) { if (cli_float("train", "--beta", v, &d) || d < 0) return EXIT_USAGE; ea.cfg.beta = (float)d; }
+        else if (TAKE("--temperature") == 1) { if (cli_float("train", "--temperature", v, &d) || !(d > 0)) return EXIT_USAGE; ea.cfg.temperature = (float)d; }
+        else if (TAKE("--kd-score") == 1) {
+            if (!strcmp(v, "bce")) ea.cfg.score_loss = SC_KD_BCE;
+            else if (!strcmp(v, "mse")) ea.cfg.score_loss = SC_KD_MSE;
+            else { fprintf(stderr, "semctr train: --kd-score must be bce or mse, got '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (TAKE("--elec-schedule") == 1) {
+            if (!strcmp(v, "joint")) ea.cfg.schedule = SC_ELEC_JOINT;
+            else if (!strcmp(v, "staged")) ea.cfg.schedule = SC_ELEC_STAGED;
+            else { fprintf(stderr, "semctr train: --elec-schedule must be joint or staged, got '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (TAKE("--repr-dim") == 1) { if (cli_int("train", "--repr-dim", v, 1, 4096, &x)) return EXIT_USAGE; ea.cfg.repr_dim = (int)x; }
+        else if (TAKE("--adapter-hidden") == 1) { if (cli_int("train", "--adapter-hidden", v, 1, 65536, &x)) return EXIT_USAGE; ea.cfg.adapter_hidden = (int)x; }
+        else if (TAKE("--adapter-epochs") == 1) { if (cli_int("train", "--adapter-epochs", v, 1, 1000, &x)) return EXIT_USAGE; ea.cfg.adapter_epochs = (int)x; }
         else if (cli_flag(&a, "--resume")) tc.resume = 1;
         else if (cli_flag(&a, "--json")) json = 1;
         else {
@@ -140,7 +266,7 @@ int cmd_train(int argc, char **argv) {
 
     sc_error err = {0};
     sc_schema *schema = NULL;
-    sc_dataset train = {0}, valid = {0};
+    sc_dataset train = {0}, valid = {0}, test = {0};
     sc_model *model = NULL;
     char path[4200];
     int rc = sc_schema_load(&schema, data, &err);
@@ -151,6 +277,20 @@ int cmd_train(int argc, char **argv) {
     if (!rc) {
         snprintf(path, sizeof path, "%s/valid.scd", data);
         rc = sc_dataset_open(&valid, path, &err);
+    }
+    int have_test = 0;
+    if (!rc && elec) {
+        snprintf(path, sizeof path, "%s/test.scd", data);
+        if (sc_file_exists(path)) {
+            rc = sc_dataset_open(&test, path, &err);
+            have_test = !rc;
+        }
+        if (!rc) rc = run_elec(data, model_name, out, &mc, &tc, &ea, schema, &train, &valid, have_test ? &test : NULL, json, &err);
+        sc_dataset_close(&test);
+        sc_dataset_close(&train);
+        sc_dataset_close(&valid);
+        sc_schema_free(schema);
+        return rc ? cli_fail("train", &err) : 0;
     }
     if (!rc) rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed, &err);
     sc_train_result res;
@@ -164,10 +304,11 @@ int cmd_train(int argc, char **argv) {
                 res.best_valid.auc, res.best_valid.gauc, res.best_valid.logloss, out);
         if (json)
             printf("{\"model\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, \"valid_gauc\": %.6f, "
-                   "\"valid_logloss\": %.6f, \"samples_per_s\": %.1f, \"steps\": %lld, \"out\": \"%s\"}\n",
+                   "\"valid_logloss\": %.6f, \"samples_per_s\": %.1f, \"dense_flops_per_sample\": %.0f, \"steps\": %lld, "
+                   "\"out\": \"%s\"}\n",
                    model_name, res.best_epoch, res.epochs_run, res.best_valid.auc,
                    isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss, res.samples_per_s,
-                   (long long)res.steps, out);
+                   sc_model_flops_per_sample(model), (long long)res.steps, out);
     }
     if (model) sc_model_free(model);
     sc_dataset_close(&train);
