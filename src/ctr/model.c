@@ -241,7 +241,7 @@ static int add_spec(pspec *sp, int *n, const char *name, int64_t rows, int cols,
                     int init, float a) {
     pspec *s = &sp[*n];
     memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->name, sizeof s->name, "%.63s", name);
     s->rows = rows;
     s->cols = cols;
     s->sparse = sparse;
@@ -447,7 +447,7 @@ int sc_model_create(sc_model **out, const sc_model_config *cfg_in, const sc_fiel
     int64_t wo = 0, go = 0;
     for (int i = 0; i < n; i++) {
         sc_param *p = &m->params[i];
-        snprintf(p->name, sizeof p->name, "%s", sp[i].name);
+        snprintf(p->name, sizeof p->name, "%.63s", sp[i].name);
         p->rows = sp[i].rows;
         p->cols = sp[i].cols;
         p->size = sp[i].rows * sp[i].cols;
