@@ -1,11 +1,94 @@
-/* Placeholder until this subcommand lands; replaced by its real file. */
+/* semctr prepare --config FILE --out DIR [--bad-rows skip|fail] */
 #include <stdio.h>
+#include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
+#include "data/prepare.h"
+#include "data/schema.h"
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: semctr prepare --config FILE --out DIR [--bad-rows skip|fail]\n\n"
+            "Turn a click log (CSV/TSV, joins with side tables) into a binary dataset:\n"
+            "DIR/train.scd, valid.scd, test.scd (columnar, mmap'able), DIR/schema.scs\n"
+            "(fields, vocabularies from train only, join and text tables, the config)\n"
+            "and DIR/meta.json. The config format is described in docs/data.md.\n\n"
+            "  --config FILE      dataset config (YAML), e.g. configs/ml-100k.yaml\n"
+            "  --out DIR          output folder (created; files in it are replaced atomically)\n"
+            "  --bad-rows MODE    skip: drop bad rows and report them per reason;\n"
+            "                     fail: stop at the first one (default: the config's bad_rows, else skip)\n");
+}
 
 int cmd_prepare(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "semctr: 'prepare' is not built yet\n");
-    return 1;
+    const char *config = NULL, *out = NULL, *bad = NULL;
+    cli_args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if ((r = cli_take(&a, "--config", &config)) || (r = cli_take(&a, "--out", &out)) ||
+            (r = cli_take(&a, "--bad-rows", &bad))) {
+            if (r < 0) return EXIT_USAGE;
+            continue;
+        }
+        fprintf(stderr, "semctr prepare: unknown option '%s'\n", argv[a.i]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!config || !out) {
+        fprintf(stderr, "semctr prepare: --config and --out are required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    int bad_rows = -1;
+    if (bad) {
+        if (!strcmp(bad, "skip")) bad_rows = 0;
+        else if (!strcmp(bad, "fail")) bad_rows = 1;
+        else {
+            fprintf(stderr, "semctr prepare: --bad-rows must be skip or fail, got '%s'\n", bad);
+            return EXIT_USAGE;
+        }
+    }
+    sc_install_signal_handlers();
+    sc_error err = {0};
+    sc_prepare_stats st;
+    if (sc_prepare_file(config, out, bad_rows, &st, &err)) return cli_fail("prepare", &err);
+    int64_t total = st.rows[0] + st.rows[1] + st.rows[2];
+    int64_t pos = st.positives[0] + st.positives[1] + st.positives[2];
+    printf("prepared %s -> %s in %.2f s\n", config, out, st.seconds);
+    static const char *const sn[3] = {"train", "valid", "test"};
+    for (int k = 0; k < 3; k++)
+        printf("  %-5s %10lld rows  %9lld positives (%.2f%%)\n", sn[k], (long long)st.rows[k],
+               (long long)st.positives[k], st.rows[k] ? 100.0 * (double)st.positives[k] / (double)st.rows[k] : 0.0);
+    printf("  all   %10lld rows  %9lld positives (%.2f%%)\n", (long long)total, (long long)pos,
+           total ? 100.0 * (double)pos / (double)total : 0.0);
+    sc_schema *s;
+    if (sc_schema_load(&s, out, &err) == 0) {
+        int nf;
+        const sc_field_info *f = sc_schema_fields(s, &nf);
+        static const char *const kinds[] = {"categorical", "numeric", "multi", "sequence"};
+        printf("  %d fields:\n", nf);
+        for (int i = 0; i < nf; i++) {
+            printf("    %-22s %-11s", f[i].name, kinds[f[i].kind]);
+            if (f[i].kind != SC_FIELD_NUMERIC) printf(" vocab %lld", (long long)f[i].vocab_size);
+            if (f[i].width > 1) printf(" width %d", f[i].width);
+            if (f[i].share_with >= 0) printf(" (shares %s)", f[i].share_with < nf ? f[f[i].share_with].name : "?");
+            printf("\n");
+        }
+        for (int t = 0; t < sc_schema_n_text(s); t++)
+            printf("    text %-17s from %s, %lld distinct\n", sc_schema_text_name(s, t), sc_schema_text_entity(s, t),
+                   (long long)sc_schema_text_count(s, t));
+        sc_schema_free(s);
+    }
+    int any = 0;
+    for (int r = 0; r < SC_BAD_COUNT; r++)
+        if (st.bad[r]) {
+            if (!any) printf("  bad rows skipped:\n");
+            any = 1;
+            printf("    %-22s %lld (first: %s)\n", sc_bad_reason_name(r), (long long)st.bad[r], st.bad_first[r]);
+        }
+    return 0;
 }

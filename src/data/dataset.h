@@ -70,4 +70,60 @@ void sc_batch_free(sc_batch *b);
 /* Copy rows[0..n) of ds into b (n <= b->cap). */
 void sc_batch_gather(sc_batch *b, const sc_dataset *ds, const int64_t *rows, int n);
 
+/* ---- additions (data module): the on-disk format, text columns, writer ----
+ *
+ * Split file layout (.scd), all little-endian, version 1:
+ *
+ *   0   char     magic[8] = "SCDSPLIT"
+ *   8   uint32   version = 1
+ *   12  uint32   F (fields)
+ *   16  int64    N (rows)
+ *   24  int64    cap (rows reserved per column, >= N; columns may be
+ *                followed by unused space when rows were dropped late)
+ *   32  uint32   flags (bit 0: has a group column)
+ *   36  uint32   T (text columns)
+ *   40  uint64   0 (reserved) x 3
+ *   64  F field records of 88 bytes: char name[64], int32 kind, int32 width,
+ *       int64 vocab_size, int32 pooling, int32 share_with
+ *   ..  T text-column names, char[64] each
+ *   ..  (2 + F + T) column records {uint64 offset, uint64 bytes}: label,
+ *       group, the F fields, the T text columns
+ *   columns, each starting at a multiple of 64 bytes:
+ *       label float32 (N); group int32 (N) (bytes = 0 when absent);
+ *       field f: int32 (N, W) ids, or float32 (N) values for numeric fields;
+ *       text t: int32 (N), an index into text column t's string table in the
+ *       schema (see data/schema.h), -1 when the row has no such text.
+ *
+ * sc_dataset_open checks the magic, the version, every size and offset
+ * against the file size, the field records, and that every id lies in
+ * [0, vocab_size) so that an embedding lookup can never read out of bounds. */
+
+#define SC_SCD_MAGIC "SCDSPLIT"
+#define SC_SCD_VERSION 1
+#define SC_MAX_FIELDS 4096
+#define SC_MAX_WIDTH 65536
+
+/* Text columns of an open split: T, and the (N) int32 column of text t
+ * (string indices, -1 = none). Returns NULL when t is out of range. */
+int sc_dataset_n_text(const sc_dataset *ds);
+const int32_t *sc_dataset_text(const sc_dataset *ds, int t);
+/* Name of text column t as stored in the split (NULL when out of range). */
+const char *sc_dataset_text_name(const sc_dataset *ds, int t);
+
+/* Writes one split file. Rows are appended batch by batch; columns go
+ * straight to their final offsets (pwrite), the header last, through
+ * sc_atomic_file so a failure leaves no partial file behind. cap_rows is an
+ * upper bound on the rows that will be appended. */
+typedef struct sc_split_writer sc_split_writer;
+int sc_split_writer_open(sc_split_writer **w, const char *path, const sc_field_info *fields, int n_fields,
+                         int has_group, int n_text, const char *const *text_names, int64_t cap_rows,
+                         sc_error *err);
+/* Append b->n rows; text is (b->n, n_text) or NULL when n_text == 0. */
+int sc_split_writer_append(sc_split_writer *w, const sc_batch *b, const int32_t *text, sc_error *err);
+int64_t sc_split_writer_rows(const sc_split_writer *w);
+/* Write the header, fsync, rename into place; frees w in every case. */
+int sc_split_writer_commit(sc_split_writer *w, sc_error *err);
+/* Remove the temporary file; frees w. NULL is fine. */
+void sc_split_writer_abort(sc_split_writer *w);
+
 #endif

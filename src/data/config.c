@@ -1,0 +1,775 @@
+/* YAML dataset config -> sc_dcfg, through libyaml's document API so every
+ * node keeps its line for error messages. */
+#include "data/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "base/alloc.h"
+#include "base/file.h"
+#include "data/dataset.h"
+
+typedef struct ctx {
+    yaml_document_t doc;
+    const char *name;
+    const char *base_dir;
+    sc_error *err;
+    sc_dcfg *cfg;
+} ctx;
+
+static int line_of(yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 0; }
+
+#define FAILN(c, n, ...) cfg_fail((c), (n), __VA_ARGS__)
+__attribute__((format(printf, 3, 4))) static int cfg_fail(ctx *c, yaml_node_t *n, const char *fmt, ...) {
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sc_fail(c->err, SC_EINVAL, "%s:%d: %s", c->name, line_of(n), msg);
+}
+
+static yaml_node_t *node(ctx *c, int i) { return yaml_document_get_node(&c->doc, i); }
+
+static const char *scalar(yaml_node_t *n) {
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_str(ctx *c, yaml_node_t *n, const char *key, char *out, size_t cap) {
+    const char *s = scalar(n);
+    if (!s) return FAILN(c, n, "'%s' must be a string", key);
+    if (strlen(s) >= cap) return FAILN(c, n, "'%s' is too long (at most %zu bytes)", key, cap - 1);
+    if (memchr(s, 0, n->data.scalar.length)) return FAILN(c, n, "'%s' holds a NUL byte", key);
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+static int get_strdup(ctx *c, yaml_node_t *n, const char *key, char **out) {
+    const char *s = scalar(n);
+    if (!s) return FAILN(c, n, "'%s' must be a string", key);
+    sc_free(*out);
+    *out = sc_strdup(s);
+    if (!*out) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int get_int(ctx *c, yaml_node_t *n, const char *key, long long lo, long long hi, long long *out) {
+    const char *s = scalar(n);
+    char *end;
+    errno = 0;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || errno || *end || v < lo || v > hi)
+        return FAILN(c, n, "'%s' must be an integer in [%lld, %lld], got '%s'", key, lo, hi, s ? s : "(not a scalar)");
+    *out = v;
+    return 0;
+}
+
+static int get_double(ctx *c, yaml_node_t *n, const char *key, double *out) {
+    const char *s = scalar(n);
+    char *end;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || !isfinite(v)) return FAILN(c, n, "'%s' must be a number, got '%s'", key, s ? s : "(not a scalar)");
+    *out = v;
+    return 0;
+}
+
+static int get_bool(ctx *c, yaml_node_t *n, const char *key, int *out) {
+    const char *s = scalar(n);
+    if (s && (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))) *out = 1;
+    else if (s && (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))) *out = 0;
+    else return FAILN(c, n, "'%s' must be true or false, got '%s'", key, s ? s : "(not a scalar)");
+    return 0;
+}
+
+static int get_enum(ctx *c, yaml_node_t *n, const char *key, const char *const *names, int *out) {
+    const char *s = scalar(n);
+    for (int i = 0; s && names[i]; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    char all[300] = "";
+    for (int i = 0; names[i]; i++) {
+        strncat(all, i ? ", " : "", sizeof all - strlen(all) - 1);
+        strncat(all, names[i], sizeof all - strlen(all) - 1);
+    }
+    return FAILN(c, n, "'%s' must be one of %s, got '%s'", key, all, s ? s : "(not a scalar)");
+}
+
+/* A list of strings: a sequence of scalars, or one scalar (a list of one). */
+static int get_strlist(ctx *c, yaml_node_t *n, const char *key, char ***out, int *count) {
+    int cnt = n->type == YAML_SEQUENCE_NODE ? (int)(n->data.sequence.items.top - n->data.sequence.items.start) : 1;
+    if (n->type == YAML_MAPPING_NODE) return FAILN(c, n, "'%s' must be a list of strings", key);
+    if (cnt > 100000) return FAILN(c, n, "'%s' has too many entries", key);
+    for (int i = 0; i < *count; i++) sc_free((*out)[i]);
+    sc_free(*out);
+    *out = sc_calloc((size_t)cnt + 1, sizeof **out);
+    *count = 0;
+    if (!*out) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+    for (int i = 0; i < cnt; i++) {
+        yaml_node_t *it = n->type == YAML_SEQUENCE_NODE ? node(c, n->data.sequence.items.start[i]) : n;
+        const char *s = scalar(it);
+        if (!s) return FAILN(c, it, "'%s' must be a list of strings", key);
+        (*out)[i] = sc_strdup(s);
+        if (!(*out)[i]) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+        *count = i + 1;
+    }
+    return 0;
+}
+
+/* Iterate the pairs of a mapping; fails on keys not in allowed (NULL-ended). */
+typedef struct pair_it {
+    yaml_node_pair_t *p, *end;
+} pair_it;
+
+static int check_map(ctx *c, yaml_node_t *n, const char *what, const char *const *allowed) {
+    if (!n || n->type != YAML_MAPPING_NODE) return FAILN(c, n, "%s must be a mapping (key: value)", what);
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        const char *ks = scalar(k);
+        if (!ks) return FAILN(c, k, "%s: keys must be strings", what);
+        int ok = 0;
+        for (int i = 0; allowed[i]; i++) ok |= !strcmp(ks, allowed[i]);
+        if (!ok) {
+            char all[600] = "";
+            for (int i = 0; allowed[i]; i++) {
+                strncat(all, i ? ", " : "", sizeof all - strlen(all) - 1);
+                strncat(all, allowed[i], sizeof all - strlen(all) - 1);
+            }
+            return FAILN(c, k, "unknown key '%s' in %s (known: %s)", ks, what, all);
+        }
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+            const char *qs = scalar(node(c, q->key));
+            if (qs && !strcmp(qs, ks)) return FAILN(c, k, "duplicate key '%s' in %s", ks, what);
+        }
+    }
+    return 0;
+}
+
+#define FOR_PAIRS(c, n, K, V)                                                                      \
+    for (yaml_node_pair_t *pp_ = (n)->data.mapping.pairs.start; pp_ < (n)->data.mapping.pairs.top; pp_++) \
+        for (int once_ = 1; once_;)                                                                \
+            for (const char *K = scalar(node(c, pp_->key)); once_; once_ = 0)                      \
+                for (yaml_node_t *V = node(c, pp_->value); once_; once_ = 0)
+
+/* ---- paths ---- */
+
+char *sc_expand_path(const char *s, const char *base_dir, const char *where, sc_error *err) {
+    char buf[4096];
+    size_t w = 0;
+    for (size_t i = 0; s[i];) {
+        if (s[i] == '$' && s[i + 1] == '{') {
+            const char *close = strchr(s + i + 2, '}');
+            if (!close) {
+                sc_fail(err, SC_EINVAL, "%s: unterminated ${ in path '%s'", where, s);
+                return NULL;
+            }
+            char var[256];
+            size_t vl = (size_t)(close - (s + i + 2));
+            if (vl >= sizeof var) vl = sizeof var - 1;
+            memcpy(var, s + i + 2, vl);
+            var[vl] = 0;
+            const char *def = NULL;
+            char *dash = strstr(var, ":-");
+            if (dash) {
+                *dash = 0;
+                def = dash + 2;
+            }
+            const char *val = getenv(var);
+            if (!val || !*val) val = def;
+            if (!val) {
+                sc_fail(err, SC_EINVAL, "%s: environment variable %s in path '%s' is not set", where, var, s);
+                return NULL;
+            }
+            size_t l = strlen(val);
+            if (w + l >= sizeof buf) goto toolong;
+            memcpy(buf + w, val, l);
+            w += l;
+            i = (size_t)(close - s) + 1;
+            continue;
+        }
+        if (w + 1 >= sizeof buf) goto toolong;
+        buf[w++] = s[i++];
+    }
+    buf[w] = 0;
+    if (buf[0] != '/' && base_dir && *base_dir) {
+        size_t bl = strlen(base_dir);
+        if (bl + 1 + w >= sizeof buf) goto toolong;
+        memmove(buf + bl + 1, buf, w + 1);
+        memcpy(buf, base_dir, bl);
+        buf[bl] = '/';
+    }
+    char *r = sc_strdup(buf);
+    if (!r) sc_fail(err, SC_ENOMEM, "out of memory");
+    return r;
+toolong:
+    sc_fail(err, SC_EINVAL, "%s: path too long: '%.200s'", where, s);
+    return NULL;
+}
+
+/* ---- sections ---- */
+
+static int parse_delim(ctx *c, yaml_node_t *v, sc_table_cfg *t) {
+    char d[16];
+    if (get_str(c, v, "delimiter", d, sizeof d)) return -1;
+    /* accept the escapes people write: \t and \\t */
+    if (!strcmp(d, "\\t") || !strcmp(d, "tab")) strcpy(d, "\t");
+    if (!d[0]) return FAILN(c, v, "'delimiter' must not be empty");
+    strcpy(t->delim, d);
+    t->dlen = (int)strlen(d);
+    return 0;
+}
+
+static int parse_table(ctx *c, yaml_node_t *n, sc_table_cfg *t, int is_join) {
+    static const char *const keys_main[] = {"path", "paths", "format", "delimiter", "header", "columns", "encoding", "quote", NULL};
+    static const char *const keys_join[] = {"name", "path", "paths", "format", "delimiter", "header", "columns",
+                                            "encoding", "quote", "key", "on", NULL};
+    if (check_map(c, n, is_join ? "a join" : "'input'", is_join ? keys_join : keys_main)) return -1;
+    t->line = line_of(n);
+    strcpy(t->delim, ",");
+    t->dlen = 1;
+    t->quote = '"';
+    int has_delim = 0, has_header = 0, has_quote = 0;
+    /* format first: it sets defaults the other keys override */
+    FOR_PAIRS(c, n, k, v) {
+        if (strcmp(k, "format")) continue;
+        static const char *const fmts[] = {"csv", "tsv", "criteo", NULL};
+        int f;
+        if (get_enum(c, v, "format", fmts, &f)) return -1;
+        if (f == 1) strcpy(t->delim, "\t"), t->quote = 0;
+        if (f == 2) {
+            strcpy(t->delim, "\t");
+            t->quote = 0;
+            t->header = 0;
+            t->columns = sc_calloc(40, sizeof *t->columns);
+            if (!t->columns) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+            char nm[16];
+            for (int i = 0; i < 40; i++) {
+                if (i == 0) snprintf(nm, sizeof nm, "label");
+                else if (i <= 13) snprintf(nm, sizeof nm, "I%d", i);
+                else snprintf(nm, sizeof nm, "C%d", i - 13);
+                t->columns[i] = sc_strdup(nm);
+                if (!t->columns[i]) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+                t->n_columns = i + 1;
+            }
+        }
+        t->dlen = 1;
+    }
+    FOR_PAIRS(c, n, k, v) {
+        if (!strcmp(k, "name")) {
+            if (get_str(c, v, k, t->name, sizeof t->name)) return -1;
+        } else if (!strcmp(k, "path") || !strcmp(k, "paths")) {
+            char **raw = NULL;
+            int nr = 0;
+            if (get_strlist(c, v, k, &raw, &nr)) {
+                for (int i = 0; i < nr; i++) sc_free(raw[i]);
+                sc_free(raw);
+                return -1;
+            }
+            if (t->paths) return FAILN(c, v, "give either 'path' or 'paths'");
+            t->paths = raw;
+            t->n_paths = nr;
+            char where[300];
+            snprintf(where, sizeof where, "%s:%d", c->name, line_of(v));
+            for (int i = 0; i < nr; i++) {
+                char *p = sc_expand_path(raw[i], c->base_dir, where, c->err);
+                if (!p) return -1;
+                sc_free(raw[i]);
+                raw[i] = p;
+            }
+            if (nr == 0) return FAILN(c, v, "'%s' lists no file", k);
+        } else if (!strcmp(k, "delimiter")) {
+            if (parse_delim(c, v, t)) return -1;
+            has_delim = 1;
+        } else if (!strcmp(k, "header")) {
+            if (get_bool(c, v, k, &t->header)) return -1;
+            has_header = 1;
+        } else if (!strcmp(k, "columns")) {
+            if (get_strlist(c, v, k, &t->columns, &t->n_columns)) return -1;
+            if (t->n_columns < 1) return FAILN(c, v, "'columns' is empty");
+            for (int i = 0; i < t->n_columns; i++) {
+                if (!t->columns[i][0] || strlen(t->columns[i]) >= SC_NAME_MAX)
+                    return FAILN(c, v, "column name '%s' must have 1 to %d bytes", t->columns[i], SC_NAME_MAX - 1);
+                for (int j = 0; j < i; j++)
+                    if (!strcmp(t->columns[i], t->columns[j])) return FAILN(c, v, "column '%s' listed twice", t->columns[i]);
+            }
+        } else if (!strcmp(k, "encoding")) {
+            static const char *const enc[] = {"utf-8", "latin1", "utf8", "latin-1", "iso-8859-1", NULL};
+            int e;
+            if (get_enum(c, v, k, enc, &e)) return -1;
+            t->latin1 = e == 1 || e >= 3;
+        } else if (!strcmp(k, "quote")) {
+            char q[4];
+            if (get_str(c, v, k, q, sizeof q)) return -1;
+            if (strlen(q) > 1) return FAILN(c, v, "'quote' must be one character or empty");
+            t->quote = q[0];
+            has_quote = 1;
+        } else if (!strcmp(k, "key")) {
+            if (get_str(c, v, k, t->key, sizeof t->key)) return -1;
+        } else if (!strcmp(k, "on")) {
+            if (get_str(c, v, k, t->on, sizeof t->on)) return -1;
+        }
+    }
+    (void)has_delim;
+    (void)has_quote;
+    if (!t->paths) return FAILN(c, n, "%s needs 'path'", is_join ? "a join" : "'input'");
+    if (t->n_columns == 0 && !t->header)
+        return FAILN(c, n, "%s has neither 'columns' nor 'header: true'", is_join ? "a join" : "'input'");
+    if (t->n_columns && has_header && t->header == 1) { /* header present but columns given: columns win, header skipped */ }
+    if (is_join) {
+        if (!t->name[0]) return FAILN(c, n, "a join needs 'name'");
+        if (!t->key[0]) return FAILN(c, n, "join '%s' needs 'key' (its key column)", t->name);
+        if (!t->on[0]) strcpy(t->on, t->key);
+    } else {
+        strcpy(t->name, "input");
+    }
+    return 0;
+}
+
+static int parse_label(ctx *c, yaml_node_t *v) {
+    sc_dcfg *cfg = c->cfg;
+    const char *s = scalar(v);
+    if (!s) return FAILN(c, v, "'label' must be a column name or 'column OP number' (e.g. 'rating >= 4')");
+    static const char *const ops[] = {">=", "<=", "==", "!=", ">", "<", NULL};
+    static const int codes[] = {SC_OP_GE, SC_OP_LE, SC_OP_EQ, SC_OP_NE, SC_OP_GT, SC_OP_LT};
+    const char *opp = NULL;
+    int op = SC_OP_NONE;
+    size_t oplen = 0;
+    for (int i = 0; ops[i] && !opp; i++) {
+        const char *p = strstr(s, ops[i]);
+        if (p) opp = p, op = codes[i], oplen = strlen(ops[i]);
+    }
+    size_t cl = opp ? (size_t)(opp - s) : strlen(s);
+    while (cl && s[cl - 1] == ' ') cl--;
+    const char *cs = s;
+    while (*cs == ' ' && cl) cs++, cl--;
+    if (!cl || cl >= sizeof cfg->label_column) return FAILN(c, v, "'label': bad column name in '%s'", s);
+    memcpy(cfg->label_column, cs, cl);
+    cfg->label_column[cl] = 0;
+    cfg->label_op = op;
+    if (opp) {
+        char *end;
+        const char *num = opp + oplen;
+        double x = strtod(num, &end);
+        while (*end == ' ') end++;
+        if (end == num || *end || !isfinite(x)) return FAILN(c, v, "'label': '%s' must be 'column OP number'", s);
+        cfg->label_value = x;
+    }
+    return 0;
+}
+
+static const char *const kind_names[] = {"categorical", "numeric", "multi", "sequence", NULL};
+
+static int parse_field(ctx *c, yaml_node_t *n, sc_field_cfg *f, const char *name) {
+    f->line = line_of(n);
+    f->min_count = 1;
+    strcpy(f->sep, "|");
+    f->pooling = SC_POOL_MEAN;
+    int kind = -1, bucketize = 0;
+    if (name) snprintf(f->name, sizeof f->name, "%s", name);
+    FOR_PAIRS(c, n, k, v) {
+        if (!strcmp(k, "name")) {
+            if (get_str(c, v, k, f->name, sizeof f->name)) return -1;
+        } else if (!strcmp(k, "names")) {
+            /* handled by the caller */
+        } else if (!strcmp(k, "column")) {
+            if (get_str(c, v, k, f->column, sizeof f->column)) return -1;
+        } else if (!strcmp(k, "type")) {
+            if (get_enum(c, v, k, kind_names, &kind)) return -1;
+        } else if (!strcmp(k, "min_count")) {
+            long long x;
+            if (get_int(c, v, k, 1, INT32_MAX, &x)) return -1;
+            f->min_count = (int)x;
+        } else if (!strcmp(k, "hash_buckets")) {
+            long long x;
+            if (get_int(c, v, k, 1, INT32_MAX - 2, &x)) return -1;
+            f->hash_buckets = x;
+        } else if (!strcmp(k, "normalize")) {
+            static const char *const norms[] = {"none", "standard", "minmax", "log", NULL};
+            if (get_enum(c, v, k, norms, &f->normalize)) return -1;
+        } else if (!strcmp(k, "fill")) {
+            if (get_double(c, v, k, &f->fill)) return -1;
+        } else if (!strcmp(k, "buckets")) {
+            if (v->type != YAML_SEQUENCE_NODE) return FAILN(c, v, "'buckets' must be a list of numbers");
+            int cnt = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (cnt < 1 || cnt > 100000) return FAILN(c, v, "'buckets' needs 1 to 100000 boundaries");
+            sc_free(f->boundaries);
+            f->boundaries = sc_calloc((size_t)cnt, sizeof(double));
+            if (!f->boundaries) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+            for (int i = 0; i < cnt; i++) {
+                if (get_double(c, node(c, v->data.sequence.items.start[i]), k, &f->boundaries[i])) return -1;
+                if (i && f->boundaries[i] <= f->boundaries[i - 1]) return FAILN(c, v, "'buckets' must be strictly ascending");
+            }
+            f->n_boundaries = cnt;
+            bucketize = 1;
+        } else if (!strcmp(k, "quantiles")) {
+            long long x;
+            if (get_int(c, v, k, 2, 10000, &x)) return -1;
+            f->quantiles = (int)x;
+            bucketize = 1;
+        } else if (!strcmp(k, "bucketize")) {
+            static const char *const bz[] = {"log2", NULL};
+            int b;
+            if (get_enum(c, v, k, bz, &b)) return -1;
+            bucketize = 2;
+        } else if (!strcmp(k, "separator")) {
+            if (get_str(c, v, k, f->sep, sizeof f->sep)) return -1;
+            if (!f->sep[0]) return FAILN(c, v, "'separator' must not be empty");
+        } else if (!strcmp(k, "max_len")) {
+            long long x;
+            if (get_int(c, v, k, 1, SC_MAX_WIDTH, &x)) return -1;
+            f->max_len = (int)x;
+        } else if (!strcmp(k, "pooling")) {
+            static const char *const pl[] = {"mean", "sum", NULL};
+            if (get_enum(c, v, k, pl, &f->pooling)) return -1;
+        } else if (!strcmp(k, "flags")) {
+            if (get_strlist(c, v, k, &f->flags, &f->n_flags)) return -1;
+            if (f->n_flags < 1) return FAILN(c, v, "'flags' is empty");
+        } else if (!strcmp(k, "pattern")) {
+            if (get_strdup(c, v, k, &f->pattern)) return -1;
+        } else if (!strcmp(k, "of")) {
+            if (get_str(c, v, k, f->of, sizeof f->of)) return -1;
+        } else if (!strcmp(k, "by")) {
+            if (get_str(c, v, k, f->by, sizeof f->by)) return -1;
+        } else if (!strcmp(k, "share_embedding")) {
+            const char *s = scalar(v);
+            if (s && strcmp(s, "true") && strcmp(s, "false") && strcmp(s, "yes") && strcmp(s, "no")) {
+                /* a field name: must be the same as `of` */
+                if (strlen(s) >= sizeof f->of) return FAILN(c, v, "'share_embedding' is too long");
+                if (f->of[0] && strcmp(f->of, s)) return FAILN(c, v, "'share_embedding' must name the field in 'of'");
+                strcpy(f->of, s);
+                f->share = 1;
+            } else if (get_bool(c, v, k, &f->share)) return -1;
+        }
+    }
+    if (!f->name[0]) return FAILN(c, n, "a field needs 'name'");
+    if (kind < 0) return FAILN(c, n, "field '%s' needs 'type' (categorical, numeric, multi, sequence)", f->name);
+    if (!f->column[0]) snprintf(f->column, sizeof f->column, "%s", f->name);
+    switch (kind) {
+    case SC_FIELD_CATEGORICAL: f->transform = SC_TR_CATEGORICAL; break;
+    case SC_FIELD_NUMERIC:
+        f->transform = bucketize == 1 ? SC_TR_BUCKET : bucketize == 2 ? SC_TR_LOG2 : SC_TR_NUMERIC;
+        if (bucketize && f->normalize) return FAILN(c, n, "field '%s': 'normalize' and bucketing exclude each other", f->name);
+        if (f->n_boundaries && f->quantiles) return FAILN(c, n, "field '%s': give 'buckets' or 'quantiles', not both", f->name);
+        break;
+    case SC_FIELD_MULTI:
+        f->transform = SC_TR_MULTI;
+        if (!f->max_len) return FAILN(c, n, "multi field '%s' needs 'max_len'", f->name);
+        break;
+    case SC_FIELD_SEQUENCE:
+        f->transform = SC_TR_SEQUENCE;
+        if (!f->max_len) return FAILN(c, n, "sequence field '%s' needs 'max_len'", f->name);
+        if (!f->of[0]) return FAILN(c, n, "sequence field '%s' needs 'of' (the field whose values it collects)", f->name);
+        if (!f->by[0]) return FAILN(c, n, "sequence field '%s' needs 'by' (the user column)", f->name);
+        break;
+    }
+    if (bucketize && kind != SC_FIELD_NUMERIC) return FAILN(c, n, "field '%s': bucketing applies to numeric fields", f->name);
+    if (f->normalize && kind != SC_FIELD_NUMERIC) return FAILN(c, n, "field '%s': 'normalize' applies to numeric fields", f->name);
+    if (f->hash_buckets && (kind == SC_FIELD_NUMERIC || kind == SC_FIELD_SEQUENCE))
+        return FAILN(c, n, "field '%s': 'hash_buckets' applies to categorical and multi fields", f->name);
+    if (f->n_flags && kind != SC_FIELD_MULTI) return FAILN(c, n, "field '%s': 'flags' applies to multi fields", f->name);
+    return 0;
+}
+
+static int parse_fields(ctx *c, yaml_node_t *n) {
+    sc_dcfg *cfg = c->cfg;
+    if (n->type != YAML_SEQUENCE_NODE) return FAILN(c, n, "'fields' must be a list");
+    int total = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *fn = node(c, *it);
+        static const char *const keys[] = {"name", "names", "column", "type", "min_count", "hash_buckets", "normalize",
+                                           "fill", "buckets", "quantiles", "bucketize", "separator", "max_len",
+                                           "pooling", "flags", "pattern", "of", "by", "share_embedding", NULL};
+        if (check_map(c, fn, "a field", keys)) return -1;
+        int cnt = 1;
+        FOR_PAIRS(c, fn, k, v) {
+            if (!strcmp(k, "names")) {
+                if (v->type != YAML_SEQUENCE_NODE) return FAILN(c, v, "'names' must be a list");
+                cnt = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+                if (cnt < 1) return FAILN(c, v, "'names' is empty");
+            }
+        }
+        total += cnt;
+        if (total > SC_MAX_FIELDS) return FAILN(c, fn, "more than %d fields", SC_MAX_FIELDS);
+    }
+    cfg->fields = sc_calloc((size_t)total + 1, sizeof *cfg->fields);
+    if (!cfg->fields) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *fn = node(c, *it), *names = NULL;
+        FOR_PAIRS(c, fn, k, v) if (!strcmp(k, "names")) names = v;
+        if (names) {
+            for (yaml_node_item_t *ni = names->data.sequence.items.start; ni < names->data.sequence.items.top; ni++) {
+                yaml_node_t *nn = node(c, *ni);
+                char nm[SC_NAME_MAX];
+                if (get_str(c, nn, "names", nm, sizeof nm)) return -1;
+                sc_field_cfg *f = &cfg->fields[cfg->n_fields++];
+                int has_name = 0, has_col = 0;
+                FOR_PAIRS(c, fn, k, v) has_name |= !strcmp(k, "name"), has_col |= !strcmp(k, "column"), (void)v;
+                if (has_name || has_col) return FAILN(c, fn, "'names' excludes 'name' and 'column'");
+                if (parse_field(c, fn, f, nm)) return -1;
+            }
+        } else {
+            if (parse_field(c, fn, &cfg->fields[cfg->n_fields++], NULL)) return -1;
+        }
+    }
+    if (!cfg->n_fields) return FAILN(c, n, "'fields' is empty");
+    for (int i = 0; i < cfg->n_fields; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(cfg->fields[i].name, cfg->fields[j].name))
+                return sc_fail(c->err, SC_EINVAL, "%s:%d: field '%s' defined twice (first at line %d)", c->name,
+                               cfg->fields[i].line, cfg->fields[i].name, cfg->fields[j].line);
+    return 0;
+}
+
+static int parse_texts(ctx *c, yaml_node_t *n) {
+    sc_dcfg *cfg = c->cfg;
+    if (n->type != YAML_SEQUENCE_NODE) return FAILN(c, n, "'text' must be a list");
+    int cnt = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cnt > SC_MAX_FIELDS) return FAILN(c, n, "too many text columns");
+    cfg->texts = sc_calloc((size_t)cnt + 1, sizeof *cfg->texts);
+    if (!cfg->texts) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+    for (int i = 0; i < cnt; i++) {
+        yaml_node_t *tn = node(c, n->data.sequence.items.start[i]);
+        static const char *const keys[] = {"name", "column", "flags", "joiner", "pattern", NULL};
+        if (check_map(c, tn, "a text column", keys)) return -1;
+        sc_text_cfg *t = &cfg->texts[cfg->n_texts++];
+        t->line = line_of(tn);
+        strcpy(t->joiner, ", ");
+        FOR_PAIRS(c, tn, k, v) {
+            if (!strcmp(k, "name")) {
+                if (get_str(c, v, k, t->name, sizeof t->name)) return -1;
+            } else if (!strcmp(k, "column")) {
+                if (get_str(c, v, k, t->column, sizeof t->column)) return -1;
+            } else if (!strcmp(k, "flags")) {
+                if (get_strlist(c, v, k, &t->flags, &t->n_flags)) return -1;
+                if (!t->n_flags) return FAILN(c, v, "'flags' is empty");
+            } else if (!strcmp(k, "joiner")) {
+                if (get_str(c, v, k, t->joiner, sizeof t->joiner)) return -1;
+            } else if (!strcmp(k, "pattern")) {
+                if (get_strdup(c, v, k, &t->pattern)) return -1;
+            }
+        }
+        if (!t->name[0]) return FAILN(c, tn, "a text column needs 'name'");
+        if (!t->column[0] && !t->n_flags) snprintf(t->column, sizeof t->column, "%s", t->name);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(cfg->texts[j].name, t->name)) return FAILN(c, tn, "text column '%s' defined twice", t->name);
+    }
+    return 0;
+}
+
+static int parse_split(ctx *c, yaml_node_t *n) {
+    sc_dcfg *cfg = c->cfg;
+    static const char *const keys[] = {"method", "column", "fractions", "seed", "files", NULL};
+    if (check_map(c, n, "'split'", keys)) return -1;
+    int has_method = 0, has_fr = 0;
+    FOR_PAIRS(c, n, k, v) {
+        if (!strcmp(k, "method")) {
+            static const char *const m[] = {"time", "random", "sequential", "files", NULL};
+            if (get_enum(c, v, k, m, &cfg->split)) return -1;
+            has_method = 1;
+        } else if (!strcmp(k, "column")) {
+            if (get_str(c, v, k, cfg->split_column, sizeof cfg->split_column)) return -1;
+        } else if (!strcmp(k, "seed")) {
+            long long x;
+            if (get_int(c, v, k, 0, INT64_MAX, &x)) return -1;
+            cfg->seed = (uint64_t)x;
+        } else if (!strcmp(k, "fractions")) {
+            if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - v->data.sequence.items.start != 3)
+                return FAILN(c, v, "'fractions' must be a list of three numbers (train, valid, test)");
+            double sum = 0;
+            for (int i = 0; i < 3; i++) {
+                if (get_double(c, node(c, v->data.sequence.items.start[i]), k, &cfg->fractions[i])) return -1;
+                if (cfg->fractions[i] < 0) return FAILN(c, v, "'fractions' must not be negative");
+                sum += cfg->fractions[i];
+            }
+            if (fabs(sum - 1) > 1e-6) return FAILN(c, v, "'fractions' must sum to 1, they sum to %g", sum);
+            if (cfg->fractions[0] <= 0) return FAILN(c, v, "the train fraction must be positive");
+            has_fr = 1;
+        } else if (!strcmp(k, "files")) {
+            static const char *const fk[] = {"train", "valid", "test", NULL};
+            if (check_map(c, v, "'split.files'", fk)) return -1;
+            FOR_PAIRS(c, v, k2, v2) {
+                int s = !strcmp(k2, "train") ? 0 : !strcmp(k2, "valid") ? 1 : 2;
+                char *raw = NULL;
+                if (get_strdup(c, v2, k2, &raw)) return -1;
+                char where[300];
+                snprintf(where, sizeof where, "%s:%d", c->name, line_of(v2));
+                cfg->split_files[s] = sc_expand_path(raw, c->base_dir, where, c->err);
+                sc_free(raw);
+                if (!cfg->split_files[s]) return -1;
+            }
+        }
+    }
+    if (!has_method) return FAILN(c, n, "'split' needs 'method' (time, random, sequential, files)");
+    if (cfg->split == SC_SPLIT_TIME && !cfg->split_column[0]) return FAILN(c, n, "split by time needs 'column'");
+    if (cfg->split == SC_SPLIT_FILES && !cfg->split_files[0])
+        return FAILN(c, n, "split 'files' needs 'files: {train: ..., valid: ..., test: ...}'");
+    if (cfg->split != SC_SPLIT_FILES && cfg->split_files[0]) return FAILN(c, n, "'files' belongs to method 'files'");
+    if (!has_fr) cfg->fractions[0] = 0.8, cfg->fractions[1] = 0.1, cfg->fractions[2] = 0.1;
+    return 0;
+}
+
+static int parse_root(ctx *c) {
+    yaml_node_t *root = yaml_document_get_root_node(&c->doc);
+    if (!root) return sc_fail(c->err, SC_EINVAL, "%s: the config is empty", c->name);
+    static const char *const keys[] = {"name", "input", "label", "joins", "fields", "text", "split", "group", "bad_rows", NULL};
+    if (check_map(c, root, "the config", keys)) return -1;
+    sc_dcfg *cfg = c->cfg;
+    int has[8] = {0};
+    FOR_PAIRS(c, root, k, v) {
+        if (!strcmp(k, "name")) {
+            if (get_str(c, v, k, cfg->name, sizeof cfg->name)) return -1;
+        } else if (!strcmp(k, "input")) {
+            if (parse_table(c, v, &cfg->input, 0)) return -1;
+            has[0] = 1;
+        } else if (!strcmp(k, "label")) {
+            if (parse_label(c, v)) return -1;
+            has[1] = 1;
+        } else if (!strcmp(k, "joins")) {
+            if (v->type != YAML_SEQUENCE_NODE) return FAILN(c, v, "'joins' must be a list");
+            int cnt = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (cnt > 64) return FAILN(c, v, "at most 64 joins");
+            cfg->joins = sc_calloc((size_t)cnt + 1, sizeof *cfg->joins);
+            if (!cfg->joins) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+            for (int i = 0; i < cnt; i++) {
+                cfg->n_joins = i + 1;
+                yaml_node_t *jn = node(c, v->data.sequence.items.start[i]);
+                if (parse_table(c, jn, &cfg->joins[i], 1)) return -1;
+                if (!strcmp(cfg->joins[i].name, "input")) return FAILN(c, jn, "a join cannot be named 'input'");
+                for (int j = 0; j < i; j++)
+                    if (!strcmp(cfg->joins[j].name, cfg->joins[i].name))
+                        return FAILN(c, jn, "join '%s' defined twice", cfg->joins[i].name);
+            }
+        } else if (!strcmp(k, "fields")) {
+            if (parse_fields(c, v)) return -1;
+            has[2] = 1;
+        } else if (!strcmp(k, "text")) {
+            if (parse_texts(c, v)) return -1;
+        } else if (!strcmp(k, "split")) {
+            if (parse_split(c, v)) return -1;
+            has[3] = 1;
+        } else if (!strcmp(k, "group")) {
+            if (get_str(c, v, k, cfg->group, sizeof cfg->group)) return -1;
+        } else if (!strcmp(k, "bad_rows")) {
+            static const char *const br[] = {"skip", "fail", NULL};
+            if (get_enum(c, v, k, br, &cfg->bad_rows_fail)) return -1;
+        }
+    }
+    if (!has[0]) return FAILN(c, root, "the config needs 'input'");
+    if (!has[1]) return FAILN(c, root, "the config needs 'label'");
+    if (!has[2]) return FAILN(c, root, "the config needs 'fields'");
+    if (!has[3]) return FAILN(c, root, "the config needs 'split'");
+    if (cfg->group[0]) {
+        int found = 0;
+        for (int i = 0; i < cfg->n_fields; i++) found |= !strcmp(cfg->fields[i].name, cfg->group);
+        if (!found) return FAILN(c, root, "'group: %s' names no field", cfg->group);
+    }
+    for (int i = 0; i < cfg->n_fields; i++) {
+        sc_field_cfg *f = &cfg->fields[i];
+        if (f->transform != SC_TR_SEQUENCE) continue;
+        int of = -1;
+        for (int j = 0; j < cfg->n_fields; j++)
+            if (!strcmp(cfg->fields[j].name, f->of)) of = j;
+        if (of < 0) return sc_fail(c->err, SC_EINVAL, "%s:%d: sequence field '%s': 'of: %s' names no field", c->name, f->line, f->name, f->of);
+        int t = cfg->fields[of].transform;
+        if (t != SC_TR_CATEGORICAL || cfg->fields[of].hash_buckets)
+            return sc_fail(c->err, SC_EINVAL, "%s:%d: sequence field '%s': '%s' must be a categorical field with a vocabulary",
+                           c->name, f->line, f->name, f->of);
+    }
+    return 0;
+}
+
+void sc_dcfg_free(sc_dcfg *c) {
+    if (!c) return;
+    sc_table_cfg *tabs[65];
+    int nt = 0;
+    tabs[nt++] = &c->input;
+    for (int i = 0; i < c->n_joins && nt < 65; i++) tabs[nt++] = &c->joins[i];
+    for (int t = 0; t < nt; t++) {
+        for (int i = 0; i < tabs[t]->n_paths; i++) sc_free(tabs[t]->paths[i]);
+        sc_free(tabs[t]->paths);
+        for (int i = 0; i < tabs[t]->n_columns; i++) sc_free(tabs[t]->columns[i]);
+        sc_free(tabs[t]->columns);
+    }
+    sc_free(c->joins);
+    if (c->fields)
+        for (int i = 0; i < c->n_fields + 1; i++) {
+            sc_free(c->fields[i].boundaries);
+            for (int j = 0; j < c->fields[i].n_flags; j++) sc_free(c->fields[i].flags[j]);
+            sc_free(c->fields[i].flags);
+            sc_free(c->fields[i].pattern);
+        }
+    sc_free(c->fields);
+    if (c->texts)
+        for (int i = 0; i < c->n_texts + 1; i++) {
+            for (int j = 0; j < c->texts[i].n_flags; j++) sc_free(c->texts[i].flags[j]);
+            sc_free(c->texts[i].flags);
+            sc_free(c->texts[i].pattern);
+        }
+    sc_free(c->texts);
+    for (int i = 0; i < 3; i++) sc_free(c->split_files[i]);
+    sc_free(c->text);
+    sc_free(c->base_dir);
+    sc_free(c);
+}
+
+int sc_dcfg_parse(sc_dcfg **out, const char *text, size_t len, const char *name, const char *base_dir, sc_error *err) {
+    *out = NULL;
+    ctx c = {.name = name ? name : "config", .base_dir = base_dir, .err = err};
+    sc_dcfg *cfg = sc_calloc(1, sizeof *cfg);
+    if (!cfg) return sc_fail(err, SC_ENOMEM, "out of memory");
+    c.cfg = cfg;
+    snprintf(cfg->source, sizeof cfg->source, "%s", c.name);
+    cfg->text = sc_malloc(len + 1);
+    cfg->base_dir = sc_strdup(base_dir ? base_dir : "");
+    if (!cfg->text || !cfg->base_dir) {
+        sc_dcfg_free(cfg);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    memcpy(cfg->text, text, len);
+    cfg->text[len] = 0;
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        sc_dcfg_free(cfg);
+        return sc_fail(err, SC_ENOMEM, "out of memory (YAML parser)");
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &c.doc)) {
+        int rc = sc_fail(err, SC_EINVAL, "%s:%d: YAML syntax error: %s%s%s", c.name, (int)parser.problem_mark.line + 1,
+                         parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
+                         parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        sc_dcfg_free(cfg);
+        return rc;
+    }
+    yaml_parser_delete(&parser);
+    int rc = parse_root(&c);
+    yaml_document_delete(&c.doc);
+    if (rc) {
+        if (err && err->code == SC_OK) err->code = SC_EINVAL;
+        sc_dcfg_free(cfg);
+        return err ? err->code : SC_EINVAL;
+    }
+    *out = cfg;
+    return SC_OK;
+}
+
+int sc_dcfg_load(sc_dcfg **out, const char *path, sc_error *err) {
+    char *text;
+    size_t len;
+    *out = NULL;
+    int rc = sc_read_file(path, &text, &len, err);
+    if (rc) return rc;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    rc = sc_dcfg_parse(out, text, len, path, dir, err);
+    sc_free(text);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* `semctr prepare` as a library call: config -> <out>/train.scd,
+ * valid.scd, test.scd, schema.scs, meta.json.
+ *
+ * Two passes over the input: pass 1 fits vocabularies and numeric
+ * statistics on the train rows only, pass 2 encodes every row and writes
+ * the columns. Streaming splits (sequential, random, files) keep memory
+ * bounded by the vocabularies; split by time loads the input in memory to
+ * sort it. Every output goes through sc_atomic_file: on failure the files
+ * already in <out> stay as they were. */
+#ifndef SC_DATA_PREPARE_H
+#define SC_DATA_PREPARE_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "data/config.h"
+
+enum sc_bad_reason { SC_BAD_COLUMNS = 0, SC_BAD_UTF8, SC_BAD_LABEL, SC_BAD_NUMBER, SC_BAD_COUNT };
+
+typedef struct sc_prepare_stats {
+    int64_t rows[3];       /* train, valid, test */
+    int64_t positives[3];
+    int64_t bad[SC_BAD_COUNT];          /* rows skipped per reason */
+    char bad_first[SC_BAD_COUNT][512];  /* "file:line: what" of the first one */
+    int64_t vocab_total;
+    double seconds;
+} sc_prepare_stats;
+
+/* Name of a bad-row reason ("wrong column count", ...). */
+const char *sc_bad_reason_name(int reason);
+
+/* bad_rows: -1 = as the config says, 0 = skip, 1 = fail. stats may be NULL. */
+int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare_stats *stats, sc_error *err);
+/* Load the config at config_path and prepare it. */
+int sc_prepare_file(const char *config_path, const char *out_dir, int bad_rows, sc_prepare_stats *stats,
+                    sc_error *err);
+
+#endif
