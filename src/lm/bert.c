@@ -202,12 +202,13 @@ static int acts_reserve(sc_bert *m, int64_t N, sc_error *err) {
 
 /* ---- elementwise kernels ---- */
 
-/* exp for x <= 0 mostly (softmax) and erf's exp(-x^2): Cephes expf's range
- * reduction and polynomial, branch-free so that loops over it vectorise;
- * within 2 ulp of expf on [-87, 88]. */
+/* exp for softmax and erf's exp(-x^2): Cephes expf's range reduction and
+ * polynomial, branch-free so that loops over it vectorise; within a few ulp
+ * of expf on [-87, 88] (a test holds it to expf). */
 static inline float exp_approx(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by the 1.5 * 2^23 trick: floorf would block vectorisation */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float r2 = r * r;
     float p = 1.9875691500E-4f;
@@ -259,7 +260,17 @@ void sc_layernorm_forward(float *out, const float *inp, const float *w, const fl
     }
 }
 
-/* ---- the forward pass ---- */
+float sc_exp_approx(float x) { return exp_approx(x); }
+
+/* ---- the forward pass ----
+ * Three parallel stages per layer, each over sc_parallel_for tasks, with
+ * OpenBLAS single-threaded inside them (its own spinning threads would fight
+ * ours for the cores):
+ *   QKV   rows of the batch: q, k, v = x Wq^T, x Wk^T, x Wv^T (biases later)
+ *   ATTN  (sequence, head) pairs: softmax(q k^T / sqrt(HS)) v
+ *   FFN   rows: x = LN(x + att Wo^T + bo); x = LN(x + GELU(x Wi^T + bi) Wf^T + bf)
+ * Every row-wise step only needs its own rows, so the whole second half of
+ * a layer runs without a barrier. */
 
 typedef struct fwd_ctx {
     sc_bert *m;
@@ -270,11 +281,16 @@ typedef struct fwd_ctx {
     int B, n_tasks;
     int64_t N;
     int stage;
-    float *scratch;     /* per task: T scores + HS * T keys */
+    float *scratch;     /* per task: attention scores and keys */
     int64_t scratch_per;
 } fwd_ctx;
 
-enum { ST_EMBED, ST_ATTN, ST_RESLN1, ST_GELU, ST_RESLN2 };
+enum { ST_EMBED, ST_QKV, ST_ATTN, ST_FFN };
+
+/* out (n, D) = inp (n, K) @ w^T, w (D, K) as PyTorch's Linear stores it. */
+static void matmul(float *out, const float *inp, const float *w, int64_t n, int D, int K) {
+    if (n > 0) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, K, 1.0f, inp, K, w, K, 0.0f, out, D);
+}
 
 static void rows_of(const fwd_ctx *f, int task, int64_t *r0, int64_t *r1) {
     *r0 = f->N * task / f->n_tasks;
@@ -291,67 +307,144 @@ static int64_t seq_of_token(const fwd_ctx *f, int64_t i) {
     return lo;
 }
 
-static void attention_head(const fwd_ctx *f, int b, int h, float *scratch) {
-    const sc_bert_config *c = &f->m->cfg;
-    const sc_bert_acts *a = &f->m->a;
-    const int C = c->hidden, HS = C / c->heads, T = f->len[b];
-    const int64_t s0 = f->off[b];
+enum { JB = 16 }; /* floats per vector block */
+
+/* 16 floats, loadable from any 4-byte aligned address; gcc and clang map
+ * it to one AVX-512 register or two AVX ones. */
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+/* The plain attention for one (sequence, head), the reference the tuned
+ * kernel below is tested against. q, k, v rows of this sequence are
+ * q[i * ld + d] (no bias: bq/bk/bv are added here); out likewise. */
+void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
+                           const float *bk, const float *bv, int T, int HS, int64_t ld, float *sc) {
     const float scale = 1.0f / sqrtf((float)HS);
-    const float *bq = f->L->bq + h * HS, *bk = f->L->bk + h * HS, *bv = f->L->bv + h * HS;
-    float *sc = scratch, *kT = scratch + T; /* (T), (HS, T) */
-    for (int j = 0; j < T; j++) {
-        const float *kj = a->k + (s0 + j) * C + h * HS;
-        for (int d = 0; d < HS; d++) kT[(int64_t)d * T + j] = kj[d] + bk[d];
-    }
     for (int i = 0; i < T; i++) {
-        const float *qi = a->q + (s0 + i) * C + h * HS;
-        for (int j = 0; j < T; j++) sc[j] = 0;
-        for (int d = 0; d < HS; d++) {
-            const float qd = (qi[d] + bq[d]) * scale;
-            const float *row = kT + (int64_t)d * T;
-            for (int j = 0; j < T; j++) sc[j] += qd * row[j];
+        float mx = -INFINITY;
+        for (int j = 0; j < T; j++) {
+            float s = 0;
+            for (int d = 0; d < HS; d++) s += (q[i * ld + d] + bq[d]) * (k[j * ld + d] + bk[d]);
+            sc[j] = s * scale;
+            mx = sc[j] > mx ? sc[j] : mx;
         }
-        float mx = sc[0];
-        for (int j = 1; j < T; j++) mx = sc[j] > mx ? sc[j] : mx;
         float sum = 0;
         for (int j = 0; j < T; j++) {
-            sc[j] = exp_approx(sc[j] - mx);
+            sc[j] = expf(sc[j] - mx);
             sum += sc[j];
         }
-        const float inv = 1.0f / sum;
-        float *oi = a->att + (s0 + i) * C + h * HS;
-        /* softmax rows sum to one, so V's bias is added once at the end */
-        for (int d = 0; d < HS; d++) oi[d] = 0;
-        for (int j = 0; j < T; j++) {
-            const float p = sc[j] * inv;
-            const float *vj = a->v + (s0 + j) * C + h * HS;
-            for (int d = 0; d < HS; d++) oi[d] += p * vj[d];
+        for (int d = 0; d < HS; d++) {
+            float o = 0;
+            for (int j = 0; j < T; j++) o += sc[j] / sum * (v[j * ld + d] + bv[d]);
+            out[i * ld + d] = o;
         }
-        for (int d = 0; d < HS; d++) oi[d] += bv[d];
     }
 }
 
-/* x = LayerNorm(x + t + bias) for rows [r0, r1). */
-static void residual_ln(float *x, const float *t, const float *bias, const float *w, const float *b, int64_t r0,
-                        int64_t r1, int C, float eps) {
-    for (int64_t i = r0; i < r1; i++) {
+/* Scratch floats the tuned kernel needs for T tokens and head size HS. */
+static int64_t attention_scratch(int T, int HS) {
+    int64_t Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
+    return Tp * (HS + 1) + 2 * HS + JB;
+}
+
+/* Tuned: keys transposed to (HS, Tp) so that scores come out JB at a time in
+ * registers; p @ v accumulated in registers JB channels at a time. Falls
+ * back to the plain kernel when HS is not a multiple of JB. */
+void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
+                       const float *bv, int T, int HS, int64_t ld, float *scratch) {
+    if (HS % JB != 0) {
+        sc_attention_head_ref(out, q, k, v, bq, bk, bv, T, HS, ld, scratch);
+        return;
+    }
+    const int Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
+    const float scale = 1.0f / sqrtf((float)HS);
+    float *sc = scratch, *kT = scratch + Tp, *qs = kT + (int64_t)HS * Tp; /* (Tp) (HS, Tp) (HS) */
+    for (int d = 0; d < HS; d++) {
+        float *row = kT + (int64_t)d * Tp;
+        for (int j = 0; j < T; j++) row[j] = k[j * ld + d] + bk[d];
+        for (int j = T; j < Tp; j++) row[j] = 0;
+    }
+    const v16 zero = {0};
+    for (int i = 0; i < T; i++) {
+        for (int d = 0; d < HS; d++) qs[d] = (q[i * ld + d] + bq[d]) * scale;
+        for (int j0 = 0; j0 < Tp; j0 += 2 * JB) {
+            v16 s0 = zero, s1 = zero;
+            for (int d = 0; d < HS; d++) {
+                const float *row = kT + (int64_t)d * Tp + j0;
+                s0 += qs[d] * *(const v16 *)row;
+                s1 += qs[d] * *(const v16 *)(row + JB);
+            }
+            *(v16 *)(sc + j0) = s0;
+            *(v16 *)(sc + j0 + JB) = s1;
+        }
+        float mx = sc[0];
+        for (int j = 1; j < T; j++) mx = sc[j] > mx ? sc[j] : mx;
+        for (int j = 0; j < T; j++) sc[j] = exp_approx(sc[j] - mx);
+        for (int j = T; j < Tp; j++) sc[j] = 0;
+        v16 part = zero;
+        for (int j0 = 0; j0 < Tp; j0 += JB) part += *(const v16 *)(sc + j0);
+        float sum = 0;
+        for (int jj = 0; jj < JB; jj++) sum += part[jj];
+        const float inv = 1.0f / sum;
+        for (int d0 = 0; d0 < HS; d0 += 2 * JB) {
+            const int two = d0 + JB < HS; /* a second block of channels */
+            v16 e0 = zero, e1 = zero, f0 = zero, f1 = zero;
+            int j = 0;
+            for (; j + 1 < T; j += 2) {
+                const float *va = v + j * ld + d0, *vb = va + ld;
+                e0 += sc[j] * *(const v16 *)va;
+                f0 += sc[j + 1] * *(const v16 *)vb;
+                if (two) {
+                    e1 += sc[j] * *(const v16 *)(va + JB);
+                    f1 += sc[j + 1] * *(const v16 *)(vb + JB);
+                }
+            }
+            if (j < T) {
+                e0 += sc[j] * *(const v16 *)(v + j * ld + d0);
+                if (two) e1 += sc[j] * *(const v16 *)(v + j * ld + d0 + JB);
+            }
+            /* softmax rows sum to one, so V's bias is added once at the end */
+            v16 r0 = (e0 + f0) * inv + *(const v16 *)(bv + d0);
+            memcpy(out + i * ld + d0, &r0, sizeof r0);
+            if (two) {
+                v16 r1 = (e1 + f1) * inv + *(const v16 *)(bv + d0 + JB);
+                memcpy(out + i * ld + d0 + JB, &r1, sizeof r1);
+            }
+        }
+    }
+}
+
+static void attention_head(const fwd_ctx *f, int b, int h, float *scratch) {
+    const sc_bert_config *c = &f->m->cfg;
+    const sc_bert_acts *a = &f->m->a;
+    const int C = c->hidden, HS = C / c->heads;
+    const int64_t o = f->off[b] * C + (int64_t)h * HS;
+    sc_attention_head(a->att + o, a->q + o, a->k + o, a->v + o, f->L->bq + h * HS, f->L->bk + h * HS,
+                      f->L->bv + h * HS, f->len[b], HS, C, scratch);
+}
+
+/* x = LayerNorm(x + t + bias) for n rows. */
+static void residual_ln(float *x, const float *t, const float *bias, const float *w, const float *b, int64_t n, int C,
+                        float eps) {
+    for (int64_t i = 0; i < n; i++) {
         float *xi = x + i * C;
         const float *ti = t + i * C;
         for (int c = 0; c < C; c++) xi[c] += ti[c] + bias[c];
     }
-    sc_layernorm_forward(x + r0 * C, x + r0 * C, w, b, r1 - r0, C, eps);
+    sc_layernorm_forward(x, x, w, b, n, C, eps);
 }
 
 static void fwd_task(void *ctx, int task) {
     fwd_ctx *f = ctx;
     sc_bert *m = f->m;
     const sc_bert_config *c = &m->cfg;
+    const sc_bert_layer *L = f->L;
     const int C = c->hidden, F = c->intermediate;
     sc_bert_acts *a = &m->a;
     int64_t r0, r1;
+    rows_of(f, task, &r0, &r1);
+    const int64_t n = r1 - r0;
     switch (f->stage) {
     case ST_EMBED:
-        rows_of(f, task, &r0, &r1);
         for (int64_t i = r0; i < r1; i++) {
             int64_t b = seq_of_token(f, i);
             int64_t pos = i - f->off[b];
@@ -359,29 +452,30 @@ static void fwd_task(void *ctx, int task) {
             float *x = a->x + i * C;
             for (int k = 0; k < C; k++) x[k] = we[k] + pe[k] + te[k];
         }
-        sc_layernorm_forward(a->x + r0 * C, a->x + r0 * C, m->w.ln_w, m->w.ln_b, r1 - r0, C, c->ln_eps);
+        sc_layernorm_forward(a->x + r0 * C, a->x + r0 * C, m->w.ln_w, m->w.ln_b, n, C, c->ln_eps);
+        break;
+    case ST_QKV:
+        matmul(a->q + r0 * C, a->x + r0 * C, L->wq, n, C, C);
+        matmul(a->k + r0 * C, a->x + r0 * C, L->wk, n, C, C);
+        matmul(a->v + r0 * C, a->x + r0 * C, L->wv, n, C, C);
         break;
     case ST_ATTN:
-        /* tasks are (sequence, head) pairs, strided so that each thread gets
-         * a mix of long and short sequences */
+        /* (sequence, head) pairs, strided: sequences come sorted by length,
+         * so each task gets a mix of long and short ones */
         for (int bh = task; bh < f->B * c->heads; bh += f->n_tasks)
             attention_head(f, bh / c->heads, bh % c->heads, f->scratch + f->scratch_per * task);
         break;
-    case ST_RESLN1:
-        rows_of(f, task, &r0, &r1);
-        residual_ln(a->x, a->tmp, f->L->bo, f->L->ln1_w, f->L->ln1_b, r0, r1, C, c->ln_eps);
-        break;
-    case ST_GELU:
-        rows_of(f, task, &r0, &r1);
+    case ST_FFN:
+        matmul(a->tmp + r0 * C, a->att + r0 * C, L->wo, n, C, C);
+        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
+        matmul(a->h + r0 * F, a->x + r0 * C, L->wi, n, F, C);
         for (int64_t i = r0; i < r1; i++) {
             float *hi = a->h + i * F;
-            for (int k = 0; k < F; k++) hi[k] += f->L->bi[k];
+            for (int k = 0; k < F; k++) hi[k] += L->bi[k];
             sc_gelu_forward(hi, F);
         }
-        break;
-    case ST_RESLN2:
-        rows_of(f, task, &r0, &r1);
-        residual_ln(a->x, a->tmp, f->L->bf, f->L->ln2_w, f->L->ln2_b, r0, r1, C, c->ln_eps);
+        matmul(a->tmp + r0 * C, a->h + r0 * F, L->wf, n, C, F);
+        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
         break;
     }
 }
@@ -389,11 +483,6 @@ static void fwd_task(void *ctx, int task) {
 static void run_stage(fwd_ctx *f, int stage) {
     f->stage = stage;
     sc_parallel_for(f->n_tasks, f->n_tasks, fwd_task, f);
-}
-
-/* out (N, D) = inp (N, K) @ w^T, w (D, K) as PyTorch's Linear stores it. */
-static void matmul(float *out, const float *inp, const float *w, int64_t N, int D, int K) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, D, K, 1.0f, inp, K, w, K, 0.0f, out, D);
 }
 
 int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_error *err) {
@@ -422,31 +511,25 @@ int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_er
     const int HS = c->hidden / c->heads;
     fwd_ctx f = {.m = m, .ids = ids, .len = len, .off = off, .B = B, .N = N, .n_tasks = m->n_threads};
     if (f.n_tasks > N) f.n_tasks = (int)N;
-    f.scratch_per = (int64_t)Tmax * (HS + 1);
+    f.scratch_per = (attention_scratch(Tmax, HS) + 15) / 16 * 16;
     f.scratch = rc == SC_OK ? sc_aligned_alloc((size_t)(f.scratch_per * f.n_tasks) * sizeof(float)) : NULL;
     if (rc == SC_OK && !f.scratch) rc = sc_fail(err, SC_ENOMEM, "out of memory for attention scratch");
     if (rc != SC_OK) {
         sc_free(off);
         return rc;
     }
-    openblas_set_num_threads(m->n_threads);
-    sc_bert_acts *a = &m->a;
-    const int C = c->hidden, F = c->intermediate;
+    /* OpenBLAS runs single-threaded inside our tasks; its setting is global,
+     * so the caller's is restored on return. */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     run_stage(&f, ST_EMBED);
     for (int l = 0; l < c->layers; l++) {
-        const sc_bert_layer *L = &m->w.layer[l];
-        f.L = L;
-        matmul(a->q, a->x, L->wq, N, C, C); /* biases are added inside the attention kernel */
-        matmul(a->k, a->x, L->wk, N, C, C);
-        matmul(a->v, a->x, L->wv, N, C, C);
+        f.L = &m->w.layer[l];
+        run_stage(&f, ST_QKV);
         run_stage(&f, ST_ATTN);
-        matmul(a->tmp, a->att, L->wo, N, C, C);
-        run_stage(&f, ST_RESLN1);
-        matmul(a->h, a->x, L->wi, N, F, C);
-        run_stage(&f, ST_GELU);
-        matmul(a->tmp, a->h, L->wf, N, C, F);
-        run_stage(&f, ST_RESLN2);
+        run_stage(&f, ST_FFN);
     }
+    openblas_set_num_threads(blas_threads);
     sc_free(f.scratch);
     sc_free(off);
     return SC_OK;

@@ -80,4 +80,14 @@ void sc_gelu_forward(float *x, int64_t n);
 /* Plain and tuned GELU are held equal by a test. */
 void sc_gelu_forward_ref(float *x, int64_t n);
 
+/* Attention for one (sequence, head): out = softmax((q+bq)(k+bk)^T / sqrt(HS)) (v+bv)
+ * over T tokens; rows are ld floats apart. The tuned kernel needs
+ * (T + 31) / 32 * 32 * (HS + 1) + 2 * HS + 16 floats of scratch, the plain one T. */
+void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
+                       const float *bv, int T, int HS, int64_t ld, float *scratch);
+void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
+                           const float *bk, const float *bv, int T, int HS, int64_t ld, float *scratch);
+/* The vectorisable exp used by softmax and GELU (exposed for tests). */
+float sc_exp_approx(float x);
+
 #endif
