@@ -1,11 +1,225 @@
-/* Placeholder until this subcommand lands; replaced by its real file. */
+/* semctr embed: texts -> sentence vectors with a BERT-family encoder.
+ *
+ *   semctr embed --text "some text" [--model DIR]        one vector on stdout
+ *   semctr embed --input FILE --out STORE [--model DIR] [--batch N]
+ *                [--threads N] [--max-length N] [--no-normalize]
+ *
+ * FILE: one text per line, "id<TAB>text" or plain text (the id is then the
+ * line number, from 1). An empty line or an empty id/text is an error naming
+ * the line. Invalid UTF-8 is read as U+FFFD, which BERT's normaliser drops.
+ * --model defaults to $SEMCTR_MODEL, else the cached all-MiniLM-L6-v2
+ * (${SEMCTR_CACHE:-~/.cache/semctr}/models/all-MiniLM-L6-v2), fetched on first
+ * use by scripts/fetch_model.sh. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "base/alloc.h"
+#include "base/file.h"
+#include "base/util.h"
 #include "cli/cli.h"
+#include "lm/encoder.h"
+#include "lm/vecstore.h"
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: semctr embed --text TEXT [--model DIR]\n"
+            "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
+            "                    [--max-length N] [--no-normalize]\n"
+            "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n");
+}
+
+/* The default model directory; fetched with scripts/fetch_model.sh when absent. */
+static int default_model(char *dir, size_t cap, sc_error *err) {
+    const char *env = getenv("SEMCTR_MODEL");
+    if (env && env[0]) {
+        snprintf(dir, cap, "%s", env);
+        return SC_OK;
+    }
+    const char *cache = getenv("SEMCTR_CACHE");
+    const char *home = getenv("HOME");
+    if (cache && cache[0]) snprintf(dir, cap, "%s/models/all-MiniLM-L6-v2", cache);
+    else snprintf(dir, cap, "%s/.cache/semctr/models/all-MiniLM-L6-v2", home ? home : ".");
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
+    if (sc_file_exists(probe)) return SC_OK;
+    /* scripts/fetch_model.sh next to the binary's source tree (build/semctr -> ../scripts) */
+    char exe[PATH_MAX], script[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(script, sizeof script, "%s/../scripts/fetch_model.sh", exe);
+        if (sc_file_exists(script)) {
+            fprintf(stderr, "semctr embed: default model not found; fetching it with %s\n", script);
+            char cmd[PATH_MAX + 128];
+            snprintf(cmd, sizeof cmd, "bash '%s' >&2", script);
+            if (system(cmd) == 0 && sc_file_exists(probe)) return SC_OK;
+        }
+    }
+    return sc_fail(err, SC_ENOTFOUND, "%s: no model there; run scripts/fetch_model.sh or pass --model DIR", dir);
+}
+
+typedef struct prog_ctx {
+    sc_progress bar;
+    int64_t base;
+} prog_ctx;
+
+static void chunk_progress(void *ctx, int done, int total) {
+    (void)total;
+    prog_ctx *p = ctx;
+    sc_progress_update(&p->bar, p->base + done, NULL);
+}
 
 int cmd_embed(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "semctr: 'embed' is not built yet\n");
-    return 1;
+    const char *text = NULL, *input = NULL, *outp = NULL, *model = NULL;
+    long batch = 32, threads = 0, max_len = 0;
+    int no_norm = 0;
+    cli_args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        const char *v;
+        int r;
+        if ((r = cli_take(&a, "--text", &text)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--input", &input)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--out", &outp)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--model", &model)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--batch", &v)) != 0) {
+            if (r < 0 || cli_int("embed", "--batch", v, 1, 4096, &batch)) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--threads", &v)) != 0) {
+            if (r < 0 || cli_int("embed", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--max-length", &v)) != 0) {
+            if (r < 0 || cli_int("embed", "--max-length", v, 2, 1 << 20, &max_len)) return EXIT_USAGE;
+        } else if (cli_flag(&a, "--no-normalize")) {
+            no_norm = 1;
+        } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {
+            usage();
+            return 0;
+        } else {
+            fprintf(stderr, "semctr embed: unknown argument '%s'\n", argv[a.i]);
+            usage();
+            return EXIT_USAGE;
+        }
+    }
+    if (!!text + !!input != 1 || (input && !outp) || (text && outp)) {
+        usage();
+        return EXIT_USAGE;
+    }
+    sc_error err = {0};
+    char dir[4096];
+    if (model) snprintf(dir, sizeof dir, "%s", model);
+    else if (default_model(dir, sizeof dir, &err) != SC_OK) return cli_fail("embed", &err);
+    sc_encoder *enc;
+    if (sc_encoder_load(&enc, dir, (int)threads, &err) != SC_OK) return cli_fail("embed", &err);
+    sc_encoder_set_batch(enc, (int)batch);
+    if (no_norm) sc_encoder_set_normalize(enc, 0);
+    if (max_len && sc_encoder_set_max_length(enc, (int)max_len) != SC_OK) {
+        fprintf(stderr, "semctr embed: --max-length must be in [2, model's max positions]\n");
+        sc_encoder_free(enc);
+        return EXIT_USAGE;
+    }
+    const int D = sc_encoder_dim(enc);
+    if (text) {
+        float *v = sc_malloc((size_t)D * sizeof *v);
+        int rc = v ? sc_encoder_encode(enc, &text, 1, v, &err) : sc_fail(&err, SC_ENOMEM, "out of memory");
+        if (rc == SC_OK)
+            for (int i = 0; i < D; i++) printf("%s%.8g", i ? " " : "", v[i]);
+        if (rc == SC_OK) printf("\n");
+        sc_free(v);
+        sc_encoder_free(enc);
+        return rc == SC_OK ? 0 : cli_fail("embed", &err);
+    }
+
+    /* Read and split the input; texts point into buf. */
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = sc_read_file(input, &buf, &len, &err);
+    int64_t n = 0, cap = 0;
+    char **ids = NULL, **texts = NULL;
+    char (*numid)[24] = NULL;
+    for (size_t at = 0, line = 1; rc == SC_OK && at < len; line++) {
+        char *s = buf + at, *e = memchr(s, '\n', len - at);
+        size_t l = e ? (size_t)(e - s) : len - at;
+        at += l + 1;
+        if (l && s[l - 1] == '\r') l--;
+        s[l] = '\0';
+        if (memchr(s, '\0', l)) {
+            rc = sc_fail(&err, SC_EINVAL, "%s:%zu: NUL byte in the line", input, line);
+            break;
+        }
+        if (l == 0) {
+            rc = sc_fail(&err, SC_EINVAL, "%s:%zu: empty line (every line must hold a text)", input, line);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            char **ni = sc_realloc(ids, (size_t)cap * sizeof *ni);
+            if (ni) ids = ni;
+            char **nt = sc_realloc(texts, (size_t)cap * sizeof *nt);
+            if (nt) texts = nt;
+            char(*nn)[24] = sc_realloc(numid, (size_t)cap * sizeof *nn);
+            if (nn) numid = nn;
+            if (!ni || !nt || !nn) {
+                rc = sc_fail(&err, SC_ENOMEM, "out of memory reading %s", input);
+                break;
+            }
+        }
+        char *tab = strchr(s, '\t');
+        if (tab) {
+            *tab = '\0';
+            if (tab == s || tab[1] == '\0') {
+                rc = sc_fail(&err, SC_EINVAL, "%s:%zu: empty %s before/after the tab", input, line, tab == s ? "id" : "text");
+                break;
+            }
+            ids[n] = s;
+            texts[n] = tab + 1;
+        } else {
+            snprintf(numid[n], sizeof numid[n], "%zu", line);
+            ids[n] = NULL; /* the line number, resolved below (numid may move) */
+            texts[n] = s;
+        }
+        n++;
+    }
+    if (rc == SC_OK && n == 0) rc = sc_fail(&err, SC_EINVAL, "%s: no texts", input);
+    sc_vecstore_writer *w = NULL;
+    if (rc == SC_OK) rc = sc_vecstore_writer_open(&w, outp, sc_encoder_name(enc), D, &err);
+    enum { CHUNK = 4096 };
+    float *vecs = rc == SC_OK ? sc_malloc((size_t)CHUNK * (size_t)D * sizeof(float)) : NULL;
+    if (rc == SC_OK && !vecs) rc = sc_fail(&err, SC_ENOMEM, "out of memory");
+    prog_ctx pc = {0};
+    sc_install_signal_handlers();
+    sc_progress_begin(&pc.bar, "embed", n, "texts");
+    sc_encoder_set_progress(enc, chunk_progress, &pc);
+    double t0 = sc_now();
+    for (int64_t s = 0; rc == SC_OK && s < n; s += CHUNK) {
+        int m = (int)(n - s < CHUNK ? n - s : CHUNK);
+        pc.base = s;
+        rc = sc_encoder_encode(enc, (const char *const *)texts + s, m, vecs, &err);
+        for (int i = 0; rc == SC_OK && i < m; i++)
+            rc = sc_vecstore_writer_add(w, ids[s + i] ? ids[s + i] : numid[s + i], vecs + (int64_t)i * D, &err);
+        if (rc == SC_OK && sc_interrupted()) rc = sc_fail(&err, SC_EINTERRUPTED, "interrupted; %s not written", outp);
+    }
+    sc_progress_end(&pc.bar);
+    double dt = sc_now() - t0;
+    if (w) {
+        if (rc == SC_OK) rc = sc_vecstore_writer_commit(w, &err);
+        else sc_vecstore_writer_abort(w);
+    }
+    if (rc == SC_OK)
+        fprintf(stderr, "semctr embed: %lld texts -> %s (%s, dim %d) in %.2fs, %.1f texts/s\n", (long long)n, outp,
+                sc_encoder_name(enc), D, dt, dt > 0 ? (double)n / dt : 0.0);
+    sc_free(vecs);
+    sc_free(ids);
+    sc_free(texts);
+    sc_free(numid);
+    sc_free(buf);
+    sc_encoder_free(enc);
+    return rc == SC_OK ? 0 : cli_fail("embed", &err);
 }

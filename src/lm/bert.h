@@ -1,0 +1,93 @@
+/* BERT-family encoder (BERT, MiniLM, BGE, E5 ...) forward pass, llm.c style:
+ * a config, weights carved out of the mmap'ed safetensors file, and
+ * activations preallocated for the largest batch seen.
+ *
+ * Sequences of a batch are packed one after another (no padding): GEMMs run
+ * over all N tokens of the batch, attention runs per (sequence, head) over
+ * that sequence's own tokens, which is exactly what a padded batch with an
+ * attention mask computes for the real tokens. */
+#ifndef SC_LM_BERT_H
+#define SC_LM_BERT_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "lm/safetensors.h"
+
+typedef struct sc_bert_config {
+    int vocab_size;   /* V */
+    int max_pos;      /* P: max_position_embeddings */
+    int type_vocab;   /* token types */
+    int hidden;       /* C */
+    int layers;       /* L */
+    int heads;        /* NH; head size HS = C / NH */
+    int intermediate; /* F */
+    float ln_eps;
+} sc_bert_config;
+
+typedef struct sc_bert_layer {
+    const float *wq, *bq, *wk, *bk, *wv, *bv; /* (C, C), (C) */
+    const float *wo, *bo;                     /* (C, C), (C) */
+    const float *ln1_w, *ln1_b;               /* (C) */
+    const float *wi, *bi;                     /* (F, C), (F) */
+    const float *wf, *bf;                     /* (C, F), (C) */
+    const float *ln2_w, *ln2_b;               /* (C) */
+} sc_bert_layer;
+
+typedef struct sc_bert_weights {
+    const float *wte;        /* (V, C) */
+    const float *wpe;        /* (P, C) */
+    const float *wtt;        /* (types, C) */
+    const float *ln_w, *ln_b; /* (C) */
+    sc_bert_layer *layer;    /* (L) */
+} sc_bert_weights;
+
+typedef struct sc_bert_acts {
+    int64_t cap_tokens;      /* N the buffers hold */
+    float *x;                /* (N, C) residual stream */
+    float *q, *k, *v;        /* (N, C) */
+    float *att;              /* (N, C) attention output before projection */
+    float *tmp;              /* (N, C) */
+    float *h;                /* (N, F) */
+} sc_bert_acts;
+
+typedef struct sc_bert {
+    sc_bert_config cfg;
+    sc_bert_weights w;
+    sc_bert_acts a;
+    sc_safetensors st;
+    void **owned;            /* converted (F16/BF16) tensors to free */
+    int n_owned;
+    int n_threads;
+} sc_bert;
+
+/* Read config.json and model.safetensors of a Hugging Face model directory.
+ * Tensor names may carry a "bert." prefix. Errors name the file and the
+ * tensor (missing, wrong shape, unsupported dtype) or the config field. */
+int sc_bert_load(sc_bert *m, const char *dir, int n_threads, sc_error *err);
+void sc_bert_free(sc_bert *m);
+
+/* Forward B packed sequences: ids (N = sum len) token ids, len[b] tokens of
+ * sequence b (1 <= len <= max_pos). On return the last hidden state is in
+ * m->a.x, (N, C). Fails only on out-of-memory or a bad id/length. */
+int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_error *err);
+
+/* ---- stateless layers (exposed for tests) ---- */
+/* out = LayerNorm(inp) over C channels for N rows; out may alias inp. */
+void sc_layernorm_forward(float *out, const float *inp, const float *w, const float *b, int64_t N, int C, float eps);
+/* In-place exact GELU (erf form), x * 0.5 * (1 + erf(x / sqrt 2)). */
+void sc_gelu_forward(float *x, int64_t n);
+/* Plain and tuned GELU are held equal by a test. */
+void sc_gelu_forward_ref(float *x, int64_t n);
+
+/* Attention for one (sequence, head): out = softmax((q+bq)(k+bk)^T / sqrt(HS)) (v+bv)
+ * over T tokens; rows are ld floats apart. The tuned kernel needs
+ * (T + 31) / 32 * 32 * (HS + 1) + 2 * HS + 16 floats of scratch, the plain one T. */
+void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
+                       const float *bv, int T, int HS, int64_t ld, float *scratch);
+void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
+                           const float *bk, const float *bv, int T, int HS, int64_t ld, float *scratch);
+/* The vectorisable exp used by softmax and GELU (exposed for tests). */
+float sc_exp_approx(float x);
+
+#endif
