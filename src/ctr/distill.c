@@ -1,6 +1,7 @@
 #include "ctr/distill.h"
 
 #include <math.h>
+#include <stdint.h>
 
 static double sigmoid(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)); }
 

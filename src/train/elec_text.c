@@ -2,10 +2,13 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
 #include "base/util.h"
 #include "data/strmap.h"
+#include "lm/encoder.h"
+#include "lm/vecstore.h"
 
 /* "release_date" -> "Release date": the field name as a word in a sentence. */
 static void field_words(const char *name, char *out, size_t cap) {
@@ -183,4 +186,118 @@ void sc_elec_vectors_from_texts(const sc_elec_texts *t, float *const tables[2], 
             vec[s].table[p] = tables[p];
         }
     }
+}
+
+/* The cache key of a text: 16 hex digits of its XXH3-64 hash. */
+static void text_key(const char *text, char out[17]) {
+    snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits(text, strlen(text)));
+}
+
+int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const char *cache_path, int n_threads,
+                         float *tables[2], int *dim, char *model_name, size_t model_name_cap, sc_error *err) {
+    tables[0] = tables[1] = NULL;
+    sc_encoder *enc = NULL;
+    sc_vecstore *cache = NULL;
+    sc_vecstore_writer *w = NULL;
+    const char **missing = NULL;
+    float **missing_dst = NULL, *buf = NULL;
+    int64_t n_missing = 0, total = t->n_texts[0] + t->n_texts[1];
+    int rc = sc_encoder_load(&enc, model_dir, n_threads, err);
+    if (rc) return sc_fail_prefix(err, "ELEC language model (fetch it with scripts/fetch_model.sh or pass --lm): ");
+    /* ELEC feeds the mean-pooled last hidden state, not the unit-normalised sentence embedding */
+    sc_encoder_set_normalize(enc, 0);
+    int D = sc_encoder_dim(enc);
+    char tag[256];
+    snprintf(tag, sizeof tag, "%s (pooled, not normalised)", sc_encoder_name(enc));
+    snprintf(model_name, model_name_cap, "%s", sc_encoder_name(enc));
+    *dim = D;
+    if (cache_path && sc_file_exists(cache_path)) {
+        rc = sc_vecstore_open(&cache, cache_path, 0, err);
+        if (!rc && (sc_vecstore_dim(cache) != D || strcmp(sc_vecstore_model(cache), tag)))
+            rc = sc_fail(err, SC_EINVAL,
+                         "%s: vector store of '%s' (dim %d), but the encoder is '%s' (dim %d); "
+                         "delete the store or pass another --elec-cache",
+                         cache_path, sc_vecstore_model(cache), sc_vecstore_dim(cache), tag, D);
+        if (rc) goto done;
+    }
+    missing = sc_malloc((size_t)(total ? total : 1) * sizeof *missing);
+    missing_dst = sc_malloc((size_t)(total ? total : 1) * sizeof *missing_dst);
+    if (!missing || !missing_dst) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int p = 0; p < t->n_parts; p++) {
+        tables[p] = sc_malloc((size_t)(t->n_texts[p] ? t->n_texts[p] : 1) * D * sizeof(float));
+        if (!tables[p]) {
+            rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld vectors", (long long)t->n_texts[p]);
+            goto done;
+        }
+        for (int64_t i = 0; i < t->n_texts[p]; i++) {
+            char key[17];
+            text_key(t->texts[p][i], key);
+            const float *v = cache ? sc_vecstore_get(cache, key) : NULL;
+            float *dst = tables[p] + i * D;
+            if (v) {
+                memcpy(dst, v, (size_t)D * sizeof(float));
+            } else {
+                missing[n_missing] = t->texts[p][i];
+                missing_dst[n_missing++] = dst;
+            }
+        }
+    }
+    sc_info("ELEC: %lld distinct texts, %lld cached in %s, %lld to encode with %s", (long long)total,
+            (long long)(total - n_missing), cache_path ? cache_path : "(no cache)", (long long)n_missing, tag);
+    if (n_missing) {
+        enum { CHUNK = 512 };
+        buf = sc_malloc((size_t)CHUNK * D * sizeof(float));
+        if (!buf) {
+            rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            goto done;
+        }
+        sc_progress prog;
+        sc_progress_begin(&prog, "encoding", n_missing, "texts");
+        for (int64_t i = 0; i < n_missing && !rc; i += CHUNK) {
+            if (sc_interrupted()) {
+                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted while encoding texts; nothing was cached");
+                break;
+            }
+            int n = (int)(n_missing - i < CHUNK ? n_missing - i : CHUNK);
+            rc = sc_encoder_encode(enc, missing + i, n, buf, err);
+            for (int k = 0; k < n && !rc; k++) memcpy(missing_dst[i + k], buf + (int64_t)k * D, (size_t)D * sizeof(float));
+            sc_progress_update(&prog, i + n, NULL);
+        }
+        sc_progress_end(&prog);
+        if (rc) goto done;
+        if (cache_path) {
+            /* the new store: every old entry plus the new ones */
+            rc = sc_vecstore_writer_open(&w, cache_path, tag, D, err);
+            for (int64_t i = 0; cache && i < sc_vecstore_count(cache) && !rc; i++)
+                rc = sc_vecstore_writer_add(w, sc_vecstore_id(cache, i), sc_vecstore_vec(cache, i), err);
+            for (int64_t i = 0; i < n_missing && !rc; i++) {
+                char key[17];
+                text_key(missing[i], key);
+                rc = sc_vecstore_writer_add(w, key, missing_dst[i], err);
+            }
+            if (!rc) {
+                if (cache) sc_vecstore_close(cache);
+                cache = NULL;
+                rc = sc_vecstore_writer_commit(w, err);
+            } else {
+                sc_vecstore_writer_abort(w);
+            }
+            w = NULL;
+        }
+    }
+done:
+    if (cache) sc_vecstore_close(cache);
+    if (enc) sc_encoder_free(enc);
+    sc_free(missing);
+    sc_free(missing_dst);
+    sc_free(buf);
+    if (rc) {
+        sc_free(tables[0]);
+        sc_free(tables[1]);
+        tables[0] = tables[1] = NULL;
+    }
+    return rc;
 }
