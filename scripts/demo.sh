@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The main job, end to end on MovieLens-100K: install the Debian packages,
+# build, fetch the language model, prepare the data, train a plain DeepFM and
+# an ELEC DeepFM (gain network with the LLM, distilled into a vanilla network),
+# export the vanilla network (no LLM at serving time), evaluate both and score
+# a CSV. Outputs go to runs/ (override with RUNS=dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-runs}"
+export SEMCTR_DATA="${SEMCTR_DATA:-$(cd .. && pwd)/shared/data}"
+
+bash scripts/install_deps.sh
+make -j"$(nproc)"
+bash scripts/fetch_model.sh
+if [ ! -s "$SEMCTR_DATA/ml-100k/u.data" ]; then
+  bash scripts/fetch_data.sh ml-100k   # from GroupLens, into $SEMCTR_DATA
+fi
+S=build/semctr
+mkdir -p "$RUNS"
+$S prepare --config configs/ml-100k.yaml --out "$RUNS/ml-100k"
+$S train --data "$RUNS/ml-100k" --model deepfm --out "$RUNS/deepfm.model" --log "$RUNS/deepfm.log"
+$S train --method elec --elec-granularity entity --data "$RUNS/ml-100k" --model deepfm \
+         --out "$RUNS/elec-deepfm.model"
+$S export --model "$RUNS/elec-deepfm.model" --network vanilla --out "$RUNS/deepfm-elec-vanilla.model"
+echo "== plain DeepFM, test split"
+$S eval --model "$RUNS/deepfm.model" --data "$RUNS/ml-100k" --split test
+echo "== ELEC vanilla DeepFM (served without the LLM), test split, RelaImpr against plain DeepFM"
+$S eval --model "$RUNS/deepfm-elec-vanilla.model" --data "$RUNS/ml-100k" --split test --baseline "$RUNS/deepfm.model"
+printf 'user_id,item_id\n196,242\n186,302\n' > "$RUNS/requests.csv"
+$S predict --model "$RUNS/deepfm-elec-vanilla.model" --input "$RUNS/requests.csv" --output "$RUNS/scores.csv" --id-column item_id
+cat "$RUNS/scores.csv"
