@@ -58,7 +58,8 @@ static const char *USAGE =
     "  --elec-schedule S    joint | staged (joint)\n"
     "  --repr-dim N         adapted-LLM representation size (64)\n"
     "  --adapter-hidden N   transformation MLP hidden size (256)\n"
-    "  --adapter-epochs N   adapted-LLM epochs (10, early stopped)\n";
+    "  --adapter-epochs N   adapted-LLM epochs (10, early stopped; 0 = no pre-training)\n"
+    "  --adapter-tune       keep training the transformation MLP with the gain network\n";
 
 /* ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/all-MiniLM-L6-v2, where scripts/fetch_model.sh puts it. */
 static void default_model_dir(char *out, size_t cap) {
@@ -225,7 +226,8 @@ int cmd_train(int argc, char **argv) {
         }
         else if (TAKE("--repr-dim") == 1) { if (cli_int("train", "--repr-dim", v, 1, 4096, &x)) return EXIT_USAGE; ea.cfg.repr_dim = (int)x; }
         else if (TAKE("--adapter-hidden") == 1) { if (cli_int("train", "--adapter-hidden", v, 1, 65536, &x)) return EXIT_USAGE; ea.cfg.adapter_hidden = (int)x; }
-        else if (TAKE("--adapter-epochs") == 1) { if (cli_int("train", "--adapter-epochs", v, 1, 1000, &x)) return EXIT_USAGE; ea.cfg.adapter_epochs = (int)x; }
+        else if (TAKE("--adapter-epochs") == 1) { if (cli_int("train", "--adapter-epochs", v, 0, 1000, &x)) return EXIT_USAGE; ea.cfg.adapter_epochs = (int)x; }
+        else if (cli_flag(&a, "--adapter-tune")) ea.cfg.adapter_tune = 1;
         else if (cli_flag(&a, "--resume")) tc.resume = 1;
         else if (cli_flag(&a, "--json")) json = 1;
         else {

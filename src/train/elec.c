@@ -19,6 +19,7 @@ void sc_elec_config_default(sc_elec_config *c) {
     c->repr_dim = 64;
     c->adapter_epochs = 10;
     c->adapter_lr = 1e-3f;
+    c->adapter_tune = 0;
 }
 
 enum phase { PHASE_ADAPTER, PHASE_JOINT, PHASE_GAIN, PHASE_VANILLA };
@@ -36,7 +37,7 @@ typedef struct elec_ctx {
     sc_mlp *transform, *head;
     sc_param adapter_params[4 * SC_MAX_LAYERS];
     int n_adapter_params;
-    sc_optim *opt_adapter;
+    sc_optim *opt_adapter, *opt_transform; /* the latter: transformation MLP alone, when tuned with the gain network */
     float *adapter_best; /* snapshot of all adapter weights */
     int64_t adapter_size;
     float *repr[3]; /* (N_s, R) the transformation output of every row */
@@ -46,7 +47,7 @@ typedef struct elec_ctx {
     sc_optim *opt_gain, *opt_van, *opt_proj;
     int Hg, Hv;
     /* per-batch buffers */
-    float *x, *extra, *zg, *zv, *dzg, *dzv, *dhv, *dp;
+    float *x, *extra, *zg, *zv, *dzg, *dzv, *dhv, *dp, *dextra;
     const char *out_path;
     cJSON *info;
 } elec_ctx;
@@ -171,8 +172,18 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
         return sc_optim_step(c->opt_adapter, lr, err);
     }
     sc_batch bg = *b0;
-    gather_repr(c->repr[0], c->R, rows, n, c->extra);
-    bg.extra = c->extra;
+    int tune = c->e->adapter_tune && c->phase != PHASE_VANILLA;
+    if (tune) {
+        /* the representation comes from the live transformation MLP, which learns with the gain network */
+        const float *r;
+        gather_llm(&c->vec[0], rows, n, c->x);
+        rc = sc_mlp_forward(c->transform, c->x, n, &r, err);
+        if (rc) return rc;
+        bg.extra = r;
+    } else {
+        gather_repr(c->repr[0], c->R, rows, n, c->extra);
+        bg.extra = c->extra;
+    }
     *loss = 0;
     if (c->phase == PHASE_JOINT || c->phase == PHASE_GAIN) {
         rc = sc_model_forward(c->gain, &bg, 1, c->zg, err);
@@ -214,8 +225,12 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
         if (rc) return rc;
     }
     if (c->phase == PHASE_JOINT || c->phase == PHASE_GAIN) {
-        rc = sc_model_backward(c->gain, &bg, c->dzg, NULL, NULL, err);
+        rc = sc_model_backward(c->gain, &bg, c->dzg, NULL, tune ? c->dextra : NULL, err);
         if (!rc) rc = sc_optim_step(c->opt_gain, lr, err);
+        if (!rc && tune) {
+            sc_mlp_backward(c->transform, c->dextra, NULL);
+            rc = sc_optim_step(c->opt_transform, lr, err);
+        }
     }
     return rc;
 }
@@ -223,6 +238,10 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
 static int validate(void *ctx, sc_metrics *m, sc_error *err) {
     elec_ctx *c = ctx;
     if (c->phase == PHASE_ADAPTER) return eval_adapter(c, 1, m, err);
+    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) {
+        int rc = adapter_predict(c, 1, NULL, 1, err);
+        if (rc) return rc;
+    }
     if (c->phase == PHASE_GAIN) return eval_net(c, c->gain, 1, 1, m, err);
     if (c->phase == PHASE_JOINT && sc_log_level >= SC_LOG_INFO) {
         sc_metrics g;
@@ -270,6 +289,7 @@ static int save_best(void *ctx, sc_error *err) {
         return SC_OK;
     }
     int rc = SC_OK;
+    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_snapshot(c, 0);
     if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain_best, c->gain, err);
     if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van_best, c->van, err);
     if (!rc) rc = write_model(c, err);
@@ -293,6 +313,7 @@ static int restore_best(void *ctx, int from_file, sc_error *err) {
         sc_model_bundle_free(&prev);
         if (rc) return rc;
     }
+    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_snapshot(c, 1);
     if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain, c->gain_best, err);
     if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van, c->van_best, err);
     return rc;
@@ -392,6 +413,7 @@ static void free_ctx(elec_ctx *c) {
     sc_mlp_free(c->head);
     sc_mlp_free(c->proj);
     if (c->opt_adapter) sc_optim_free(c->opt_adapter);
+    if (c->opt_transform) sc_optim_free(c->opt_transform);
     if (c->opt_gain) sc_optim_free(c->opt_gain);
     if (c->opt_van) sc_optim_free(c->opt_van);
     if (c->opt_proj) sc_optim_free(c->opt_proj);
@@ -399,7 +421,7 @@ static void free_ctx(elec_ctx *c) {
     for (int i = 0; i < 4; i++)
         if (ms[i]) sc_model_free(ms[i]);
     for (int s = 0; s < 3; s++) sc_free(c->repr[s]);
-    float *bufs[] = {c->adapter_best, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp};
+    float *bufs[] = {c->adapter_best, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp, c->dextra};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
 }
 
@@ -444,9 +466,10 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     c.zv = sc_malloc(B * sizeof(float));
     c.dzg = sc_malloc(B * sizeof(float));
     c.dzv = sc_malloc(B * sizeof(float));
+    c.dextra = sc_malloc(B * (size_t)c.R * sizeof(float));
     for (int s = 0; s < 3; s++)
         if (c.split[s]) c.repr[s] = sc_malloc((size_t)c.split[s]->n_rows * c.R * sizeof(float) + 1);
-    if (!c.adapter_best || !c.x || !c.extra || !c.zg || !c.zv || !c.dzg || !c.dzv || !c.repr[0] || !c.repr[1] ||
+    if (!c.adapter_best || !c.x || !c.extra || !c.zg || !c.zv || !c.dzg || !c.dzv || !c.dextra || !c.repr[0] || !c.repr[1] ||
         (test && !c.repr[2])) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for ELEC buffers");
         goto done;
@@ -484,6 +507,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     acfg.log_path = NULL;
     acfg.l2_embed = 0;
     rc = sc_train_optim_create(&c.opt_adapter, &acfg, c.adapter_params, c.n_adapter_params, err);
+    if (!rc && ecfg->adapter_tune) rc = sc_train_optim_create(&c.opt_transform, tcfg, pt, nt, err);
     if (rc) goto done;
     int np;
     sc_param *p = sc_model_params(c.gain, &np);
@@ -509,7 +533,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         rc = adapter_from_checkpoint(&c, resume_from, err);
         if (rc) goto done;
         sc_info("ELEC: adapter restored from %s", resume_from);
-    } else {
+    } else if (ecfg->adapter_epochs > 0) {
         sc_info("ELEC: training the adapted LLM (%d -> %d -> %d -> 1) on frozen LLM vectors", c.d, ecfg->adapter_hidden,
                 c.R);
         c.phase = PHASE_ADAPTER;
@@ -534,6 +558,9 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
             rc = sc_fit(train, &g, &task, &res, err);
             if (rc) goto done;
         }
+        for (int s = 0; s < 3 && !rc && ecfg->adapter_tune; s++)
+            if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
+        if (rc) goto done;
         c.phase = PHASE_VANILLA;
         sc_info("ELEC staged: 2/2 the vanilla network from the frozen gain network (alpha %g, beta %g)", ecfg->alpha,
                 ecfg->beta);
@@ -542,6 +569,8 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     if (rc) goto done;
 
     /* final metrics of every network with the best weights, written into the model file */
+    for (int s = 0; s < 3 && ecfg->adapter_tune; s++)
+        if (c.split[s] && (rc = adapter_predict(&c, s, NULL, 1, err))) goto done;
     sc_elec_report vr, tr;
     rc = eval_adapter(&c, 1, &vr.adapter, err);
     if (!rc) rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);

@@ -30,6 +30,8 @@ typedef struct sc_elec_config {
     int repr_dim;       /* its output: the "high-level representation" (default 64) */
     int adapter_epochs; /* epochs of the adapted LLM (default 10, early stopped) */
     float adapter_lr;   /* its learning rate (default 1e-3) */
+    int adapter_tune;   /* 0: the adapted LLM is frozen after its own training (the paper);
+                           1: its transformation MLP keeps learning with the gain network's loss */
 } sc_elec_config;
 
 void sc_elec_config_default(sc_elec_config *c);
