@@ -374,8 +374,11 @@ int sc_model_create(sc_model **out, const sc_model_config *cfg_in, const sc_fiel
     if (m->E > 0) {
         float bound = 1.0f / sqrtf((float)m->E); /* nn.Linear default */
         if (m->extra_field) {
-            m->p_xw = add_spec(sp, &n, "extra.proj.weight", m->D, m->E, 0, INIT_UNIFORM, bound);
-            m->p_xb = add_spec(sp, &n, "extra.proj.bias", 1, m->D, 0, INIT_UNIFORM, bound);
+            /* The projected side vector is one more field: it starts at the
+             * scale of the embeddings (N(0, init_std), zero bias) so that it
+             * does not swamp the ID fields before they have learned anything. */
+            m->p_xw = add_spec(sp, &n, "extra.proj.weight", m->D, m->E, 0, INIT_NORMAL, init_std);
+            m->p_xb = add_spec(sp, &n, "extra.proj.bias", 1, m->D, 0, INIT_ZERO, 0);
         }
         if (m->extra_lin) m->p_xlin = add_spec(sp, &n, "extra.lin.weight", 1, m->E, 0, INIT_UNIFORM, bound);
     }
