@@ -279,12 +279,12 @@ static int parse_table(ctx *c, yaml_node_t *n, sc_table_cfg *t, int is_join) {
         } else if (!strcmp(k, "path") || !strcmp(k, "paths")) {
             char **raw = NULL;
             int nr = 0;
+            if (t->paths) return FAILN(c, v, "give either 'path' or 'paths'");
             if (get_strlist(c, v, k, &raw, &nr)) {
                 for (int i = 0; i < nr; i++) sc_free(raw[i]);
                 sc_free(raw);
                 return -1;
             }
-            if (t->paths) return FAILN(c, v, "give either 'path' or 'paths'");
             t->paths = raw;
             t->n_paths = nr;
             char where[300];
