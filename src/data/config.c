@@ -158,47 +158,64 @@ static int check_map(ctx *c, yaml_node_t *n, const char *what, const char *const
 
 /* ---- paths ---- */
 
+/* Expand s[0..n) into buf at *w; ${VAR:-default} may nest in the default.
+ * Returns 0, or -1 with err set. */
+static int expand_into(const char *s, size_t n, char *buf, size_t cap, size_t *w, const char *orig, const char *where,
+                       sc_error *err, int depth) {
+    if (depth > 8) return sc_fail(err, SC_EINVAL, "%s: ${...} nested too deep in path '%s'", where, orig), -1;
+    for (size_t i = 0; i < n;) {
+        if (s[i] == '$' && i + 1 < n && s[i + 1] == '{') {
+            size_t j = i + 2;
+            int d = 1;
+            for (; j < n; j++) {
+                if (s[j] == '{') d++;
+                else if (s[j] == '}' && --d == 0) break;
+            }
+            if (j >= n) return sc_fail(err, SC_EINVAL, "%s: unterminated ${ in path '%s'", where, orig), -1;
+            const char *body = s + i + 2;
+            size_t bl = j - (i + 2), vl = bl;
+            const char *def = NULL;
+            for (size_t k = 0; k + 1 < bl; k++)
+                if (body[k] == ':' && body[k + 1] == '-') {
+                    vl = k;
+                    def = body + k + 2;
+                    break;
+                }
+            char var[256];
+            if (vl >= sizeof var) vl = sizeof var - 1;
+            memcpy(var, body, vl);
+            var[vl] = 0;
+            const char *val = getenv(var);
+            if (val && *val) {
+                size_t l = strlen(val);
+                if (*w + l >= cap) return sc_fail(err, SC_EINVAL, "%s: path too long: '%.200s'", where, orig), -1;
+                memcpy(buf + *w, val, l);
+                *w += l;
+            } else if (def) {
+                if (expand_into(def, (size_t)(body + bl - def), buf, cap, w, orig, where, err, depth + 1)) return -1;
+            } else {
+                return sc_fail(err, SC_EINVAL, "%s: environment variable %s in path '%s' is not set", where, var, orig), -1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if (*w + 1 >= cap) return sc_fail(err, SC_EINVAL, "%s: path too long: '%.200s'", where, orig), -1;
+        buf[(*w)++] = s[i++];
+    }
+    return 0;
+}
+
 char *sc_expand_path(const char *s, const char *base_dir, const char *where, sc_error *err) {
     char buf[4096];
     size_t w = 0;
-    for (size_t i = 0; s[i];) {
-        if (s[i] == '$' && s[i + 1] == '{') {
-            const char *close = strchr(s + i + 2, '}');
-            if (!close) {
-                sc_fail(err, SC_EINVAL, "%s: unterminated ${ in path '%s'", where, s);
-                return NULL;
-            }
-            char var[256];
-            size_t vl = (size_t)(close - (s + i + 2));
-            if (vl >= sizeof var) vl = sizeof var - 1;
-            memcpy(var, s + i + 2, vl);
-            var[vl] = 0;
-            const char *def = NULL;
-            char *dash = strstr(var, ":-");
-            if (dash) {
-                *dash = 0;
-                def = dash + 2;
-            }
-            const char *val = getenv(var);
-            if (!val || !*val) val = def;
-            if (!val) {
-                sc_fail(err, SC_EINVAL, "%s: environment variable %s in path '%s' is not set", where, var, s);
-                return NULL;
-            }
-            size_t l = strlen(val);
-            if (w + l >= sizeof buf) goto toolong;
-            memcpy(buf + w, val, l);
-            w += l;
-            i = (size_t)(close - s) + 1;
-            continue;
-        }
-        if (w + 1 >= sizeof buf) goto toolong;
-        buf[w++] = s[i++];
-    }
+    if (expand_into(s, strlen(s), buf, sizeof buf, &w, s, where, err, 0)) return NULL;
     buf[w] = 0;
     if (buf[0] != '/' && base_dir && *base_dir) {
         size_t bl = strlen(base_dir);
-        if (bl + 1 + w >= sizeof buf) goto toolong;
+        if (bl + 1 + w >= sizeof buf) {
+            sc_fail(err, SC_EINVAL, "%s: path too long: '%.200s'", where, s);
+            return NULL;
+        }
         memmove(buf + bl + 1, buf, w + 1);
         memcpy(buf, base_dir, bl);
         buf[bl] = '/';
@@ -206,9 +223,6 @@ char *sc_expand_path(const char *s, const char *base_dir, const char *where, sc_
     char *r = sc_strdup(buf);
     if (!r) sc_fail(err, SC_ENOMEM, "out of memory");
     return r;
-toolong:
-    sc_fail(err, SC_EINVAL, "%s: path too long: '%.200s'", where, s);
-    return NULL;
 }
 
 /* ---- sections ---- */
@@ -265,12 +279,12 @@ static int parse_table(ctx *c, yaml_node_t *n, sc_table_cfg *t, int is_join) {
         } else if (!strcmp(k, "path") || !strcmp(k, "paths")) {
             char **raw = NULL;
             int nr = 0;
+            if (t->paths) return FAILN(c, v, "give either 'path' or 'paths'");
             if (get_strlist(c, v, k, &raw, &nr)) {
                 for (int i = 0; i < nr; i++) sc_free(raw[i]);
                 sc_free(raw);
                 return -1;
             }
-            if (t->paths) return FAILN(c, v, "give either 'path' or 'paths'");
             t->paths = raw;
             t->n_paths = nr;
             char where[300];

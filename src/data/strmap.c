@@ -23,23 +23,25 @@ static uint64_t hash_bytes(const char *key, size_t len) { return XXH3_64bits(key
 int64_t sc_strmap_find(const sc_strmap *m, const char *key, size_t len) {
     if (!m->cap) return -1;
     uint64_t h = hash_bytes(key, len);
+    uint64_t tag = h & 0xFFFFFFFF00000000ull;
     size_t mask = m->cap - 1;
     for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
-        uint32_t e = m->slots[s];
-        if (!e) return -1;
-        e--;
-        if (m->hash[e] == h && m->len[e] == len && memcmp(m->key[e], key, len) == 0) return e;
+        uint64_t v = m->slots[s];
+        if (!v) return -1;
+        if ((v & 0xFFFFFFFF00000000ull) != tag) continue;
+        uint32_t e = (uint32_t)v - 1;
+        if (m->len[e] == len && memcmp(m->key[e], key, len) == 0) return e;
     }
 }
 
 static int grow_slots(sc_strmap *m) {
     size_t cap = m->cap ? m->cap * 2 : 64;
-    uint32_t *slots = sc_calloc(cap, sizeof *slots);
+    uint64_t *slots = sc_calloc(cap, sizeof *slots);
     if (!slots) return -1;
     for (size_t e = 0; e < m->n; e++) {
         size_t s = (size_t)m->hash[e] & (cap - 1);
         while (slots[s]) s = (s + 1) & (cap - 1);
-        slots[s] = (uint32_t)e + 1;
+        slots[s] = (m->hash[e] & 0xFFFFFFFF00000000ull) | ((uint64_t)e + 1);
     }
     sc_free(m->slots);
     m->slots = slots;
@@ -89,10 +91,12 @@ int64_t sc_strmap_insert(sc_strmap *m, const char *key, size_t len, int64_t init
     if (len > UINT32_MAX) return -1;
     if ((m->n + 1) * 2 > m->cap && grow_slots(m)) return -1;
     uint64_t h = hash_bytes(key, len);
+    uint64_t tag = h & 0xFFFFFFFF00000000ull;
     size_t mask = m->cap - 1, s;
     for (s = (size_t)h & mask; m->slots[s]; s = (s + 1) & mask) {
-        uint32_t e = m->slots[s] - 1;
-        if (m->hash[e] == h && m->len[e] == len && memcmp(m->key[e], key, len) == 0) return e;
+        if ((m->slots[s] & 0xFFFFFFFF00000000ull) != tag) continue;
+        uint32_t e = (uint32_t)m->slots[s] - 1;
+        if (m->len[e] == len && memcmp(m->key[e], key, len) == 0) return e;
     }
     if (m->n >= INT32_MAX - 1) return -1;
     if (m->n == m->ent_cap && grow_entries(m)) return -1;
@@ -103,7 +107,7 @@ int64_t sc_strmap_insert(sc_strmap *m, const char *key, size_t len, int64_t init
     m->key[e] = k;
     m->len[e] = (uint32_t)len;
     m->val[e] = init;
-    m->slots[s] = (uint32_t)e + 1;
+    m->slots[s] = tag | ((uint64_t)e + 1);
     if (inserted) *inserted = 1;
     return (int64_t)e;
 }

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 typedef struct sc_strmap {
-    uint32_t *slots;     /* (cap) entry index + 1, 0 = empty */
+    uint64_t *slots;     /* (cap) low 32 bits: entry index + 1 (0 = empty); high 32: the hash's top bits */
     uint64_t *hash;      /* (n) hash of entry i */
     const char **key;    /* (n) NUL-terminated copies in the arena */
     uint32_t *len;       /* (n) */
