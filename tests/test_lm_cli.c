@@ -1,0 +1,104 @@
+/* lm: `semctr embed` from the user's side: --text prints the vector the
+ * library computes; --input writes a store; bad input names the line. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "lm/encoder.h"
+#include "lm/vecstore.h"
+#include "lm_test_util.h"
+
+static int run(const char *args, char *out, size_t cap) {
+    char cmd[8192];
+    const char *bin = getenv("SEMCTR_BIN");
+    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
+    snprintf(cmd, sizeof cmd, "SEMCTR_MODEL='%s' '%s' embed %s 2>&1", lmt_model_dir(), bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(lm_cli, text_prints_the_library_vector, .timeout = 60) {
+    static char out[65536];
+    cr_assert_eq(run("--text 'Toy Story (1995). Genres: Animation.'", out, sizeof out), 0, "%s", out);
+    float got[400];
+    int n = 0;
+    for (char *p = out, *e; n < 400; p = e) {
+        got[n] = strtof(p, &e);
+        if (e == p) break;
+        n++;
+    }
+    cr_assert_eq(n, 384, "%d numbers: %.200s", n, out);
+    sc_encoder *enc;
+    sc_error err;
+    cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 1, &err), SC_OK, "%s", err.msg);
+    const char *t = "Toy Story (1995). Genres: Animation.";
+    float want[384];
+    cr_assert_eq(sc_encoder_encode(enc, &t, 1, want, &err), SC_OK);
+    for (int i = 0; i < 384; i++) cr_assert_float_eq(got[i], want[i], 1e-6, "dim %d", i);
+    sc_encoder_free(enc);
+}
+
+Test(lm_cli, input_file_to_store, .timeout = 60) {
+    char in[] = "/tmp/sc_embed_in_XXXXXX", store[64];
+    int fd = mkstemp(in);
+    cr_assert(fd >= 0);
+    const char *body = "m1\tToy Story (1995)\nplain line without id\nm3\tbad \xff utf-8 \xc3\n";
+    cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    close(fd);
+    snprintf(store, sizeof store, "%s.vs", in);
+    static char out[65536], args[512];
+    snprintf(args, sizeof args, "--input %s --out %s --batch 2 --threads 2", in, store);
+    cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+    sc_vecstore *s;
+    sc_error err;
+    cr_assert_eq(sc_vecstore_open(&s, store, 384, &err), SC_OK, "%s", err.msg);
+    cr_assert_eq(sc_vecstore_count(s), 3);
+    cr_assert_str_eq(sc_vecstore_model(s), "all-MiniLM-L6-v2");
+    cr_assert_not_null(sc_vecstore_get(s, "m1"));
+    cr_assert_not_null(sc_vecstore_get(s, "2")); /* line number as id */
+    const float *v = sc_vecstore_get(s, "m3");
+    cr_assert_not_null(v);
+    double nrm = 0;
+    for (int i = 0; i < 384; i++) nrm += (double)v[i] * v[i];
+    cr_assert_float_eq(nrm, 1.0, 1e-5);
+    /* invalid bytes are dropped: the same vector as the clean text */
+    sc_encoder *enc;
+    cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 1, &err), SC_OK);
+    const char *clean = "bad  utf-8 ";
+    float want[384];
+    cr_assert_eq(sc_encoder_encode(enc, &clean, 1, want, &err), SC_OK);
+    for (int i = 0; i < 384; i++) cr_assert_float_eq(v[i], want[i], 1e-5);
+    sc_encoder_free(enc);
+    sc_vecstore_close(s);
+    unlink(store);
+    unlink(in);
+}
+
+Test(lm_cli, bad_input_names_the_line) {
+    char in[] = "/tmp/sc_embed_bad_XXXXXX";
+    int fd = mkstemp(in);
+    const char *body = "a\tfirst\n\nthird\n";
+    cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    close(fd);
+    static char out[4096], args[512];
+    snprintf(args, sizeof args, "--input %s --out /tmp/never.vs", in);
+    cr_assert_eq(run(args, out, sizeof out), 1);
+    char want[128];
+    snprintf(want, sizeof want, "%s:2: empty line", in);
+    cr_assert(strstr(out, want), "%s", out);
+    cr_assert_eq(access("/tmp/never.vs", F_OK), -1);
+    cr_assert_eq(run("--input /nonexistent.txt --out /tmp/never.vs", out, sizeof out), 1);
+    cr_assert(strstr(out, "/nonexistent.txt"), "%s", out);
+    cr_assert_eq(run("--text x --model /nonexistent-model", out, sizeof out), 1);
+    cr_assert(strstr(out, "/nonexistent-model"), "%s", out);
+    cr_assert_eq(run("--input only.txt", out, sizeof out), 2);
+    unlink(in);
+}
