@@ -23,23 +23,23 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def semctr_once(data, model, a, work):
+def semctr_once(data, model, a, batch, work):
     out = os.path.join(work, f"tp-{model}.model")
     r = json.loads(sh([SEMCTR, "train", "--data", data, "--model", model, "--out", out, "--epochs", "1",
-                       "--max-steps", str(a.steps), "--batch-size", str(a.batch), "--threads", str(a.threads),
+                       "--max-steps", str(a.samples // batch), "--batch-size", str(batch), "--threads", str(a.threads),
                        "--embed-dim", str(a.embed), "--hidden", a.hidden, "--cross", "2", "--json"],
                       env=dict(os.environ, SEMCTR_QUIET="1")))
     return r["samples_per_s"], r.get("dense_flops_per_sample")
 
 
 class Peer:
-    def __init__(self, data, model, a):
+    def __init__(self, data, model, a, batch):
         import torch
         from deepctr_torch.inputs import SparseFeat, DenseFeat
         from deepctr_torch.models import DeepFM, DCN
         torch.set_num_threads(a.threads)
         fields, y, _, x = read_scd(os.path.join(data, "train.scd"))
-        n = min(len(y), a.steps * a.batch)
+        n = min(len(y), a.samples // batch * batch)
         self.x = {k: v[:n] for k, v in x.items()}
         self.y = y[:n]
         cols = [DenseFeat(f["name"], 1) if f["kind"] == "numeric" else
@@ -49,7 +49,7 @@ class Peer:
                   dnn_hidden_units=hidden)
         self.m = DeepFM(**kw) if model == "deepfm" else DCN(cross_num=2, cross_parameterization="matrix", **kw)
         self.m.compile(torch.optim.Adam(self.m.parameters(), lr=1e-3), "binary_crossentropy")
-        self.batch = a.batch
+        self.batch = batch
 
     def once(self):
         t0 = time.perf_counter()
@@ -76,10 +76,10 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--models", default="deepfm,dcnv2")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--batches", default="256,4096", help="batch sizes to measure")
     ap.add_argument("--embed", type=int, default=16)
     ap.add_argument("--hidden", default="256,128")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--samples", type=int, default=200_000, help="training rows per measurement")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     work = os.path.join(ROOT, "runs", "bench-throughput")
@@ -89,22 +89,23 @@ def main():
     if not os.path.exists(raw):
         sh([SEMCTR, "gen-criteo", "--rows", str(a.rows), "--out", raw, "--seed", "7"])
     if not os.path.exists(os.path.join(data, "train.scd")):
-        sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "criteo.yaml"), "--input", raw,
-            "--out", data])
+        sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "criteo.yaml"), "--out", data],
+           env=dict(os.environ, SEMCTR_CRITEO=raw))
     peak = gemm_peak(a.threads)
     import deepctr_torch, torch
     peer = f"deepctr-torch {deepctr_torch.__version__} (torch {torch.__version__} CPU)"
     rows = []
     for model in a.models.split(","):
-        p = Peer(data, model, a)
+      for batch in map(int, a.batches.split(",")):
+        p = Peer(data, model, a, batch)
         s_runs, p_runs, flops = [], [], None
         for _ in range(a.repeats):
-            sps, flops = semctr_once(data, model, a, work)
+            sps, flops = semctr_once(data, model, a, batch, work)
             s_runs.append(sps)
             p_runs.append(p.once())
-            print(model, "semctr", round(s_runs[-1]), "deepctr", round(p_runs[-1]), flush=True)
+            print(model, batch, "semctr", round(s_runs[-1]), "deepctr", round(p_runs[-1]), flush=True)
         s, q = float(np.median(s_runs)), float(np.median(p_runs))
-        row = {"case": f"{model}, batch {a.batch}, D {a.embed}, DNN {a.hidden}, {a.threads} threads, "
+        row = {"case": f"{model}, batch {batch}, D {a.embed}, DNN {a.hidden}, {a.threads} threads, "
                        f"{a.rows} Criteo-shaped rows", "metric": "samples/s", "semctr": round(s), "peer": peer,
                "peer_value": round(q), "ratio": round(s / q, 2), "better": "higher"}
         if flops:
@@ -120,8 +121,8 @@ def main():
     with open(os.path.join(ROOT, "bench", "results", "train-throughput.json"), "w") as f:
         json.dump(out, f, indent=1)
     md = [f"# Training throughput: semctr vs {peer}\n",
-          f"{out['date']}, {cpu}, {a.threads} threads, median of {a.repeats} alternating runs of {a.steps} "
-          f"batches. Peak float32 GEMM (numpy/OpenBLAS, 2048^3, same threads): {peak / 1e9:.1f} GFLOP/s.\n",
+          f"{out['date']}, {cpu}, {a.threads} threads, median of {a.repeats} alternating runs of {a.samples} "
+          f"training rows each (semctr: `train --max-steps`, DeepCTR-Torch: `fit` on the same rows, same ids). Peak float32 GEMM (numpy/OpenBLAS, 2048^3, same threads): {peak / 1e9:.1f} GFLOP/s.\n",
           "| case | semctr samples/s | DeepCTR-Torch samples/s | ratio | dense FLOP/s / peak |", "|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['case']} | {r['semctr']} | {r['peer_value']} | {r['ratio']}x | "

@@ -118,8 +118,11 @@ static int run_elec(const char *data, const char *model_name, const char *out, c
         cJSON_AddNumberToObject(e, "repr_dim", ea->cfg.repr_dim);
         cJSON_AddStringToObject(e, "backbone", model_name);
         cJSON_AddNumberToObject(e, "seed", (double)tc->seed);
+        double llm_ms = 0;
+        rc = sc_elec_time_llm(&texts, test ? 2 : 1, lm_dir, tc->n_threads, &llm_ms, err);
+        cJSON_AddNumberToObject(e, "llm_encode_ms_per_1000_rows", llm_ms);
         sc_elec_report vr, tr;
-        rc = sc_elec_train(schema, train, valid, test, vec, mc, tc, &ea->cfg, info, out, &vr, &tr, err);
+        if (!rc) rc = sc_elec_train(schema, train, valid, test, vec, mc, tc, &ea->cfg, info, out, &vr, &tr, err);
         if (!rc) {
             sc_info("ELEC %s: valid AUC adapter %.5f, gain %.5f, vanilla %.5f; model written to %s", model_name,
                     vr.adapter.auc, vr.gain.auc, vr.vanilla.auc, out);

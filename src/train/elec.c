@@ -1,6 +1,7 @@
 #include "train/elec.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -425,6 +426,44 @@ static void free_ctx(elec_ctx *c) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median time (ms) of scoring the first n rows of split s as one batch with
+ * the vanilla network (gain = 0) or with adapter + gain network (gain = 1). */
+static int time_scoring(elec_ctx *c, int s, int gain, double *ms, sc_error *err) {
+    const sc_dataset *ds = c->split[s];
+    int n = ds->n_rows < 1000 ? (int)ds->n_rows : 1000;
+    sc_batch b;
+    int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, n, err);
+    if (rc) return rc;
+    int64_t *rows = sc_malloc((size_t)n * sizeof *rows);
+    double t[7];
+    if (!rows) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) rows[i] = i;
+    for (int k = 0; k < 7 && !rc; k++) {
+        double t0 = sc_now();
+        sc_batch_gather(&b, ds, rows, n);
+        if (gain) {
+            const float *r, *z;
+            gather_llm(&c->vec[s], rows, n, c->x);
+            rc = adapter_forward(c, c->x, n, &r, &z, err);
+            b.extra = r;
+            if (!rc) rc = sc_model_forward(c->gain, &b, 0, c->zg, err);
+        } else {
+            rc = sc_model_forward(c->van, &b, 0, c->zv, err);
+        }
+        t[k] = (sc_now() - t0) * 1000.0 * 1000.0 / n;
+    }
+    qsort(t, 7, sizeof *t, cmp_double);
+    *ms = t[3];
+    sc_free(rows);
+    sc_batch_free(&b);
+    return rc;
+}
+
 static void report_json(cJSON *o, const char *key, const sc_metrics *m) {
     cJSON *j = cJSON_AddObjectToObject(o, key);
     cJSON_AddNumberToObject(j, "auc", m->auc);
@@ -575,7 +614,11 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     rc = eval_adapter(&c, 1, &vr.adapter, err);
     if (!rc) rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);
     if (!rc) rc = eval_net(&c, c.van, 1, 0, &vr.vanilla, err);
+    if (!rc) rc = time_scoring(&c, 1, 0, &vr.vanilla_ms_per_1000, err);
+    if (!rc) rc = time_scoring(&c, 1, 1, &vr.gain_ms_per_1000, err);
     if (!rc && test) {
+        tr.vanilla_ms_per_1000 = vr.vanilla_ms_per_1000;
+        tr.gain_ms_per_1000 = vr.gain_ms_per_1000;
         rc = eval_adapter(&c, 2, &tr.adapter, err);
         if (!rc) rc = eval_net(&c, c.gain, 2, 1, &tr.gain, err);
         if (!rc) rc = eval_net(&c, c.van, 2, 0, &tr.vanilla, err);
@@ -596,6 +639,9 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
             report_json(t, "gain", &tr.gain);
             report_json(t, "vanilla", &tr.vanilla);
         }
+        cJSON *l = cJSON_AddObjectToObject(info, "latency_ms_per_1000");
+        cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
+        cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
     }
     rc = sc_model_copy_weights(c.gain_best, c.gain, err);
     if (!rc) rc = sc_model_copy_weights(c.van_best, c.van, err);

@@ -1,6 +1,7 @@
 #include "train/elec_text.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -299,5 +300,44 @@ done:
         sc_free(tables[1]);
         tables[0] = tables[1] = NULL;
     }
+    return rc;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n_threads, double *ms,
+                     sc_error *err) {
+    int64_t rows = t->n_rows[s] < 1000 ? t->n_rows[s] : 1000;
+    const char **texts = sc_malloc((size_t)(rows * t->n_parts + 1) * sizeof *texts);
+    if (!texts) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int n = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int p = 0; p < t->n_parts; p++) {
+            const char *x = sc_elec_text(t, s, p, r);
+            if (x) texts[n++] = x;
+        }
+    sc_encoder *enc = NULL;
+    float *out = NULL;
+    int rc = sc_encoder_load(&enc, model_dir, n_threads, err);
+    if (!rc) {
+        out = sc_malloc((size_t)(n ? n : 1) * sc_encoder_dim(enc) * sizeof(float));
+        if (!out) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    double tm[3];
+    for (int k = 0; k < 3 && !rc; k++) {
+        double t0 = sc_now();
+        rc = sc_encoder_encode(enc, texts, n, out, err);
+        tm[k] = (sc_now() - t0) * 1000.0 * 1000.0 / (double)(rows ? rows : 1);
+    }
+    if (!rc) {
+        qsort(tm, 3, sizeof *tm, cmp_dbl);
+        *ms = tm[1];
+    }
+    sc_free(out);
+    sc_free(texts);
+    if (enc) sc_encoder_free(enc);
     return rc;
 }

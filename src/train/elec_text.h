@@ -47,6 +47,13 @@ const char *sc_elec_text(const sc_elec_texts *t, int s, int p, int64_t r);
 int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const char *cache_path, int n_threads,
                          float *tables[2], int *dim, char *model_name, size_t model_name_cap, sc_error *err);
 
+/* Time (ms, median of 3) the language model takes for the texts of the
+ * first 1,000 rows of split s (every part: per sample one text, per entity
+ * one per entity): what a gain network would add at request time for rows
+ * whose texts are not cached. */
+int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n_threads, double *ms,
+                     sc_error *err);
+
 /* Wire texts and tables into the three splits' sc_elec_vectors. */
 void sc_elec_vectors_from_texts(const sc_elec_texts *t, float *const tables[2], int dim, sc_elec_vectors vec[3]);
 
