@@ -80,6 +80,8 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
     if (!rc) rc = sc_evaluate(model, &ds, 4096, &m, &err);
+    double ms = 0;
+    if (!rc) rc = sc_time_scoring(model, &ds, &ms, &err);
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
@@ -88,8 +90,8 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) {
         if (json) {
             printf("{\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"n\": %lld, \"positives\": %lld, "
-                   "\"split\": \"%s\"",
-                   m.auc, nan_to(m.gauc, -1), m.logloss, (long long)m.n, (long long)m.n_pos, split);
+                   "\"split\": \"%s\", \"score_ms_per_1000\": %.4f",
+                   m.auc, nan_to(m.gauc, -1), m.logloss, (long long)m.n, (long long)m.n_pos, split, ms);
             if (baseline)
                 printf(", \"baseline_auc\": %.9f, \"relaimpr\": %.6f", mb.auc, sc_relaimpr(m.auc, mb.auc));
             printf("}\n");
@@ -97,6 +99,7 @@ int cmd_eval(int argc, char **argv) {
             printf("%s on %s (%lld rows, %lld positive)\n", model_path, split, (long long)m.n, (long long)m.n_pos);
             printf("  AUC      %.6f\n  gAUC     %.6f  (%lld groups with both labels)\n  logloss  %.6f\n", m.auc,
                    m.gauc, (long long)m.n_groups_used, m.logloss);
+            printf("  scoring  %.3f ms per 1,000 rows (one batch, median of 7)\n", ms);
             if (baseline)
                 printf("  RelaImpr %+.3f%%  against %s (AUC %.6f)\n", sc_relaimpr(m.auc, mb.auc), baseline, mb.auc);
         }

@@ -49,6 +49,39 @@ int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, fl
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, sc_error *err) {
+    int n = ds->n_rows < 1000 ? (int)ds->n_rows : 1000;
+    if (n == 0) return sc_fail(err, SC_EINVAL, "cannot time scoring on an empty split");
+    sc_batch b;
+    int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, n, err);
+    if (rc) return rc;
+    int64_t *rows = sc_malloc((size_t)n * sizeof *rows);
+    float *out = sc_malloc((size_t)n * sizeof *out);
+    if (!rows || !out) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    double t[7];
+    for (int i = 0; i < n && !rc; i++) rows[i] = i;
+    for (int k = 0; k < 7 && !rc; k++) {
+        double t0 = sc_now();
+        sc_batch_gather(&b, ds, rows, n);
+        rc = sc_model_forward(model, &b, 0, out, err);
+        for (int i = 0; i < n && !rc; i++) out[i] = sigmoidf_stable(out[i]);
+        t[k] = (sc_now() - t0) * 1e6 / n;
+    }
+    if (!rc) {
+        qsort(t, 7, sizeof *t, cmp_double);
+        *ms_per_1000 = t[3];
+    }
+    sc_free(rows);
+    sc_free(out);
+    sc_batch_free(&b);
+    return rc;
+}
+
 int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err) {
     if (ds->n_rows == 0) return sc_fail(err, SC_EINVAL, "cannot evaluate an empty split");
     float *prob = sc_malloc((size_t)ds->n_rows * sizeof *prob);
