@@ -63,7 +63,8 @@ def main():
                 out = os.path.join(work, f"{model}-elec-{alpha}-{beta}-{seed}.model")
                 info = json.loads(sh([SEMCTR, "train", "--method", "elec", "--data", data, "--model", model,
                                       "--out", out, "--seed", str(seed), "--alpha", str(alpha), "--beta", str(beta),
-                                      "--elec-granularity", a.granularity, "--json"] + common))
+                                      "--elec-granularity", a.granularity, "--json"] + common +
+                                     (["--elec-time-llm"] if alpha == 1 and beta == 1 else [])))
                 res.setdefault((model, name), []).append(info["test"]["vanilla"])
                 if alpha == 1 and beta == 1:
                     res.setdefault((model, "adapted LLM alone"), []).append(info["test"]["adapter"])
