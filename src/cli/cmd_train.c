@@ -316,10 +316,10 @@ int cmd_train(int argc, char **argv) {
         if (json)
             printf("{\"model\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, \"valid_gauc\": %.6f, "
                    "\"valid_logloss\": %.6f, \"samples_per_s\": %.1f, \"dense_flops_per_sample\": %.0f, \"steps\": %lld, "
-                   "\"out\": \"%s\"}\n",
+                   "\"peak_rss_bytes\": %lld, \"out\": \"%s\"}\n",
                    model_name, res.best_epoch, res.epochs_run, res.best_valid.auc,
                    isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss, res.samples_per_s,
-                   sc_model_flops_per_sample(model), (long long)res.steps, out);
+                   sc_model_flops_per_sample(model), (long long)res.steps, (long long)sc_peak_rss_bytes(), out);
     }
     if (model) sc_model_free(model);
     sc_dataset_close(&train);
