@@ -3,6 +3,9 @@
  * T text columns, W ids per row of a field, B rows in a batch. */
 #include "data/dataset.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -413,4 +416,23 @@ void sc_split_writer_abort(sc_split_writer *w) {
     if (!w) return;
     sc_atomic_abort(&w->file);
     writer_free(w);
+}
+
+/* madvise the whole pages inside [p, p + n). */
+static void release_range(const void *p, size_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t b = ((uintptr_t)p + n) & ~((uintptr_t)page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void sc_dataset_release_rows(const sc_dataset *ds, int64_t row0, int64_t row1) {
+    if (!ds->map.data || row0 >= row1) return;
+    size_t n = (size_t)(row1 - row0);
+    release_range(ds->label + row0, n * sizeof(float));
+    if (ds->group) release_range(ds->group + row0, n * sizeof(int32_t));
+    for (int f = 0; f < ds->n_fields; f++) {
+        if (ds->ids[f]) release_range(ds->ids[f] + row0 * ds->fields[f].width, n * ds->fields[f].width * sizeof(int32_t));
+        else if (ds->values[f]) release_range(ds->values[f] + row0, n * sizeof(float));
+    }
 }

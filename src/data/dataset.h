@@ -53,6 +53,12 @@ typedef struct sc_dataset {
 int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err);
 void sc_dataset_close(sc_dataset *ds);
 
+/* Tell the kernel that rows [row0, row1) of every column will not be read
+ * again soon: their pages leave this process's resident set (they stay in
+ * the page cache, so reading them again is cheap). Lets a pass over a split
+ * larger than memory keep a bounded footprint. */
+void sc_dataset_release_rows(const sc_dataset *ds, int64_t row0, int64_t row1);
+
 /* A batch of rows in contiguous buffers, the input of every model. */
 typedef struct sc_batch {
     int n;              /* B: rows filled */

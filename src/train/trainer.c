@@ -94,6 +94,34 @@ int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metric
 
 /* ---- the shared loop ---- */
 
+
+void sc_shuffle_order(int64_t *order, int64_t n, int shuffle, uint64_t seed) {
+    int64_t nb = (n + SC_SHUFFLE_BLOCK - 1) / SC_SHUFFLE_BLOCK, k = 0;
+    int64_t *blocks = nb > 1 ? sc_malloc((size_t)nb * sizeof *blocks) : NULL;
+    sc_rng r;
+    sc_rng_seed(&r, seed);
+    if (nb > 1 && !blocks) nb = 1; /* out of memory for the block list: plain order of blocks */
+    for (int64_t b = 0; b < nb; b++) {
+        if (blocks) blocks[b] = b;
+    }
+    /* the last block may be short: it stays last, so block i always fills
+     * positions [i·BLOCK, (i+1)·BLOCK) of the order */
+    int64_t full = n / SC_SHUFFLE_BLOCK;
+    if (shuffle && blocks) sc_shuffle_i64(blocks, full, &r);
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t b = blocks ? blocks[i] : i;
+        int64_t lo = b * SC_SHUFFLE_BLOCK, hi = lo + SC_SHUFFLE_BLOCK < n ? lo + SC_SHUFFLE_BLOCK : n;
+        if (nb == 1) {
+            lo = 0;
+            hi = n;
+        }
+        for (int64_t row = lo; row < hi; row++) order[k + row - lo] = row;
+        if (shuffle) sc_shuffle_i64(order + k, hi - lo, &r);
+        k += hi - lo;
+    }
+    sc_free(blocks);
+}
+
 typedef struct loop_state {
     int epoch;      /* epochs completed */
     int bad_epochs; /* epochs since the best validation AUC */
@@ -196,12 +224,8 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
     int64_t train_samples = 0;
     int stop = st.epoch > 0 && st.bad_epochs >= cfg->patience;
     for (int epoch = st.epoch + 1; epoch <= cfg->epochs && !stop; epoch++) {
-        for (int64_t i = 0; i < train->n_rows; i++) order[i] = i;
-        if (cfg->shuffle) {
-            sc_rng r;
-            sc_rng_seed(&r, cfg->seed * 1000003ULL + (uint64_t)epoch);
-            sc_shuffle_i64(order, train->n_rows, &r);
-        }
+        int64_t n_blocks = (train->n_rows + SC_SHUFFLE_BLOCK - 1) / SC_SHUFFLE_BLOCK;
+        sc_shuffle_order(order, train->n_rows, cfg->shuffle, cfg->seed * 1000003ULL + (uint64_t)epoch);
         char label[32];
         snprintf(label, sizeof label, "epoch %d/%d", epoch, cfg->epochs);
         sc_progress prog;
@@ -219,10 +243,16 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             }
             if (cfg->max_steps && st.steps >= cfg->max_steps) break;
             int n = (int)(train->n_rows - start < cfg->batch_size ? train->n_rows - start : cfg->batch_size);
+
             sc_batch_gather(&b, train, order + start, n);
             double loss;
             rc = t->step(t->ctx, &b, order + start, st.lr, &loss, err);
             if (rc) goto done;
+            /* the batch reached the next block: the finished block's pages can go */
+            if (n_blocks > 1 && start / SC_SHUFFLE_BLOCK != (start + n) / SC_SHUFFLE_BLOCK) {
+                int64_t blk = order[start] / SC_SHUFFLE_BLOCK;
+                sc_dataset_release_rows(train, blk * SC_SHUFFLE_BLOCK, (blk + 1) * SC_SHUFFLE_BLOCK);
+            }
             loss_sum += loss;
             n_batches++;
             st.steps++;

@@ -75,6 +75,15 @@ typedef struct sc_fit_task {
 int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_task *task, sc_train_result *res,
            sc_error *err);
 
+/* Rows are visited in blocks of SC_SHUFFLE_BLOCK: the full blocks in a
+ * random order (a short last block stays last), the rows within each block
+ * shuffled. An epoch thus reads the split block by block and a finished
+ * block's pages can leave memory, so a split larger than RAM trains with a
+ * bounded resident set; splits up to one block are shuffled as a whole.
+ * order (n) receives a permutation of 0..n-1 (identity when !shuffle). */
+#define SC_SHUFFLE_BLOCK ((int64_t)1 << 20)
+void sc_shuffle_order(int64_t *order, int64_t n, int shuffle, uint64_t seed);
+
 /* Train `model` (already created for the schema's fields) on train, pick the
  * epoch by valid AUC, and write the best weights to out_path as a plain
  * model file with `schema`. On return the model holds the best weights.
