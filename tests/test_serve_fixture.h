@@ -69,10 +69,10 @@ static const char *fx_dir(void) {
 
 /* Read rows.csv into cols (4) and cells (n, 4) (static storage). */
 #define FX_ROWS 300
-static const char *fx_cols[4] = {"user_id", "item_id", "rating", "timestamp"};
+__attribute__((unused)) static const char *fx_cols[4] = {"user_id", "item_id", "rating", "timestamp"};
 static char fx_buf[FX_ROWS][4][24];
 static const char *fx_cells[FX_ROWS * 4];
-static void fx_load_rows(void) {
+__attribute__((unused)) static void fx_load_rows(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/rows.csv", fx_dir());
     FILE *f = fopen(path, "r");
