@@ -159,7 +159,7 @@ static void parse_predictions(const char *body, float *p, int n) {
 static const char *ROWS = "{\"instances\": [{\"user_id\": \"196\", \"item_id\": \"242\"}, {\"user_id\": 186, \"item_id\": 302},"
                           " {\"user_id\": \"22\", \"item_id\": \"377\", \"rating\": null}]}";
 
-Test(serve_http, endpoints_and_scores, .timeout = 60) {
+Test(serve_http, endpoints_and_scores) {
     server s;
     start(&s, "a.model", NULL);
     static char out[1 << 16];
@@ -207,7 +207,7 @@ static void expect_error(server *s, const char *method, const char *path, const 
     cr_assert(strstr(out, where), "'%s' lacks '%s'", out, where);
 }
 
-Test(serve_http, bad_requests_are_refused_and_counted, .timeout = 60) {
+Test(serve_http, bad_requests_are_refused_and_counted) {
     server s;
     start(&s, "a.model", "--max-body 4000 --max-instances 20 --timeout 1");
     expect_error(&s, "POST", "/v1/models/m:predict", "{\"instances\": [{\"user_id\": ", 400, "bad_json", "byte");
@@ -255,7 +255,7 @@ Test(serve_http, bad_requests_are_refused_and_counted, .timeout = 60) {
     cr_assert_eq(stop(&s), 0);
 }
 
-Test(serve_http, hot_reload_under_load, .timeout = 90) {
+Test(serve_http, hot_reload_under_load) {
     server s;
     start(&s, "a.model", NULL);
     const char *cols[] = {"user_id", "item_id"}, *cells[] = {"196", "242"};
@@ -318,7 +318,7 @@ Test(serve_http, hot_reload_under_load, .timeout = 90) {
     cr_assert_eq(stop(&s), 0);
 }
 
-Test(serve_http, refuses_to_start_on_a_bad_model, .timeout = 30) {
+Test(serve_http, refuses_to_start_on_a_bad_model) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "'%s' serve --model m=/nonexistent.model --port 0 2>&1 | grep -q nonexistent.model", fx_bin());
     cr_assert_eq(fx_sh("%s", cmd), 0);

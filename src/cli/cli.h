@@ -19,6 +19,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_bench_serve(int argc, char **argv);
 
 /* Print "semctr <cmd>: error: <message>" and return exit code 1. */
 int cli_fail(const char *cmd, const sc_error *err);
