@@ -6,6 +6,9 @@
 #   make fuzz             libFuzzer harnesses in fuzz/ (clang)
 #   make CC=clang         any C11 compiler; gcc and clang are kept warning-free
 #   make SAN=1            a sanitizer build into build-san/
+#   make examples         programs in examples/ that embed the public API (include/semctr.h)
+#   make tsan             the concurrent-scoring example under ThreadSanitizer (build-tsan/)
+#   make install          PREFIX=/usr/local DESTDIR=: semctr, libsemctr.a, semctr.h, semctr.pc
 
 CC ?= cc
 BUILD ?= build
@@ -21,6 +24,13 @@ CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN = -fsanitize=address,undefined
 endif
 
+ifeq ($(TSAN),1)
+BUILD = build-tsan
+OPT = -O1 -fno-omit-frame-pointer
+CFLAGS_BASE += -fsanitize=thread
+LDSAN = -fsanitize=thread
+endif
+
 CFLAGS ?= $(OPT)
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 
@@ -31,7 +41,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check fuzz clean model data
+.PHONY: all test check fuzz clean model data examples tsan install
 all: $(BUILD)/semctr
 
 $(BUILD)/%.o: %.c
@@ -62,6 +72,30 @@ test: $(BUILD)/run_tests $(BUILD)/semctr model
 check:
 	$(MAKE) test
 	$(MAKE) SAN=1 test
+	$(MAKE) tsan
+
+# Examples compile against the public header alone (no -Isrc).
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+examples: $(EXAMPLES)
+$(BUILD)/examples/%: examples/%.c include/semctr.h $(BUILD)/libsemctr.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Iinclude $(OPT) -g $(LDSAN) -o $@ $< $(BUILD)/libsemctr.a $(LIBS)
+
+# ThreadSanitizer: eight threads score one loaded model at once (examples/score.c).
+tsan:
+	$(MAKE) TSAN=1 build-tsan/semctr build-tsan/examples/score
+	SEMCTR_QUIET=1 bash tests/tsan_scoring.sh build-tsan
+
+PREFIX ?= /usr/local
+$(BUILD)/semctr.pc: semctr.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@LIBS@|$(LIBS)|' $< > $@
+install: $(BUILD)/semctr $(BUILD)/libsemctr.a $(BUILD)/semctr.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/semctr $(DESTDIR)$(PREFIX)/bin/semctr
+	install -m 644 $(BUILD)/libsemctr.a $(DESTDIR)$(PREFIX)/lib/libsemctr.a
+	install -m 644 include/semctr.h $(DESTDIR)$(PREFIX)/include/semctr.h
+	install -m 644 $(BUILD)/semctr.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/semctr.pc
 
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 fuzz: $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
@@ -71,6 +105,6 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	  $< $(LIB_SRC) -o $@ $(LIBS)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-tsan
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

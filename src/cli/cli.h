@@ -18,6 +18,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_bench_serve(int argc, char **argv);
 
 /* Print "semctr <cmd>: error: <message>" and return exit code 1. */
 int cli_fail(const char *cmd, const sc_error *err);

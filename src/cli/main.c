@@ -17,6 +17,8 @@ static const command commands[] = {
     {"eval", cmd_eval, "AUC, gAUC, logloss, RelaImpr of a model on a split"},
     {"predict", cmd_predict, "score a CSV of raw rows, write scores"},
     {"export", cmd_export, "write the servable part of a model (ELEC: --network vanilla)"},
+    {"serve", cmd_serve, "HTTP scoring server (TensorFlow Serving REST shape), hot reload, metrics"},
+    {"bench-serve", cmd_bench_serve, "in-process scoring throughput and latency (bench/bench_serve.py)"},
     {"embed", cmd_embed, "encode texts with a pretrained language model into a vector store"},
     {"gen-criteo", cmd_gen_criteo, "write Criteo-shaped synthetic data of any size"},
 };

@@ -1,0 +1,58 @@
+/* A thread-safe scorer over one loaded model file: the schema turns raw
+ * cells into a batch, a network turns the batch into logits.
+ *
+ * sc_model keeps the activations of its last forward pass inside, so one
+ * sc_model cannot run two forwards at once. The scorer therefore keeps a
+ * pool of scoring contexts (a model copy with the same weights, a batch and
+ * a logits buffer), created on first need up to max_contexts; a call checks
+ * one out, scores, and gives it back. The loaded bundle (schema, weights)
+ * is never written after sc_scorer_load returns.
+ *
+ * Dimension letters: B rows of a call, C columns of a call. */
+#ifndef SC_SERVE_SCORER_H
+#define SC_SERVE_SCORER_H
+
+#include <cjson/cJSON.h>
+
+#include "base/error.h"
+#include "data/schema.h"
+
+typedef struct sc_scorer_options {
+    const char *network;  /* NULL: "main" when there is one network, else "vanilla" */
+    int max_contexts;     /* concurrent calls; 0 = online CPUs */
+    int batch_cap;        /* rows per forward pass; 0 = 1024 */
+    int threads_per_call; /* threads inside one forward; 0 = 1 */
+} sc_scorer_options;
+
+typedef struct sc_scorer sc_scorer;
+
+/* Load path, pick the network, refuse networks that need LLM vectors, and
+ * score one all-missing row as a check (the result must be finite). *out is
+ * the caller's (sc_scorer_free); NULL on failure. */
+int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o, sc_error *err);
+void sc_scorer_free(sc_scorer *s);
+
+/* Score B rows of raw cells (B, C) keyed by col_names (C); NULL cells are
+ * missing. probs (B) gets sigmoid(logit). Thread-safe; blocks while every
+ * context is busy. Any B >= 0 (split into forward passes of batch_cap). */
+int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col_names,
+                    const char *const *cells, float *probs, sc_error *err);
+
+const sc_schema *sc_scorer_schema(const sc_scorer *s);
+/* The raw columns the schema reads; *n gets their count. */
+const char *const *sc_scorer_input_columns(const sc_scorer *s, int *n);
+const char *sc_scorer_network(const sc_scorer *s);
+const char *sc_scorer_backbone(const sc_scorer *s);
+const char *sc_scorer_method(const sc_scorer *s);  /* "plain", "elec" */
+const char *sc_scorer_path(const sc_scorer *s);
+/* The file's training info (borrowed, may be NULL). */
+const cJSON *sc_scorer_info(const sc_scorer *s);
+/* Contexts created so far (for tests and metrics). */
+int sc_scorer_contexts(sc_scorer *s);
+
+/* Text a click log would hold for the number v: integers without a
+ * fraction ("242"), others the shortest form that reads back as v. buf
+ * holds at least 32 bytes. Returns buf. */
+char *sc_format_number(double v, char *buf);
+
+#endif
