@@ -67,7 +67,7 @@ model:
 	bash scripts/fetch_model.sh
 
 test: $(BUILD)/run_tests $(BUILD)/semctr model
-	$(BUILD)/run_tests --jobs 2 $(TESTFLAGS)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(BUILD)/run_tests --jobs 2 $(TESTFLAGS)
 
 check:
 	$(MAKE) test

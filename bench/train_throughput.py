@@ -26,7 +26,7 @@ def sh(cmd, **kw):
 def semctr_once(data, model, a, batch, work):
     out = os.path.join(work, f"tp-{model}.model")
     r = json.loads(sh([SEMCTR, "train", "--data", data, "--model", model, "--out", out, "--epochs", "1",
-                       "--max-steps", str(a.samples // batch), "--batch-size", str(batch), "--threads", str(a.threads),
+                       "--max-steps", str(a.steps), "--batch-size", str(batch), "--threads", str(a.threads),
                        "--embed-dim", str(a.embed), "--hidden", a.hidden, "--cross", "2", "--json"],
                       env=dict(os.environ, SEMCTR_QUIET="1")))
     return r["samples_per_s"], r.get("dense_flops_per_sample")
@@ -39,7 +39,7 @@ class Peer:
         from deepctr_torch.models import DeepFM, DCN
         torch.set_num_threads(a.threads)
         fields, y, _, x = read_scd(os.path.join(data, "train.scd"))
-        n = min(len(y), a.samples // batch * batch)
+        n = min(len(y), a.steps * batch)
         self.x = {k: v[:n] for k, v in x.items()}
         self.y = y[:n]
         cols = [DenseFeat(f["name"], 1) if f["kind"] == "numeric" else
@@ -79,7 +79,7 @@ def main():
     ap.add_argument("--batches", default="256,4096", help="batch sizes to measure")
     ap.add_argument("--embed", type=int, default=16)
     ap.add_argument("--hidden", default="256,128")
-    ap.add_argument("--samples", type=int, default=200_000, help="training rows per measurement")
+    ap.add_argument("--steps", type=int, default=30, help="training batches per measurement")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     work = os.path.join(ROOT, "runs", "bench-throughput")
@@ -121,8 +121,8 @@ def main():
     with open(os.path.join(ROOT, "bench", "results", "train-throughput.json"), "w") as f:
         json.dump(out, f, indent=1)
     md = [f"# Training throughput: semctr vs {peer}\n",
-          f"{out['date']}, {cpu}, {a.threads} threads, median of {a.repeats} alternating runs of {a.samples} "
-          f"training rows each (semctr: `train --max-steps`, DeepCTR-Torch: `fit` on the same rows, same ids). Peak float32 GEMM (numpy/OpenBLAS, 2048^3, same threads): {peak / 1e9:.1f} GFLOP/s.\n",
+          f"{out['date']}, {cpu}, {a.threads} threads, median of {a.repeats} alternating runs of {a.steps} "
+          f"batches each (semctr: `train --max-steps`, DeepCTR-Torch: `fit` on the same rows, same ids). Peak float32 GEMM (numpy/OpenBLAS, 2048^3, same threads): {peak / 1e9:.1f} GFLOP/s.\n",
           "| case | semctr samples/s | DeepCTR-Torch samples/s | ratio | dense FLOP/s / peak |", "|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['case']} | {r['semctr']} | {r['peer_value']} | {r['ratio']}x | "
