@@ -17,6 +17,9 @@ void sc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* ---- time ---- */
 double sc_now(void); /* monotonic seconds */
 
+/* Median of a[0..n) (sorts a in place); 0 for n == 0. For timings. */
+double sc_median(double *a, int n);
+
 /* ---- progress bar: drawn only when stderr is a terminal ---- */
 typedef struct sc_progress {
     const char *label;

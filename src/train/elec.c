@@ -320,61 +320,17 @@ static int restore_best(void *ctx, int from_file, sc_error *err) {
     return rc;
 }
 
-/* Checkpoint entries: "<prefix>/<param>" for a parameter list, and the
- * optimizer's state as "<prefix>.optim/<tensor>". */
-static int stage_params(sc_container_writer *w, const char *prefix, sc_param *p, int np, sc_optim *o, sc_error *err) {
-    int rc = SC_OK;
-    for (int k = 0; k < np && !rc; k++) {
-        char name[160];
-        snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
-        rc = sc_container_add(w, name, 1, p[k].data, (uint64_t)p[k].size * 4, err);
-    }
-    int ns = o ? sc_optim_n_states(o) : 0;
-    for (int k = 0; k < ns && !rc; k++) {
-        const char *sn;
-        float *data;
-        int64_t size;
-        sc_optim_state(o, k, &sn, &data, &size);
-        char name[200];
-        snprintf(name, sizeof name, "%s.optim/%s", prefix, sn);
-        rc = sc_container_add(w, name, 1, data, (uint64_t)size * 4, err);
-    }
-    return rc;
-}
-
-static int load_params(const sc_container *ck, const char *prefix, sc_param *p, int np, sc_optim *o, sc_error *err) {
-    for (int k = 0; k < np + (o ? sc_optim_n_states(o) : 0); k++) {
-        char name[200];
-        float *data;
-        int64_t size;
-        if (k < np) {
-            snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
-            data = p[k].data;
-            size = p[k].size;
-        } else {
-            const char *sn;
-            sc_optim_state(o, k - np, &sn, &data, &size);
-            snprintf(name, sizeof name, "%s.optim/%s", prefix, sn);
-        }
-        const sc_container_entry *en = sc_container_find(ck, name);
-        if (!en || !en->is_f32 || en->bytes != (uint64_t)size * 4)
-            return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size", ck->path, name);
-        memcpy(data, en->data, en->bytes);
-    }
-    return SC_OK;
-}
-
 static int stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
     elec_ctx *c = ctx;
     cJSON_AddStringToObject(header, "phase", PHASE_NAMES[c->phase]);
-    int np, rc = stage_params(w, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
+    int np, rc = sc_checkpoint_stage(w, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
     sc_param *p = sc_model_params(c->gain, &np);
-    if (!rc) rc = stage_params(w, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
+    if (!rc) rc = sc_checkpoint_stage(w, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
     p = sc_model_params(c->van, &np);
-    if (!rc) rc = stage_params(w, "vanilla", p, np, c->opt_van, err);
+    if (!rc) rc = sc_checkpoint_stage(w, "vanilla", p, np, c->opt_van, err);
     if (!rc && c->proj) {
         p = sc_mlp_params(c->proj, &np);
-        rc = stage_params(w, "proj", p, np, c->opt_proj, err);
+        rc = sc_checkpoint_stage(w, "proj", p, np, c->opt_proj, err);
     }
     return rc;
 }
@@ -387,12 +343,12 @@ static int load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
                        cJSON_IsString(ph) ? ph->valuestring : "?", PHASE_NAMES[c->phase]);
     int np, rc;
     sc_param *p = sc_model_params(c->gain, &np);
-    rc = load_params(ck, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
+    rc = sc_checkpoint_load(ck, "gain", p, np, c->phase == PHASE_VANILLA ? NULL : c->opt_gain, err);
     p = sc_model_params(c->van, &np);
-    if (!rc) rc = load_params(ck, "vanilla", p, np, c->opt_van, err);
+    if (!rc) rc = sc_checkpoint_load(ck, "vanilla", p, np, c->opt_van, err);
     if (!rc && c->proj) {
         p = sc_mlp_params(c->proj, &np);
-        rc = load_params(ck, "proj", p, np, c->opt_proj, err);
+        rc = sc_checkpoint_load(ck, "proj", p, np, c->opt_proj, err);
     }
     return rc;
 }
@@ -403,7 +359,7 @@ static int adapter_from_checkpoint(elec_ctx *c, const char *path, sc_error *err)
     sc_container ck;
     int rc = sc_container_open(&ck, path, err);
     if (rc) return rc;
-    rc = load_params(&ck, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
+    rc = sc_checkpoint_load(&ck, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
     sc_container_close(&ck);
     if (!rc) adapter_snapshot(c, 0);
     return rc;
@@ -424,11 +380,6 @@ static void free_ctx(elec_ctx *c) {
     for (int s = 0; s < 3; s++) sc_free(c->repr[s]);
     float *bufs[] = {c->adapter_best, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp, c->dextra};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Median time (ms) of scoring the first n rows of split s as one batch with
@@ -457,8 +408,7 @@ static int time_scoring(elec_ctx *c, int s, int gain, double *ms, sc_error *err)
         }
         t[k] = (sc_now() - t0) * 1000.0 * 1000.0 / n;
     }
-    qsort(t, 7, sizeof *t, cmp_double);
-    *ms = t[3];
+    *ms = sc_median(t, 7);
     sc_free(rows);
     sc_batch_free(&b);
     return rc;

@@ -303,11 +303,6 @@ done:
     return rc;
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n_threads, double *ms,
                      sc_error *err) {
     int64_t rows = t->n_rows[s] < 1000 ? t->n_rows[s] : 1000;
@@ -332,10 +327,7 @@ int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n
         rc = sc_encoder_encode(enc, texts, n, out, err);
         tm[k] = (sc_now() - t0) * 1000.0 * 1000.0 / (double)(rows ? rows : 1);
     }
-    if (!rc) {
-        qsort(tm, 3, sizeof *tm, cmp_dbl);
-        *ms = tm[1];
-    }
+    if (!rc) *ms = sc_median(tm, 3);
     sc_free(out);
     sc_free(texts);
     if (enc) sc_encoder_free(enc);

@@ -49,11 +49,6 @@ int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, fl
     return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, sc_error *err) {
     int n = ds->n_rows < 1000 ? (int)ds->n_rows : 1000;
     if (n == 0) return sc_fail(err, SC_EINVAL, "cannot time scoring on an empty split");
@@ -72,10 +67,7 @@ int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, 
         for (int i = 0; i < n && !rc; i++) out[i] = sigmoidf_stable(out[i]);
         t[k] = (sc_now() - t0) * 1e6 / n;
     }
-    if (!rc) {
-        qsort(t, 7, sizeof *t, cmp_double);
-        *ms_per_1000 = t[3];
-    }
+    if (!rc) *ms_per_1000 = sc_median(t, 7);
     sc_free(rows);
     sc_free(out);
     sc_batch_free(&b);
@@ -382,18 +374,15 @@ static int plain_restore_best(void *ctx, int from_file, sc_error *err) {
     return sc_model_copy_weights(c->model, c->best, err);
 }
 
-/* Add a model's weights ("<prefix>/<param>") and an optimizer's state
- * ("<prefix>.optim/<tensor>") to a checkpoint. */
-static int stage_model_and_optim(sc_container_writer *w, const char *prefix, sc_model *m, sc_optim *o,
-                                 sc_error *err) {
-    int np, ns, rc = SC_OK;
-    sc_param *p = sc_model_params(m, &np);
+int sc_checkpoint_stage(sc_container_writer *w, const char *prefix, sc_param *p, int np, sc_optim *o,
+                        sc_error *err) {
+    int ns, rc = SC_OK;
     for (int k = 0; k < np && !rc; k++) {
         char name[128];
         snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
         rc = sc_container_add(w, name, 1, p[k].data, (uint64_t)p[k].size * sizeof(float), err);
     }
-    ns = sc_optim_n_states(o);
+    ns = o ? sc_optim_n_states(o) : 0;
     for (int k = 0; k < ns && !rc; k++) {
         const char *sname;
         float *data;
@@ -414,16 +403,15 @@ static int load_tensor(const sc_container *c, const char *name, float *data, int
     return SC_OK;
 }
 
-static int load_model_and_optim(const sc_container *c, const char *prefix, sc_model *m, sc_optim *o,
-                                sc_error *err) {
-    int np, ns, rc = SC_OK;
-    sc_param *p = sc_model_params(m, &np);
+int sc_checkpoint_load(const sc_container *c, const char *prefix, sc_param *p, int np, sc_optim *o,
+                       sc_error *err) {
+    int ns, rc = SC_OK;
     for (int k = 0; k < np && !rc; k++) {
         char name[128];
         snprintf(name, sizeof name, "%s/%s", prefix, p[k].name);
         rc = load_tensor(c, name, p[k].data, p[k].size, err);
     }
-    ns = sc_optim_n_states(o);
+    ns = o ? sc_optim_n_states(o) : 0;
     for (int k = 0; k < ns && !rc; k++) {
         const char *sname;
         float *data;
@@ -439,12 +427,16 @@ static int load_model_and_optim(const sc_container *c, const char *prefix, sc_mo
 static int plain_stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
     plain_ctx *c = ctx;
     cJSON_AddNumberToObject(header, "optim_steps", (double)sc_optim_get_step(c->opt));
-    return stage_model_and_optim(w, "main", c->model, c->opt, err);
+    int np;
+    sc_param *p = sc_model_params(c->model, &np);
+    return sc_checkpoint_stage(w, "main", p, np, c->opt, err);
 }
 
 static int plain_load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
     plain_ctx *c = ctx;
-    int rc = load_model_and_optim(ck, "main", c->model, c->opt, err);
+    int np;
+    sc_param *p = sc_model_params(c->model, &np);
+    int rc = sc_checkpoint_load(ck, "main", p, np, c->opt, err);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(ck->header, "optim_steps");
     if (!rc && cJSON_IsNumber(s)) sc_optim_set_step(c->opt, (int64_t)s->valuedouble);
     return rc;

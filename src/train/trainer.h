@@ -102,6 +102,14 @@ int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, 
 /* Score ds and compute AUC, gAUC (by the split's group column), logloss. */
 int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err);
 
+/* Checkpoint entries of a parameter list: "<prefix>/<param>", and, when o
+ * is not NULL, its optimizer state as "<prefix>.optim/<tensor>". Load
+ * checks every entry's presence and size. */
+int sc_checkpoint_stage(sc_container_writer *w, const char *prefix, sc_param *p, int np, sc_optim *o,
+                        sc_error *err);
+int sc_checkpoint_load(const sc_container *c, const char *prefix, sc_param *p, int np, sc_optim *o,
+                       sc_error *err);
+
 /* An optimizer as cfg says (kind, L2 on embedding rows, threads). */
 int sc_train_optim_create(sc_optim **out, const sc_train_config *cfg, sc_param *params, int n, sc_error *err);
 
