@@ -183,18 +183,30 @@ Test(train_cli, elec_end_to_end_and_vanilla_serves_without_lm, .timeout = 600) {
     prepare(d);
     /* short texts (genres, occupation) keep the encoder's work small under sanitizers */
     cr_assert_eq(semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
-                        "--model deepfm --out %s/e --epochs 2 --adapter-epochs 1 --seed 3 --json",
-                        d, d),
+                        "--model deepfm --out %s/e --epochs 2 --patience 5 --adapter-epochs 1 --seed 3 --log %s/log --json",
+                        d, d, d),
                  0, "%s", out_buf);
     const char *test = strstr(out_buf, "\"test\"");
     cr_assert(test, "%s", out_buf);
     cr_assert(json_number(strstr(test, "\"adapter\""), "auc") > 0.55, "%s", out_buf);
     cr_assert(json_number(strstr(test, "\"gain\""), "auc") > 0.65, "%s", out_buf);
     cr_assert(json_number(strstr(test, "\"vanilla\""), "auc") > 0.65, "%s", out_buf);
-    /* a second run finds every vector in the cache */
+    /* the vectors are cached; a resumed run continues with the pair's third epoch */
     char cache[128];
     snprintf(cache, sizeof cache, "%s/data/elec-entity-all-MiniLM-L6-v2.vec", d);
     cr_assert(sc_file_exists(cache));
+    cr_assert_eq(semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
+                        "--model deepfm --out %s/e --epochs 3 --patience 5 --adapter-epochs 1 --seed 3 --log %s/log "
+                        "--resume",
+                        d, d, d),
+                 0, "%s", out_buf);
+    char logp[128], *log;
+    size_t n;
+    snprintf(logp, sizeof logp, "%s/log", d);
+    cr_assert_eq(sc_read_file(logp, &log, &n, NULL), SC_OK);
+    cr_assert(strstr(log, "\"epoch\": 3,"), "%s", log);
+    cr_assert_null(strstr(strstr(log, "\"epoch\": 2,"), "\"epoch\": 1,"), "the pair restarted:\n%s", log);
+    sc_free(log);
     cr_assert_eq(semctr("export --model %s/e --network vanilla --out %s/v", d, d), 0, "%s", out_buf);
     cr_assert_eq(semctr("export --model %s/e --network gain --out %s/g", d, d), 1);
     cr_assert(strstr(out_buf, "language-model vectors"), "%s", out_buf);
