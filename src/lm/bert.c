@@ -181,7 +181,6 @@ static void acts_free(sc_bert_acts *a) {
     sc_free(a->x);
     sc_free(a->qkv);
     sc_free(a->att);
-    sc_free(a->tmp);
     sc_free(a->h);
     memset(a, 0, sizeof *a);
 }
@@ -204,9 +203,8 @@ static int acts_reserve(sc_bert *m, int64_t N, sc_error *err) {
     a->x = sc_aligned_alloc(n * C * sizeof(float));
     a->qkv = sc_aligned_alloc(n * 3 * C * sizeof(float));
     a->att = sc_aligned_alloc(n * C * sizeof(float));
-    a->tmp = sc_aligned_alloc(n * C * sizeof(float));
     a->h = sc_aligned_alloc(n * F * sizeof(float));
-    if (!a->x || !a->qkv || !a->att || !a->tmp || !a->h) {
+    if (!a->x || !a->qkv || !a->att || !a->h) {
         acts_free(a);
         return sc_fail(err, SC_ENOMEM, "out of memory for activations of %lld tokens", (long long)N);
     }
@@ -506,16 +504,18 @@ static void fwd_task(void *ctx, int task) {
             attention_head(f, bh / c->heads, bh % c->heads, f->scratch + f->scratch_per * task);
         break;
     case ST_FFN:
-        matmul(a->tmp + r0 * C, a->att + r0 * C, L->wo, n, C, C);
-        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
+        /* q, k, v are dead once attention is done: their buffer holds the
+         * (N, C) projections of this stage */
+        matmul(a->qkv + r0 * C, a->att + r0 * C, L->wo, n, C, C);
+        residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
         matmul(a->h + r0 * F, a->x + r0 * C, L->wi, n, F, C);
         for (int64_t i = r0; i < r1; i++) {
             float *hi = a->h + i * F;
             for (int k = 0; k < F; k++) hi[k] += L->bi[k];
             sc_gelu_forward(hi, F);
         }
-        matmul(a->tmp + r0 * C, a->h + r0 * F, L->wf, n, C, F);
-        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
+        matmul(a->qkv + r0 * C, a->h + r0 * F, L->wf, n, C, F);
+        residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
         break;
     }
 }

@@ -48,7 +48,6 @@ typedef struct sc_bert_acts {
     float *x;                /* (N, C) residual stream */
     float *qkv;              /* (N, 3C): q, k, v of each token side by side */
     float *att;              /* (N, C) attention output before projection */
-    float *tmp;              /* (N, C) */
     float *h;                /* (N, F) */
 } sc_bert_acts;
 
