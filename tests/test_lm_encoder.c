@@ -12,7 +12,7 @@
 #include "base/util.h"
 #include "lm/bert.h"
 #include "lm/encoder.h"
-#include "lm_test_util.h"
+#include "test_lm_util.h"
 
 static char **load_texts(int *n_out) {
     FILE *f = fopen(lmt_fixture("embed_minilm.txt"), "r");
@@ -42,7 +42,7 @@ Test(lm_encoder, matches_sentence_transformers, .timeout = 300) {
     cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 0, &e), SC_OK, "%s", e.msg);
     cr_assert_eq(sc_encoder_dim(enc), 384);
     cr_assert_eq(sc_encoder_max_length(enc), 256);
-    cr_assert_eq(sc_encoder_pooling(enc), SC_POOL_MEAN);
+    cr_assert_eq(sc_encoder_pooling(enc), SC_LM_POOL_MEAN);
     cr_assert(sc_encoder_normalizes(enc));
     cr_assert_str_eq(sc_encoder_name(enc), "all-MiniLM-L6-v2");
     const int D = 384;

@@ -17,7 +17,7 @@ struct sc_encoder {
     sc_bert bert;
     sc_wordpiece *tok;
     char name[256];
-    sc_pooling pooling;
+    sc_lm_pooling pooling;
     int normalize;
     int max_length;
     int batch;
@@ -85,7 +85,7 @@ static int read_st_config(sc_encoder *e, const char *dir, sc_error *err) {
         cJSON_Delete(j);
         if (mean + cls + mx != 1 || other)
             return sc_fail(err, SC_EFORMAT, "%s: exactly one of mean, cls or max pooling is supported", path);
-        e->pooling = mean ? SC_POOL_MEAN : cls ? SC_POOL_CLS : SC_POOL_MAX;
+        e->pooling = mean ? SC_LM_POOL_MEAN : cls ? SC_LM_POOL_CLS : SC_LM_POOL_MAX;
     }
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
     rc = read_json_opt(path, &j, err);
@@ -110,7 +110,7 @@ int sc_encoder_load(sc_encoder **out, const char *model_dir, int n_threads, sc_e
     if (!e) return sc_fail(err, SC_ENOMEM, "out of memory");
     e->n_threads = n_threads > 0 ? n_threads : sc_default_threads();
     e->batch = 32;
-    e->pooling = SC_POOL_MEAN;
+    e->pooling = SC_LM_POOL_MEAN;
     int rc = sc_bert_load(&e->bert, model_dir, e->n_threads, err);
     if (rc == SC_OK) rc = sc_wordpiece_load_dir(&e->tok, model_dir, err);
     if (rc == SC_OK && sc_wordpiece_vocab_size(e->tok) > e->bert.cfg.vocab_size)
@@ -141,7 +141,7 @@ void sc_encoder_free(sc_encoder *e) {
 int sc_encoder_dim(const sc_encoder *e) { return e->bert.cfg.hidden; }
 const char *sc_encoder_name(const sc_encoder *e) { return e->name; }
 int sc_encoder_max_length(const sc_encoder *e) { return e->max_length; }
-sc_pooling sc_encoder_pooling(const sc_encoder *e) { return e->pooling; }
+sc_lm_pooling sc_encoder_pooling(const sc_encoder *e) { return e->pooling; }
 int sc_encoder_normalizes(const sc_encoder *e) { return e->normalize; }
 void sc_encoder_set_normalize(sc_encoder *e, int on) { e->normalize = on != 0; }
 
@@ -209,9 +209,9 @@ static int cmp_by_len(const void *a, const void *b, void *ctx) {
 
 static void pool(const sc_encoder *e, const float *h, int T, float *out) {
     const int C = e->bert.cfg.hidden;
-    if (e->pooling == SC_POOL_CLS) {
+    if (e->pooling == SC_LM_POOL_CLS) {
         memcpy(out, h, (size_t)C * sizeof(float));
-    } else if (e->pooling == SC_POOL_MAX) {
+    } else if (e->pooling == SC_LM_POOL_MAX) {
         memcpy(out, h, (size_t)C * sizeof(float));
         for (int t = 1; t < T; t++)
             for (int c = 0; c < C; c++) out[c] = h[(int64_t)t * C + c] > out[c] ? h[(int64_t)t * C + c] : out[c];

@@ -16,7 +16,7 @@
 
 typedef struct sc_encoder sc_encoder;
 
-typedef enum sc_pooling { SC_POOL_MEAN, SC_POOL_CLS, SC_POOL_MAX } sc_pooling;
+typedef enum sc_lm_pooling { SC_LM_POOL_MEAN, SC_LM_POOL_CLS, SC_LM_POOL_MAX } sc_lm_pooling;
 
 /* Load the model in model_dir; n_threads <= 0 uses every online CPU. The
  * encoder owns its weights (mmap'ed) and activations; free with
@@ -28,7 +28,7 @@ int sc_encoder_dim(const sc_encoder *enc);
 /* Short model name: the model directory's base name ("all-MiniLM-L6-v2"). */
 const char *sc_encoder_name(const sc_encoder *enc);
 int sc_encoder_max_length(const sc_encoder *enc);
-sc_pooling sc_encoder_pooling(const sc_encoder *enc);
+sc_lm_pooling sc_encoder_pooling(const sc_encoder *enc);
 int sc_encoder_normalizes(const sc_encoder *enc);
 
 /* Settings: sequences per forward batch (default 32), the token limit
