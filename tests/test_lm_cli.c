@@ -10,7 +10,7 @@
 #include "base/alloc.h"
 #include "lm/encoder.h"
 #include "lm/vecstore.h"
-#include "lm_test_util.h"
+#include "test_lm_util.h"
 
 static int run(const char *args, char *out, size_t cap) {
     char cmd[8192];

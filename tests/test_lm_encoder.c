@@ -12,7 +12,7 @@
 #include "base/util.h"
 #include "lm/bert.h"
 #include "lm/encoder.h"
-#include "lm_test_util.h"
+#include "test_lm_util.h"
 
 static char **load_texts(int *n_out) {
     FILE *f = fopen(lmt_fixture("embed_minilm.txt"), "r");
@@ -109,8 +109,8 @@ Test(lm_encoder, attention_kernel_matches_plain) {
                 bv[d] = sc_rng_normal(&r);
             }
             float *scr = malloc(sizeof(float) * (size_t)((T + 31) / 32 * 32 * (HS + 1) + 2 * HS + 16));
-            sc_attention_head(o1, q, k, v, bq, bk, bv, T, HS, ld, scr);
-            sc_attention_head_ref(o2, q, k, v, bq, bk, bv, T, HS, ld, scr);
+            sc_attention_head(o1, q, k, v, bq, bk, bv, T, HS, ld, ld, scr);
+            sc_attention_head_ref(o2, q, k, v, bq, bk, bv, T, HS, ld, ld, scr);
             for (int i = 0; i < T; i++)
                 for (int d = 0; d < HS; d++)
                     cr_assert_float_eq(o1[i * ld + d], o2[i * ld + d], 1e-4, "T %d HS %d [%d,%d]", T, HS, i, d);

@@ -8,7 +8,7 @@
 
 #include "base/alloc.h"
 #include "lm/safetensors.h"
-#include "lm_test_util.h"
+#include "test_lm_util.h"
 
 /* Build a safetensors image: header JSON + data bytes. */
 static uint8_t *image(const char *json, const void *data, size_t dn, size_t *size) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "lm_test_util.h"
+#include "test_lm_util.h"
 #include "text/wordpiece.h"
 
 typedef struct fx_case {

@@ -9,8 +9,9 @@
  * residual + LayerNorm steps are split over sc_parallel_for tasks. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* The exp/erf/attention loops below are written to vectorise; gcc only does
- * so for loops of unknown trip count at -O3 (clang already does at -O2). */
-#pragma GCC optimize("O3")
+ * so for loops of unknown trip count at -O3 (clang already does at -O2), and
+ * only fuses a*b+c into FMA when contraction is allowed (off in ISO C mode). */
+#pragma GCC optimize("O3", "fp-contract=fast")
 #endif
 #include "lm/bert.h"
 
@@ -147,6 +148,23 @@ int sc_bert_load(sc_bert *m, const char *dir, int n_threads, sc_error *err) {
             rc = get(m, pre, p, t[i].nd, t[i].d0, t[i].d1, t[i].dst, err);
         }
     }
+    for (int l = 0; l < c->layers && rc == SC_OK; l++) {
+        /* One (3C, C) matrix for the three projections: one GEMM instead of three. */
+        sc_bert_layer *L = &w->layer[l];
+        float *qkv = sc_aligned_alloc((size_t)(3 * C * C) * sizeof(float));
+        void **o = qkv ? sc_realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *o) : NULL;
+        if (!o) {
+            sc_free(qkv);
+            rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            break;
+        }
+        m->owned = o;
+        m->owned[m->n_owned++] = qkv;
+        memcpy(qkv, L->wq, (size_t)(C * C) * sizeof(float));
+        memcpy(qkv + C * C, L->wk, (size_t)(C * C) * sizeof(float));
+        memcpy(qkv + 2 * C * C, L->wv, (size_t)(C * C) * sizeof(float));
+        L->wqkv = qkv;
+    }
     if (rc == SC_OK) {
         /* A checkpoint with more layers than config.json says is a mismatch too. */
         char p[128];
@@ -161,11 +179,8 @@ int sc_bert_load(sc_bert *m, const char *dir, int n_threads, sc_error *err) {
 
 static void acts_free(sc_bert_acts *a) {
     sc_free(a->x);
-    sc_free(a->q);
-    sc_free(a->k);
-    sc_free(a->v);
+    sc_free(a->qkv);
     sc_free(a->att);
-    sc_free(a->tmp);
     sc_free(a->h);
     memset(a, 0, sizeof *a);
 }
@@ -186,13 +201,10 @@ static int acts_reserve(sc_bert *m, int64_t N, sc_error *err) {
     acts_free(a);
     size_t C = (size_t)m->cfg.hidden, F = (size_t)m->cfg.intermediate, n = (size_t)N;
     a->x = sc_aligned_alloc(n * C * sizeof(float));
-    a->q = sc_aligned_alloc(n * C * sizeof(float));
-    a->k = sc_aligned_alloc(n * C * sizeof(float));
-    a->v = sc_aligned_alloc(n * C * sizeof(float));
+    a->qkv = sc_aligned_alloc(n * 3 * C * sizeof(float));
     a->att = sc_aligned_alloc(n * C * sizeof(float));
-    a->tmp = sc_aligned_alloc(n * C * sizeof(float));
     a->h = sc_aligned_alloc(n * F * sizeof(float));
-    if (!a->x || !a->q || !a->k || !a->v || !a->att || !a->tmp || !a->h) {
+    if (!a->x || !a->qkv || !a->att || !a->h) {
         acts_free(a);
         return sc_fail(err, SC_ENOMEM, "out of memory for activations of %lld tokens", (long long)N);
     }
@@ -266,7 +278,7 @@ float sc_exp_approx(float x) { return exp_approx(x); }
  * Three parallel stages per layer, each over sc_parallel_for tasks, with
  * OpenBLAS single-threaded inside them (its own spinning threads would fight
  * ours for the cores):
- *   QKV   rows of the batch: q, k, v = x Wq^T, x Wk^T, x Wv^T (biases later)
+ *   QKV   rows of the batch: [q k v] = x [Wq; Wk; Wv]^T, one GEMM (biases later)
  *   ATTN  (sequence, head) pairs: softmax(q k^T / sqrt(HS)) v
  *   FFN   rows: x = LN(x + att Wo^T + bo); x = LN(x + GELU(x Wi^T + bi) Wf^T + bf)
  * Every row-wise step only needs its own rows, so the whole second half of
@@ -315,9 +327,9 @@ typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
 /* The plain attention for one (sequence, head), the reference the tuned
  * kernel below is tested against. q, k, v rows of this sequence are
- * q[i * ld + d] (no bias: bq/bk/bv are added here); out likewise. */
+ * q[i * ld + d] (no bias: bq/bk/bv are added here); out rows are ldo apart. */
 void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
-                           const float *bk, const float *bv, int T, int HS, int64_t ld, float *sc) {
+                           const float *bk, const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *sc) {
     const float scale = 1.0f / sqrtf((float)HS);
     for (int i = 0; i < T; i++) {
         float mx = -INFINITY;
@@ -335,7 +347,7 @@ void sc_attention_head_ref(float *out, const float *q, const float *k, const flo
         for (int d = 0; d < HS; d++) {
             float o = 0;
             for (int j = 0; j < T; j++) o += sc[j] / sum * (v[j * ld + d] + bv[d]);
-            out[i * ld + d] = o;
+            out[i * ldo + d] = o;
         }
     }
 }
@@ -350,9 +362,9 @@ static int64_t attention_scratch(int T, int HS) {
  * registers; p @ v accumulated in registers JB channels at a time. Falls
  * back to the plain kernel when HS is not a multiple of JB. */
 void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
-                       const float *bv, int T, int HS, int64_t ld, float *scratch) {
+                       const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch) {
     if (HS % JB != 0) {
-        sc_attention_head_ref(out, q, k, v, bq, bk, bv, T, HS, ld, scratch);
+        sc_attention_head_ref(out, q, k, v, bq, bk, bv, T, HS, ld, ldo, scratch);
         return;
     }
     const int Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
@@ -366,7 +378,22 @@ void sc_attention_head(float *out, const float *q, const float *k, const float *
     const v16 zero = {0};
     for (int i = 0; i < T; i++) {
         for (int d = 0; d < HS; d++) qs[d] = (q[i * ld + d] + bq[d]) * scale;
-        for (int j0 = 0; j0 < Tp; j0 += 2 * JB) {
+        int j0 = 0;
+        for (; j0 + 4 * JB <= Tp; j0 += 4 * JB) { /* four independent FMA chains */
+            v16 s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+            for (int d = 0; d < HS; d++) {
+                const float *row = kT + (int64_t)d * Tp + j0;
+                s0 += qs[d] * *(const v16 *)row;
+                s1 += qs[d] * *(const v16 *)(row + JB);
+                s2 += qs[d] * *(const v16 *)(row + 2 * JB);
+                s3 += qs[d] * *(const v16 *)(row + 3 * JB);
+            }
+            *(v16 *)(sc + j0) = s0;
+            *(v16 *)(sc + j0 + JB) = s1;
+            *(v16 *)(sc + j0 + 2 * JB) = s2;
+            *(v16 *)(sc + j0 + 3 * JB) = s3;
+        }
+        for (; j0 < Tp; j0 += 2 * JB) {
             v16 s0 = zero, s1 = zero;
             for (int d = 0; d < HS; d++) {
                 const float *row = kT + (int64_t)d * Tp + j0;
@@ -387,8 +414,21 @@ void sc_attention_head(float *out, const float *q, const float *k, const float *
         const float inv = 1.0f / sum;
         for (int d0 = 0; d0 < HS; d0 += 2 * JB) {
             const int two = d0 + JB < HS; /* a second block of channels */
-            v16 e0 = zero, e1 = zero, f0 = zero, f1 = zero;
+            v16 e0 = zero, e1 = zero, f0 = zero, f1 = zero, g0 = zero, g1 = zero, h0 = zero, h1 = zero;
             int j = 0;
+            for (; j + 3 < T; j += 4) { /* four rows of v at a time: more independent chains */
+                const float *va = v + j * ld + d0, *vb = va + ld, *vc = vb + ld, *vd = vc + ld;
+                e0 += sc[j] * *(const v16 *)va;
+                f0 += sc[j + 1] * *(const v16 *)vb;
+                g0 += sc[j + 2] * *(const v16 *)vc;
+                h0 += sc[j + 3] * *(const v16 *)vd;
+                if (two) {
+                    e1 += sc[j] * *(const v16 *)(va + JB);
+                    f1 += sc[j + 1] * *(const v16 *)(vb + JB);
+                    g1 += sc[j + 2] * *(const v16 *)(vc + JB);
+                    h1 += sc[j + 3] * *(const v16 *)(vd + JB);
+                }
+            }
             for (; j + 1 < T; j += 2) {
                 const float *va = v + j * ld + d0, *vb = va + ld;
                 e0 += sc[j] * *(const v16 *)va;
@@ -403,11 +443,11 @@ void sc_attention_head(float *out, const float *q, const float *k, const float *
                 if (two) e1 += sc[j] * *(const v16 *)(v + j * ld + d0 + JB);
             }
             /* softmax rows sum to one, so V's bias is added once at the end */
-            v16 r0 = (e0 + f0) * inv + *(const v16 *)(bv + d0);
-            memcpy(out + i * ld + d0, &r0, sizeof r0);
+            v16 r0 = ((e0 + f0) + (g0 + h0)) * inv + *(const v16 *)(bv + d0);
+            memcpy(out + i * ldo + d0, &r0, sizeof r0);
             if (two) {
-                v16 r1 = (e1 + f1) * inv + *(const v16 *)(bv + d0 + JB);
-                memcpy(out + i * ld + d0 + JB, &r1, sizeof r1);
+                v16 r1 = ((e1 + f1) + (g1 + h1)) * inv + *(const v16 *)(bv + d0 + JB);
+                memcpy(out + i * ldo + d0 + JB, &r1, sizeof r1);
             }
         }
     }
@@ -417,9 +457,9 @@ static void attention_head(const fwd_ctx *f, int b, int h, float *scratch) {
     const sc_bert_config *c = &f->m->cfg;
     const sc_bert_acts *a = &f->m->a;
     const int C = c->hidden, HS = C / c->heads;
-    const int64_t o = f->off[b] * C + (int64_t)h * HS;
-    sc_attention_head(a->att + o, a->q + o, a->k + o, a->v + o, f->L->bq + h * HS, f->L->bk + h * HS,
-                      f->L->bv + h * HS, f->len[b], HS, C, scratch);
+    const float *q = a->qkv + f->off[b] * 3 * C + (int64_t)h * HS;
+    sc_attention_head(a->att + f->off[b] * C + (int64_t)h * HS, q, q + C, q + 2 * C, f->L->bq + h * HS,
+                      f->L->bk + h * HS, f->L->bv + h * HS, f->len[b], HS, 3 * C, C, scratch);
 }
 
 /* x = LayerNorm(x + t + bias) for n rows. */
@@ -455,9 +495,7 @@ static void fwd_task(void *ctx, int task) {
         sc_layernorm_forward(a->x + r0 * C, a->x + r0 * C, m->w.ln_w, m->w.ln_b, n, C, c->ln_eps);
         break;
     case ST_QKV:
-        matmul(a->q + r0 * C, a->x + r0 * C, L->wq, n, C, C);
-        matmul(a->k + r0 * C, a->x + r0 * C, L->wk, n, C, C);
-        matmul(a->v + r0 * C, a->x + r0 * C, L->wv, n, C, C);
+        matmul(a->qkv + r0 * 3 * C, a->x + r0 * C, L->wqkv, n, 3 * C, C);
         break;
     case ST_ATTN:
         /* (sequence, head) pairs, strided: sequences come sorted by length,
@@ -466,16 +504,18 @@ static void fwd_task(void *ctx, int task) {
             attention_head(f, bh / c->heads, bh % c->heads, f->scratch + f->scratch_per * task);
         break;
     case ST_FFN:
-        matmul(a->tmp + r0 * C, a->att + r0 * C, L->wo, n, C, C);
-        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
+        /* q, k, v are dead once attention is done: their buffer holds the
+         * (N, C) projections of this stage */
+        matmul(a->qkv + r0 * C, a->att + r0 * C, L->wo, n, C, C);
+        residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
         matmul(a->h + r0 * F, a->x + r0 * C, L->wi, n, F, C);
         for (int64_t i = r0; i < r1; i++) {
             float *hi = a->h + i * F;
             for (int k = 0; k < F; k++) hi[k] += L->bi[k];
             sc_gelu_forward(hi, F);
         }
-        matmul(a->tmp + r0 * C, a->h + r0 * F, L->wf, n, C, F);
-        residual_ln(a->x + r0 * C, a->tmp + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
+        matmul(a->qkv + r0 * C, a->h + r0 * F, L->wf, n, C, F);
+        residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
         break;
     }
 }

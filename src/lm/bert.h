@@ -27,6 +27,7 @@ typedef struct sc_bert_config {
 
 typedef struct sc_bert_layer {
     const float *wq, *bq, *wk, *bk, *wv, *bv; /* (C, C), (C) */
+    const float *wqkv;                        /* (3C, C): wq, wk, wv stacked (a copy) */
     const float *wo, *bo;                     /* (C, C), (C) */
     const float *ln1_w, *ln1_b;               /* (C) */
     const float *wi, *bi;                     /* (F, C), (F) */
@@ -45,9 +46,8 @@ typedef struct sc_bert_weights {
 typedef struct sc_bert_acts {
     int64_t cap_tokens;      /* N the buffers hold */
     float *x;                /* (N, C) residual stream */
-    float *q, *k, *v;        /* (N, C) */
+    float *qkv;              /* (N, 3C): q, k, v of each token side by side */
     float *att;              /* (N, C) attention output before projection */
-    float *tmp;              /* (N, C) */
     float *h;                /* (N, F) */
 } sc_bert_acts;
 
@@ -81,12 +81,12 @@ void sc_gelu_forward(float *x, int64_t n);
 void sc_gelu_forward_ref(float *x, int64_t n);
 
 /* Attention for one (sequence, head): out = softmax((q+bq)(k+bk)^T / sqrt(HS)) (v+bv)
- * over T tokens; rows are ld floats apart. The tuned kernel needs
+ * over T tokens; q/k/v rows are ld floats apart, out rows ldo. The tuned kernel needs
  * (T + 31) / 32 * 32 * (HS + 1) + 2 * HS + 16 floats of scratch, the plain one T. */
 void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
-                       const float *bv, int T, int HS, int64_t ld, float *scratch);
+                       const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch);
 void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
-                           const float *bk, const float *bv, int T, int HS, int64_t ld, float *scratch);
+                           const float *bk, const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch);
 /* The vectorisable exp used by softmax and GELU (exposed for tests). */
 float sc_exp_approx(float x);
 
