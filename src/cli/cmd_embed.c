@@ -21,6 +21,8 @@
 #include "base/file.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "data/entity.h"
+#include "text/template.h"
 #include "lm/encoder.h"
 #include "lm/vecstore.h"
 
@@ -29,7 +31,11 @@ static void usage(void) {
             "usage: semctr embed --text TEXT [--model DIR]\n"
             "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
             "                    [--max-length N] [--no-normalize]\n"
-            "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n");
+            "       semctr embed --config YAML --entity JOIN --template T --out STORE [same options]\n"
+            "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n"
+            "With --config, the rows of the dataset config's side table JOIN (e.g. item) become\n"
+            "texts through the template T, e.g. \"{title}. Genres: {genres}.\" (names: the table's\n"
+            "columns and the config's text columns of that entity); the id is the join key.\n");
 }
 
 /* The default model directory; fetched with scripts/fetch_model.sh when absent. */
@@ -75,8 +81,50 @@ static void chunk_progress(void *ctx, int done, int total) {
     sc_progress_update(&p->bar, p->base + done, NULL);
 }
 
+typedef struct {
+    const sc_entity_table *t;
+    int64_t row;
+} entity_row;
+
+static int lookup_entity(void *ctx, const char *name, size_t len, const char **val, size_t *val_len) {
+    const entity_row *r = ctx;
+    int c = sc_entity_table_col(r->t, name, len);
+    if (c < 0) return -1;
+    *val = r->t->cells[r->row * r->t->n_cols + c];
+    *val_len = strlen(*val);
+    return 0;
+}
+
+/* Render the template for every row of the config's entity table: ids are
+ * the join keys, texts are owned by the caller (sc_free each). */
+static int entity_texts(const char *config, const char *entity, const char *tmpl, sc_entity_table *t, char ***ids,
+                        char ***texts, int64_t *n, sc_error *err) {
+    int rc = sc_template_check(tmpl, err);
+    if (!rc) rc = sc_entity_table_load(t, config, entity, err);
+    if (rc) return rc;
+    *ids = sc_calloc((size_t)t->n_rows, sizeof **ids);
+    *texts = sc_calloc((size_t)t->n_rows, sizeof **texts);
+    if (!*ids || !*texts) return sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int64_t r = 0; r < t->n_rows; r++) {
+        entity_row er = {t, r};
+        rc = sc_template_render(tmpl, lookup_entity, &er, &(*texts)[r], err);
+        if (rc) {
+            char cols[512] = "";
+            for (int c = 0; c < t->n_cols; c++) {
+                strncat(cols, c ? ", " : "", sizeof cols - strlen(cols) - 1);
+                strncat(cols, t->col_names[c], sizeof cols - strlen(cols) - 1);
+            }
+            return sc_fail_prefix(err, "entity '%s' (columns: %s): ", entity, cols);
+        }
+        (*ids)[r] = t->cells[r * t->n_cols + t->key_col];
+        *n = r + 1;
+    }
+    return SC_OK;
+}
+
 int cmd_embed(int argc, char **argv) {
     const char *text = NULL, *input = NULL, *outp = NULL, *model = NULL;
+    const char *config = NULL, *entity = NULL, *tmpl = NULL;
     long batch = 32, threads = 0, max_len = 0;
     int no_norm = 0;
     cli_args a = {argc, argv, 1};
@@ -86,6 +134,12 @@ int cmd_embed(int argc, char **argv) {
         if ((r = cli_take(&a, "--text", &text)) != 0) {
             if (r < 0) return EXIT_USAGE;
         } else if ((r = cli_take(&a, "--input", &input)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--config", &config)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--entity", &entity)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--template", &tmpl)) != 0) {
             if (r < 0) return EXIT_USAGE;
         } else if ((r = cli_take(&a, "--out", &outp)) != 0) {
             if (r < 0) return EXIT_USAGE;
@@ -108,7 +162,8 @@ int cmd_embed(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (!!text + !!input != 1 || (input && !outp) || (text && outp)) {
+    if (!!text + !!input + !!config != 1 || ((input || config) && !outp) || (text && outp) ||
+        (config && (!entity || !tmpl)) || (!config && (entity || tmpl))) {
         usage();
         return EXIT_USAGE;
     }
@@ -140,11 +195,14 @@ int cmd_embed(int argc, char **argv) {
     /* Read and split the input; texts point into buf. */
     char *buf = NULL;
     size_t len = 0;
-    int rc = sc_read_file(input, &buf, &len, &err);
     int64_t n = 0, cap = 0;
     char **ids = NULL, **texts = NULL;
     char (*numid)[24] = NULL;
-    for (size_t at = 0, line = 1; rc == SC_OK && at < len; line++) {
+    sc_entity_table et = {0};
+    int rc = config ? entity_texts(config, entity, tmpl, &et, &ids, &texts, &n, &err)
+                    : sc_read_file(input, &buf, &len, &err);
+    if (config) input = config;
+    for (size_t at = 0, line = 1; !config && rc == SC_OK && at < len; line++) {
         char *s = buf + at, *e = memchr(s, '\n', len - at);
         size_t l = e ? (size_t)(e - s) : len - at;
         at += l + 1;
@@ -217,9 +275,12 @@ int cmd_embed(int argc, char **argv) {
                 sc_encoder_name(enc), D, dt, dt > 0 ? (double)n / dt : 0.0);
     sc_free(vecs);
     sc_free(ids);
-    sc_free(texts);
     sc_free(numid);
     sc_free(buf);
+    if (config)
+        for (int64_t i = 0; i < n; i++) sc_free(texts[i]);
+    sc_free(texts);
+    sc_entity_table_free(&et);
     sc_encoder_free(enc);
     return rc == SC_OK ? 0 : cli_fail("embed", &err);
 }
