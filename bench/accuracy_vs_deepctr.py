@@ -100,7 +100,10 @@ def main():
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default=os.path.join(ROOT, "runs", "ml-100k"))
+    ap.add_argument("--l2", type=float, default=HP["l2"], help="L2 on embeddings, both sides")
+    ap.add_argument("--name", default="accuracy-deepctr", help="results file name in bench/results")
     a = ap.parse_args()
+    HP["l2"] = a.l2
     if not os.path.exists(os.path.join(a.data, "train.scd")):
         sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "ml-100k.yaml"), "--out", a.data])
     work = os.path.join(ROOT, "runs", "bench-accuracy")
@@ -129,11 +132,11 @@ def main():
                      "semctr": round(float(ts), 2), "peer": peer, "peer_value": round(float(tp), 2),
                      "ratio": round(float(tp / ts), 2), "better": "lower"})
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    out = {"name": "accuracy-deepctr", "date": datetime.date.today().isoformat(),
+    out = {"name": a.name, "date": datetime.date.today().isoformat(),
            "command": "python3 bench/accuracy_vs_deepctr.py " + " ".join(sys.argv[1:]),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None}, "hyperparameters": HP, "rows": rows}
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "accuracy-deepctr.json"), "w") as f:
+    with open(os.path.join(ROOT, "bench", "results", a.name + ".json"), "w") as f:
         json.dump(out, f, indent=1)
     md.append(f"# Accuracy: semctr vs {peer}\n\n{out['date']}, {cpu}, {a.threads} threads. "
               "MovieLens-100K, label rating >= 4, split by time 80/10/10, identical prepared ids on both sides.\n"
@@ -141,7 +144,7 @@ def main():
     for r in rows:
         md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r.get('std', '')} | {r['peer_value']} | "
                   f"{r.get('peer_std', '')} | {r.get('difference', r.get('ratio'))} |")
-    with open(os.path.join(ROOT, "bench", "results", "accuracy-deepctr.md"), "w") as f:
+    with open(os.path.join(ROOT, "bench", "results", a.name + ".md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 
