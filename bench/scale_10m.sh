@@ -17,7 +17,10 @@ stage() {  # name, command...: runs it under GNU time, prints "seconds max_rss_k
   cat "$W/$name.time"
 }
 [ -s "$W/criteo.txt" ] || stage gen $S gen-criteo --rows "$ROWS" --out "$W/criteo.txt" --seed 11 > /dev/null
-read -r tp rp < <(SEMCTR_CRITEO="$PWD/$W/criteo.txt" stage prepare $S prepare --config configs/criteo.yaml --out "$W/data")
+# stages already done (their .time files) are not rerun
+[ -s "$W/data/train.scd" ] ||
+  SEMCTR_CRITEO="$PWD/$W/criteo.txt" stage prepare $S prepare --config configs/criteo.yaml --out "$W/data" > /dev/null
+read -r tp rp < "$W/prepare.time"
 read -r tt rt < <(stage train $S train --data "$W/data" --model deepfm --out "$W/deepfm.model" --epochs 1 \
                   --batch-size 4096 --threads 2 --json)
 bytes=$(du -sb "$W/data" | cut -f1)

@@ -159,6 +159,10 @@ int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err) {
                 }
         }
     }
+    /* The check above touched every page; let them leave the resident set
+     * (they stay in the page cache) so that opening a split larger than
+     * memory costs no memory until rows are read. */
+    sc_dataset_release_rows(ds, 0, N);
     return SC_OK;
 fail:
     sc_dataset_close(ds);
