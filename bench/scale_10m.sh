@@ -46,7 +46,8 @@ $(date +%F), $cpu, $(nproc) cores. \`bench/scale_10m.sh $ROWS\`.
 | train DeepFM, 1 epoch, batch 4096 ($sps samples/s, valid AUC $auc) | $tt | $((rt / 1024)) |
 
 The prepared dataset is $((bytes / 1048576)) MB on disk; training mmaps it and
-gathers batches, so its resident memory is the model, the optimizer state and
-one batch, plus the pages of the split the kernel keeps cached.
+gathers batches block by block (1M rows), releasing each finished block's
+pages, so its resident memory is the model, the Adam moments, the best-epoch
+copy, one block of the training split and the validation pass — not the data.
 MD
 cat bench/results/scale-10m.md
