@@ -73,3 +73,13 @@ Test(base, size_overflow_detected) {
     cr_assert_eq(sc_add_size(SIZE_MAX, 1, &out), -1);
     cr_assert_eq(sc_calloc(SIZE_MAX / 2, 3), NULL);
 }
+
+Test(base, allocation_is_counted) {
+    int64_t before = sc_alloc_live_bytes();
+    void *p = sc_malloc(1000);
+    cr_assert_eq(sc_alloc_live_bytes() - before, 1000);
+    p = sc_realloc(p, 3000);
+    cr_assert_eq(sc_alloc_live_bytes() - before, 3000);
+    sc_free(p);
+    cr_assert_eq(sc_alloc_live_bytes(), before);
+}

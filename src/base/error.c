@@ -32,13 +32,6 @@ int sc_fail_prefix(sc_error *err, const char *fmt, ...) {
     return err->code;
 }
 
-void sc_error_clear(sc_error *err) {
-    if (err) {
-        err->code = SC_OK;
-        err->msg[0] = '\0';
-    }
-}
-
 const char *sc_strerror(int code) {
     switch (code) {
     case SC_OK: return "ok";

@@ -36,8 +36,6 @@ int sc_fail(sc_error *err, int code, const char *fmt, ...)
 int sc_fail_prefix(sc_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-void sc_error_clear(sc_error *err);
-
 /* Short name of a status code ("invalid input", "I/O error", ...). */
 const char *sc_strerror(int code);
 

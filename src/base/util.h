@@ -12,7 +12,6 @@ enum { SC_LOG_QUIET = 0, SC_LOG_INFO = 1, SC_LOG_DEBUG = 2 };
 extern int sc_log_level;
 void sc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define sc_info(...) sc_log(SC_LOG_INFO, __VA_ARGS__)
-#define sc_debug(...) sc_log(SC_LOG_DEBUG, __VA_ARGS__)
 
 /* ---- time ---- */
 double sc_now(void); /* monotonic seconds */
