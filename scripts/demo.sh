@@ -25,6 +25,7 @@ $S export --model "$RUNS/elec-deepfm.model" --network vanilla --out "$RUNS/deepf
 echo "== plain DeepFM, test split"
 $S eval --model "$RUNS/deepfm.model" --data "$RUNS/ml-100k" --split test
 echo "== ELEC vanilla DeepFM (served without the LLM), test split, RelaImpr against plain DeepFM"
+echo "   (one seed and per-entity texts; docs/elec-results.md has 3-seed means with per-sample texts)"
 $S eval --model "$RUNS/deepfm-elec-vanilla.model" --data "$RUNS/ml-100k" --split test --baseline "$RUNS/deepfm.model"
 printf 'user_id,item_id\n196,242\n186,302\n' > "$RUNS/requests.csv"
 $S predict --model "$RUNS/deepfm-elec-vanilla.model" --input "$RUNS/requests.csv" --output "$RUNS/scores.csv" --id-column item_id
