@@ -14,10 +14,13 @@
 #include "text/bpe.h"
 #include "test_gguf_util.h"
 
-/* llama.cpp quantises activations to 8 bits for its Q4_1/Q8_0 dot products;
- * semctr multiplies float activations by dequantised float weights, so the
- * logits differ by that rounding (measured max |diff| recorded in docs/llm.md). */
-#define LOGIT_TOL 0.35f
+/* llama.cpp running the Q4_1 file quantises activations to 8 bits for its
+ * Q4_1/Q8_0 dot products; semctr multiplies float activations by dequantised
+ * float weights, so logits differ by that rounding (measured max |diff| 0.71
+ * on logits spanning about 30). Against llama.cpp running an F32 copy of the
+ * same weights (F32 KV cache) the forward passes agree to 2e-5 (measured). */
+#define LOGIT_TOL_Q4 1.0f
+#define LOGIT_TOL_F32 1e-3f
 
 /* One prompt under AddressSanitizer keeps the sanitizer run short. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -104,10 +107,10 @@ Test(gguf_llama, tokenizer_matches_llama_cpp, .timeout = 60) {
     sc_bpe_free(t);
 }
 
-Test(gguf_llama, logits_match_llama_cpp, .timeout = 120) {
+static void check_logits(const char *fixture, float tol) {
     sc_llama *m = load();
-    FILE *f = fopen("tests/fixtures/gguf/logits.txt", "r");
-    cr_assert(f, "logits.txt fixture missing");
+    FILE *f = fopen(fixture, "r");
+    cr_assert(f, "%s fixture missing", fixture);
     static char line[65536], prompt[32768];
     float *lg = malloc((size_t)m->cfg.n_vocab * sizeof(float));
     int prompts = 0, max_prompts = SAN_BUILD ? 1 : 1000;
@@ -144,17 +147,25 @@ Test(gguf_llama, logits_match_llama_cpp, .timeout = 120) {
         cr_assert(id >= 0 && id < m->cfg.n_vocab);
         float d = fabsf(lg[id] - v);
         if (d > worst) worst = d;
-        cr_assert_leq(d, LOGIT_TOL, "prompt %d token %d: %f vs llama.cpp %f", prompts, id, lg[id], v);
+        cr_assert_leq(d, tol, "%s prompt %d token %d: %f vs llama.cpp %f", fixture, prompts, id, lg[id], v);
         if (v > want_best_v) {
             want_best_v = v;
             want_best = id;
         }
     }
     fclose(f);
-    fprintf(stderr, "logits: %d prompts, max |diff| vs llama.cpp %.4f\n", prompts, worst);
+    fprintf(stderr, "%s: %d prompts, max |diff| vs llama.cpp %.6f\n", fixture, prompts, worst);
     cr_assert_geq(prompts, 1);
     free(lg);
     sc_llama_free(m);
+}
+
+Test(gguf_llama, logits_match_llama_cpp_f32, .timeout = 120) {
+    check_logits("tests/fixtures/gguf/logits_f32.txt", LOGIT_TOL_F32);
+}
+
+Test(gguf_llama, logits_match_llama_cpp_q4_1, .timeout = 120) {
+    check_logits("tests/fixtures/gguf/logits.txt", LOGIT_TOL_Q4);
 }
 
 Test(gguf_llama, kv_cache_equals_batch, .timeout = 60) {

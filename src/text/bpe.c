@@ -253,8 +253,8 @@ static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
     int ns = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = t->byte_enc[(uint8_t)w[i]];
-        /* a symbol per UTF-8 character of the word: its bytes are contiguous */
-        if (((uint8_t)w[i] & 0xC0) != 0x80) start[ns++] = len;
+        /* one initial symbol per byte (its stand-in character), as byte-level BPE */
+        start[ns++] = len;
         size_t el = strlen(e);
         memcpy(buf + len, e, el);
         len += el;
