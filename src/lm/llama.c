@@ -182,6 +182,10 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     if (sc_gguf_find(&g, "llama.rope.dimension_count") &&
         (rc = get_int(&g, "llama.rope.dimension_count", 2, c->head_dim, &c->rope_dim, err)))
         goto done;
+    if (c->rope_dim % 2) {
+        rc = sc_fail(err, SC_EFORMAT, "%s: key 'llama.rope.dimension_count' = %d is odd (rope rotates pairs)", path, c->rope_dim);
+        goto done;
+    }
     c->rope_base = 10000.0f;
     if (sc_gguf_find(&g, "llama.rope.freq_base") && (rc = sc_gguf_get_f32(&g, "llama.rope.freq_base", &c->rope_base, err)))
         goto done;
