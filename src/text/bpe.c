@@ -2,7 +2,7 @@
  * gaps between them become words, as llama.cpp's unicode_regex_split), map
  * each word's bytes through the GPT-2 byte-to-unicode table, then merge the
  * lowest-ranked adjacent pair (leftmost on ties) until none is in the merge
- * list. */
+ * list, through a heap of candidate pairs. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "text/bpe.h"
 
@@ -239,53 +239,112 @@ static int push(ids *v, int32_t id) {
     return 0;
 }
 
-/* BPE of one pre-tokenized word (raw bytes). */
-static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
-    /* mapped text and symbol boundaries (symbol k = [start[k], start[k+1])) */
-    char *buf = sc_malloc(n * 2 + 1);
-    size_t *start = sc_malloc((n + 1) * sizeof(size_t));
-    char *key = sc_malloc(n * 2 + 2);
-    if (!buf || !start || !key) {
-        sc_free(buf); sc_free(start); sc_free(key);
-        return -1;
+/* Candidate merge of adjacent symbols l and r (as llama.cpp's llm_bigram_bpe):
+ * a min-heap on (rank, l) gives the lowest rank, leftmost first; an entry is
+ * stale when either symbol has changed since (its byte size no longer adds up). */
+typedef struct bigram {
+    int32_t rank;
+    int l, r;
+    size_t size;
+} bigram;
+
+static int bg_less(const bigram *a, const bigram *b) { return a->rank < b->rank || (a->rank == b->rank && a->l < b->l); }
+
+typedef struct heap {
+    bigram *p;
+    size_t n, cap;
+} heap;
+
+static int heap_push(heap *h, bigram b) {
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        bigram *np = sc_realloc(h->p, nc * sizeof *np);
+        if (!np) return -1;
+        h->p = np;
+        h->cap = nc;
     }
+    size_t i = h->n++;
+    h->p[i] = b;
+    while (i > 0 && bg_less(&h->p[i], &h->p[(i - 1) / 2])) {
+        bigram t = h->p[i];
+        h->p[i] = h->p[(i - 1) / 2];
+        h->p[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+static bigram heap_pop(heap *h) {
+    bigram top = h->p[0];
+    h->p[0] = h->p[--h->n];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && bg_less(&h->p[l], &h->p[m])) m = l;
+        if (r < h->n && bg_less(&h->p[r], &h->p[m])) m = r;
+        if (m == i) break;
+        bigram t = h->p[i];
+        h->p[i] = h->p[m];
+        h->p[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+typedef struct sym {
+    size_t off, n; /* bytes of the mapped text; n = 0 once merged away */
+    int prev, next;
+} sym;
+
+/* queue the merge of symbols l and r if the merge list has it */
+static int try_pair(const sc_bpe *t, const char *buf, const sym *s, int l, int r, char *key, heap *h) {
+    if (l < 0 || r < 0) return 0;
+    size_t a = s[l].n, b = s[r].n;
+    memcpy(key, buf + s[l].off, a);
+    key[a] = ' ';
+    memcpy(key + a + 1, buf + s[r].off, b);
+    int32_t rank = smap_get(&t->merges, key, a + b + 1);
+    if (rank < 0) return 0;
+    return heap_push(h, (bigram){rank, l, r, a + b});
+}
+
+/* BPE of one pre-tokenized word (raw bytes): O(n log n) in its length. */
+static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
+    char *buf = sc_malloc(n * 2 + 1), *key = sc_malloc(n * 2 + 2);
+    sym *s = sc_malloc((n + 1) * sizeof *s);
+    heap h = {0};
+    int rc = 0;
+    if (!buf || !key || !s) {
+        rc = -1;
+        goto done;
+    }
+    /* one initial symbol per byte (its stand-in character), as byte-level BPE */
     size_t len = 0;
-    int ns = 0;
+    int ns = (int)n;
     for (size_t i = 0; i < n; i++) {
         const char *e = t->byte_enc[(uint8_t)w[i]];
-        /* one initial symbol per byte (its stand-in character), as byte-level BPE */
-        start[ns++] = len;
         size_t el = strlen(e);
         memcpy(buf + len, e, el);
+        s[i] = (sym){len, el, (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
         len += el;
     }
-    start[ns] = len;
-    for (;;) {
-        int best = -1;
-        int32_t best_rank = INT32_MAX;
-        for (int k = 0; k + 1 < ns; k++) {
-            size_t a = start[k + 1] - start[k], b = start[k + 2] - start[k + 1];
-            memcpy(key, buf + start[k], a);
-            key[a] = ' ';
-            memcpy(key + a + 1, buf + start[k + 1], b);
-            int32_t r = smap_get(&t->merges, key, a + b + 1);
-            if (r >= 0 && r < best_rank) {
-                best_rank = r;
-                best = k;
-            }
-        }
-        if (best < 0) break;
-        memmove(start + best + 1, start + best + 2, (size_t)(ns - best - 1) * sizeof(size_t));
-        ns--;
+    for (int i = 0; i + 1 < ns && !rc; i++) rc = try_pair(t, buf, s, i, i + 1, key, &h);
+    while (h.n && !rc) {
+        bigram b = heap_pop(&h);
+        if (s[b.l].n == 0 || s[b.r].n == 0 || s[b.l].n + s[b.r].n != b.size || s[b.l].next != b.r) continue;
+        s[b.l].n += s[b.r].n;
+        s[b.r].n = 0;
+        s[b.l].next = s[b.r].next;
+        if (s[b.r].next >= 0) s[s[b.r].next].prev = b.l;
+        rc = try_pair(t, buf, s, s[b.l].prev, b.l, key, &h);
+        if (!rc) rc = try_pair(t, buf, s, b.l, s[b.l].next, key, &h);
     }
-    int rc = 0;
-    for (int k = 0; k < ns && !rc; k++) {
-        int32_t id = smap_get(&t->vocab, buf + start[k], start[k + 1] - start[k]);
+    for (int k = ns ? 0 : -1; k >= 0 && !rc; k = s[k].next) {
+        int32_t id = smap_get(&t->vocab, buf + s[k].off, s[k].n);
         if (id >= 0) {
             rc = push(out, id);
         } else {
             /* llama.cpp: a symbol missing from the vocabulary falls back to its single characters */
-            for (size_t p = start[k]; p < start[k + 1] && !rc;) {
+            for (size_t p = s[k].off; p < s[k].off + s[k].n && !rc;) {
                 size_t cl = ((uint8_t)buf[p] & 0x80) ? 2 : 1;
                 int32_t cid = smap_get(&t->vocab, buf + p, cl);
                 if (cid >= 0) rc = push(out, cid);
@@ -293,9 +352,11 @@ static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
             }
         }
     }
+done:
     sc_free(buf);
-    sc_free(start);
     sc_free(key);
+    sc_free(s);
+    sc_free(h.p);
     return rc;
 }
 
