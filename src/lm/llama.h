@@ -68,7 +68,8 @@ void sc_llama_reset(sc_llama *m);
 int sc_llama_forward(sc_llama *m, const int32_t *tokens, int n, float *logits, float *hidden, sc_error *err);
 
 /* Mean-pooled final hidden state of text (tokenised without special tokens,
- * own sequence: resets the cache) into out[C]. */
+ * own sequence: resets the cache) into out[C]; a text longer than the KV
+ * cache is truncated to its first max_ctx tokens. */
 int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err);
 
 /* Greedy generation: tokenise prompt (special tokens parsed), then emit up to
