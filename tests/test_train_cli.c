@@ -12,6 +12,7 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "train/container.h"
+#include "test_gguf_util.h"
 
 static char out_buf[1 << 16];
 
@@ -240,5 +241,19 @@ Test(train_cli, elec_bad_settings_fail_before_training, .timeout = 300) {
     cr_assert(strstr(out_buf, "nomodel"), "%s", out_buf);
     snprintf(path, sizeof path, "%s/e", d);
     cr_assert(!sc_file_exists(path), "a failed run left a model file");
+    cleanup(d);
+}
+
+Test(train_cli, elec_with_a_gguf_decoder_llm, .timeout = 600) {
+    char d[64];
+    prepare(d);
+    /* ELEC is LLM-agnostic: the same run with SmolLM2 (a Llama-family GGUF) as the LLM;
+     * user texts only ("Occupation is writer. Gender is M."), a few dozen, to stay quick */
+    cr_assert_eq(semctr("train --method elec --lm %s --elec-granularity entity --elec-text occupation,gender "
+                        "--data %s/data --model dnn --out %s/e --epochs 1 --adapter-epochs 1 --json",
+                        ggt_model_path(), d, d),
+                 0, "%s", out_buf);
+    cr_assert(strstr(out_buf, "SmolLM2") && strstr(out_buf, "mean last hidden state"), "%s", out_buf);
+    cr_assert(json_number(strstr(out_buf, "\"vanilla\""), "auc") > 0.6, "%s", out_buf);
     cleanup(d);
 }
