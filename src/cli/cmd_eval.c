@@ -28,7 +28,7 @@ static int load(sc_model_bundle *b, const char *path, const char *network, int t
                 sc_error *err) {
     int rc = sc_model_bundle_load(b, path, threads, err);
     if (rc) return rc;
-    const char *name = network ? network : (b->n_networks == 1 ? b->networks[0].name : "vanilla");
+    const char *name = network ? network : sc_model_bundle_default_network(b);
     *out = sc_model_bundle_network(b, name);
     if (!*out) {
         rc = sc_fail(err, SC_ENOTFOUND, "%s: has no network '%s'", path, name);

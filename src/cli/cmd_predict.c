@@ -58,7 +58,7 @@ int cmd_predict(int argc, char **argv) {
     sc_model_bundle b;
     int rc = sc_model_bundle_load(&b, model_path, (int)threads, &err);
     if (rc) return cli_fail("predict", &err);
-    const char *name = network ? network : (b.n_networks == 1 ? b.networks[0].name : "vanilla");
+    const char *name = network ? network : sc_model_bundle_default_network(&b);
     sc_model *m = sc_model_bundle_network(&b, name);
     sc_csv_chunks *csv = NULL;
     sc_batch batch_buf = {0};

@@ -187,7 +187,7 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
         return rc;
     }
     const char *name = o->network;
-    if (!name) name = s->bundle.n_networks == 1 ? s->bundle.networks[0].name : "vanilla";
+    if (!name) name = sc_model_bundle_default_network(&s->bundle);
     snprintf(s->network, sizeof s->network, "%s", name);
     s->net = sc_model_bundle_network(&s->bundle, name);
     if (!s->net) {

@@ -208,6 +208,10 @@ int sc_check_dataset_fields(const sc_schema *schema, const sc_dataset *ds, sc_er
     return SC_OK;
 }
 
+const char *sc_model_bundle_default_network(const sc_model_bundle *b) {
+    return b->n_networks == 1 ? b->networks[0].name : "vanilla";
+}
+
 sc_model *sc_model_bundle_network(const sc_model_bundle *b, const char *name) {
     for (int i = 0; i < b->n_networks; i++)
         if (!strcmp(b->networks[i].name, name)) return b->networks[i].model;

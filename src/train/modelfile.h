@@ -62,6 +62,10 @@ int sc_model_bundle_load(sc_model_bundle *b, const char *path, int n_threads, sc
  * prepared with another config. */
 int sc_check_dataset_fields(const sc_schema *schema, const sc_dataset *ds, sc_error *err);
 
+/* The network a file serves unless told otherwise: its only network, or
+ * ELEC's "vanilla" (the one that needs no language model). */
+const char *sc_model_bundle_default_network(const sc_model_bundle *b);
+
 /* The network of that name, or NULL. */
 sc_model *sc_model_bundle_network(const sc_model_bundle *b, const char *name);
 
