@@ -24,11 +24,12 @@
 #include "data/entity.h"
 #include "text/template.h"
 #include "lm/encoder.h"
+#include "lm/textvec.h"
 #include "lm/vecstore.h"
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: semctr embed --text TEXT [--model DIR]\n"
+            "usage: semctr embed --text TEXT [--model DIR|FILE.gguf]\n"
             "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
             "                    [--max-length N] [--no-normalize]\n"
             "       semctr embed --config YAML --entity JOIN --template T --out STORE [same options]\n"
@@ -171,24 +172,27 @@ int cmd_embed(int argc, char **argv) {
     char dir[4096];
     if (model) snprintf(dir, sizeof dir, "%s", model);
     else if (default_model(dir, sizeof dir, &err) != SC_OK) return cli_fail("embed", &err);
-    sc_encoder *enc;
-    if (sc_encoder_load(&enc, dir, (int)threads, &err) != SC_OK) return cli_fail("embed", &err);
-    sc_encoder_set_batch(enc, (int)batch);
-    if (no_norm) sc_encoder_set_normalize(enc, 0);
-    if (max_len && sc_encoder_set_max_length(enc, (int)max_len) != SC_OK) {
-        fprintf(stderr, "semctr embed: --max-length must be in [2, model's max positions]\n");
-        sc_encoder_free(enc);
+    /* an encoder directory or a decoder .gguf file (sentence vector = L2-normalised mean of its last
+     * hidden states; --no-normalize keeps the raw mean) */
+    sc_textvec tv;
+    if (sc_textvec_open(&tv, dir, (int)threads, &err) != SC_OK) return cli_fail("embed", &err);
+    sc_encoder *enc = tv.enc; /* NULL for a decoder */
+    sc_textvec_set_normalize(&tv, !no_norm && (enc ? tv.normalize : 1));
+    if (enc) sc_encoder_set_batch(enc, (int)batch);
+    if (max_len && (!enc || sc_encoder_set_max_length(enc, (int)max_len) != SC_OK)) {
+        fprintf(stderr, "semctr embed: --max-length must be in [2, model's max positions] (encoders only)\n");
+        sc_textvec_close(&tv);
         return EXIT_USAGE;
     }
-    const int D = sc_encoder_dim(enc);
+    const int D = tv.dim;
     if (text) {
         float *v = sc_malloc((size_t)D * sizeof *v);
-        int rc = v ? sc_encoder_encode(enc, &text, 1, v, &err) : sc_fail(&err, SC_ENOMEM, "out of memory");
+        int rc = v ? sc_textvec_encode(&tv, &text, 1, v, &err) : sc_fail(&err, SC_ENOMEM, "out of memory");
         if (rc == SC_OK)
             for (int i = 0; i < D; i++) printf("%s%.8g", i ? " " : "", v[i]);
         if (rc == SC_OK) printf("\n");
         sc_free(v);
-        sc_encoder_free(enc);
+        sc_textvec_close(&tv);
         return rc == SC_OK ? 0 : cli_fail("embed", &err);
     }
 
@@ -247,19 +251,21 @@ int cmd_embed(int argc, char **argv) {
     }
     if (rc == SC_OK && n == 0) rc = sc_fail(&err, SC_EINVAL, "%s: no texts", input);
     sc_vecstore_writer *w = NULL;
-    if (rc == SC_OK) rc = sc_vecstore_writer_open(&w, outp, sc_encoder_name(enc), D, &err);
-    enum { CHUNK = 4096 };
+    if (rc == SC_OK) rc = sc_vecstore_writer_open(&w, outp, tv.name, D, &err);
+    /* a decoder embeds one text at a time: smaller chunks keep the progress bar moving */
+    const int CHUNK = enc ? 4096 : 64;
     float *vecs = rc == SC_OK ? sc_malloc((size_t)CHUNK * (size_t)D * sizeof(float)) : NULL;
     if (rc == SC_OK && !vecs) rc = sc_fail(&err, SC_ENOMEM, "out of memory");
     prog_ctx pc = {0};
     sc_install_signal_handlers();
     sc_progress_begin(&pc.bar, "embed", n, "texts");
-    sc_encoder_set_progress(enc, chunk_progress, &pc);
+    if (enc) sc_encoder_set_progress(enc, chunk_progress, &pc);
     double t0 = sc_now();
     for (int64_t s = 0; rc == SC_OK && s < n; s += CHUNK) {
         int m = (int)(n - s < CHUNK ? n - s : CHUNK);
         pc.base = s;
-        rc = sc_encoder_encode(enc, (const char *const *)texts + s, m, vecs, &err);
+        rc = sc_textvec_encode(&tv, (const char *const *)texts + s, m, vecs, &err);
+        if (!enc) sc_progress_update(&pc.bar, s + m, NULL);
         for (int i = 0; rc == SC_OK && i < m; i++)
             rc = sc_vecstore_writer_add(w, ids[s + i] ? ids[s + i] : numid[s + i], vecs + (int64_t)i * D, &err);
         if (rc == SC_OK && sc_interrupted()) rc = sc_fail(&err, SC_EINTERRUPTED, "interrupted; %s not written", outp);
@@ -272,7 +278,7 @@ int cmd_embed(int argc, char **argv) {
     }
     if (rc == SC_OK)
         fprintf(stderr, "semctr embed: %lld texts -> %s (%s, dim %d) in %.2fs, %.1f texts/s\n", (long long)n, outp,
-                sc_encoder_name(enc), D, dt, dt > 0 ? (double)n / dt : 0.0);
+                tv.name, D, dt, dt > 0 ? (double)n / dt : 0.0);
     sc_free(vecs);
     sc_free(ids);
     sc_free(numid);
@@ -281,6 +287,6 @@ int cmd_embed(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) sc_free(texts[i]);
     sc_free(texts);
     sc_entity_table_free(&et);
-    sc_encoder_free(enc);
+    sc_textvec_close(&tv);
     return rc == SC_OK ? 0 : cli_fail("embed", &err);
 }

@@ -8,8 +8,7 @@
 #include "base/alloc.h"
 #include "base/util.h"
 #include "data/strmap.h"
-#include "lm/encoder.h"
-#include "lm/llama.h"
+#include "lm/textvec.h"
 #include "lm/vecstore.h"
 
 /* "release_date" -> "Release date": the field name as a word in a sentence. */
@@ -190,56 +189,6 @@ void sc_elec_vectors_from_texts(const sc_elec_texts *t, float *const tables[2], 
     }
 }
 
-/* The language model behind ELEC's vectors: a BERT-family encoder (a
- * Hugging Face directory) or a Llama-family decoder (a .gguf file). Either
- * gives the mean-pooled last hidden state of a text, not normalised. */
-typedef struct text_lm {
-    sc_encoder *enc;
-    sc_llama *llm;
-    int dim;
-    char name[256]; /* the model's name as the cache records it */
-} text_lm;
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-static int text_lm_open(text_lm *t, const char *path, int n_threads, sc_error *err) {
-    memset(t, 0, sizeof *t);
-    const char *base = strrchr(path, '/');
-    base = base && base[1] ? base + 1 : path;
-    if (ends_with(path, ".gguf")) {
-        /* 512 positions: ELEC texts are short; longer ones are cut by sc_llama_embed */
-        int rc = sc_llama_load(&t->llm, path, 512, err);
-        if (rc) return rc;
-        t->dim = t->llm->cfg.dim;
-        snprintf(t->name, sizeof t->name, "%s (mean last hidden state)", base);
-        return SC_OK;
-    }
-    int rc = sc_encoder_load(&t->enc, path, n_threads, err);
-    if (rc) return rc;
-    sc_encoder_set_normalize(t->enc, 0);
-    t->dim = sc_encoder_dim(t->enc);
-    snprintf(t->name, sizeof t->name, "%s (pooled, not normalised)", sc_encoder_name(t->enc));
-    return SC_OK;
-}
-
-static int text_lm_encode(text_lm *t, const char *const *texts, int n, float *out, sc_error *err) {
-    if (t->enc) return sc_encoder_encode(t->enc, texts, n, out, err);
-    for (int i = 0; i < n; i++) {
-        int rc = sc_llama_embed(t->llm, texts[i], out + (int64_t)i * t->dim, err);
-        if (rc) return rc;
-    }
-    return SC_OK;
-}
-
-static void text_lm_close(text_lm *t) {
-    if (t->enc) sc_encoder_free(t->enc);
-    if (t->llm) sc_llama_free(t->llm);
-    memset(t, 0, sizeof *t);
-}
-
 /* The cache key of a text: 16 hex digits of its XXH3-64 hash. */
 static void text_key(const char *text, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits(text, strlen(text)));
@@ -248,18 +197,21 @@ static void text_key(const char *text, char out[17]) {
 int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const char *cache_path, int n_threads,
                          float *tables[2], int *dim, char *model_name, size_t model_name_cap, sc_error *err) {
     tables[0] = tables[1] = NULL;
-    text_lm lm = {0};
+    sc_textvec lm = {0};
+    char tag[300];
     sc_vecstore *cache = NULL;
     sc_vecstore_writer *w = NULL;
     const char **missing = NULL;
     float **missing_dst = NULL, *buf = NULL;
     int64_t n_missing = 0, total = t->n_texts[0] + t->n_texts[1];
     /* ELEC feeds the mean-pooled last hidden state, not the unit-normalised sentence embedding */
-    int rc = text_lm_open(&lm, model_dir, n_threads, err);
+    int rc = sc_textvec_open(&lm, model_dir, n_threads, err);
     if (rc) return sc_fail_prefix(err, "ELEC language model (fetch it with scripts/fetch_model.sh or pass --lm): ");
+    sc_textvec_set_normalize(&lm, 0);
     int D = lm.dim;
-    const char *tag = lm.name;
-    snprintf(model_name, model_name_cap, "%s", lm.name);
+    /* the cache records what the vectors are, so another model's or kind's store is refused */
+    snprintf(tag, sizeof tag, "%s (%s)", lm.name, lm.llm ? "mean last hidden state" : "pooled, not normalised");
+    snprintf(model_name, model_name_cap, "%s", tag);
     *dim = D;
     if (cache_path && sc_file_exists(cache_path)) {
         rc = sc_vecstore_open(&cache, cache_path, 0, err);
@@ -312,7 +264,7 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
                 break;
             }
             int n = (int)(n_missing - i < CHUNK ? n_missing - i : CHUNK);
-            rc = text_lm_encode(&lm, missing + i, n, buf, err);
+            rc = sc_textvec_encode(&lm, missing + i, n, buf, err);
             for (int k = 0; k < n && !rc; k++) memcpy(missing_dst[i + k], buf + (int64_t)k * D, (size_t)D * sizeof(float));
             sc_progress_update(&prog, i + n, NULL);
         }
@@ -340,7 +292,7 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
     }
 done:
     if (cache) sc_vecstore_close(cache);
-    text_lm_close(&lm);
+    sc_textvec_close(&lm);
     sc_free(missing);
     sc_free(missing_dst);
     sc_free(buf);
@@ -363,9 +315,10 @@ int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n
             const char *x = sc_elec_text(t, s, p, r);
             if (x) texts[n++] = x;
         }
-    text_lm lm;
+    sc_textvec lm;
     float *out = NULL;
-    int rc = text_lm_open(&lm, model_dir, n_threads, err);
+    int rc = sc_textvec_open(&lm, model_dir, n_threads, err);
+    if (!rc) sc_textvec_set_normalize(&lm, 0);
     if (!rc) {
         out = sc_malloc((size_t)(n ? n : 1) * lm.dim * sizeof(float));
         if (!out) rc = sc_fail(err, SC_ENOMEM, "out of memory");
@@ -373,12 +326,12 @@ int sc_elec_time_llm(const sc_elec_texts *t, int s, const char *model_dir, int n
     double tm[3];
     for (int k = 0; k < 3 && !rc; k++) {
         double t0 = sc_now();
-        rc = text_lm_encode(&lm, texts, n, out, err);
+        rc = sc_textvec_encode(&lm, texts, n, out, err);
         tm[k] = (sc_now() - t0) * 1000.0 * 1000.0 / (double)(rows ? rows : 1);
     }
     if (!rc) *ms = sc_median(tm, 3);
     sc_free(out);
     sc_free(texts);
-    text_lm_close(&lm);
+    sc_textvec_close(&lm);
     return rc;
 }
