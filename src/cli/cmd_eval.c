@@ -79,13 +79,13 @@ int cmd_eval(int argc, char **argv) {
     int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
-    if (!rc) rc = sc_evaluate(model, &ds, 4096, &m, &err);
+    if (!rc) rc = sc_evaluate(model, &ds, NULL, 4096, &m, &err);
     double ms = 0;
     if (!rc) rc = sc_time_scoring(model, &ds, &ms, &err);
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
-        if (!rc) rc = sc_evaluate(base, &ds, 4096, &mb, &err);
+        if (!rc) rc = sc_evaluate(base, &ds, NULL, 4096, &mb, &err);
     }
     if (!rc) {
         if (json) {

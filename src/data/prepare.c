@@ -206,6 +206,24 @@ unknown:
                    cfg->n_joins ? " nor in any join" : "");
 }
 
+/* Where a field's or a text column's value comes from: one column, or (with
+ * flags) the flag columns whose names become the values; *src is the first. */
+static int resolve_source(prep *p, const char *column, char **cfg_flags, int n_flags, const char *what, int line,
+                          sc_src *src, char (**flags)[SC_NAME_MAX], sc_src **flag_src, int *n_out) {
+    if (!n_flags) return resolve(p, column, src, what, line);
+    *n_out = n_flags;
+    *flags = sc_calloc((size_t)n_flags, SC_NAME_MAX);
+    *flag_src = sc_calloc((size_t)n_flags, sizeof **flag_src);
+    if (!*flags || !*flag_src) return oom(p);
+    for (int k = 0; k < n_flags; k++) {
+        snprintf((*flags)[k], SC_NAME_MAX, "%s", cfg_flags[k]);
+        int rc = resolve(p, cfg_flags[k], &(*flag_src)[k], what, line);
+        if (rc) return rc;
+    }
+    *src = (*flag_src)[0];
+    return SC_OK;
+}
+
 /* Build the schema skeleton: columns, joins' used columns, field encoders. */
 static int build_schema(prep *p) {
     const sc_dcfg *cfg = p->cfg;
@@ -292,17 +310,9 @@ static int build_schema(prep *p) {
             if ((rc = resolve(p, fc->by, &e->by, what, fc->line))) return rc;
             continue;
         }
-        if (fc->n_flags) {
-            e->n_flags = fc->n_flags;
-            e->flags = sc_calloc((size_t)fc->n_flags, SC_NAME_MAX);
-            e->flag_src = sc_calloc((size_t)fc->n_flags, sizeof *e->flag_src);
-            if (!e->flags || !e->flag_src) return oom(p);
-            for (int k = 0; k < fc->n_flags; k++) {
-                snprintf(e->flags[k], SC_NAME_MAX, "%s", fc->flags[k]);
-                if ((rc = resolve(p, fc->flags[k], &e->flag_src[k], what, fc->line))) return rc;
-            }
-            e->src = e->flag_src[0];
-        } else if ((rc = resolve(p, fc->column, &e->src, what, fc->line))) return rc;
+        rc = resolve_source(p, fc->column, fc->flags, fc->n_flags, what, fc->line, &e->src, &e->flags, &e->flag_src,
+                            &e->n_flags);
+        if (rc) return rc;
     }
     if (cfg->group[0]) s->group = sc_schema_field_index(s, cfg->group);
     if (s->group >= 0 && s->fenc[s->group].info.kind == SC_FIELD_NUMERIC)
@@ -319,17 +329,9 @@ static int build_schema(prep *p) {
         snprintf(e->name, sizeof e->name, "%s", tc->name);
         snprintf(e->joiner, sizeof e->joiner, "%s", tc->joiner);
         if (tc->pattern && !(e->pattern = sc_strdup(tc->pattern))) return oom(p);
-        if (tc->n_flags) {
-            e->n_flags = tc->n_flags;
-            e->flags = sc_calloc((size_t)tc->n_flags, SC_NAME_MAX);
-            e->flag_src = sc_calloc((size_t)tc->n_flags, sizeof *e->flag_src);
-            if (!e->flags || !e->flag_src) return oom(p);
-            for (int k = 0; k < tc->n_flags; k++) {
-                snprintf(e->flags[k], SC_NAME_MAX, "%s", tc->flags[k]);
-                if ((rc = resolve(p, tc->flags[k], &e->flag_src[k], what, tc->line))) return rc;
-            }
-            e->src = e->flag_src[0];
-        } else if ((rc = resolve(p, tc->column, &e->src, what, tc->line))) return rc;
+        rc = resolve_source(p, tc->column, tc->flags, tc->n_flags, what, tc->line, &e->src, &e->flags, &e->flag_src,
+                            &e->n_flags);
+        if (rc) return rc;
     }
     /* sequence cells for encode: a main column named like the field, if any */
     for (int f = 0; f < s->n_fields; f++)

@@ -118,40 +118,9 @@ static void adapter_snapshot(elec_ctx *c, int restore) {
     }
 }
 
-/* ---- scoring a split with a network (the gain one reads repr[s]) ---- */
-
-static int net_predict(elec_ctx *c, sc_model *m, int s, int with_repr, float *prob, sc_error *err) {
-    const sc_dataset *ds = c->split[s];
-    sc_batch b;
-    int bs = c->cap;
-    int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, bs, err);
-    if (rc) return rc;
-    int64_t *rows = sc_malloc((size_t)bs * sizeof *rows);
-    if (!rows) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-    for (int64_t start = 0; start < ds->n_rows && !rc; start += bs) {
-        int n = (int)(ds->n_rows - start < bs ? ds->n_rows - start : bs);
-        for (int i = 0; i < n; i++) rows[i] = start + i;
-        sc_batch_gather(&b, ds, rows, n);
-        if (with_repr) {
-            gather_repr(c->repr[s], c->R, rows, n, c->extra);
-            b.extra = c->extra;
-        }
-        rc = sc_model_forward(m, &b, 0, prob + start, err);
-        for (int i = 0; i < n && !rc; i++) prob[start + i] = sigmoid(prob[start + i]);
-    }
-    sc_free(rows);
-    sc_batch_free(&b);
-    return rc;
-}
-
+/* Metrics of a network on split s; the gain network reads repr[s]. */
 static int eval_net(elec_ctx *c, sc_model *m, int s, int with_repr, sc_metrics *out, sc_error *err) {
-    const sc_dataset *ds = c->split[s];
-    float *prob = sc_malloc((size_t)ds->n_rows * sizeof *prob);
-    if (!prob) return sc_fail(err, SC_ENOMEM, "out of memory");
-    int rc = net_predict(c, m, s, with_repr, prob, err);
-    if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, out, err);
-    sc_free(prob);
-    return rc;
+    return sc_evaluate(m, c->split[s], with_repr ? c->repr[s] : NULL, c->cap, out, err);
 }
 
 /* ---- the fit task, one per phase ---- */

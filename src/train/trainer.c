@@ -28,7 +28,9 @@ static float sigmoidf_stable(float x) {
     return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
 }
 
-int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, float *prob, sc_error *err) {
+int sc_predict_dataset(sc_model *model, const sc_dataset *ds, const float *extra, int batch_size, float *prob,
+                       sc_error *err) {
+    int64_t E = sc_model_get_config(model)->extra_dim;
     sc_batch b;
     int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, batch_size, err);
     if (rc) return rc;
@@ -41,6 +43,7 @@ int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, fl
         int n = (int)(ds->n_rows - start < batch_size ? ds->n_rows - start : batch_size);
         for (int i = 0; i < n; i++) rows[i] = start + i;
         sc_batch_gather(&b, ds, rows, n);
+        b.extra = extra ? extra + start * E : NULL; /* rows are consecutive: no copy */
         rc = sc_model_forward(model, &b, 0, prob + start, err);
         for (int i = 0; i < n && !rc; i++) prob[start + i] = sigmoidf_stable(prob[start + i]);
     }
@@ -74,11 +77,12 @@ int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, 
     return rc;
 }
 
-int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err) {
+int sc_evaluate(sc_model *model, const sc_dataset *ds, const float *extra, int batch_size, sc_metrics *out,
+                sc_error *err) {
     if (ds->n_rows == 0) return sc_fail(err, SC_EINVAL, "cannot evaluate an empty split");
     float *prob = sc_malloc((size_t)ds->n_rows * sizeof *prob);
     if (!prob) return sc_fail(err, SC_ENOMEM, "out of memory for %lld scores", (long long)ds->n_rows);
-    int rc = sc_predict_dataset(model, ds, batch_size, prob, err);
+    int rc = sc_predict_dataset(model, ds, extra, batch_size, prob, err);
     if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, out, err);
     sc_free(prob);
     return rc;
@@ -349,7 +353,7 @@ static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float l
 
 static int plain_validate(void *ctx, sc_metrics *m, sc_error *err) {
     plain_ctx *c = ctx;
-    return sc_evaluate(c->model, c->valid, 4096, m, err);
+    return sc_evaluate(c->model, c->valid, NULL, 4096, m, err);
 }
 
 static int plain_save_best(void *ctx, sc_error *err) {

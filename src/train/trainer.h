@@ -92,15 +92,19 @@ void sc_shuffle_order(int64_t *order, int64_t n, int shuffle, uint64_t seed);
 int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
              const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err);
 
-/* Score every row of ds (batches of batch_size); prob (N) out. */
-int sc_predict_dataset(sc_model *model, const sc_dataset *ds, int batch_size, float *prob, sc_error *err);
+/* Score every row of ds (batches of batch_size); prob (N) out. extra
+ * (N, extra_dim): the rows' dense side input for a model that takes one
+ * (ELEC's gain network), else NULL. */
+int sc_predict_dataset(sc_model *model, const sc_dataset *ds, const float *extra, int batch_size, float *prob,
+                       sc_error *err);
 
 /* Median time (ms, of 7) to score the first min(1000, N) rows of ds as one
  * batch, per 1,000 rows: gather + forward + sigmoid, no I/O. */
 int sc_time_scoring(sc_model *model, const sc_dataset *ds, double *ms_per_1000, sc_error *err);
 
 /* Score ds and compute AUC, gAUC (by the split's group column), logloss. */
-int sc_evaluate(sc_model *model, const sc_dataset *ds, int batch_size, sc_metrics *out, sc_error *err);
+int sc_evaluate(sc_model *model, const sc_dataset *ds, const float *extra, int batch_size, sc_metrics *out,
+                sc_error *err);
 
 /* Checkpoint entries of a parameter list: "<prefix>/<param>", and, when o
  * is not NULL, its optimizer state as "<prefix>.optim/<tensor>". Load
