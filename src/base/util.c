@@ -1,8 +1,11 @@
 #include "base/util.h"
 
+#include "base/alloc.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -159,6 +162,114 @@ void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx) {
     for (int t = started + 1; t < n_threads; t++)
         for (int i = t; i < n_tasks; i += n_threads) fn(ctx, i);
     for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+}
+
+struct sc_pool {
+    int n_threads, started;
+    pthread_t th[64];
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    /* the current job: published under mu, tasks claimed through next */
+    sc_task_fn fn;
+    void *ctx;
+    int n_tasks;
+    atomic_int next, active; /* next task; workers still inside the job */
+    atomic_uint gen;         /* bumped per job; workers run each gen once */
+    int quit;
+};
+
+static void pool_drain(sc_pool *p) {
+    for (;;) {
+        int i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_tasks) break;
+        p->fn(p->ctx, i);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    sc_pool *p = arg;
+    unsigned seen = 0;
+    for (;;) {
+        /* spin a few microseconds: the next job usually follows at once */
+        for (int k = 0; k < 20000 && atomic_load_explicit(&p->gen, memory_order_acquire) == seen; k++)
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#else
+            ;
+#endif
+        pthread_mutex_lock(&p->mu);
+        while (!p->quit && atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = atomic_load(&p->gen);
+        pthread_mutex_unlock(&p->mu);
+        pool_drain(p);
+        if (atomic_fetch_sub(&p->active, 1) == 1) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+sc_pool *sc_pool_new(int n_threads) {
+    sc_pool *p = sc_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    if (n_threads > 64) n_threads = 64;
+    p->n_threads = n_threads < 1 ? 1 : n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int t = 1; t < p->n_threads; t++) {
+        if (pthread_create(&p->th[t], NULL, pool_worker, p) != 0) break;
+        p->started = t;
+    }
+    p->n_threads = p->started + 1; /* fewer threads if creation failed part-way */
+    return p;
+}
+
+void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
+    if (!p || p->n_threads <= 1 || n_tasks <= 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store(&p->next, 0);
+    atomic_store(&p->active, p->started);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    pool_drain(p);
+    /* wait for the workers: spin first, then sleep */
+    for (int k = 0; k < 20000 && atomic_load(&p->active) > 0; k++)
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#else
+        ;
+#endif
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int sc_pool_threads(const sc_pool *p) { return p ? p->n_threads : 1; }
+
+void sc_pool_free(sc_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int t = 1; t <= p->started; t++) pthread_join(p->th[t], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    sc_free(p);
 }
 
 int sc_default_threads(void) {

@@ -47,6 +47,20 @@ typedef void (*sc_task_fn)(void *ctx, int task);
 void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx);
 int sc_default_threads(void); /* online CPUs */
 
+/* ---- persistent pool: the same contract as sc_parallel_for (fn(ctx, i) for
+ * i in [0, n_tasks), each task's result independent of the thread that runs
+ * it) without creating threads per call, for loops that run thousands of
+ * short parallel sections (a decoder's matrix-vector products: ~150 per
+ * token). Tasks are handed out dynamically, so a busy core does not stall
+ * the others. Workers spin briefly, then sleep on a condition variable.
+ * The caller's thread takes part; n_threads <= 1 runs inline. One caller at
+ * a time per pool. sc_pool_new returns NULL when out of memory. */
+typedef struct sc_pool sc_pool;
+sc_pool *sc_pool_new(int n_threads);
+void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx);
+int sc_pool_threads(const sc_pool *p); /* 1 for NULL */
+void sc_pool_free(sc_pool *p);
+
 /* ---- interruption: sc_install_signal_handlers() makes SIGINT/SIGTERM set a
  * flag instead of killing the process; loops check sc_interrupted(). ---- */
 void sc_install_signal_handlers(void);

@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -28,12 +29,11 @@ static void rmsnorm_forward(float *out, const float *x, const float *w, int T, i
     }
 }
 
-/* out[T,OC] = x[T,IC] W[OC,IC]^T */
-static void matmul_forward(float *out, const float *x, const float *w, int T, int IC, int OC) {
-    if (T == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, IC, 1.0f, w, IC, x, 1, 0.0f, out, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, IC, 1.0f, x, IC, w, IC, 0.0f, out, OC);
+/* outs[k][T, ws[k].rows] = x[T, C] ws[k]^T for the n weights that read x,
+ * in one parallel section, on the quantised weights (lm/qmatmul.h) */
+static int matmul_forward(const sc_llama *m, int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T,
+                          sc_error *err) {
+    return sc_qmatmul(n, outs, ws, x, T, m->pool, m->qmm_mode, err);
 }
 
 /* llama.cpp's "norm" rope: pairs (2i, 2i+1) of each head rotated by
@@ -54,15 +54,16 @@ static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float ba
     }
 }
 
-/* Causal grouped-query attention over the cache: out[T, NH*HS]. q[T, NH*HS];
- * kc/vc [P, NKV*HS] hold positions 0..pos0+T-1; att is scratch [P]. */
+/* Causal grouped-query attention over the cache for heads h0..h1-1:
+ * out[T, NH*HS]. q[T, NH*HS]; kc/vc [P, NKV*HS] hold positions
+ * 0..pos0+T-1; att is scratch [P]. */
 static void attention_forward(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
-                              int NH, int NKV, int HS) {
+                              int NH, int NKV, int HS, int h0, int h1) {
     float scale = 1.0f / sqrtf((float)HS);
     int group = NH / NKV, KD = NKV * HS;
     for (int t = 0; t < T; t++) {
         int P = pos0 + t + 1;
-        for (int h = 0; h < NH; h++) {
+        for (int h = h0; h < h1; h++) {
             const float *qh = q + ((size_t)t * NH + h) * HS;
             int kh = h / group;
             float mx = -INFINITY;
@@ -90,6 +91,19 @@ static void attention_forward(float *out, const float *q, const float *kc, const
     }
 }
 
+/* one head per task, each with its own scratch row of att [NH, max_ctx] */
+typedef struct attn_job {
+    float *out, *att;
+    const float *q, *kc, *vc;
+    int T, pos0, NH, NKV, HS, max_ctx;
+} attn_job;
+
+static void attention_task(void *ctx, int h) {
+    attn_job *j = ctx;
+    attention_forward(j->out, j->q, j->kc, j->vc, j->att + (size_t)h * j->max_ctx, j->T, j->pos0, j->NH, j->NKV, j->HS,
+                      h, h + 1);
+}
+
 /* h = silu(g) * u, in place into g */
 static void swiglu_forward(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
@@ -114,6 +128,16 @@ static int load_tensor(sc_gguf *g, const char *name, int64_t ne0, int64_t ne1, f
     return SC_OK;
 }
 
+/* a matrix [ne1 rows, ne0 cols] left in its GGUF type, pointing into the map */
+static int load_matrix(sc_gguf *g, const char *name, int64_t ne0, int64_t ne1, sc_qtensor *out, sc_error *err) {
+    const sc_gguf_tensor *t = sc_gguf_tensor_find(g, name);
+    if (!t) return sc_fail(err, SC_ENOTFOUND, "%s: tensor '%s' missing", g->name, name);
+    if ((int64_t)t->ne[0] != ne0 || (int64_t)t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' has shape [%llu, %llu], expected [%lld, %lld]", g->name, name,
+                       (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (long long)ne0, (long long)ne1);
+    return sc_qtensor_from_gguf(out, t, g->name, err);
+}
+
 static int get_int(sc_gguf *g, const char *key, int lo, int hi, int *out, sc_error *err) {
     uint64_t u;
     int rc = sc_gguf_get_u64(g, key, &u, err);
@@ -130,30 +154,42 @@ void sc_llama_free(sc_llama *m) {
     if (w->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             sc_llama_layer *y = &w->layers[l];
-            sc_free(y->attn_norm); sc_free(y->wq); sc_free(y->wk); sc_free(y->wv); sc_free(y->wo);
-            sc_free(y->ffn_norm); sc_free(y->w_gate); sc_free(y->w_up); sc_free(y->w_down);
+            sc_free(y->attn_norm);
+            sc_free(y->ffn_norm);
         }
         sc_free(w->layers);
     }
-    if (!w->tied) sc_free(w->output);
-    sc_free(w->tok_embd);
     sc_free(w->out_norm);
     sc_free(m->k_cache);
     sc_free(m->v_cache);
     sc_bpe_free(m->tok);
+    sc_pool_free(m->pool);
+    sc_gguf_close(&m->gguf);
     sc_free(m);
+}
+
+int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err) {
+    if (n_threads < 1) n_threads = 1;
+    if (m->pool && sc_pool_threads(m->pool) == n_threads) return SC_OK;
+    sc_pool_free(m->pool);
+    m->pool = NULL;
+    m->n_threads = 1;
+    if (n_threads > 1 && !(m->pool = sc_pool_new(n_threads)))
+        return sc_fail(err, SC_ENOMEM, "%s: cannot start %d threads", m->path, n_threads);
+    m->n_threads = sc_pool_threads(m->pool);
+    return SC_OK;
 }
 
 int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) {
     *out = NULL;
-    sc_gguf g;
-    int rc = sc_gguf_open(&g, path, err);
-    if (rc != SC_OK) return rc;
     sc_llama *m = sc_calloc(1, sizeof *m);
-    if (!m) {
-        sc_gguf_close(&g);
-        return sc_fail(err, SC_ENOMEM, "out of memory");
+    if (!m) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int rc = sc_gguf_open(&m->gguf, path, err);
+    if (rc != SC_OK) {
+        sc_free(m);
+        return rc;
     }
+    sc_gguf g = m->gguf; /* a view: closed once, by sc_llama_free */
     snprintf(m->path, sizeof m->path, "%s", path);
     char *arch = NULL;
     sc_llama_config *c = &m->cfg;
@@ -197,11 +233,11 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     c->n_vocab = sc_bpe_vocab_size(m->tok);
     int C = c->dim, KD = c->n_kv_heads * c->head_dim, F = c->hidden, V = c->n_vocab;
     sc_llama_weights *w = &m->w;
-    if ((rc = load_tensor(&g, "token_embd.weight", C, V, &w->tok_embd, err)) ||
+    if ((rc = load_matrix(&g, "token_embd.weight", C, V, &w->tok_embd, err)) ||
         (rc = load_tensor(&g, "output_norm.weight", C, 1, &w->out_norm, err)))
         goto done;
     if (sc_gguf_tensor_find(&g, "output.weight")) {
-        if ((rc = load_tensor(&g, "output.weight", C, V, &w->output, err))) goto done;
+        if ((rc = load_matrix(&g, "output.weight", C, V, &w->output, err))) goto done;
     } else {
         w->output = w->tok_embd;
         w->tied = 1;
@@ -213,11 +249,11 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
         char n[9][64];
         const char *sfx[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
         for (int i = 0; i < 9; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s.weight", l, sfx[i]);
-        if ((rc = load_tensor(&g, n[0], C, 1, &y->attn_norm, err)) || (rc = load_tensor(&g, n[1], C, C, &y->wq, err)) ||
-            (rc = load_tensor(&g, n[2], C, KD, &y->wk, err)) || (rc = load_tensor(&g, n[3], C, KD, &y->wv, err)) ||
-            (rc = load_tensor(&g, n[4], C, C, &y->wo, err)) || (rc = load_tensor(&g, n[5], C, 1, &y->ffn_norm, err)) ||
-            (rc = load_tensor(&g, n[6], C, F, &y->w_gate, err)) || (rc = load_tensor(&g, n[7], C, F, &y->w_up, err)) ||
-            (rc = load_tensor(&g, n[8], F, C, &y->w_down, err)))
+        if ((rc = load_tensor(&g, n[0], C, 1, &y->attn_norm, err)) || (rc = load_matrix(&g, n[1], C, C, &y->wq, err)) ||
+            (rc = load_matrix(&g, n[2], C, KD, &y->wk, err)) || (rc = load_matrix(&g, n[3], C, KD, &y->wv, err)) ||
+            (rc = load_matrix(&g, n[4], C, C, &y->wo, err)) || (rc = load_tensor(&g, n[5], C, 1, &y->ffn_norm, err)) ||
+            (rc = load_matrix(&g, n[6], C, F, &y->w_gate, err)) || (rc = load_matrix(&g, n[7], C, F, &y->w_up, err)) ||
+            (rc = load_matrix(&g, n[8], F, C, &y->w_down, err)))
             goto done;
     }
     m->max_ctx = max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
@@ -225,9 +261,17 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     m->k_cache = sc_calloc(cache, sizeof(float));
     m->v_cache = sc_calloc(cache, sizeof(float));
     if (!m->k_cache || !m->v_cache) { rc = sc_fail(err, SC_ENOMEM, "%s: out of memory for the KV cache", path); goto done; }
+    {
+        /* SEMCTR_QMM=int|sgemm|int+sgemm overrides the matmul path (benchmarks) */
+        const char *qmm = getenv("SEMCTR_QMM");
+        m->qmm_mode = !qmm ? SC_QMM_AUTO : !strcmp(qmm, "int") ? SC_QMM_INT : !strcmp(qmm, "sgemm") ? SC_QMM_SGEMM
+                      : !strcmp(qmm, "int+sgemm") ? SC_QMM_INT_SGEMM : SC_QMM_AUTO;
+        const char *env = getenv("SEMCTR_THREADS");
+        int nt = env && atoi(env) > 0 ? atoi(env) : sc_default_threads();
+        rc = sc_llama_set_threads(m, nt > 8 ? 8 : nt, err);
+    }
 done:
     sc_free(arch);
-    sc_gguf_close(&g);
     if (rc != SC_OK) {
         sc_llama_free(m);
         return rc;
@@ -255,35 +299,42 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
     float *x = sc_malloc(TC * sizeof(float)), *xn = sc_malloc(TC * sizeof(float));
     float *q = sc_malloc(TC * sizeof(float)), *ao = sc_malloc(TC * sizeof(float));
     float *g = sc_malloc((size_t)T * F * sizeof(float)), *u = sc_malloc((size_t)T * F * sizeof(float));
-    float *att = sc_malloc((size_t)m->max_ctx * sizeof(float));
+    float *att = sc_malloc((size_t)NH * m->max_ctx * sizeof(float));
     int rc = SC_OK;
     if (!x || !xn || !q || !ao || !g || !u || !att) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for activations of %d tokens", T);
         goto done;
     }
-    for (int t = 0; t < T; t++) memcpy(x + (size_t)t * C, m->w.tok_embd + (size_t)tokens[t] * C, (size_t)C * sizeof(float));
+    for (int t = 0; t < T; t++) sc_qtensor_row(&m->w.tok_embd, tokens[t], x + (size_t)t * C);
+    /* the sgemm tiles run inside our threads: OpenBLAS itself single-threaded */
+    openblas_set_num_threads(1);
     for (int l = 0; l < c->n_layers; l++) {
         const sc_llama_layer *y = &m->w.layers[l];
         float *kc = m->k_cache + (size_t)l * m->max_ctx * KD, *vc = m->v_cache + (size_t)l * m->max_ctx * KD;
         rmsnorm_forward(xn, x, y->attn_norm, T, C, c->eps);
-        matmul_forward(q, xn, y->wq, T, C, C);
-        matmul_forward(kc + (size_t)pos0 * KD, xn, y->wk, T, C, KD);
-        matmul_forward(vc + (size_t)pos0 * KD, xn, y->wv, T, C, KD);
+        float *qkv[3] = {q, kc + (size_t)pos0 * KD, vc + (size_t)pos0 * KD};
+        const sc_qtensor *wqkv[3] = {&y->wq, &y->wk, &y->wv};
+        if ((rc = matmul_forward(m, 3, qkv, wqkv, xn, T, err))) goto done;
         rope_forward(q, T, NH, HS, c->rope_dim, c->rope_base, pos0);
         rope_forward(kc + (size_t)pos0 * KD, T, NKV, HS, c->rope_dim, c->rope_base, pos0);
-        attention_forward(ao, q, kc, vc, att, T, pos0, NH, NKV, HS);
-        matmul_forward(xn, ao, y->wo, T, C, C);
+        attn_job aj = {ao, att, q, kc, vc, T, pos0, NH, NKV, HS, m->max_ctx};
+        sc_pool_run(m->pool, NH, attention_task, &aj);
+        const sc_qtensor *wo = &y->wo;
+        if ((rc = matmul_forward(m, 1, &xn, &wo, ao, T, err))) goto done;
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
         rmsnorm_forward(xn, x, y->ffn_norm, T, C, c->eps);
-        matmul_forward(g, xn, y->w_gate, T, C, F);
-        matmul_forward(u, xn, y->w_up, T, C, F);
+        float *gu[2] = {g, u};
+        const sc_qtensor *wgu[2] = {&y->w_gate, &y->w_up};
+        if ((rc = matmul_forward(m, 2, gu, wgu, xn, T, err))) goto done;
         swiglu_forward(g, u, (size_t)T * F);
-        matmul_forward(xn, g, y->w_down, T, F, C);
+        const sc_qtensor *wd = &y->w_down;
+        if ((rc = matmul_forward(m, 1, &xn, &wd, g, T, err))) goto done;
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
     }
     rmsnorm_forward(xn, x, m->w.out_norm, T, C, c->eps);
     if (hidden) memcpy(hidden, xn, TC * sizeof(float));
-    if (logits) matmul_forward(logits, xn + (size_t)(T - 1) * C, m->w.output, 1, C, V);
+    const sc_qtensor *wout = &m->w.output;
+    if (logits && (rc = matmul_forward(m, 1, &logits, &wout, xn + (size_t)(T - 1) * C, 1, err))) goto done;
     m->n_past += T;
 done:
     sc_free(x); sc_free(xn); sc_free(q); sc_free(ao); sc_free(g); sc_free(u); sc_free(att);

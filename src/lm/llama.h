@@ -2,15 +2,18 @@
  * token embedding, RMSNorm, rotary positions (llama.cpp's "norm" rope: the
  * converter already permuted Q/K), grouped-query attention with a KV cache,
  * SwiGLU feed-forward, final norm, output projection (tied to the token
- * embedding when the file has no output.weight). Weights are dequantised to
- * float at load; GEMMs go through OpenBLAS. */
+ * embedding when the file has no output.weight). Matrix weights stay in
+ * their GGUF type inside the mmapped file and are multiplied on the
+ * quantised blocks (lm/qmatmul.h); norm vectors are copied to float. */
 #ifndef SC_LM_LLAMA_H
 #define SC_LM_LLAMA_H
 
 #include <stdint.h>
 
 #include "base/error.h"
+#include "base/util.h"
 #include "lm/gguf.h"
+#include "lm/qmatmul.h"
 #include "text/bpe.h"
 
 typedef struct sc_llama_config {
@@ -28,18 +31,18 @@ typedef struct sc_llama_config {
 } sc_llama_config;
 
 typedef struct sc_llama_layer {
-    float *attn_norm;        /* [C] */
-    float *wq, *wk, *wv, *wo; /* [NH*HS,C] [NKV*HS,C] [NKV*HS,C] [C,NH*HS], row = output */
-    float *ffn_norm;         /* [C] */
-    float *w_gate, *w_up;    /* [F,C] */
-    float *w_down;           /* [C,F] */
+    float *attn_norm;                /* [C] */
+    sc_qtensor wq, wk, wv, wo;       /* [NH*HS,C] [NKV*HS,C] [NKV*HS,C] [C,NH*HS], row = output */
+    float *ffn_norm;                 /* [C] */
+    sc_qtensor w_gate, w_up;         /* [F,C] */
+    sc_qtensor w_down;               /* [C,F] */
 } sc_llama_layer;
 
 typedef struct sc_llama_weights {
-    float *tok_embd;   /* [V,C] */
+    sc_qtensor tok_embd; /* [V,C]; rows dequantised as tokens need them */
     sc_llama_layer *layers;
-    float *out_norm;   /* [C] */
-    float *output;     /* [V,C]; == tok_embd when tied */
+    float *out_norm;     /* [C] */
+    sc_qtensor output;   /* [V,C]; a copy of tok_embd when tied */
     int tied;
 } sc_llama_weights;
 
@@ -51,11 +54,21 @@ typedef struct sc_llama {
     int n_past;        /* tokens in the cache */
     float *k_cache, *v_cache; /* [L, max_ctx, NKV*HS] */
     char path[512];
+    sc_gguf gguf;      /* the open file: matrix weights point into its map */
+    int n_threads;     /* threads of the matmuls and attention */
+    sc_pool *pool;
+    int qmm_mode;      /* SC_QMM_* for T > 1 (SC_QMM_AUTO) */
 } sc_llama;
 
 /* Load a Llama-family GGUF (general.architecture "llama"); max_ctx bounds
- * the KV cache (0: min(2048, context_length)). */
+ * the KV cache (0: min(2048, context_length)). The file stays mapped until
+ * sc_llama_free. Threads: $SEMCTR_THREADS if set, else the online CPUs
+ * (at most 8); change with sc_llama_set_threads. */
 int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err);
+
+/* Run the forward pass on n_threads threads (< 1: 1). Results do not depend
+ * on the thread count. SC_ENOMEM when the threads cannot be set up. */
+int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err);
 void sc_llama_free(sc_llama *m);
 
 /* Forget the KV cache (start a new sequence). */

@@ -52,8 +52,7 @@ static void dq_q4_1(const uint8_t *b, float *y) {
     }
 }
 
-/* 6-bit scale and min j of the 12-byte K-quant scale array */
-static void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+void sc_q_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     if (j < 4) {
         *d = q[j] & 63;
         *m = q[j + 4] & 63;
@@ -70,9 +69,9 @@ static void dq_q4_k(const uint8_t *b, float *y) {
     int is = 0;
     for (int j = 0; j < 256; j += 64) {
         uint8_t s, m;
-        scale_min_k4(is + 0, sc, &s, &m);
+        sc_q_scale_min_k4(is + 0, sc, &s, &m);
         float d1 = d * s, m1 = min * m;
-        scale_min_k4(is + 1, sc, &s, &m);
+        sc_q_scale_min_k4(is + 1, sc, &s, &m);
         float d2 = d * s, m2 = min * m;
         for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
@@ -89,9 +88,9 @@ static void dq_q5_k(const uint8_t *b, float *y) {
     uint8_t u1 = 1, u2 = 2;
     for (int j = 0; j < 256; j += 64) {
         uint8_t s, m;
-        scale_min_k4(is + 0, sc, &s, &m);
+        sc_q_scale_min_k4(is + 0, sc, &s, &m);
         float d1 = d * s, m1 = min * m;
-        scale_min_k4(is + 1, sc, &s, &m);
+        sc_q_scale_min_k4(is + 1, sc, &s, &m);
         float d2 = d * s, m2 = min * m;
         for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
         for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;

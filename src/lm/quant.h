@@ -17,4 +17,8 @@ int sc_dequant_supported(int type);
  * size or the type is unsupported; the message names `what` (a tensor). */
 int sc_dequant(int type, const void *src, float *dst, size_t n, const char *what, sc_error *err);
 
+/* 6-bit scale *d and min *m of sub-block j (0..7) of the 12-byte scale
+ * array of a Q4_K / Q5_K block (ggml's get_scale_min_k4). */
+void sc_q_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m);
+
 #endif

@@ -1,0 +1,289 @@
+/* AVX2 and AVX-512 dot products on quantised blocks (x86-64). Each function
+ * carries its own target attribute, so this file builds without -mavx2 and
+ * the binary runs on any x86-64; qmatmul.c calls these only after cpuid says
+ * the CPU has the instructions. The integer block sums are exact (as in the
+ * plain C kernels); only the order of the float accumulation differs.
+ *
+ * Idea as ggml's ggml-cpu/arch/x86/quants.c: signed x signed int8 products
+ * through maddubs (unsigned x signed) after moving x's sign onto y; the
+ * 16-bit pair sums (at most 2 * 128 * 127, no saturation) widened by madd. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lm/gguf.h"
+#include "lm/qmatmul.h"
+
+sc_qdot_fn sc_qdot_avx2(int wtype);
+sc_qdot_fn sc_qdot_avx512(int wtype);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
+
+static inline float AVX2 f16_avx2(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+static inline float AVX2 hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 32 int8 x 32 int8 -> 8 int32 partial sums, as float */
+static inline __m256 AVX2 dot_i8_avx2(__m256i x, __m256i y) {
+    __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
+    __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+    return _mm256_cvtepi32_ps(p);
+}
+
+/* 16 bytes of nibbles -> 32 bytes in ggml order: low nibbles, then high */
+static inline __m256i AVX2 nibbles_avx2(const uint8_t *q) {
+    __m128i t = _mm_loadu_si128((const __m128i *)q);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+static float AVX2 q8_0_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 34;
+        __m256i x = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * a->d[b]), dot_i8_avx2(x, y), acc);
+    }
+    return hsum256(acc);
+}
+
+static float AVX2 q4_0_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 18;
+        __m256i x = _mm256_sub_epi8(nibbles_avx2(blk + 2), _mm256_set1_epi8(8));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * a->d[b]), dot_i8_avx2(x, y), acc);
+    }
+    return hsum256(acc);
+}
+
+static float AVX2 q4_1_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 20;
+        __m256i x = nibbles_avx2(blk + 4); /* unsigned 0..15: maddubs directly */
+        __m256i y = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)b * 32));
+        __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(x, y), ones));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * a->d[b]), p, acc);
+        summs += f16_avx2(blk + 2) * a->s[b];
+    }
+    return hsum256(acc) + summs;
+}
+
+static float AVX2 f32_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * (size_t)i)), _mm256_loadu_ps(a->f + i), acc);
+    float s = hsum256(acc);
+    for (; i < n; i++) {
+        float v;
+        memcpy(&v, w + 4 * (size_t)i, 4);
+        s += v * a->f[i];
+    }
+    return s;
+}
+
+static float AVX2 f16_dot_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i)));
+        acc = _mm256_fmadd_ps(v, _mm256_loadu_ps(a->f + i), acc);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) s += f16_avx2(w + 2 * (size_t)i) * a->f[i];
+    return s;
+}
+
+static float AVX2 bf16_dot_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * (size_t)i)));
+        __m256 v = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+        acc = _mm256_fmadd_ps(v, _mm256_loadu_ps(a->f + i), acc);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * (size_t)i, 2);
+        uint32_t u = (uint32_t)h << 16;
+        float v;
+        memcpy(&v, &u, 4);
+        s += v * a->f[i];
+    }
+    return s;
+}
+
+/* ---- AVX-512: two 32-blocks per 512-bit register ---- */
+
+static inline __m512i AVX512 join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* 64 int8 x 64 int8 -> 16 int32 partial sums (8 per block), as float */
+static inline __m512 AVX512 dot_i8_avx512(__m512i x, __m512i y) {
+    __m512i ax = _mm512_abs_epi8(x);
+    __m512i sy = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), _mm512_setzero_si512(), y);
+    __m512i p = _mm512_madd_epi16(_mm512_maddubs_epi16(ax, sy), _mm512_set1_epi16(1));
+    return _mm512_cvtepi32_ps(p);
+}
+
+static inline __m512 AVX512 scales2(float s0, float s1) {
+    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+}
+
+static float AVX512 q8_0_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 34, *b1 = b0 + 34;
+        __m512i x = join256(_mm256_loadu_si256((const __m256i *)(b0 + 2)), _mm256_loadu_si256((const __m256i *)(b1 + 2)));
+        __m512i y = _mm512_loadu_si512((const void *)(a->qs + (size_t)b * 32));
+        acc = _mm512_fmadd_ps(scales2(f16_avx2(b0) * a->d[b], f16_avx2(b1) * a->d[b + 1]), dot_i8_avx512(x, y), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (b < nb) {
+        sc_qrow t = *a;
+        t.qs += (size_t)b * 32;
+        t.d += b;
+        s += q8_0_avx2(w + (size_t)b * 34, &t, 32);
+    }
+    return s;
+}
+
+static float AVX512 q4_0_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 18, *b1 = b0 + 18;
+        __m512i x = _mm512_sub_epi8(join256(nibbles_avx2(b0 + 2), nibbles_avx2(b1 + 2)), _mm512_set1_epi8(8));
+        __m512i y = _mm512_loadu_si512((const void *)(a->qs + (size_t)b * 32));
+        acc = _mm512_fmadd_ps(scales2(f16_avx2(b0) * a->d[b], f16_avx2(b1) * a->d[b + 1]), dot_i8_avx512(x, y), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (b < nb) {
+        sc_qrow t = *a;
+        t.qs += (size_t)b * 32;
+        t.d += b;
+        s += q4_0_avx2(w + (size_t)b * 18, &t, 32);
+    }
+    return s;
+}
+
+static float AVX512 q4_1_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i ones = _mm512_set1_epi16(1);
+    float summs = 0;
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 20, *b1 = b0 + 20;
+        __m512i x = join256(nibbles_avx2(b0 + 4), nibbles_avx2(b1 + 4));
+        __m512i y = _mm512_loadu_si512((const void *)(a->qs + (size_t)b * 32));
+        __m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(_mm512_maddubs_epi16(x, y), ones));
+        acc = _mm512_fmadd_ps(scales2(f16_avx2(b0) * a->d[b], f16_avx2(b1) * a->d[b + 1]), p, acc);
+        summs += f16_avx2(b0 + 2) * a->s[b] + f16_avx2(b1 + 2) * a->s[b + 1];
+    }
+    float s = _mm512_reduce_add_ps(acc) + summs;
+    if (b < nb) {
+        sc_qrow t = *a;
+        t.qs += (size_t)b * 32;
+        t.d += b;
+        t.s += b;
+        s += q4_1_avx2(w + (size_t)b * 20, &t, 32);
+    }
+    return s;
+}
+
+static float AVX512 f32_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps((const void *)(w + 4 * (size_t)i)), _mm512_loadu_ps(a->f + i), acc);
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < n) {
+        sc_qrow t = *a;
+        t.f += i;
+        s += f32_avx2(w + 4 * (size_t)i, &t, n - i);
+    }
+    return s;
+}
+
+static float AVX512 f16_dot_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)i)));
+        acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(a->f + i), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < n) {
+        sc_qrow t = *a;
+        t.f += i;
+        s += f16_dot_avx2(w + 2 * (size_t)i, &t, n - i);
+    }
+    return s;
+}
+
+static float AVX512 bf16_dot_avx512(const uint8_t *w, const sc_qrow *a, int n) {
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)i)));
+        acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(h, 16)), _mm512_loadu_ps(a->f + i), acc);
+    }
+    float s = _mm512_reduce_add_ps(acc);
+    if (i < n) {
+        sc_qrow t = *a;
+        t.f += i;
+        s += bf16_dot_avx2(w + 2 * (size_t)i, &t, n - i);
+    }
+    return s;
+}
+
+sc_qdot_fn sc_qdot_avx2(int wtype) {
+    switch (wtype) {
+    case SC_GGML_F32: return f32_avx2;
+    case SC_GGML_F16: return f16_dot_avx2;
+    case SC_GGML_BF16: return bf16_dot_avx2;
+    case SC_GGML_Q8_0: return q8_0_avx2;
+    case SC_GGML_Q4_0: return q4_0_avx2;
+    case SC_GGML_Q4_1: return q4_1_avx2;
+    default: return NULL;
+    }
+}
+
+sc_qdot_fn sc_qdot_avx512(int wtype) {
+    switch (wtype) {
+    case SC_GGML_F32: return f32_avx512;
+    case SC_GGML_F16: return f16_dot_avx512;
+    case SC_GGML_BF16: return bf16_dot_avx512;
+    case SC_GGML_Q8_0: return q8_0_avx512;
+    case SC_GGML_Q4_0: return q4_0_avx512;
+    case SC_GGML_Q4_1: return q4_1_avx512;
+    default: return NULL;
+    }
+}
+
+#else
+sc_qdot_fn sc_qdot_avx2(int wtype) { (void)wtype; return NULL; }
+sc_qdot_fn sc_qdot_avx512(int wtype) { (void)wtype; return NULL; }
+#endif

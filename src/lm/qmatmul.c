@@ -1,0 +1,438 @@
+/* Quantised matrix products: activation quantisers, plain C dot products
+ * (the reference the SIMD kernels are tested against), run-time dispatch and
+ * the tiled, threaded matmul. Block layouts as ggml (ggml-common.h); the
+ * activation quantisers follow ggml's quantize_row_q8_{0,1,K}.
+ *
+ * Dimension letters: T tokens, IC input width, OC output rows, NB blocks. */
+#include "lm/qmatmul.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "lm/quant.h"
+#include "lm/safetensors.h" /* sc_f16_to_f32, sc_bf16_to_f32 */
+
+/* SIMD kernels (qdot_x86.c); NULL when not built for this target */
+sc_qdot_fn sc_qdot_avx2(int wtype);
+sc_qdot_fn sc_qdot_avx512(int wtype);
+
+/* ---- helpers ---- */
+
+static float h16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return sc_f16_to_f32(h);
+}
+
+/* float -> fp16 -> float, round to nearest even (as F16C and ggml do), so
+ * activation scales carry exactly the precision llama.cpp gives them. */
+static float round_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = x & 0x80000000u, ax = x & 0x7fffffffu;
+    uint16_t h;
+    if (ax >= 0x7f800000u) h = (uint16_t)(ax > 0x7f800000u ? 0x7e00 : 0x7c00);
+    else if (ax >= 0x477ff000u) h = 0x7c00; /* rounds to >= 65520: inf */
+    else if (ax < 0x38800000u) {             /* fp16 subnormal or zero */
+        float a;
+        memcpy(&a, &ax, 4);
+        h = (uint16_t)nearbyintf(a * 16777216.0f); /* units of 2^-24 */
+    } else {
+        uint32_t r = ax + 0x00000fffu + ((ax >> 13) & 1); /* RNE on the 13 dropped bits */
+        h = (uint16_t)((r - 0x38000000u) >> 13);
+    }
+    float out = sc_f16_to_f32((uint16_t)(h | (sign >> 16)));
+    return out;
+}
+
+int sc_qmatmul_supported(int type) {
+    switch (type) {
+    case SC_GGML_F32: case SC_GGML_F16: case SC_GGML_BF16: case SC_GGML_Q8_0: case SC_GGML_Q4_0:
+    case SC_GGML_Q4_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int sc_qtensor_from_gguf(sc_qtensor *w, const sc_gguf_tensor *t, const char *file, sc_error *err) {
+    if (!sc_qmatmul_supported(t->type))
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' has type %s, which semctr cannot multiply", file, t->name,
+                       sc_ggml_type_name(t->type));
+    if (t->ne[2] != 1 || t->ne[3] != 1 || t->ne[0] == 0 || t->ne[0] > (1u << 24) || t->ne[1] > (1u << 24))
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' is not a 2-D matrix of sane size", file, t->name);
+    int bs = sc_ggml_block_size(t->type);
+    if (t->ne[0] % (uint64_t)bs)
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s': %llu columns is not a multiple of the %s block size %d", file,
+                       t->name, (unsigned long long)t->ne[0], sc_ggml_type_name(t->type), bs);
+    w->type = t->type;
+    w->cols = (int)t->ne[0];
+    w->rows = (int)t->ne[1];
+    w->row_bytes = (size_t)(w->cols / bs) * (size_t)sc_ggml_type_size(t->type);
+    if ((uint64_t)w->row_bytes * (uint64_t)w->rows > t->nbytes)
+        return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' holds %llu bytes, fewer than its %d x %d %s elements need", file,
+                       t->name, (unsigned long long)t->nbytes, w->rows, w->cols, sc_ggml_type_name(t->type));
+    w->data = t->data;
+    return SC_OK;
+}
+
+void sc_qtensor_row(const sc_qtensor *w, int r, float *out) {
+    /* the type and size were checked when the tensor was wrapped */
+    sc_dequant(w->type, w->data + (size_t)r * w->row_bytes, out, (size_t)w->cols, NULL, NULL);
+}
+
+/* ---- activation quantisers ---- */
+
+int sc_qact_type(int wtype) {
+    switch (wtype) {
+    case SC_GGML_Q8_0: case SC_GGML_Q4_0: return SC_GGML_Q8_0;
+    case SC_GGML_Q4_1: return SC_GGML_Q8_1;
+    case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K: return SC_GGML_Q8_K;
+    default: return SC_GGML_F32;
+    }
+}
+
+size_t sc_qact_bytes(int atype, int n) {
+    switch (atype) {
+    case SC_GGML_Q8_0: case SC_GGML_Q8_1: return (size_t)(n / 32) * 8 + (size_t)n;
+    case SC_GGML_Q8_K: return (size_t)(n / 256) * (4 + 32) + (size_t)n;
+    default: return 0;
+    }
+}
+
+void sc_qact_quantize(int atype, const float *x, int n, void *buf, sc_qrow *row) {
+    memset(row, 0, sizeof *row);
+    if (atype == SC_GGML_F32) {
+        row->f = x;
+        return;
+    }
+    if (atype == SC_GGML_Q8_K) {
+        int nb = n / 256;
+        float *d = buf;
+        int16_t *bsums = (int16_t *)(d + nb);
+        int8_t *qs = (int8_t *)(bsums + nb * 16);
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + (size_t)b * 256;
+            int8_t *q = qs + (size_t)b * 256;
+            float amax = 0, mx = 0;
+            for (int j = 0; j < 256; j++) {
+                float ax = fabsf(xb[j]);
+                if (ax > amax) { amax = ax; mx = xb[j]; }
+            }
+            if (amax == 0) {
+                d[b] = 0;
+                memset(q, 0, 256);
+                memset(bsums + b * 16, 0, 32);
+                continue;
+            }
+            /* ggml quantize_row_q8_K_ref: the largest magnitude maps to -127 */
+            float iscale = -127.f / mx;
+            for (int j = 0; j < 256; j++) {
+                int v = (int)nearbyintf(iscale * xb[j]);
+                q[j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            }
+            for (int k = 0; k < 16; k++) {
+                int s = 0;
+                for (int j = 0; j < 16; j++) s += q[k * 16 + j];
+                bsums[b * 16 + k] = (int16_t)s;
+            }
+            d[b] = 1 / iscale;
+        }
+        row->d = d;
+        row->bsums = bsums;
+        row->qs = qs;
+        return;
+    }
+    /* Q8_0 / Q8_1: 32-blocks, scale amax/127 stored as fp16 (ggml's AVX2
+     * quantize_row_q8_{0,1}: multiply by 127/amax, round to nearest even) */
+    int nb = n / 32;
+    float *d = buf, *s = d + nb;
+    int8_t *qs = (int8_t *)(s + nb);
+    for (int b = 0; b < nb; b++) {
+        const float *xb = x + (size_t)b * 32;
+        int8_t *q = qs + (size_t)b * 32;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float id = amax != 0 ? 127.f / amax : 0.f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            q[j] = (int8_t)nearbyintf(xb[j] * id);
+            sum += q[j];
+        }
+        float db = amax / 127.f;
+        d[b] = round_f16(db);
+        s[b] = atype == SC_GGML_Q8_1 ? round_f16(db * (float)sum) : 0.f;
+    }
+    row->d = d;
+    row->s = s;
+    row->qs = qs;
+}
+
+/* ---- plain C dot products: integer sums per block, exact; the float
+ * combination per block as ggml's generic kernels ---- */
+
+static float dot_q8_0(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 34;
+        const int8_t *q = (const int8_t *)(blk + 2), *y = a->qs + (size_t)b * 32;
+        int s = 0;
+        for (int j = 0; j < 32; j++) s += q[j] * y[j];
+        sum += (float)s * (h16(blk) * a->d[b]);
+    }
+    return sum;
+}
+
+static float dot_q4_0(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 18, *q = blk + 2;
+        const int8_t *y = a->qs + (size_t)b * 32;
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += ((q[j] & 15) - 8) * y[j] + ((q[j] >> 4) - 8) * y[j + 16];
+        sum += (float)s * (h16(blk) * a->d[b]);
+    }
+    return sum;
+}
+
+static float dot_q4_1(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 20, *q = blk + 4;
+        const int8_t *y = a->qs + (size_t)b * 32;
+        int s = 0;
+        for (int j = 0; j < 16; j++) s += (q[j] & 15) * y[j] + (q[j] >> 4) * y[j + 16];
+        sum += (float)s * (h16(blk) * a->d[b]) + h16(blk + 2) * a->s[b];
+    }
+    return sum;
+}
+
+/* Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins:
+ * sum = d*dy*sum_j sc_j*(q.y)_j - dmin*dy*sum_j m_j*sum(y)_j */
+static float dot_q45_k(const uint8_t *w, const sc_qrow *a, int n, int five) {
+    float sum = 0;
+    size_t ts = five ? 176 : 144;
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4;
+        const uint8_t *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        const int8_t *y = a->qs + (size_t)b * 256;
+        const int16_t *bs = a->bsums + (size_t)b * 16;
+        int isum = 0, msum = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t s, m;
+            sc_q_scale_min_k4(j, sc, &s, &m);
+            const uint8_t *q = ql + (j / 2) * 32;
+            int shift = (j & 1) * 4, dot = 0;
+            for (int l = 0; l < 32; l++) {
+                int v = (q[l] >> shift) & 15;
+                if (five && (qh[l] >> j & 1)) v += 16;
+                dot += v * y[j * 32 + l];
+            }
+            isum += s * dot;
+            msum += m * (bs[2 * j] + bs[2 * j + 1]);
+        }
+        float dy = a->d[b];
+        sum += h16(blk) * dy * (float)isum - h16(blk + 2) * dy * (float)msum;
+    }
+    return sum;
+}
+
+static float dot_q4_k(const uint8_t *w, const sc_qrow *a, int n) { return dot_q45_k(w, a, n, 0); }
+static float dot_q5_k(const uint8_t *w, const sc_qrow *a, int n) { return dot_q45_k(w, a, n, 1); }
+
+/* Q6_K: {ql[128], qh[64], int8 scales[16], f16 d}; element e has scale e/16 */
+static float dot_q6_k(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * 210, *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(blk + 192), *y = a->qs + (size_t)b * 256;
+        int8_t v[256];
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *l0 = ql + h * 64, *h0 = qh + h * 32;
+            int8_t *o = v + h * 128;
+            for (int l = 0; l < 32; l++) {
+                o[l] = (int8_t)(((l0[l] & 15) | ((h0[l] & 3) << 4)) - 32);
+                o[l + 32] = (int8_t)(((l0[l + 32] & 15) | (((h0[l] >> 2) & 3) << 4)) - 32);
+                o[l + 64] = (int8_t)(((l0[l] >> 4) | (((h0[l] >> 4) & 3) << 4)) - 32);
+                o[l + 96] = (int8_t)(((l0[l + 32] >> 4) | (((h0[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        int isum = 0;
+        for (int k = 0; k < 16; k++) {
+            int dot = 0;
+            for (int l = 0; l < 16; l++) dot += v[k * 16 + l] * y[k * 16 + l];
+            isum += sc[k] * dot;
+        }
+        sum += h16(blk + 208) * a->d[b] * (float)isum;
+    }
+    return sum;
+}
+
+static float dot_f32(const uint8_t *w, const sc_qrow *a, int n) {
+    const float *x = a->f;
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, w + 4 * (size_t)i, 4);
+        sum += v * x[i];
+    }
+    return sum;
+}
+
+static float dot_f16(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) sum += h16(w + 2 * (size_t)i) * a->f[i];
+    return sum;
+}
+
+static float dot_bf16(const uint8_t *w, const sc_qrow *a, int n) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * (size_t)i, 2);
+        sum += sc_bf16_to_f32(h) * a->f[i];
+    }
+    return sum;
+}
+
+/* ---- dispatch ---- */
+
+int sc_isa_available(int isa) {
+    switch (isa) {
+    case SC_ISA_PLAIN: return 1;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    case SC_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case SC_ISA_AVX512:
+        return sc_isa_available(SC_ISA_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#endif
+    default: return 0;
+    }
+}
+
+const char *sc_isa_name(int isa) {
+    static const char *names[] = {"plain C", "AVX2", "AVX-512"};
+    return isa >= 0 && isa < SC_ISA_N ? names[isa] : "?";
+}
+
+sc_qdot_fn sc_qdot_get(int wtype, int isa) {
+    if (!sc_isa_available(isa)) return NULL;
+    if (isa == SC_ISA_AVX2) return sc_qdot_avx2(wtype);
+    if (isa == SC_ISA_AVX512) return sc_qdot_avx512(wtype);
+    switch (wtype) {
+    case SC_GGML_F32: return dot_f32;
+    case SC_GGML_F16: return dot_f16;
+    case SC_GGML_BF16: return dot_bf16;
+    case SC_GGML_Q8_0: return dot_q8_0;
+    case SC_GGML_Q4_0: return dot_q4_0;
+    case SC_GGML_Q4_1: return dot_q4_1;
+    case SC_GGML_Q4_K: return dot_q4_k;
+    case SC_GGML_Q5_K: return dot_q5_k;
+    case SC_GGML_Q6_K: return dot_q6_k;
+    default: return NULL;
+    }
+}
+
+sc_qdot_fn sc_qdot_best(int wtype) {
+    for (int isa = SC_ISA_N - 1; isa >= 0; isa--) {
+        sc_qdot_fn f = sc_qdot_get(wtype, isa);
+        if (f) return f;
+    }
+    return NULL;
+}
+
+/* ---- matmul ---- */
+
+enum { ROWS_T1 = 16, ROWS_INT = 16, ROWS_SGEMM = 64, TOK_INT = 64 };
+
+typedef struct mm_job {
+    int n, T, IC, mode, rows_per_task;
+    float *const *outs;
+    const sc_qtensor *const *ws;
+    const float *x;        /* [T, IC] float input (F32 weights, sgemm) */
+    const sc_qrow *act;    /* [T] quantised rows */
+    int task0[9];          /* first task of weight k; task0[n] = total */
+    sc_qdot_fn dot[8];
+    atomic_int failed;     /* scratch allocation failed in a task */
+} mm_job;
+
+static void mm_task(void *ctx, int task) {
+    mm_job *j = ctx;
+    int k = 0;
+    while (task >= j->task0[k + 1]) k++;
+    const sc_qtensor *w = j->ws[k];
+    int OC = w->rows, r0 = (task - j->task0[k]) * j->rows_per_task;
+    int r1 = r0 + j->rows_per_task < OC ? r0 + j->rows_per_task : OC;
+    float *out = j->outs[k];
+    if (j->mode == SC_QMM_SGEMM) {
+        /* decode the tile once, then one sgemm over all T rows */
+        int R = r1 - r0;
+        float *tile = sc_aligned_alloc((size_t)R * j->IC * sizeof(float));
+        if (!tile) {
+            j->failed = 1;
+            return;
+        }
+        sc_dequant(w->type, w->data + (size_t)r0 * w->row_bytes, tile, (size_t)R * j->IC, NULL, NULL);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, R, j->IC, 1.0f, j->x, j->IC, tile, j->IC, 0.0f,
+                    out + r0, OC);
+        sc_free(tile);
+        return;
+    }
+    sc_qdot_fn dot = j->dot[k];
+    /* tokens in chunks so the chunk's activation rows stay in L1/L2 while
+     * the tile's weight rows are reused from L1 */
+    for (int t0 = 0; t0 < j->T; t0 += TOK_INT) {
+        int t1 = t0 + TOK_INT < j->T ? t0 + TOK_INT : j->T;
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+            for (int t = t0; t < t1; t++) out[(size_t)t * OC + r] = dot(wr, &j->act[t], j->IC);
+        }
+    }
+}
+
+int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T, sc_pool *pool, int mode,
+               sc_error *err) {
+    if (n < 1 || n > 8) return sc_fail(err, SC_EINVAL, "sc_qmatmul: %d weights (1..8)", n);
+    int IC = ws[0]->cols, atype = sc_qact_type(ws[0]->type);
+    for (int k = 1; k < n; k++)
+        if (ws[k]->cols != IC || sc_qact_type(ws[k]->type) != atype) {
+            /* different shapes or activation types: one at a time */
+            for (int i = 0; i < n; i++) {
+                int rc = sc_qmatmul(1, outs + i, ws + i, x, T, pool, mode, err);
+                if (rc != SC_OK) return rc;
+            }
+            return SC_OK;
+        }
+    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT;
+    if (T == 1 && mode == SC_QMM_INT_SGEMM) mode = SC_QMM_INT;
+    if (mode == SC_QMM_INT_SGEMM) mode = SC_QMM_SGEMM;
+    mm_job j = {.n = n, .T = T, .IC = IC, .mode = mode, .outs = outs, .ws = ws, .x = x};
+    j.rows_per_task = T == 1 ? ROWS_T1 : mode == SC_QMM_SGEMM ? ROWS_SGEMM : ROWS_INT;
+    j.task0[0] = 0;
+    for (int k = 0; k < n; k++) {
+        j.task0[k + 1] = j.task0[k] + (ws[k]->rows + j.rows_per_task - 1) / j.rows_per_task;
+        j.dot[k] = sc_qdot_best(ws[k]->type);
+    }
+    uint8_t *buf = NULL;
+    sc_qrow *act = NULL;
+    if (mode == SC_QMM_INT) {
+        size_t rb = (sc_qact_bytes(atype, IC) + 63) & ~(size_t)63;
+        act = sc_malloc((size_t)T * sizeof *act);
+        buf = rb ? sc_aligned_alloc((size_t)T * rb) : NULL;
+        if (!act || (rb && !buf)) {
+            sc_free(act);
+            sc_free(buf);
+            return sc_fail(err, SC_ENOMEM, "out of memory quantising %d activation rows of %d", T, IC);
+        }
+        for (int t = 0; t < T; t++) sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf + (size_t)t * rb, &act[t]);
+        j.act = act;
+    }
+    sc_pool_run(pool, j.task0[n], mm_task, &j);
+    sc_free(act);
+    sc_free(buf);
+    if (j.failed) return sc_fail(err, SC_ENOMEM, "out of memory for a weight tile of %d x %d", j.rows_per_task, IC);
+    return SC_OK;
+}

@@ -1,0 +1,95 @@
+/* Matrix products with weights kept in their GGUF block type (no float copy):
+ * the weight rows point into the mmapped file, activations are quantised per
+ * row to 8 bits the way llama.cpp does it (Q8_0 for Q4_0/Q8_0 weights, Q8_1
+ * for Q4_1, Q8_K for the K-quants; float for F32/F16/BF16 weights), and the
+ * dot products run on the integer blocks: plain C everywhere, AVX2 and
+ * AVX-512 kernels (qdot_x86.c) chosen at run time by cpuid, so one binary
+ * runs on any x86-64 and uses what the CPU has.
+ *
+ * Dimension letters: T tokens (rows of x), IC input width (weight columns),
+ * OC output width (weight rows), NB blocks per row. */
+#ifndef SC_LM_QMATMUL_H
+#define SC_LM_QMATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/util.h"
+#include "lm/gguf.h"
+
+/* A weight matrix [rows, cols] in a ggml type, row-major, one row per
+ * output (ggml's ne[1] rows of ne[0] columns). data is not owned. */
+typedef struct sc_qtensor {
+    int type;            /* SC_GGML_* */
+    int rows, cols;      /* OC, IC */
+    size_t row_bytes;    /* cols / block size * bytes per block */
+    const uint8_t *data; /* rows * row_bytes bytes */
+} sc_qtensor;
+
+/* Instruction sets with their own kernels. */
+enum { SC_ISA_PLAIN = 0, SC_ISA_AVX2 = 1, SC_ISA_AVX512 = 2, SC_ISA_N = 3 };
+
+/* 1 when the running CPU (and the compiler) supports isa. */
+int sc_isa_available(int isa);
+const char *sc_isa_name(int isa);
+
+/* 1 when weights of type can be multiplied (F32 F16 BF16 Q8_0 Q4_0 Q4_1
+ * Q4_K Q5_K Q6_K). */
+int sc_qmatmul_supported(int type);
+
+/* Wrap GGUF tensor t, which must be 2-D [cols, rows] (ne[0] = cols) of a
+ * supported type; `file` names the file in messages. */
+int sc_qtensor_from_gguf(sc_qtensor *w, const sc_gguf_tensor *t, const char *file, sc_error *err);
+
+/* Dequantise row r (0 <= r < rows) into out[cols]. */
+void sc_qtensor_row(const sc_qtensor *w, int r, float *out);
+
+/* One activation row as the dot products read it. For Q8_0/Q8_1: d[NB]
+ * scales (fp16-rounded, as ggml stores them), s[NB] = d * sum(qs of the
+ * block) (Q8_1 only), qs[IC]. For Q8_K (256-blocks): d[NB], bsums[NB*16]
+ * (sums of 16 consecutive qs), qs[IC]. For F32: f[IC]. */
+typedef struct sc_qrow {
+    const int8_t *qs;
+    const float *d, *s;
+    const int16_t *bsums;
+    const float *f;
+} sc_qrow;
+
+/* The activation type weights of type wtype multiply with
+ * (SC_GGML_Q8_0, SC_GGML_Q8_1, SC_GGML_Q8_K or SC_GGML_F32). */
+int sc_qact_type(int wtype);
+/* Bytes one activation row of n elements takes (0 for F32: x is used as is). */
+size_t sc_qact_bytes(int atype, int n);
+/* Quantise x[n] into buf (sc_qact_bytes long, 4-byte aligned) and point row
+ * at it. n must be a multiple of the block size (32, or 256 for Q8_K). */
+void sc_qact_quantize(int atype, const float *x, int n, void *buf, sc_qrow *row);
+
+/* sum_i w[i] * a[i] over one weight row w (n = cols elements) and one
+ * activation row of the matching type. */
+typedef float (*sc_qdot_fn)(const uint8_t *w, const sc_qrow *a, int n);
+
+/* The kernel for weight type wtype on isa; NULL when the CPU lacks isa or
+ * that isa has no kernel of its own for the type. */
+sc_qdot_fn sc_qdot_get(int wtype, int isa);
+/* The fastest kernel the CPU runs for wtype (never NULL for a supported type). */
+sc_qdot_fn sc_qdot_best(int wtype);
+
+/* How products are computed. SC_QMM_INT: integer dot products on 8-bit
+ * quantised activations over tiles of weight rows x all T activation rows
+ * (each weight tile stays in L1 while the tokens stream past).
+ * SC_QMM_SGEMM: a tile of weight rows dequantised to float and multiplied
+ * by OpenBLAS sgemm with float activations, for every T: exactly
+ * "dequantise, then float GEMM" (the reference the tests compare against).
+ * SC_QMM_INT_SGEMM: integer for T = 1, sgemm for T > 1. SC_QMM_AUTO: the
+ * combination measured fastest (docs/llm.md, "Performance"). */
+enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3 };
+
+/* outs[k][T, ws[k]->rows] = x[T, IC] ws[k]^T for k < n: several weights that
+ * read the same input (Q/K/V, gate/up) in one parallel section. Every ws[k]
+ * has cols == IC. pool (may be NULL: one thread) runs the row tiles; mode is
+ * an SC_QMM_* value. SC_ENOMEM when scratch cannot be allocated. */
+int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T, sc_pool *pool,
+               int mode, sc_error *err);
+
+#endif

@@ -1,0 +1,275 @@
+/* lm: dot products on quantised blocks (lm/qmatmul.h).
+ *
+ * For every weight type, on random blocks and on rows of the real SmolLM2
+ * tensors, and for every instruction set the CPU has (plain C, AVX2,
+ * AVX-512):
+ *  1. SIMD == plain C within 1e-5 * S, S = sum_i |w_i * xq_i|: the integer
+ *     block sums are exact in both, only the float accumulation order
+ *     differs (and float kernels: FMA vs separate multiply-add).
+ *  2. plain C == the double-precision dot of the dequantised weight row and
+ *     the dequantised activation row, within 1e-5 * S (+ the fp16 rounding
+ *     of Q8_1's block sums s: 2^-11 * sum_b |m_b * s_b| for Q4_1).
+ *  3. plain C == the float dot of the dequantised weights with the
+ *     unquantised activations x within the activation quantisation bound
+ *     sum_i |w_i| * (d_b / 2 + 127 * d_b * 2^-11) + 1e-5 * S, d_b the block's
+ *     activation scale (half a step of rounding, plus the fp16 rounding of d).
+ * And sc_qmatmul (integer and sgemm paths, T = 1 and T > 1, 1 and 2 threads)
+ * equals the row-by-row dot products; bad tensors are rejected by name. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/util.h"
+#include "lm/gguf.h"
+#include "lm/qmatmul.h"
+#include "lm/quant.h"
+#include "lm/safetensors.h"
+#include "test_gguf_util.h"
+
+static const int TYPES[] = {SC_GGML_F32, SC_GGML_F16, SC_GGML_BF16, SC_GGML_Q8_0, SC_GGML_Q4_0,
+                            SC_GGML_Q4_1, SC_GGML_Q4_K, SC_GGML_Q5_K, SC_GGML_Q6_K};
+#define NTYPES (int)(sizeof TYPES / sizeof *TYPES)
+
+/* fp16 bits of a positive value around 2^e (mantissa random) */
+static uint16_t rand_f16(sc_rng *r, int e, int neg) {
+    return (uint16_t)((neg ? 0x8000 : 0) | ((uint16_t)(e + 15) << 10) | (uint16_t)sc_rng_below(r, 1024));
+}
+
+/* random but well-formed row of n elements of type: finite scales */
+static void random_row(int type, int n, uint8_t *w, sc_rng *r) {
+    int bs = sc_ggml_block_size(type), ts = sc_ggml_type_size(type);
+    for (int i = 0; i < n / bs * ts; i++) w[i] = (uint8_t)sc_rng_below(r, 256);
+    for (int b = 0; b < n / bs; b++) {
+        uint8_t *blk = w + (size_t)b * ts;
+        uint16_t h[2] = {rand_f16(r, -7, 0), rand_f16(r, -6, (int)sc_rng_below(r, 2))};
+        switch (type) {
+        case SC_GGML_F32: {
+            float v = sc_rng_normal(r);
+            memcpy(blk, &v, 4);
+            break;
+        }
+        case SC_GGML_F16: h[0] = rand_f16(r, (int)sc_rng_below(r, 4) - 2, (int)sc_rng_below(r, 2)); memcpy(blk, h, 2); break;
+        case SC_GGML_BF16: {
+            float v = sc_rng_normal(r);
+            uint32_t u;
+            memcpy(&u, &v, 4);
+            uint16_t hb = (uint16_t)(u >> 16);
+            memcpy(blk, &hb, 2);
+            break;
+        }
+        case SC_GGML_Q8_0: case SC_GGML_Q4_0: memcpy(blk, h, 2); break;
+        case SC_GGML_Q4_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: h[1] &= 0x7fff; memcpy(blk, h, 4); break;
+        case SC_GGML_Q6_K: memcpy(blk + 208, h, 2); break;
+        default: break;
+        }
+    }
+}
+
+/* the activation row's values as the dot products see them */
+static void dequant_act(int atype, const sc_qrow *a, int n, float *xq, float *dscale) {
+    int bs = atype == SC_GGML_Q8_K ? 256 : 32;
+    for (int i = 0; i < n; i++) {
+        if (atype == SC_GGML_F32) {
+            xq[i] = a->f[i];
+            dscale[i] = 0;
+        } else {
+            xq[i] = a->qs[i] * a->d[i / bs];
+            dscale[i] = a->d[i / bs];
+        }
+    }
+}
+
+/* checks 1-3 on one weight row w of type, activations x */
+static void check_row(int type, const uint8_t *w, const float *x, int n, const char *what) {
+    int atype = sc_qact_type(type);
+    uint8_t *buf = sc_aligned_alloc(sc_qact_bytes(atype, n) + 64);
+    float *wf = malloc((size_t)n * 4), *xq = malloc((size_t)n * 4), *ds = malloc((size_t)n * 4);
+    sc_qrow a;
+    sc_qact_quantize(atype, x, n, buf, &a);
+    sc_error e;
+    cr_assert_eq(sc_dequant(type, w, wf, (size_t)n, what, &e), SC_OK, "%s", e.msg);
+    dequant_act(atype, &a, n, xq, ds);
+    double exact = 0, S = 0, fdot = 0, qbound = 0;
+    for (int i = 0; i < n; i++) {
+        exact += (double)wf[i] * xq[i];
+        S += fabs((double)wf[i] * xq[i]);
+        fdot += (double)wf[i] * x[i];
+        qbound += fabs(wf[i]) * (fabs(ds[i]) / 2 + (atype == SC_GGML_Q8_K ? 0 : 127 * fabs(ds[i]) / 2048));
+    }
+    double tol_s = 1e-5 * S + 1e-30;
+    if (type == SC_GGML_Q4_1) { /* + a block's m * s, where s is fp16-rounded */
+        for (int b = 0; b < n / 32; b++) {
+            uint16_t mh;
+            memcpy(&mh, w + (size_t)b * 20 + 2, 2);
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += a.qs[b * 32 + j];
+            tol_s += fabs((double)sc_f16_to_f32(mh)) * fabs((double)a.d[b] * sum) / 2048;
+        }
+    }
+    float plain = sc_qdot_get(type, SC_ISA_PLAIN)(w, &a, n);
+    cr_assert(fabs(plain - exact) <= tol_s, "%s %s: plain %.9g vs dequantised %.9g (tol %.3g)", what,
+              sc_ggml_type_name(type), plain, exact, tol_s);
+    cr_assert(fabs(plain - fdot) <= qbound + tol_s, "%s %s: plain %.9g vs float %.9g beyond the quantisation bound %.3g",
+              what, sc_ggml_type_name(type), plain, fdot, qbound + tol_s);
+    for (int isa = 1; isa < SC_ISA_N; isa++) {
+        sc_qdot_fn f = sc_qdot_get(type, isa);
+        if (!f) continue;
+        float v = f(w, &a, n);
+        cr_assert(fabs(v - plain) <= 1e-5 * S + 1e-30, "%s %s: %s %.9g vs plain C %.9g", what, sc_ggml_type_name(type),
+                  sc_isa_name(isa), v, plain);
+    }
+    sc_free(buf);
+    free(wf);
+    free(xq);
+    free(ds);
+}
+
+Test(lm_qdot, random_blocks_every_type_and_isa) {
+    sc_rng r;
+    sc_rng_seed(&r, 42);
+    /* 96 = 3 blocks of 32 (an odd count: the AVX-512 kernels' tail), 512 = 2 K-blocks */
+    int sizes[] = {96, 256, 512, 1536};
+    for (int ti = 0; ti < NTYPES; ti++) {
+        int type = TYPES[ti];
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            int n = sizes[si];
+            if (n % sc_ggml_block_size(type)) continue;
+            uint8_t *w = malloc((size_t)n / sc_ggml_block_size(type) * sc_ggml_type_size(type));
+            float *x = malloc((size_t)n * 4);
+            for (int rep = 0; rep < 20; rep++) {
+                random_row(type, n, w, &r);
+                /* activations of mixed magnitude; every 7th rep has a zero block */
+                for (int i = 0; i < n; i++) x[i] = sc_rng_normal(&r) * (i % 64 < 32 ? 1.0f : 0.01f);
+                if (rep % 7 == 3) memset(x, 0, 256 * sizeof(float) < (size_t)n * 4 ? 256 * sizeof(float) : (size_t)n * 4);
+                check_row(type, w, x, n, "random");
+            }
+            free(w);
+            free(x);
+        }
+    }
+    int have = 0;
+    for (int isa = 0; isa < SC_ISA_N; isa++) have += sc_isa_available(isa);
+    fprintf(stderr, "qdot: %d instruction sets available (%s%s%s)\n", have, sc_isa_name(0),
+            sc_isa_available(1) ? ", AVX2" : "", sc_isa_available(2) ? ", AVX-512" : "");
+}
+
+Test(lm_qdot, real_smollm2_tensors, .timeout = 60) {
+    sc_gguf g;
+    sc_error e;
+    cr_assert_eq(sc_gguf_open(&g, ggt_model_path(), &e), SC_OK, "%s", e.msg);
+    const char *names[] = {"token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.29.ffn_down.weight",
+                           "blk.15.ffn_gate.weight"};
+    sc_rng r;
+    sc_rng_seed(&r, 7);
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        const sc_gguf_tensor *t = sc_gguf_tensor_find(&g, names[k]);
+        cr_assert(t, "%s missing", names[k]);
+        sc_qtensor w;
+        cr_assert_eq(sc_qtensor_from_gguf(&w, t, g.name, &e), SC_OK, "%s", e.msg);
+        float *x = malloc((size_t)w.cols * 4);
+        /* activations shaped like a real hidden state: a few large outliers */
+        for (int i = 0; i < w.cols; i++) x[i] = sc_rng_normal(&r) * (i % 97 == 5 ? 20.0f : 1.0f);
+        for (int row = 0; row < w.rows; row += w.rows / 40) check_row(w.type, w.data + (size_t)row * w.row_bytes, x, w.cols, names[k]);
+        free(x);
+    }
+    sc_gguf_close(&g);
+}
+
+/* sc_qmatmul against the per-row kernels and the float reference */
+Test(lm_qdot, qmatmul_paths_and_threads) {
+    sc_rng r;
+    sc_rng_seed(&r, 3);
+    int OC = 70, IC = 512; /* OC not a multiple of any tile */
+    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q6_K, SC_GGML_F16};
+    sc_pool *pool = sc_pool_new(2);
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        int type = types[ti];
+        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
+        uint8_t *wd = malloc(rb * OC);
+        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
+        sc_qtensor w = {type, OC, IC, rb, wd};
+        int T = 67;
+        float *x = malloc((size_t)T * IC * 4), *want = malloc((size_t)T * OC * 4), *got = malloc((size_t)T * OC * 4);
+        float *wf = malloc((size_t)OC * IC * 4);
+        for (int i = 0; i < T * IC; i++) x[i] = sc_rng_normal(&r);
+        for (int o = 0; o < OC; o++) sc_qtensor_row(&w, o, wf + (size_t)o * IC);
+        int atype = sc_qact_type(type);
+        uint8_t *buf = sc_aligned_alloc(sc_qact_bytes(atype, IC) + 64);
+        for (int t = 0; t < T; t++) {
+            sc_qrow a;
+            sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf, &a);
+            for (int o = 0; o < OC; o++) want[t * OC + o] = sc_qdot_best(type)(wd + o * rb, &a, IC);
+        }
+        sc_free(buf);
+        const sc_qtensor *ws[1] = {&w};
+        sc_error e;
+        for (int th = 0; th < 2; th++) {
+            sc_pool *p = th ? pool : NULL;
+            for (int Tn = 1; Tn <= T; Tn += T - 1) {
+                float *outs[1] = {got};
+                cr_assert_eq(sc_qmatmul(1, outs, ws, x, Tn, p, SC_QMM_INT, &e), SC_OK, "%s", e.msg);
+                for (int i = 0; i < Tn * OC; i++) cr_assert_eq(got[i], want[i], "%s T=%d int [%d]", sc_ggml_type_name(type), Tn, i);
+                cr_assert_eq(sc_qmatmul(1, outs, ws, x, Tn, p, SC_QMM_SGEMM, &e), SC_OK, "%s", e.msg);
+                for (int t = 0; t < Tn; t++)
+                    for (int o = 0; o < OC; o++) {
+                        double ref = 0, S = 0;
+                        for (int i = 0; i < IC; i++) {
+                            ref += (double)wf[o * IC + i] * x[t * IC + i];
+                            S += fabs((double)wf[o * IC + i] * x[t * IC + i]);
+                        }
+                        cr_assert(fabs(got[t * OC + o] - ref) <= 1e-5 * S, "%s T=%d sgemm [%d,%d]: %g vs %g",
+                                  sc_ggml_type_name(type), Tn, t, o, got[t * OC + o], ref);
+                    }
+            }
+        }
+        /* two weights sharing one input in one call */
+        float *got2 = malloc((size_t)T * OC * 4);
+        float *outs2[2] = {got, got2};
+        const sc_qtensor *ws2[2] = {&w, &w};
+        cr_assert_eq(sc_qmatmul(2, outs2, ws2, x, T, pool, SC_QMM_INT, &e), SC_OK);
+        cr_assert_eq(memcmp(got, want, (size_t)T * OC * 4), 0);
+        cr_assert_eq(memcmp(got2, want, (size_t)T * OC * 4), 0);
+        free(got2);
+        free(wd); free(x); free(want); free(got); free(wf);
+    }
+    sc_pool_free(pool);
+}
+
+static void count_task(void *ctx, int i) { __atomic_add_fetch(&((int *)ctx)[i], 1, __ATOMIC_RELAXED); }
+
+Test(lm_qdot, pool_runs_every_task_once) {
+    for (int nt = 1; nt <= 3; nt++) {
+        sc_pool *p = sc_pool_new(nt);
+        cr_assert(p);
+        cr_assert_eq(sc_pool_threads(p), nt);
+        for (int rep = 0; rep < 200; rep++) {
+            int n = rep % 37, hits[37] = {0};
+            sc_pool_run(p, n, count_task, hits);
+            for (int i = 0; i < n; i++) cr_assert_eq(hits[i], 1, "threads %d job %d task %d ran %d times", nt, rep, i, hits[i]);
+        }
+        sc_pool_free(p);
+    }
+}
+
+Test(lm_qdot, rejects_bad_tensors) {
+    static uint8_t data[4096];
+    sc_gguf_tensor t = {.name = "blk.3.attn_q.weight", .ndim = 2, .ne = {100, 4, 1, 1}, .type = SC_GGML_Q4_1,
+                        .nbytes = sizeof data, .data = data};
+    sc_qtensor w;
+    sc_error e;
+    cr_assert_eq(sc_qtensor_from_gguf(&w, &t, "m.gguf", &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "blk.3.attn_q.weight") && strstr(e.msg, "block size") && strstr(e.msg, "m.gguf"), "%s", e.msg);
+    t.type = SC_GGML_Q2_K;
+    t.ne[0] = 256;
+    cr_assert_eq(sc_qtensor_from_gguf(&w, &t, "m.gguf", &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "Q2_K"), "%s", e.msg);
+    t.type = SC_GGML_Q8_0;
+    t.ne[1] = 1000; /* more rows than bytes */
+    cr_assert_eq(sc_qtensor_from_gguf(&w, &t, "m.gguf", &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "bytes"), "%s", e.msg);
+    t.ne[1] = 4;
+    cr_assert_eq(sc_qtensor_from_gguf(&w, &t, "m.gguf", &e), SC_OK, "%s", e.msg);
+    cr_assert(w.rows == 4 && w.cols == 256 && w.row_bytes == 8 * 34);
+}
