@@ -15,11 +15,17 @@
 #include "test_gguf_util.h"
 
 /* llama.cpp running the Q4_1 file quantises activations to 8 bits for its
- * Q4_1/Q8_0 dot products; semctr multiplies float activations by dequantised
- * float weights, so logits differ by that rounding (measured max |diff| 0.71
- * on logits spanning about 30). Against llama.cpp running an F32 copy of the
- * same weights (F32 KV cache) the forward passes agree to 2e-5 (measured). */
+ * Q4_1/Q8_0 dot products and keeps an F16 KV cache. semctr does the same
+ * integer products for one token at a time, but runs a prompt through float
+ * tiles (faster: docs/llm.md, "Performance"), and its cache is F32, so last-
+ * token logits differ by rounding noise that 30 layers amplify: measured max
+ * |diff| 0.77, mean 0.19 on logits spanning about 30 (the all-integer path:
+ * 0.90 / 0.19; all-float: 0.71 / 0.15). 8-bit rounding flips from tiny float
+ * differences decorrelate the two noises, so matching the quantiser does not
+ * tighten this. Against llama.cpp running an F32 copy of the same weights
+ * (F32 KV cache) the dequantise-then-float path agrees to 2.5e-5 (measured). */
 #define LOGIT_TOL_Q4 1.0f
+#define LOGIT_MEAN_TOL_Q4 0.25f
 #define LOGIT_TOL_F32 1e-3f
 
 /* One prompt under AddressSanitizer keeps the sanitizer run short. */
@@ -162,6 +168,8 @@ static void check_logits(const char *fixture, float tol, int qmm_mode) {
     fprintf(stderr, "%s: %d prompts, max |diff| vs llama.cpp %.6f, mean %.6f\n", fixture, prompts, worst,
             n_diff ? sum_diff / n_diff : 0.0);
     cr_assert_geq(prompts, 1);
+    if (tol >= LOGIT_TOL_Q4)
+        cr_assert_leq(sum_diff / n_diff, LOGIT_MEAN_TOL_Q4, "%s: mean |diff| %f", fixture, sum_diff / n_diff);
     free(lg);
     sc_llama_free(m);
 }
@@ -181,14 +189,23 @@ Test(gguf_llama, kv_cache_equals_batch, .timeout = 60) {
     int32_t toks[6] = {504, 2365, 3290, 314, 253, 1345};
     float *hb = malloc(6 * (size_t)C * 4), *h1 = malloc((size_t)C * 4), *lb = malloc((size_t)V * 4), *l1 = malloc((size_t)V * 4);
     sc_error e;
-    cr_assert_eq(sc_llama_forward(m, toks, 6, lb, hb, &e), SC_OK, "%s", e.msg);
-    sc_llama_reset(m);
-    for (int t = 0; t < 6; t++) {
-        cr_assert_eq(sc_llama_forward(m, toks + t, 1, l1, h1, &e), SC_OK, "%s", e.msg);
-        for (int i = 0; i < C; i++)
-            cr_assert(fabsf(h1[i] - hb[(size_t)t * C + i]) < 1e-3f, "token %d dim %d: %f vs %f", t, i, h1[i], hb[(size_t)t * C + i]);
+    /* per matmul path: the default mixes them (8-bit activations for one
+     * token, float tiles for a batch), which differ by quantisation noise */
+    int modes[2] = {SC_QMM_INT, SC_QMM_SGEMM};
+    for (int mi = 0; mi < 2; mi++) {
+        m->qmm_mode = modes[mi];
+        sc_llama_reset(m);
+        cr_assert_eq(sc_llama_forward(m, toks, 6, lb, hb, &e), SC_OK, "%s", e.msg);
+        sc_llama_reset(m);
+        for (int t = 0; t < 6; t++) {
+            cr_assert_eq(sc_llama_forward(m, toks + t, 1, l1, h1, &e), SC_OK, "%s", e.msg);
+            for (int i = 0; i < C; i++)
+                cr_assert(fabsf(h1[i] - hb[(size_t)t * C + i]) < 1e-3f, "mode %d token %d dim %d: %f vs %f", modes[mi], t, i,
+                          h1[i], hb[(size_t)t * C + i]);
+        }
+        for (int v = 0; v < V; v += 7) cr_assert(fabsf(l1[v] - lb[v]) < 1e-2f);
     }
-    for (int v = 0; v < V; v += 7) cr_assert(fabsf(l1[v] - lb[v]) < 1e-2f);
+    m->qmm_mode = SC_QMM_AUTO;
     int32_t bad = V;
     cr_assert_eq(sc_llama_forward(m, &bad, 1, l1, NULL, &e), SC_EINVAL);
     cr_assert(strstr(e.msg, "vocabulary"), "%s", e.msg);

@@ -169,21 +169,40 @@ struct sc_pool {
     pthread_t th[64];
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    /* the current job: published under mu, tasks claimed through next */
+    /* The current job. state packs (generation << 32 | next task): a thread
+     * claims a task by compare-and-swap, so a worker that wakes late for an
+     * old generation claims nothing, and the caller never waits for a worker
+     * that did not start: it runs the tasks left itself. fn/ctx/n_tasks are
+     * written before the generation is published and stay fixed until every
+     * task of that generation has finished. */
     sc_task_fn fn;
     void *ctx;
-    int n_tasks;
-    atomic_int next, active; /* next task; workers still inside the job */
-    atomic_uint gen;         /* bumped per job; workers run each gen once */
+    atomic_int n_tasks, n_done;
+    atomic_ullong state;
     int quit;
 };
 
-static void pool_drain(sc_pool *p) {
+/* claim and run tasks of generation gen; returns when none is left */
+static void pool_drain(sc_pool *p, unsigned gen) {
     for (;;) {
-        int i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->n_tasks) break;
+        unsigned long long s = atomic_load_explicit(&p->state, memory_order_acquire);
+        if ((unsigned)(s >> 32) != gen) return;
+        int i = (int)(s & 0xffffffffu);
+        if (i >= atomic_load_explicit(&p->n_tasks, memory_order_acquire)) return;
+        if (!atomic_compare_exchange_weak(&p->state, &s, s + 1)) continue;
         p->fn(p->ctx, i);
+        if (atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel) + 1 == p->n_tasks) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
+}
+
+static void pool_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
 }
 
 static void *pool_worker(void *arg) {
@@ -191,26 +210,17 @@ static void *pool_worker(void *arg) {
     unsigned seen = 0;
     for (;;) {
         /* spin a few microseconds: the next job usually follows at once */
-        for (int k = 0; k < 20000 && atomic_load_explicit(&p->gen, memory_order_acquire) == seen; k++)
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#else
-            ;
-#endif
+        for (int k = 0; k < 20000 && (unsigned)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32) == seen; k++)
+            pool_pause();
         pthread_mutex_lock(&p->mu);
-        while (!p->quit && atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->mu);
+        while (!p->quit && (unsigned)(atomic_load(&p->state) >> 32) == seen) pthread_cond_wait(&p->wake, &p->mu);
         if (p->quit) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        seen = atomic_load(&p->gen);
+        seen = (unsigned)(atomic_load(&p->state) >> 32);
         pthread_mutex_unlock(&p->mu);
-        pool_drain(p);
-        if (atomic_fetch_sub(&p->active, 1) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        pool_drain(p, seen);
     }
 }
 
@@ -238,22 +248,17 @@ void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->next, 0);
-    atomic_store(&p->active, p->started);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store(&p->n_tasks, n_tasks);
+    atomic_store(&p->n_done, 0);
+    unsigned gen = (unsigned)(atomic_load(&p->state) >> 32) + 1;
+    atomic_store_explicit(&p->state, (unsigned long long)gen << 32, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    pool_drain(p);
-    /* wait for the workers: spin first, then sleep */
-    for (int k = 0; k < 20000 && atomic_load(&p->active) > 0; k++)
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        ;
-#endif
+    pool_drain(p, gen);
+    /* tasks claimed by workers may still run: spin, then sleep */
+    for (int k = 0; k < 20000 && atomic_load(&p->n_done) < n_tasks; k++) pool_pause();
     pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 

