@@ -13,6 +13,7 @@
 
 #include "lm/gguf.h"
 #include "lm/qmatmul.h"
+#include "lm/quant.h" /* sc_q_scale_min_k4 */
 
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
@@ -131,6 +132,85 @@ static float AVX2 bf16_dot_avx2(const uint8_t *w, const sc_qrow *a, int n) {
         s += v * a->f[i];
     }
     return s;
+}
+
+/* ---- K-quants (256-blocks) against Q8_K activations ---- */
+
+
+/* Q4_K / Q5_K: per pair of 32-element sub-blocks, unsigned 4/5-bit values
+ * x int8 through maddubs, weighted by the sub-block's 6-bit scale in madd;
+ * the mins times the activation block sums are scalar. */
+static float AVX2 q45_k_avx2(const uint8_t *w, const sc_qrow *a, int n, int five) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    size_t ts = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        const int8_t *y = a->qs + (size_t)b * 256;
+        const int16_t *bs = a->bsums + (size_t)b * 16;
+        uint8_t s[8], m[8];
+        int msum = 0;
+        for (int j = 0; j < 8; j++) {
+            sc_q_scale_min_k4(j, sc, &s[j], &m[j]);
+            msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        }
+        __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            }
+            __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
+            __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(s[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(s[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float dy = a->d[b];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * dy), _mm256_cvtepi32_ps(sumi), acc);
+        mins += f16_avx2(blk + 2) * dy * (float)msum;
+    }
+    return hsum256(acc) - mins;
+}
+
+static float AVX2 q4_k_avx2(const uint8_t *w, const sc_qrow *a, int n) { return q45_k_avx2(w, a, n, 0); }
+static float AVX2 q5_k_avx2(const uint8_t *w, const sc_qrow *a, int n) { return q45_k_avx2(w, a, n, 1); }
+
+/* Q6_K: 6-bit values 0..63 x int8 through maddubs, minus 32 x sum(y);
+ * int8 scales per 16 elements in madd */
+static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * 210;
+        const int8_t *sc = (const int8_t *)(blk + 192), *y = a->qs + (size_t)b * 256;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+            __m256i qa = _mm256_loadu_si256((const __m256i *)ql), qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i v[4];
+            v[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            v[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                int e = 128 * h + 32 * k; /* first element; scales e/16 and e/16 + 1 */
+                __m256i yk = _mm256_loadu_si256((const __m256i *)(y + e));
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yk), _mm256_maddubs_epi16(c32, yk));
+                __m256i scl = _mm256_set_m128i(_mm_set1_epi16(sc[e / 16 + 1]), _mm_set1_epi16(sc[e / 16]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk + 208) * a->d[b]), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum256(acc);
 }
 
 /* ---- AVX-512: two 32-blocks per 512-bit register ---- */
@@ -267,6 +347,9 @@ sc_qdot_fn sc_qdot_avx2(int wtype) {
     case SC_GGML_Q8_0: return q8_0_avx2;
     case SC_GGML_Q4_0: return q4_0_avx2;
     case SC_GGML_Q4_1: return q4_1_avx2;
+    case SC_GGML_Q4_K: return q4_k_avx2;
+    case SC_GGML_Q5_K: return q5_k_avx2;
+    case SC_GGML_Q6_K: return q6_k_avx2;
     default: return NULL;
     }
 }

@@ -15,6 +15,11 @@ int sc_textvec_open(sc_textvec *t, const char *path, int n_threads, sc_error *er
         /* 512 positions: texts for CTR are short; longer ones are cut (sc_llama_embed) */
         int rc = sc_llama_load(&t->llm, path, 512, err);
         if (rc) return rc;
+        if (n_threads > 0 && (rc = sc_llama_set_threads(t->llm, n_threads, err))) {
+            sc_llama_free(t->llm);
+            t->llm = NULL;
+            return rc;
+        }
         t->dim = t->llm->cfg.dim;
         const char *base = strrchr(path, '/');
         snprintf(t->name, sizeof t->name, "%s", base && base[1] ? base + 1 : path);
