@@ -273,3 +273,22 @@ Test(lm_qdot, rejects_bad_tensors) {
     cr_assert_eq(sc_qtensor_from_gguf(&w, &t, "m.gguf", &e), SC_OK, "%s", e.msg);
     cr_assert(w.rows == 4 && w.cols == 256 && w.row_bytes == 8 * 34);
 }
+
+/* the SIMD tile dequantisers of the sgemm path are bit-equal to sc_dequant */
+Test(lm_qdot, tile_dequant_equals_sc_dequant) {
+    sc_rng r;
+    sc_rng_seed(&r, 11);
+    for (int ti = 0; ti < NTYPES; ti++) {
+        int type = TYPES[ti], IC = 512, OC = 5;
+        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
+        uint8_t *wd = malloc(rb * OC);
+        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
+        sc_qtensor w = {type, OC, IC, rb, wd};
+        float *a = malloc((size_t)OC * IC * 4), *b = malloc((size_t)OC * IC * 4);
+        sc_error e;
+        cr_assert_eq(sc_dequant(type, wd + rb, a, (size_t)(OC - 1) * IC, "t", &e), SC_OK);
+        sc_qtensor_dequant_rows(&w, 1, OC - 1, b);
+        cr_assert_eq(memcmp(a, b, (size_t)(OC - 1) * IC * 4), 0, "%s", sc_ggml_type_name(type));
+        free(wd); free(a); free(b);
+    }
+}

@@ -182,6 +182,11 @@ struct sc_pool {
     int quit;
 };
 
+/* pause instructions a waiting thread spins before sleeping: about 0.1 ms,
+ * longer than the gap between a decoder's parallel sections, short enough
+ * not to steal much from other processes on an oversubscribed machine */
+enum { SPIN = 2000 };
+
 /* claim and run tasks of generation gen; returns when none is left */
 static void pool_drain(sc_pool *p, unsigned gen) {
     for (;;) {
@@ -209,8 +214,8 @@ static void *pool_worker(void *arg) {
     sc_pool *p = arg;
     unsigned seen = 0;
     for (;;) {
-        /* spin a few microseconds: the next job usually follows at once */
-        for (int k = 0; k < 20000 && (unsigned)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32) == seen; k++)
+        /* spin first: the next job usually follows at once */
+        for (int k = 0; k < SPIN && (unsigned)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32) == seen; k++)
             pool_pause();
         pthread_mutex_lock(&p->mu);
         while (!p->quit && (unsigned)(atomic_load(&p->state) >> 32) == seen) pthread_cond_wait(&p->wake, &p->mu);
@@ -256,7 +261,7 @@ void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
     pool_drain(p, gen);
     /* tasks claimed by workers may still run: spin, then sleep */
-    for (int k = 0; k < 20000 && atomic_load(&p->n_done) < n_tasks; k++) pool_pause();
+    for (int k = 0; k < SPIN && atomic_load(&p->n_done) < n_tasks; k++) pool_pause();
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->n_done) < n_tasks) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);

@@ -213,6 +213,56 @@ static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
     return hsum256(acc);
 }
 
+/* ---- dequantisation of weight tiles for the sgemm path: the same
+ * arithmetic as sc_dequant (multiply, then add; no FMA), so bit-equal ---- */
+
+static inline void AVX2 store_u8x32(__m256i v, float d, float m, float *y, int sub8) {
+    __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; k++) {
+        __m256i i32 = _mm256_cvtepu8_epi32(parts[k]);
+        if (sub8) i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(8));
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(i32), dv);
+        _mm256_storeu_ps(y + 8 * k, sub8 ? f : _mm256_add_ps(f, mv));
+    }
+}
+
+static void AVX2 dq_q4_1_avx2(const uint8_t *src, float *dst, size_t nb) {
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * 20;
+        store_u8x32(nibbles_avx2(blk + 4), f16_avx2(blk), f16_avx2(blk + 2), dst + 32 * b, 0);
+    }
+}
+
+static void AVX2 dq_q4_0_avx2(const uint8_t *src, float *dst, size_t nb) {
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * 18;
+        store_u8x32(nibbles_avx2(blk + 2), f16_avx2(blk), 0, dst + 32 * b, 1);
+    }
+}
+
+static void AVX2 dq_q8_0_avx2(const uint8_t *src, float *dst, size_t nb) {
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * 34;
+        __m256 dv = _mm256_set1_ps(f16_avx2(blk));
+        for (int k = 0; k < 4; k++) {
+            __m256i i32 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k)));
+            _mm256_storeu_ps(dst + 32 * b + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(i32), dv));
+        }
+    }
+}
+
+sc_dequant_fn sc_dequant_avx2(int wtype);
+sc_dequant_fn sc_dequant_avx2(int wtype) {
+    switch (wtype) {
+    case SC_GGML_Q4_1: return dq_q4_1_avx2;
+    case SC_GGML_Q4_0: return dq_q4_0_avx2;
+    case SC_GGML_Q8_0: return dq_q8_0_avx2;
+    default: return NULL;
+    }
+}
+
 /* ---- AVX-512: two 32-blocks per 512-bit register ---- */
 
 static inline __m512i AVX512 join256(__m256i lo, __m256i hi) {
@@ -367,6 +417,8 @@ sc_qdot_fn sc_qdot_avx512(int wtype) {
 }
 
 #else
+sc_dequant_fn sc_dequant_avx2(int wtype);
+sc_dequant_fn sc_dequant_avx2(int wtype) { (void)wtype; return NULL; }
 sc_qdot_fn sc_qdot_avx2(int wtype) { (void)wtype; return NULL; }
 sc_qdot_fn sc_qdot_avx512(int wtype) { (void)wtype; return NULL; }
 #endif

@@ -18,6 +18,7 @@
 /* SIMD kernels (qdot_x86.c); NULL when not built for this target */
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
+sc_dequant_fn sc_dequant_avx2(int wtype);
 
 /* ---- helpers ---- */
 
@@ -300,17 +301,36 @@ static float dot_bf16(const uint8_t *w, const sc_qrow *a, int n) {
 
 /* ---- dispatch ---- */
 
-int sc_isa_available(int isa) {
-    switch (isa) {
-    case SC_ISA_PLAIN: return 1;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    case SC_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    case SC_ISA_AVX512:
-        return sc_isa_available(SC_ISA_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#include <cpuid.h>
+
+/* bit ISA set when the CPU has the instructions and the OS saves their
+ * registers (XGETBV); cpuid directly, because clang 14's
+ * __builtin_cpu_supports does not know "f16c" */
+static int detect_isas(void) {
+    unsigned a, b, c, d;
+    int isas = 1 << SC_ISA_PLAIN;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return isas;
+    int fma = c >> 12 & 1, osxsave = c >> 27 & 1, avx = c >> 28 & 1, f16c = c >> 29 & 1;
+    if (!osxsave || !avx) return isas;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 6) != 6) return isas; /* SSE and AVX state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return isas;
+    int avx2 = b >> 5 & 1, avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1;
+    if (avx2 && fma && f16c) isas |= 1 << SC_ISA_AVX2;
+    if ((isas & 1 << SC_ISA_AVX2) && avx512f && avx512bw && (xlo & 0xe0) == 0xe0) isas |= 1 << SC_ISA_AVX512;
+    return isas;
+}
+#else
+static int detect_isas(void) { return 1 << SC_ISA_PLAIN; }
 #endif
-    default: return 0;
-    }
+
+int sc_isa_available(int isa) {
+    static atomic_int cached = -1; /* cpuid traps in some VMs: ask once */
+    int isas = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (isas < 0) atomic_store_explicit(&cached, isas = detect_isas(), memory_order_relaxed);
+    return isa >= 0 && isa < SC_ISA_N && (isas >> isa & 1);
 }
 
 const char *sc_isa_name(int isa) {
@@ -344,6 +364,14 @@ sc_qdot_fn sc_qdot_best(int wtype) {
     return NULL;
 }
 
+void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out) {
+    const uint8_t *src = w->data + (size_t)r0 * w->row_bytes;
+    size_t n = (size_t)n_rows * w->cols;
+    sc_dequant_fn f = sc_isa_available(SC_ISA_AVX2) ? sc_dequant_avx2(w->type) : NULL;
+    if (f) f(src, out, n / (size_t)sc_ggml_block_size(w->type));
+    else sc_dequant(w->type, src, out, n, NULL, NULL);
+}
+
 /* ---- matmul ---- */
 
 enum { ROWS_T1 = 16, ROWS_INT = 16, ROWS_SGEMM = 64, TOK_INT = 64 };
@@ -375,7 +403,7 @@ static void mm_task(void *ctx, int task) {
             j->failed = 1;
             return;
         }
-        sc_dequant(w->type, w->data + (size_t)r0 * w->row_bytes, tile, (size_t)R * j->IC, NULL, NULL);
+        sc_qtensor_dequant_rows(w, r0, R, tile);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, R, j->IC, 1.0f, j->x, j->IC, tile, j->IC, 0.0f,
                     out + r0, OC);
         sc_free(tile);

@@ -75,6 +75,11 @@ sc_qdot_fn sc_qdot_get(int wtype, int isa);
 /* The fastest kernel the CPU runs for wtype (never NULL for a supported type). */
 sc_qdot_fn sc_qdot_best(int wtype);
 
+/* Dequantise nb blocks of a type from src into dst (the fastest kernel the
+ * CPU has; bit-equal to sc_dequant). */
+typedef void (*sc_dequant_fn)(const uint8_t *src, float *dst, size_t nb);
+void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out);
+
 /* How products are computed. SC_QMM_INT: integer dot products on 8-bit
  * quantised activations over tiles of weight rows x all T activation rows
  * (each weight tile stays in L1 while the tokens stream past).
