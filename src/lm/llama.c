@@ -119,7 +119,7 @@ static void attention_gemm(float *out, const float *q, const float *kc, const fl
     }
 }
 
-/* one head per task, each with its own scratch att [QB, max_ctx] */
+/* one head per task, each with its own scratch att [min(T, QB), max_ctx] */
 typedef struct attn_job {
     float *out, *att;
     const float *q, *kc, *vc;
@@ -128,7 +128,7 @@ typedef struct attn_job {
 
 static void attention_task(void *ctx, int h) {
     attn_job *j = ctx;
-    float *att = j->att + (size_t)h * ATT_QB * j->max_ctx;
+    float *att = j->att + (size_t)h * (j->T < ATT_QB ? j->T : ATT_QB) * j->max_ctx;
     if (j->T == 1)
         attention_forward(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, h, h + 1);
     else
@@ -330,7 +330,7 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
     float *x = sc_malloc(TC * sizeof(float)), *xn = sc_malloc(TC * sizeof(float));
     float *q = sc_malloc(TC * sizeof(float)), *ao = sc_malloc(TC * sizeof(float));
     float *g = sc_malloc((size_t)T * F * sizeof(float)), *u = sc_malloc((size_t)T * F * sizeof(float));
-    float *att = sc_malloc((size_t)NH * ATT_QB * m->max_ctx * sizeof(float));
+    float *att = sc_malloc((size_t)NH * (T < ATT_QB ? T : ATT_QB) * m->max_ctx * sizeof(float));
     int rc = SC_OK;
     if (!x || !xn || !q || !ao || !g || !u || !att) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for activations of %d tokens", T);
