@@ -129,8 +129,10 @@ int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
         if (sc_tok_map_put(&t->vocab, s, (size_t)n, i, 0)) goto oom;
         int32_t tt = 1;
         if (ty) memcpy(&tt, ty->arr + 4 * (size_t)i, 4);
+        if (sc_tok_forced_control(t->tokens[i])) tt |= SC_TOK_FORCED_CONTROL;
         t->types[i] = tt;
-        if ((tt == 2 || tt == 3 || tt == 4) && n > 0) t->special[t->n_special++] = i;
+        if (((tt & 0xff) == 2 || (tt & 0xff) == 3 || (tt & 0xff) == 4 || (tt & SC_TOK_FORCED_CONTROL)) && n > 0)
+            t->special[t->n_special++] = i;
     }
     t->n_merges = (int)mk->arr_n;
     for (int i = 0; i < t->n_merges; i++) {
@@ -353,10 +355,10 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
 
 int sc_bpe_piece(const sc_bpe *t, int32_t id, char *buf, size_t cap) {
     if (id < 0 || id >= t->n_vocab) return -1;
-    if (t->types[id] == 3) return 0;
+    if ((t->types[id] & 0xff) == 3) return 0;
     const uint8_t *s = (const uint8_t *)t->tokens[id];
     size_t n = 0;
-    if (t->types[id] == 4) { /* user-defined tokens are stored as plain text */
+    if ((t->types[id] & 0xff) == 4) { /* user-defined tokens are stored as plain text */
         size_t l = strlen((const char *)s);
         if (l > cap) l = cap;
         memcpy(buf, s, l);

@@ -6,6 +6,29 @@
 
 #include "base/alloc.h"
 
+const char *const sc_tok_eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+    "<eos>", "<turn|>", "<|tool_response>", "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", "[e~[", NULL};
+
+int sc_tok_forced_control(const char *text) {
+    /* the fill-in-the-middle markers of llama.cpp's list (the EOG texts come after) */
+    static const char *const fim[] = {
+        "<MID>", "<PAD>", "<PRE>", "<REPO>", "<SUF>", "<fim-middle>", "<fim-pad>", "<fim-prefix>", "<fim-repo>",
+        "<fim-suffix>", "<fim_middle>", "<fim_pad>", "<fim_prefix>", "<fim_suffix>", "<reponame>", "<|code_middle|>",
+        "<|code_prefix|>", "<|code_suffix|>", "<|file_sep|>", "<|fim_middle|>", "<|fim_pad|>", "<|fim_prefix|>",
+        "<|fim_repo|>", "<|fim_suffix|>", "<|middle|>", "<|prefix|>", "<|repo_name|>", "<|suffix|>",
+        "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
+        "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>", "[PAD]", "\xE2\x96\x81<MID>", "\xE2\x96\x81<PRE>",
+        "\xE2\x96\x81<SUF>", NULL};
+    if (text[0] != '<' && text[0] != '[' && text[0] != '_' && text[0] != '\xE2') return 0; /* fast path */
+    for (int i = 0; sc_tok_eog_texts[i]; i++)
+        if (!strcmp(text, sc_tok_eog_texts[i])) return 1;
+    for (int i = 0; fim[i]; i++)
+        if (!strcmp(text, fim[i])) return 1;
+    return 0;
+}
+
 int sc_tok_map_put(sc_strmap *m, const char *key, size_t n, int32_t id, int replace) {
     int ins;
     int64_t i = sc_strmap_insert(m, key, n, id, &ins);
@@ -82,7 +105,8 @@ int sc_tok_partition(const char *text, size_t len, const char *const *tokens, co
     int rc = fv_push(&cur, 0, len, -1);
     for (int k = 0; k < n_special && !rc; k++) {
         int32_t id = special[k];
-        if (!parse_special && (types[id] == 3 || types[id] == 2)) continue;
+        if (!parse_special && ((types[id] & 0xff) == 3 || (types[id] & 0xff) == 2 || (types[id] & SC_TOK_FORCED_CONTROL)))
+            continue;
         const char *tok = tokens[id];
         size_t tl = strlen(tok);
         if (!tl) continue;

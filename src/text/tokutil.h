@@ -39,7 +39,8 @@ typedef struct sc_tok_frag {
 /* llama.cpp's tokenizer_st_partition: each special token in turn, longest
  * first (`special` must be sorted so), splits every raw fragment at its
  * non-overlapping occurrences, left to right. Tokens of type 3 (control) and
- * 2 (unknown) take part only when parse_special; 4 (user-defined) always.
+ * 2 (unknown), or with SC_TOK_FORCED_CONTROL, take part only when
+ * parse_special; 4 (user-defined) always.
  * tokens[id] is the token text, types[id] its tokenizer.ggml.token_type.
  * *out is sc_malloc'ed; 0, or -1 out of memory. */
 int sc_tok_partition(const char *text, size_t len, const char *const *tokens, const int32_t *types,
@@ -48,6 +49,20 @@ int sc_tok_partition(const char *text, size_t len, const char *const *tokens, co
 /* Sort special-token ids by decreasing text length (ties: increasing id).
  * 0, or -1 out of memory. */
 int sc_tok_sort_special(int32_t *special, int n, const char *const *tokens);
+
+/* llama.cpp (llama_vocab::impl::load) marks tokens with these texts control
+ * tokens whatever their tokenizer.ggml.token_type says: end-of-generation
+ * texts ("<end_of_turn>", "</s>", "<|im_end|>", ...) and fill-in-the-middle
+ * markers. They are then parsed from text only with parse_special. */
+int sc_tok_forced_control(const char *text);
+
+/* End-of-generation token texts (llama.cpp's special_eog_ids by text), a
+ * NULL-terminated list. */
+extern const char *const sc_tok_eog_texts[];
+
+/* Bit or-ed into a token type by the tokenizers when sc_tok_forced_control:
+ * sc_tok_partition then treats the token as control. */
+#define SC_TOK_FORCED_CONTROL 0x100
 
 /* Add token -> id; when the token is present, replace != 0 overwrites its id
  * (llama.cpp's token_to_id: the last duplicate wins), else the first stays.
