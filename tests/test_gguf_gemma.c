@@ -5,8 +5,23 @@
  * argmax, mean-pooled embeddings at cosine >= 0.999; the KV cache path
  * equals the batched one; sliding-window layers and generation behave. */
 #include <criterion/criterion.h>
+#include <sys/wait.h>
 
 #include "test_gguf_util.h"
+
+/* stdout+stderr of `semctr ARGS` into out; the exit status */
+static int run_cli(const char *args, char *out, size_t cap) {
+    char cmd[16384];
+    const char *bin = getenv("SEMCTR_BIN");
+    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 /* Against llama.cpp running an F32 copy of the same weights (F32 KV cache):
  * what is left is float summation order and ggml's GELU, which looks x up in
@@ -53,26 +68,6 @@ Test(gguf_gemma, tokenizer_matches_llama_cpp, .timeout = 120) {
     ggt_tok_free(t);
 }
 
-Test(gguf_gemma, config_from_gguf, .timeout = 120) {
-    sc_llama *m = load(64);
-    const sc_llama_config *c = &m->cfg;
-    cr_assert_eq(c->arch, SC_ARCH_GEMMA3);
-    cr_assert(c->dim == 640 && c->n_layers == 18 && c->n_heads == 4 && c->n_kv_heads == 1 && c->head_dim == 256);
-    cr_assert(c->n_vocab == 262144 && c->hidden == 2048 && c->swa_window == 512 && c->rope_neox && c->geglu);
-    cr_assert(c->rope_base == 1000000.0f && c->rope_base_local == 10000.0f);
-    /* every 6th layer global (llama.cpp's default pattern for Gemma 3) */
-    for (int l = 0; l < c->n_layers; l++) cr_assert_eq(m->w.layers[l].local, l % 6 != 5, "layer %d", l);
-    cr_assert(fabsf(c->embd_scale - sqrtf(640.0f)) < 1e-5f && fabsf(c->attn_scale - 1.0f / 16) < 1e-7f);
-    cr_assert_eq(sc_llama_add_bos(m), 1);
-    cr_assert_eq(sc_llama_bos(m), 2);
-    cr_assert_eq(sc_llama_eos(m), 1);
-    cr_assert(sc_llama_is_eog(m, sc_llama_token_find(m, "<end_of_turn>")));
-    char b[32];
-    int n = sc_llama_token_piece(m, sc_llama_token_find(m, "▁Paris"), b, sizeof b);
-    cr_assert(n == 6 && !memcmp(b, " Paris", 6));
-    sc_llama_free(m);
-}
-
 Test(gguf_gemma, logits_match_llama_cpp_f32, .timeout = 240) {
     sc_llama *m = load(256);
     ggt_check_logits(m, "tests/fixtures/gguf/gemma_logits_f32.txt", GEMMA_TOL_F32, SAN_BUILD ? 2 : 50, 1);
@@ -88,11 +83,28 @@ Test(gguf_gemma, logits_match_llama_cpp_q4_k_m, .timeout = 240) {
     sc_llama_free(m);
 }
 
-/* Batched prompt = token by token through the KV cache, also past the
- * sliding window (a tiny window makes local layers drop early keys). */
-Test(gguf_gemma, kv_cache_and_sliding_window, .timeout = 240) {
+/* The configuration read from the file; batched prompt = token by token
+ * through the KV cache, also past the sliding window (a tiny window makes
+ * local layers drop early keys). */
+Test(gguf_gemma, config_kv_cache_and_sliding_window, .timeout = 240) {
     sc_llama *m = load(64);
-    int C = m->cfg.dim, T = 8;
+
+    const sc_llama_config *c = &m->cfg;
+    cr_assert_eq(c->arch, SC_ARCH_GEMMA3);
+    cr_assert(c->dim == 640 && c->n_layers == 18 && c->n_heads == 4 && c->n_kv_heads == 1 && c->head_dim == 256);
+    cr_assert(c->n_vocab == 262144 && c->hidden == 2048 && c->swa_window == 512 && c->rope_neox && c->geglu);
+    cr_assert(c->rope_base == 1000000.0f && c->rope_base_local == 10000.0f);
+    /* every 6th layer global (llama.cpp's default pattern for Gemma 3) */
+    for (int l = 0; l < c->n_layers; l++) cr_assert_eq(m->w.layers[l].local, l % 6 != 5, "layer %d", l);
+    cr_assert(fabsf(c->embd_scale - sqrtf(640.0f)) < 1e-5f && fabsf(c->attn_scale - 1.0f / 16) < 1e-7f);
+    cr_assert_eq(sc_llama_add_bos(m), 1);
+    cr_assert_eq(sc_llama_bos(m), 2);
+    cr_assert_eq(sc_llama_eos(m), 1);
+    cr_assert(sc_llama_is_eog(m, sc_llama_token_find(m, "<end_of_turn>")));
+    char b[32];
+    int n = sc_llama_token_piece(m, sc_llama_token_find(m, "▁Paris"), b, sizeof b);
+    cr_assert(n == 6 && !memcmp(b, " Paris", 6));
+        int C = m->cfg.dim, T = 8;
     m->cfg.swa_window = 3;
     int32_t toks[8] = {2, 818, 5279, 529, 7001, 563, 9079, 236761};
     float *hb = malloc((size_t)T * C * 4), *h1 = malloc((size_t)C * 4), *full = malloc((size_t)T * C * 4);
@@ -120,13 +132,14 @@ Test(gguf_gemma, kv_cache_and_sliding_window, .timeout = 240) {
     sc_llama_free(m);
 }
 
-Test(gguf_gemma, generate_and_embed, .timeout = 240) {
+/* sc_llama_generate / sc_llama_embed, and `semctr generate|embed --model
+ * gemma.gguf` giving the same. */
+Test(gguf_gemma, generate_and_embed_library_and_cli, .timeout = 300) {
     sc_llama *m = load(128);
     sc_error e;
-    char *out;
-    cr_assert_eq(sc_llama_generate(m, "Paris is the capital of", 3, &out, &e), SC_OK, "%s", e.msg);
-    cr_assert(strstr(out, "France"), "generated '%s'", out);
-    sc_free(out);
+    char *gen;
+    cr_assert_eq(sc_llama_generate(m, "Paris is the capital of", 3, &gen, &e), SC_OK, "%s", e.msg);
+    cr_assert(strstr(gen, "France"), "generated '%s'", gen);
     int C = m->cfg.dim;
     float *a = malloc((size_t)C * 4), *b = malloc((size_t)C * 4), *c = malloc((size_t)C * 4);
     cr_assert_eq(sc_llama_embed(m, "A funny animated movie about toys", a, &e), SC_OK, "%s", e.msg);
@@ -137,6 +150,19 @@ Test(gguf_gemma, generate_and_embed, .timeout = 240) {
         ab += a[i] * b[i]; ac += a[i] * c[i]; na += a[i] * a[i]; nb += b[i] * b[i]; nc += c[i] * c[i];
     }
     cr_assert_gt(ab / sqrt(na * nb), ac / sqrt(na * nc));
+    static char out[1 << 16], args[8192];
+    snprintf(args, sizeof args, "generate --model '%s' --prompt 'Paris is the capital of' --max-tokens 3", ggt_gemma_path());
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, gen), "CLI '%s' vs library '%s'", out, gen);
+    snprintf(args, sizeof args, "embed --model '%s' --text 'A funny animated movie about toys'", ggt_gemma_path());
+    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    int k = 0;
+    for (char *p = out, *end; k < C; p = end, k++) { /* the CLI prints the L2-normalised vector */
+        float got = strtof(p, &end);
+        cr_assert(end != p, "only %d numbers: %.200s", k, out);
+        cr_assert(fabsf(got - a[k] / (float)sqrt(na)) < 1e-5f, "dim %d: %f vs %f", k, got, a[k] / sqrt(na));
+    }
+    sc_free(gen);
     free(a); free(b); free(c);
     sc_llama_free(m);
 }

@@ -431,9 +431,9 @@ int32_t sc_llama_token_find(const sc_llama *m, const char *s) {
 
 int32_t sc_llama_eos(const sc_llama *m) { return m->spm ? sc_spm_eos(m->spm) : sc_bpe_eos(m->bpe); }
 int32_t sc_llama_bos(const sc_llama *m) { return m->spm ? sc_spm_bos(m->spm) : sc_bpe_bos(m->bpe); }
-/* byte-level BPE files of the Llama family that want BOS say so in add_bos_token;
- * semctr's byte-level BPE does not read it yet (SmolLM2 says false) */
-int sc_llama_add_bos(const sc_llama *m) { return m->spm ? sc_spm_add_bos(m->spm) && sc_spm_bos(m->spm) >= 0 : 0; }
+int sc_llama_add_bos(const sc_llama *m) {
+    return m->spm ? sc_spm_add_bos(m->spm) && sc_spm_bos(m->spm) >= 0 : sc_bpe_add_bos(m->bpe);
+}
 
 int sc_llama_is_eog(const sc_llama *m, int32_t id) {
     if (id < 0) return 0;

@@ -21,6 +21,7 @@ struct sc_bpe {
     int n_merges;
     sc_strmap merges; /* "a b" -> rank */
     int32_t bos, eos;
+    int add_bos;           /* tokenizer.ggml.add_bos_token, default by pre-tokenizer as llama.cpp */
     pcre2_code *re[2];
     int n_re;
     char byte_enc[256][4]; /* byte -> UTF-8 of its unicode stand-in */
@@ -104,6 +105,11 @@ int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
         sc_free(pre);
         return rc;
     }
+    /* llama.cpp: byte-level BPE adds no BOS unless the family does (llama3) or the file says so */
+    int add_bos = pre && (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "falcon3") ||
+                          !strcmp(pre, "pixtral"));
+    const sc_gguf_kv *ab = sc_gguf_find(g, "tokenizer.ggml.add_bos_token");
+    if (ab && ab->type == SC_GGUF_BOOL) add_bos = ab->u != 0;
     sc_free(pre);
     const sc_gguf_kv *tk = sc_gguf_find(g, "tokenizer.ggml.tokens");
     const sc_gguf_kv *mk = sc_gguf_find(g, "tokenizer.ggml.merges");
@@ -151,6 +157,7 @@ int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
     t->eos = (kv = sc_gguf_find(g, "tokenizer.ggml.eos_token_id")) ? (int32_t)kv->u : -1;
     if (t->bos >= t->n_vocab) t->bos = -1;
     if (t->eos >= t->n_vocab) t->eos = -1;
+    t->add_bos = add_bos && t->bos >= 0;
     build_byte_map(t);
     if (sc_tok_sort_special(t->special, t->n_special, (const char *const *)t->tokens)) goto oom;
     for (int i = 0; i < nre; i++) {
@@ -173,6 +180,7 @@ oom:
 int sc_bpe_vocab_size(const sc_bpe *t) { return t->n_vocab; }
 int32_t sc_bpe_eos(const sc_bpe *t) { return t->eos; }
 int32_t sc_bpe_bos(const sc_bpe *t) { return t->bos; }
+int sc_bpe_add_bos(const sc_bpe *t) { return t->add_bos; }
 int32_t sc_bpe_find(const sc_bpe *t, const char *s) { return sc_tok_map_get(&t->vocab, s, strlen(s)); }
 
 /* growable id list */
