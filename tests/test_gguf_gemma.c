@@ -28,7 +28,7 @@ static int run_cli(const char *args, char *out, size_t cap) {
  * a table of f16 values (measured max |diff|: see docs/llm.md). Against the
  * Q4_K_M file as is, llama.cpp also rounds activations to 8 bits for its
  * quantised dot products. */
-#define GEMMA_TOL_F32 0.05f
+#define GEMMA_TOL_F32 0.03f
 #define GEMMA_TOL_Q 2.0f
 
 static sc_llama *load(int ctx) {
