@@ -9,9 +9,9 @@
 
 /* llama.cpp running the Q4_1 file quantises activations to 8 bits for its
  * Q4_1/Q8_0 dot products; semctr multiplies float activations by dequantised
- * float weights, so logits differ by that rounding (measured max |diff| 0.71
- * on logits spanning about 30). Against llama.cpp running an F32 copy of the
- * same weights (F32 KV cache) the forward passes agree to 2e-5 (measured). */
+ * float weights, so logits differ by that rounding (measured max |diff| 0.88
+ * over 50 prompts on logits spanning about 30; near-tied argmaxes may swap). Against llama.cpp running an F32 copy of the
+ * same weights (F32 KV cache) the forward passes agree to 4.4e-5 (measured). */
 #define LOGIT_TOL_Q4 1.5f
 #define LOGIT_TOL_F32 1e-3f
 
