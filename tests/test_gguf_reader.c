@@ -186,3 +186,89 @@ Test(gguf_reader, smollm2_file) {
     cr_assert(t && t->type == SC_GGML_Q8_0 && t->ne[0] == 576 && t->ne[1] == 49152);
     sc_gguf_close(&g);
 }
+
+/* A GGUF with only a SentencePiece vocabulary: tokens[i] with scores[i]
+ * (NULL: no scores key), tokenizer.ggml.model = model, optional
+ * add_space_prefix (-1: key absent). */
+static buf spm_image(const char *model, const char *const *toks, const float *scores, int n, int space_prefix,
+                     int scores_as_i32) {
+    buf b = {0};
+    hdr(&b, 3, 0, 2 + (scores != NULL) + (space_prefix >= 0));
+    str(&b, "tokenizer.ggml.model"); u32(&b, SC_GGUF_STRING); str(&b, model);
+    str(&b, "tokenizer.ggml.tokens"); u32(&b, SC_GGUF_ARRAY); u32(&b, SC_GGUF_STRING); u64(&b, (uint64_t)n);
+    for (int i = 0; i < n; i++) str(&b, toks[i]);
+    if (scores) {
+        str(&b, "tokenizer.ggml.scores"); u32(&b, SC_GGUF_ARRAY);
+        u32(&b, scores_as_i32 ? SC_GGUF_I32 : SC_GGUF_F32); u64(&b, (uint64_t)n);
+        put(&b, scores, 4 * (size_t)n);
+    }
+    if (space_prefix >= 0) {
+        str(&b, "tokenizer.ggml.add_space_prefix"); u32(&b, SC_GGUF_BOOL);
+        uint8_t v = (uint8_t)space_prefix;
+        put(&b, &v, 1);
+    }
+    return b;
+}
+
+static void spm_ids(const char *const *toks, const float *sc, int n, int space_prefix, const char *text, const int32_t *want,
+                    int nw) {
+    buf b = spm_image("llama", toks, sc, n, space_prefix, 0);
+    sc_gguf g;
+    sc_error e;
+    cr_assert_eq(sc_gguf_parse(&g, b.p, b.n, "spm.gguf", &e), SC_OK, "%s", e.msg);
+    sc_spm *t;
+    cr_assert_eq(sc_spm_from_gguf(&t, &g, &e), SC_OK, "%s", e.msg);
+    int32_t *ids;
+    int k;
+    cr_assert_eq(sc_spm_encode(t, text, strlen(text), 0, &ids, &k, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(k, nw, "'%s': %d ids, want %d", text, k, nw);
+    for (int i = 0; i < k; i++) cr_assert_eq(ids[i], want[i], "'%s' id %d: %d vs %d", text, i, ids[i], want[i]);
+    sc_free(ids);
+    sc_spm_free(t);
+    sc_gguf_close(&g);
+    free(b.p);
+}
+
+/* highest score merges first, leftmost on ties, "▁" for spaces (and as the
+ * prefix when add_space_prefix), byte fallback, the unknown token for bytes
+ * without a <0xXX> token */
+Test(gguf_reader, spm_merge_order_on_a_small_vocabulary) {
+    const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab",
+                          "aa", "<0x63>"};
+    float sc[] = {0, 0, 0, -5, -5, -5, -1, -2, -3, -1, 0};
+    int n = (int)(sizeof toks / sizeof *toks);
+    spm_ids(toks, sc, n, -1, "ab", (int32_t[]){8}, 1);          /* ▁a (-1) before ab (-2), then ▁ab */
+    spm_ids(toks, sc, n, -1, "b a", (int32_t[]){3, 5, 6}, 3);   /* ▁ b ▁a */
+    spm_ids(toks, sc, n, 0, "ab", (int32_t[]){7}, 1);           /* no prefix: ab */
+    spm_ids(toks, sc, n, 0, "aaa", (int32_t[]){9, 4}, 2);       /* tie: the left pair merges */
+    spm_ids(toks, sc, n, 0, "c", (int32_t[]){10}, 1);           /* byte fallback */
+    spm_ids(toks, sc, n, 0, "d", (int32_t[]){0}, 1);            /* no <0x64>: unknown */
+    spm_ids(toks, sc, n, 0, "", (int32_t[]){0}, 0);
+}
+
+Test(gguf_reader, spm_rejects_bad_vocabularies) {
+    const char *toks[] = {"<unk>", "a"};
+    float sc[] = {0, -1};
+    sc_error e;
+    sc_gguf g;
+    sc_spm *t;
+    buf b = spm_image("llama", toks, sc, 2, -1, 1); /* scores stored as i32 */
+    cr_assert_eq(sc_gguf_parse(&g, b.p, b.n, "spm.gguf", &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_spm_from_gguf(&t, &g, &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "tokenizer.ggml.scores") && strstr(e.msg, "spm.gguf"), "%s", e.msg);
+    sc_gguf_close(&g);
+    free(b.p);
+    b = spm_image("gpt2", toks, sc, 2, -1, 0);
+    cr_assert_eq(sc_gguf_parse(&g, b.p, b.n, "spm.gguf", &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_spm_from_gguf(&t, &g, &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "tokenizer.ggml.model") && strstr(e.msg, "gpt2"), "%s", e.msg);
+    sc_gguf_close(&g);
+    free(b.p);
+    const char *nounk[] = {"a", "b"}; /* no byte tokens and no unknown token */
+    b = spm_image("llama", nounk, sc, 2, -1, 0);
+    cr_assert_eq(sc_gguf_parse(&g, b.p, b.n, "spm.gguf", &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_spm_from_gguf(&t, &g, &e), SC_OK, "%s", e.msg); /* unknown id defaults to 0 */
+    sc_spm_free(t);
+    sc_gguf_close(&g);
+    free(b.p);
+}

@@ -29,7 +29,7 @@
 #include "test_gguf_util.h"
 
 static const int TYPES[] = {SC_GGML_F32, SC_GGML_F16, SC_GGML_BF16, SC_GGML_Q8_0, SC_GGML_Q4_0,
-                            SC_GGML_Q4_1, SC_GGML_Q4_K, SC_GGML_Q5_K, SC_GGML_Q6_K};
+                            SC_GGML_Q4_1, SC_GGML_Q5_0, SC_GGML_Q5_1, SC_GGML_Q4_K, SC_GGML_Q5_K, SC_GGML_Q6_K};
 #define NTYPES (int)(sizeof TYPES / sizeof *TYPES)
 
 /* fp16 bits of a positive value around 2^e (mantissa random) */
@@ -59,8 +59,8 @@ static void random_row(int type, int n, uint8_t *w, sc_rng *r) {
             memcpy(blk, &hb, 2);
             break;
         }
-        case SC_GGML_Q8_0: case SC_GGML_Q4_0: memcpy(blk, h, 2); break;
-        case SC_GGML_Q4_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: h[1] &= 0x7fff; memcpy(blk, h, 4); break;
+        case SC_GGML_Q8_0: case SC_GGML_Q4_0: case SC_GGML_Q5_0: memcpy(blk, h, 2); break;
+        case SC_GGML_Q4_1: case SC_GGML_Q5_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: h[1] &= 0x7fff; memcpy(blk, h, 4); break;
         case SC_GGML_Q6_K: memcpy(blk + 208, h, 2); break;
         default: break;
         }
@@ -99,10 +99,10 @@ static void check_row(int type, const uint8_t *w, const float *x, int n, const c
         qbound += fabs(wf[i]) * (fabs(ds[i]) / 2 + (atype == SC_GGML_Q8_K ? 0 : 127 * fabs(ds[i]) / 2048));
     }
     double tol_s = 1e-5 * S + 1e-30;
-    if (type == SC_GGML_Q4_1) { /* + a block's m * s, where s is fp16-rounded */
+    if (type == SC_GGML_Q4_1 || type == SC_GGML_Q5_1) { /* + a block's m * s, where s is fp16-rounded */
         for (int b = 0; b < n / 32; b++) {
             uint16_t mh;
-            memcpy(&mh, w + (size_t)b * 20 + 2, 2);
+            memcpy(&mh, w + (size_t)b * (type == SC_GGML_Q4_1 ? 20 : 24) + 2, 2);
             int sum = 0;
             for (int j = 0; j < 32; j++) sum += a.qs[b * 32 + j];
             tol_s += fabs((double)sc_f16_to_f32(mh)) * fabs((double)a.d[b] * sum) / 2048;
@@ -182,7 +182,7 @@ Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_rng r;
     sc_rng_seed(&r, 3);
     int OC = 70, IC = 512; /* OC not a multiple of any tile */
-    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q6_K, SC_GGML_F16};
+    int types[] = {SC_GGML_Q4_1, SC_GGML_Q5_0, SC_GGML_Q8_0, SC_GGML_Q6_K, SC_GGML_F16};
     sc_pool *pool = sc_pool_new(2);
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         int type = types[ti];

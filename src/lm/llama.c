@@ -1,9 +1,11 @@
-/* Llama-family forward pass, llm.c style.
+/* Llama-family and Gemma 3 forward pass, llm.c style.
  *
  * Dimension letters: T tokens in the batch, P = n_past + T positions in the
- * cache, C model width, NH query heads, NKV key/value heads, HS head size,
- * F feed-forward width, V vocabulary. Weight matrices are row-major
- * [out, in] (ggml's ne[0] is the input dimension), so y = x W^T. */
+ * cache, C model width, NH query heads, NKV key/value heads, HS head size
+ * (NH*HS may differ from C: Gemma 3 270M has C 640, NH 4, HS 256), F
+ * feed-forward width, V vocabulary. Weight matrices are row-major
+ * [out, in] (ggml's ne[0] is the input dimension), so y = x W^T. Matrix
+ * weights stay in their GGUF type inside the mapped file (lm/qmatmul.h). */
 #include "lm/llama.h"
 
 #include <cblas.h>
@@ -14,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "lm/quant.h"
+#include "text/tokutil.h"
 
 /* ---- layers (stateless) ---- */
 
@@ -36,19 +39,23 @@ static int matmul_forward(const sc_llama *m, int n, float *const *outs, const sc
     return sc_qmatmul(n, outs, ws, x, T, m->pool, m->qmm_mode, err);
 }
 
-/* llama.cpp's "norm" rope: pairs (2i, 2i+1) of each head rotated by
- * pos * base^(-2i/rope_dim); dimensions past rope_dim untouched. */
-static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float base, int pos0) {
+/* Rotary positions of x[T, nh, HS], as ggml_rope_ext: dimension pair k of
+ * rope_dim/2 turns by pos * base^(-2k/rope_dim). llama.cpp's "norm" rope
+ * pairs (2k, 2k+1); the NeoX rope (Gemma) pairs (k, k + rope_dim/2).
+ * Dimensions past rope_dim are untouched. */
+static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float base, int neox, int pos0) {
+    int half = rope_dim / 2;
     for (int t = 0; t < T; t++) {
         int pos = pos0 + t;
-        for (int i = 0; i < rope_dim; i += 2) {
-            float theta = (float)pos * powf(base, -(float)i / (float)rope_dim);
+        for (int k = 0; k < half; k++) {
+            float theta = (float)pos * powf(base, -(float)(2 * k) / (float)rope_dim);
             float c = cosf(theta), s = sinf(theta);
+            int i0 = neox ? k : 2 * k, i1 = neox ? k + half : 2 * k + 1;
             for (int h = 0; h < nh; h++) {
-                float *v = x + ((size_t)t * nh + h) * HS + i;
-                float a = v[0], b = v[1];
-                v[0] = a * c - b * s;
-                v[1] = a * s + b * c;
+                float *v = x + ((size_t)t * nh + h) * HS;
+                float a = v[i0], b = v[i1];
+                v[i0] = a * c - b * s;
+                v[i1] = a * s + b * c;
             }
         }
     }
@@ -56,18 +63,19 @@ static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float ba
 
 /* Causal grouped-query attention over the cache for heads h0..h1-1:
  * out[T, NH*HS]. q[T, NH*HS]; kc/vc [P, NKV*HS] hold positions
- * 0..pos0+T-1; att is scratch [P]. */
+ * 0..pos0+T-1; att is scratch [P]. Scores are scaled by scale; window > 0
+ * (sliding-window layer): position pos sees keys p with pos - p < window
+ * (llama.cpp's LLAMA_SWA_TYPE_STANDARD). */
 static void attention_forward(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
-                              int NH, int NKV, int HS, int h0, int h1) {
-    float scale = 1.0f / sqrtf((float)HS);
+                              int NH, int NKV, int HS, float scale, int window, int h0, int h1) {
     int group = NH / NKV, KD = NKV * HS;
     for (int t = 0; t < T; t++) {
-        int P = pos0 + t + 1;
+        int P = pos0 + t + 1, p0 = window > 0 && P > window ? P - window : 0;
         for (int h = h0; h < h1; h++) {
             const float *qh = q + ((size_t)t * NH + h) * HS;
             int kh = h / group;
             float mx = -INFINITY;
-            for (int p = 0; p < P; p++) {
+            for (int p = p0; p < P; p++) {
                 const float *k = kc + (size_t)p * KD + (size_t)kh * HS;
                 float s = 0;
                 for (int i = 0; i < HS; i++) s += qh[i] * k[i];
@@ -76,13 +84,13 @@ static void attention_forward(float *out, const float *q, const float *kc, const
                 if (s > mx) mx = s;
             }
             float sum = 0;
-            for (int p = 0; p < P; p++) {
+            for (int p = p0; p < P; p++) {
                 att[p] = expf(att[p] - mx);
                 sum += att[p];
             }
             float *oh = out + ((size_t)t * NH + h) * HS;
             memset(oh, 0, (size_t)HS * sizeof(float));
-            for (int p = 0; p < P; p++) {
+            for (int p = p0; p < P; p++) {
                 const float *v = vc + (size_t)p * KD + (size_t)kh * HS;
                 float a = att[p] / sum;
                 for (int i = 0; i < HS; i++) oh[i] += a * v[i];
@@ -98,8 +106,7 @@ static void attention_forward(float *out, const float *q, const float *kc, const
  * it keeps attention (T^2) from dominating the forward pass. */
 enum { ATT_QB = 64 };
 static void attention_gemm(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
-                           int NH, int NKV, int HS, int h) {
-    float scale = 1.0f / sqrtf((float)HS);
+                           int NH, int NKV, int HS, float scale, int window, int h) {
     int kh = h / (NH / NKV), KD = NKV * HS, QD = NH * HS;
     for (int t0 = 0; t0 < T; t0 += ATT_QB) {
         int tb = T - t0 < ATT_QB ? T - t0 : ATT_QB, P = pos0 + t0 + tb;
@@ -107,11 +114,13 @@ static void attention_gemm(float *out, const float *q, const float *kc, const fl
                     kc + (size_t)kh * HS, KD, 0.0f, att, P);
         for (int i = 0; i < tb; i++) {
             float *a = att + (size_t)i * P;
-            int n = pos0 + t0 + i + 1; /* causal: positions 0..n-1 */
+            int n = pos0 + t0 + i + 1; /* causal: positions p0..n-1 */
+            int p0 = window > 0 && n > window ? n - window : 0;
             float mx = -INFINITY, sum = 0;
-            for (int p = 0; p < n; p++) mx = a[p] > mx ? a[p] : mx;
-            for (int p = 0; p < n; p++) sum += (a[p] = expf(a[p] - mx));
-            for (int p = 0; p < n; p++) a[p] /= sum;
+            for (int p = p0; p < n; p++) mx = a[p] > mx ? a[p] : mx;
+            for (int p = p0; p < n; p++) sum += (a[p] = expf(a[p] - mx));
+            for (int p = p0; p < n; p++) a[p] /= sum;
+            for (int p = 0; p < p0; p++) a[p] = 0;
             for (int p = n; p < P; p++) a[p] = 0;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, HS, P, 1.0f, att, P, vc + (size_t)kh * HS, KD, 0.0f,
@@ -124,20 +133,37 @@ typedef struct attn_job {
     float *out, *att;
     const float *q, *kc, *vc;
     int T, pos0, NH, NKV, HS, max_ctx;
+    float scale;
+    int window;
 } attn_job;
 
 static void attention_task(void *ctx, int h) {
     attn_job *j = ctx;
     float *att = j->att + (size_t)h * (j->T < ATT_QB ? j->T : ATT_QB) * j->max_ctx;
     if (j->T == 1)
-        attention_forward(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, h, h + 1);
+        attention_forward(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h,
+                          h + 1);
     else
-        attention_gemm(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, h);
+        attention_gemm(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h);
 }
 
 /* h = silu(g) * u, in place into g */
 static void swiglu_forward(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* h = gelu(g) * u in place into g, GELU's tanh approximation as ggml_gelu */
+static void geglu_forward(float *g, const float *u, size_t n) {
+    const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
+}
+
+/* x = cap * tanh(x / cap) */
+static void softcap_forward(float *x, size_t n, float cap) {
+    for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
 }
 
 /* ---- loading ---- */
@@ -185,15 +211,16 @@ void sc_llama_free(sc_llama *m) {
     if (w->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             sc_llama_layer *y = &w->layers[l];
-            sc_free(y->attn_norm);
-            sc_free(y->ffn_norm);
+            sc_free(y->attn_norm); sc_free(y->ffn_norm);
+            sc_free(y->q_norm); sc_free(y->k_norm); sc_free(y->post_attn_norm); sc_free(y->post_ffn_norm);
         }
         sc_free(w->layers);
     }
     sc_free(w->out_norm);
     sc_free(m->k_cache);
     sc_free(m->v_cache);
-    sc_bpe_free(m->tok);
+    sc_bpe_free(m->bpe);
+    sc_spm_free(m->spm);
     sc_pool_free(m->pool);
     sc_gguf_close(&m->gguf);
     sc_free(m);
@@ -211,6 +238,99 @@ int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err) {
     return SC_OK;
 }
 
+/* "<arch>.<suffix>" */
+static const char *akey(const sc_llama_config *c, const char *suffix) {
+    static _Thread_local char k[128];
+    snprintf(k, sizeof k, "%s.%s", c->arch == SC_ARCH_GEMMA3 ? "gemma3" : "llama", suffix);
+    return k;
+}
+
+static int opt_f32(sc_gguf *g, const char *key, float *v, sc_error *err) {
+    return sc_gguf_find(g, key) ? sc_gguf_get_f32(g, key, v, err) : SC_OK;
+}
+
+/* Hyper-parameters from "<arch>.*" keys, with llama.cpp's defaults. */
+static int read_config(sc_gguf *g, sc_llama_config *c, sc_error *err) {
+    int rc;
+    if ((rc = get_int(g, akey(c, "embedding_length"), 1, 1 << 16, &c->dim, err)) ||
+        (rc = get_int(g, akey(c, "block_count"), 1, 1024, &c->n_layers, err)) ||
+        (rc = get_int(g, akey(c, "attention.head_count"), 1, 1024, &c->n_heads, err)) ||
+        (rc = get_int(g, akey(c, "feed_forward_length"), 1, 1 << 18, &c->hidden, err)) ||
+        (rc = get_int(g, akey(c, "context_length"), 1, 1 << 24, &c->ctx_train, err)))
+        return rc;
+    c->n_kv_heads = c->n_heads;
+    if (sc_gguf_find(g, akey(c, "attention.head_count_kv")) &&
+        (rc = get_int(g, akey(c, "attention.head_count_kv"), 1, c->n_heads, &c->n_kv_heads, err)))
+        return rc;
+    if (c->n_heads % c->n_kv_heads)
+        return sc_fail(err, SC_EFORMAT, "%s: %d heads are not a multiple of %d kv heads", g->name, c->n_heads, c->n_kv_heads);
+    c->head_dim = c->dim / c->n_heads;
+    if (sc_gguf_find(g, akey(c, "attention.key_length"))) {
+        if ((rc = get_int(g, akey(c, "attention.key_length"), 2, 4096, &c->head_dim, err))) return rc;
+    } else if (c->dim % c->n_heads) {
+        return sc_fail(err, SC_EFORMAT, "%s: %d heads do not divide width %d", g->name, c->n_heads, c->dim);
+    }
+    if (sc_gguf_find(g, akey(c, "attention.value_length"))) {
+        int vl;
+        if ((rc = get_int(g, akey(c, "attention.value_length"), 1, 4096, &vl, err))) return rc;
+        if (vl != c->head_dim)
+            return sc_fail(err, SC_EFORMAT, "%s: key '%s' = %d differs from the key length %d (unsupported)", g->name,
+                           akey(c, "attention.value_length"), vl, c->head_dim);
+    }
+    c->rope_dim = c->head_dim;
+    if (sc_gguf_find(g, akey(c, "rope.dimension_count")) &&
+        (rc = get_int(g, akey(c, "rope.dimension_count"), 2, c->head_dim, &c->rope_dim, err)))
+        return rc;
+    if (c->rope_dim % 2)
+        return sc_fail(err, SC_EFORMAT, "%s: key '%s' = %d is odd (rope rotates pairs)", g->name,
+                       akey(c, "rope.dimension_count"), c->rope_dim);
+    c->rope_base = 10000.0f;
+    c->rope_base_local = 10000.0f;
+    c->eps = 1e-5f;
+    if ((rc = opt_f32(g, akey(c, "rope.freq_base"), &c->rope_base, err)) ||
+        (rc = opt_f32(g, akey(c, "attention.layer_norm_rms_epsilon"), &c->eps, err)))
+        return rc;
+    c->embd_scale = 1.0f;
+    c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
+    if (c->arch == SC_ARCH_GEMMA3) {
+        c->rope_neox = 1;
+        c->embd_scale = sqrtf((float)c->dim);
+        c->geglu = c->qk_norm = c->post_norms = 1;
+        /* llama.cpp (after gemma_pytorch): 27B (62 layers) scales by C/NH, the others by key_length */
+        if (c->n_layers == 62) c->attn_scale = 1.0f / sqrtf((float)(c->dim / c->n_heads));
+        if (sc_gguf_find(g, akey(c, "attention.sliding_window")) &&
+            (rc = get_int(g, akey(c, "attention.sliding_window"), 0, 1 << 24, &c->swa_window, err)))
+            return rc;
+        if ((rc = opt_f32(g, akey(c, "rope.freq_base_swa"), &c->rope_base_local, err)) ||
+            (rc = opt_f32(g, akey(c, "final_logit_softcapping"), &c->final_softcap, err)))
+            return rc;
+        if (c->final_softcap < 0)
+            return sc_fail(err, SC_EFORMAT, "%s: key '%s' = %g is negative", g->name, akey(c, "final_logit_softcapping"),
+                           (double)c->final_softcap);
+    }
+    return SC_OK;
+}
+
+/* Which layers use sliding-window attention: <arch>.attention.sliding_window_pattern
+ * as a bool array, or as n (every n-th layer global: il % n == n - 1), default
+ * n = 6 (llama.cpp's set_swa_pattern for Gemma 3). */
+static int read_swa_layers(sc_gguf *g, sc_llama *m, sc_error *err) {
+    sc_llama_config *c = &m->cfg;
+    if (c->swa_window <= 0) return SC_OK;
+    const char *key = akey(c, "attention.sliding_window_pattern");
+    const sc_gguf_kv *kv = sc_gguf_find(g, key);
+    if (kv && kv->type == SC_GGUF_ARRAY) {
+        if (kv->arr_type != SC_GGUF_BOOL || kv->arr_n != (uint64_t)c->n_layers)
+            return sc_fail(err, SC_EFORMAT, "%s: key '%s' is not a bool array of %d layers", g->name, key, c->n_layers);
+        for (int l = 0; l < c->n_layers; l++) m->w.layers[l].local = kv->arr[l] != 0;
+        return SC_OK;
+    }
+    int n = 6, rc;
+    if (kv && (rc = get_int(g, key, 0, 1 << 20, &n, err))) return rc;
+    for (int l = 0; l < c->n_layers; l++) m->w.layers[l].local = n == 0 || l % n < n - 1;
+    return SC_OK;
+}
+
 int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) {
     *out = NULL;
     sc_llama *m = sc_calloc(1, sizeof *m);
@@ -222,47 +342,28 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     }
     sc_gguf g = m->gguf; /* a view: closed once, by sc_llama_free */
     snprintf(m->path, sizeof m->path, "%s", path);
-    char *arch = NULL;
+    char *arch = NULL, *tmodel = NULL;
     sc_llama_config *c = &m->cfg;
     if ((rc = sc_gguf_get_str(&g, "general.architecture", &arch, err)) != SC_OK) goto done;
-    if (strcmp(arch, "llama") != 0) {
-        rc = sc_fail(err, SC_EFORMAT, "%s: general.architecture is '%s'; only 'llama' is supported", path, arch);
+    if (!strcmp(arch, "llama")) {
+        c->arch = SC_ARCH_LLAMA;
+    } else if (!strcmp(arch, "gemma3")) {
+        c->arch = SC_ARCH_GEMMA3;
+    } else {
+        rc = sc_fail(err, SC_EFORMAT, "%s: general.architecture is '%s'; supported: 'llama', 'gemma3'", path, arch);
         goto done;
     }
-    if ((rc = get_int(&g, "llama.embedding_length", 1, 1 << 16, &c->dim, err)) ||
-        (rc = get_int(&g, "llama.block_count", 1, 1024, &c->n_layers, err)) ||
-        (rc = get_int(&g, "llama.attention.head_count", 1, 1024, &c->n_heads, err)) ||
-        (rc = get_int(&g, "llama.feed_forward_length", 1, 1 << 18, &c->hidden, err)) ||
-        (rc = get_int(&g, "llama.context_length", 1, 1 << 24, &c->ctx_train, err)))
-        goto done;
-    c->n_kv_heads = c->n_heads;
-    if (sc_gguf_find(&g, "llama.attention.head_count_kv") &&
-        (rc = get_int(&g, "llama.attention.head_count_kv", 1, c->n_heads, &c->n_kv_heads, err)))
-        goto done;
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads) {
-        rc = sc_fail(err, SC_EFORMAT, "%s: %d heads do not divide width %d or are not a multiple of %d kv heads", path,
-                     c->n_heads, c->dim, c->n_kv_heads);
-        goto done;
+    if ((rc = read_config(&g, c, err)) != SC_OK) goto done;
+    if ((rc = sc_gguf_get_str(&g, "tokenizer.ggml.model", &tmodel, err)) != SC_OK) goto done;
+    if (!strcmp(tmodel, "llama")) {
+        if ((rc = sc_spm_from_gguf(&m->spm, &g, err)) != SC_OK) goto done;
+        c->n_vocab = sc_spm_vocab_size(m->spm);
+    } else {
+        if ((rc = sc_bpe_from_gguf(&m->bpe, &g, err)) != SC_OK) goto done;
+        c->n_vocab = sc_bpe_vocab_size(m->bpe);
     }
-    c->head_dim = c->dim / c->n_heads;
-    c->rope_dim = c->head_dim;
-    if (sc_gguf_find(&g, "llama.rope.dimension_count") &&
-        (rc = get_int(&g, "llama.rope.dimension_count", 2, c->head_dim, &c->rope_dim, err)))
-        goto done;
-    if (c->rope_dim % 2) {
-        rc = sc_fail(err, SC_EFORMAT, "%s: key 'llama.rope.dimension_count' = %d is odd (rope rotates pairs)", path, c->rope_dim);
-        goto done;
-    }
-    c->rope_base = 10000.0f;
-    if (sc_gguf_find(&g, "llama.rope.freq_base") && (rc = sc_gguf_get_f32(&g, "llama.rope.freq_base", &c->rope_base, err)))
-        goto done;
-    c->eps = 1e-5f;
-    if (sc_gguf_find(&g, "llama.attention.layer_norm_rms_epsilon") &&
-        (rc = sc_gguf_get_f32(&g, "llama.attention.layer_norm_rms_epsilon", &c->eps, err)))
-        goto done;
-    if ((rc = sc_bpe_from_gguf(&m->tok, &g, err)) != SC_OK) goto done;
-    c->n_vocab = sc_bpe_vocab_size(m->tok);
-    int C = c->dim, KD = c->n_kv_heads * c->head_dim, F = c->hidden, V = c->n_vocab;
+    int C = c->dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->hidden, V = c->n_vocab;
+    int HS = c->head_dim;
     sc_llama_weights *w = &m->w;
     if ((rc = load_matrix(&g, "token_embd.weight", C, V, &w->tok_embd, err)) ||
         (rc = load_tensor(&g, "output_norm.weight", C, 1, &w->out_norm, err)))
@@ -277,16 +378,24 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     if (!w->layers) { rc = sc_fail(err, SC_ENOMEM, "out of memory"); goto done; }
     for (int l = 0; l < c->n_layers; l++) {
         sc_llama_layer *y = &w->layers[l];
-        char n[9][64];
-        const char *sfx[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-        for (int i = 0; i < 9; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s.weight", l, sfx[i]);
-        if ((rc = load_tensor(&g, n[0], C, 1, &y->attn_norm, err)) || (rc = load_matrix(&g, n[1], C, C, &y->wq, err)) ||
+        char n[13][64];
+        const char *sfx[13] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate",
+                               "ffn_up", "ffn_down", "attn_q_norm", "attn_k_norm", "post_attention_norm", "post_ffw_norm"};
+        for (int i = 0; i < 13; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s.weight", l, sfx[i]);
+        if ((rc = load_tensor(&g, n[0], C, 1, &y->attn_norm, err)) || (rc = load_matrix(&g, n[1], C, QD, &y->wq, err)) ||
             (rc = load_matrix(&g, n[2], C, KD, &y->wk, err)) || (rc = load_matrix(&g, n[3], C, KD, &y->wv, err)) ||
-            (rc = load_matrix(&g, n[4], C, C, &y->wo, err)) || (rc = load_tensor(&g, n[5], C, 1, &y->ffn_norm, err)) ||
+            (rc = load_matrix(&g, n[4], QD, C, &y->wo, err)) || (rc = load_tensor(&g, n[5], C, 1, &y->ffn_norm, err)) ||
             (rc = load_matrix(&g, n[6], C, F, &y->w_gate, err)) || (rc = load_matrix(&g, n[7], C, F, &y->w_up, err)) ||
             (rc = load_matrix(&g, n[8], F, C, &y->w_down, err)))
             goto done;
+        if (c->qk_norm &&
+            ((rc = load_tensor(&g, n[9], HS, 1, &y->q_norm, err)) || (rc = load_tensor(&g, n[10], HS, 1, &y->k_norm, err))))
+            goto done;
+        if (c->post_norms && ((rc = load_tensor(&g, n[11], C, 1, &y->post_attn_norm, err)) ||
+                              (rc = load_tensor(&g, n[12], C, 1, &y->post_ffn_norm, err))))
+            goto done;
     }
+    if ((rc = read_swa_layers(&g, m, err)) != SC_OK) goto done;
     m->max_ctx = max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
     size_t cache = (size_t)c->n_layers * m->max_ctx * KD;
     m->k_cache = sc_calloc(cache, sizeof(float));
@@ -303,6 +412,7 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     }
 done:
     sc_free(arch);
+    sc_free(tmodel);
     if (rc != SC_OK) {
         sc_llama_free(m);
         return rc;
@@ -318,7 +428,7 @@ void sc_llama_reset(sc_llama *m) { m->n_past = 0; }
 int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, float *hidden, sc_error *err) {
     const sc_llama_config *c = &m->cfg;
     int C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden, V = c->n_vocab;
-    int KD = NKV * HS, pos0 = m->n_past;
+    int QD = NH * HS, KD = NKV * HS, pos0 = m->n_past;
     if (T <= 0) return sc_fail(err, SC_EINVAL, "%s: empty token batch", m->path);
     if (T > m->max_ctx - pos0)
         return sc_fail(err, SC_EINVAL, "%s: %d + %d tokens exceed the context of %d", m->path, pos0, T, m->max_ctx);
@@ -326,9 +436,9 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
         if (tokens[t] < 0 || tokens[t] >= V)
             return sc_fail(err, SC_EINVAL, "%s: token id %d at %d outside the vocabulary of %d", m->path, tokens[t], t, V);
     /* activations */
-    size_t TC = (size_t)T * C;
+    size_t TC = (size_t)T * C, TQ = (size_t)T * QD;
     float *x = sc_malloc(TC * sizeof(float)), *xn = sc_malloc(TC * sizeof(float));
-    float *q = sc_malloc(TC * sizeof(float)), *ao = sc_malloc(TC * sizeof(float));
+    float *q = sc_malloc(TQ * sizeof(float)), *ao = sc_malloc(TQ * sizeof(float));
     float *g = sc_malloc((size_t)T * F * sizeof(float)), *u = sc_malloc((size_t)T * F * sizeof(float));
     float *att = sc_malloc((size_t)NH * (T < ATT_QB ? T : ATT_QB) * m->max_ctx * sizeof(float));
     int rc = SC_OK;
@@ -336,46 +446,112 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
         rc = sc_fail(err, SC_ENOMEM, "out of memory for activations of %d tokens", T);
         goto done;
     }
-    for (int t = 0; t < T; t++) sc_qtensor_row(&m->w.tok_embd, tokens[t], x + (size_t)t * C);
+    for (int t = 0; t < T; t++) {
+        float *xt = x + (size_t)t * C;
+        sc_qtensor_row(&m->w.tok_embd, tokens[t], xt);
+        if (c->embd_scale != 1.0f)
+            for (int i = 0; i < C; i++) xt[i] *= c->embd_scale;
+    }
     /* the sgemm tiles run inside our threads: OpenBLAS itself single-threaded */
     openblas_set_num_threads(1);
     for (int l = 0; l < c->n_layers; l++) {
         const sc_llama_layer *y = &m->w.layers[l];
         float *kc = m->k_cache + (size_t)l * m->max_ctx * KD, *vc = m->v_cache + (size_t)l * m->max_ctx * KD;
+        float *kn = kc + (size_t)pos0 * KD;
+        float base = y->local ? c->rope_base_local : c->rope_base;
         rmsnorm_forward(xn, x, y->attn_norm, T, C, c->eps);
-        float *qkv[3] = {q, kc + (size_t)pos0 * KD, vc + (size_t)pos0 * KD};
+        float *qkv[3] = {q, kn, vc + (size_t)pos0 * KD};
         const sc_qtensor *wqkv[3] = {&y->wq, &y->wk, &y->wv};
         if ((rc = matmul_forward(m, 3, qkv, wqkv, xn, T, err))) goto done;
-        rope_forward(q, T, NH, HS, c->rope_dim, c->rope_base, pos0);
-        rope_forward(kc + (size_t)pos0 * KD, T, NKV, HS, c->rope_dim, c->rope_base, pos0);
-        attn_job aj = {ao, att, q, kc, vc, T, pos0, NH, NKV, HS, m->max_ctx};
+        if (c->qk_norm) { /* per head: rows of HS */
+            rmsnorm_forward(q, q, y->q_norm, T * NH, HS, c->eps);
+            rmsnorm_forward(kn, kn, y->k_norm, T * NKV, HS, c->eps);
+        }
+        rope_forward(q, T, NH, HS, c->rope_dim, base, c->rope_neox, pos0);
+        rope_forward(kn, T, NKV, HS, c->rope_dim, base, c->rope_neox, pos0);
+        attn_job aj = {ao, att, q, kc, vc, T, pos0, NH, NKV, HS, m->max_ctx, c->attn_scale, y->local ? c->swa_window : 0};
         sc_pool_run(m->pool, NH, attention_task, &aj);
         const sc_qtensor *wo = &y->wo;
         if ((rc = matmul_forward(m, 1, &xn, &wo, ao, T, err))) goto done;
+        if (c->post_norms) rmsnorm_forward(xn, xn, y->post_attn_norm, T, C, c->eps);
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
         rmsnorm_forward(xn, x, y->ffn_norm, T, C, c->eps);
         float *gu[2] = {g, u};
         const sc_qtensor *wgu[2] = {&y->w_gate, &y->w_up};
         if ((rc = matmul_forward(m, 2, gu, wgu, xn, T, err))) goto done;
-        swiglu_forward(g, u, (size_t)T * F);
+        if (c->geglu) geglu_forward(g, u, (size_t)T * F);
+        else swiglu_forward(g, u, (size_t)T * F);
         const sc_qtensor *wd = &y->w_down;
         if ((rc = matmul_forward(m, 1, &xn, &wd, g, T, err))) goto done;
+        if (c->post_norms) rmsnorm_forward(xn, xn, y->post_ffn_norm, T, C, c->eps);
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
     }
     rmsnorm_forward(xn, x, m->w.out_norm, T, C, c->eps);
     if (hidden) memcpy(hidden, xn, TC * sizeof(float));
-    const sc_qtensor *wout = &m->w.output;
-    if (logits && (rc = matmul_forward(m, 1, &logits, &wout, xn + (size_t)(T - 1) * C, 1, err))) goto done;
+    if (logits) {
+        const sc_qtensor *wout = &m->w.output;
+        if ((rc = matmul_forward(m, 1, &logits, &wout, xn + (size_t)(T - 1) * C, 1, err))) goto done;
+        if (c->final_softcap > 0) softcap_forward(logits, (size_t)V, c->final_softcap);
+    }
     m->n_past += T;
 done:
     sc_free(x); sc_free(xn); sc_free(q); sc_free(ao); sc_free(g); sc_free(u); sc_free(att);
     return rc;
 }
 
+/* ---- tokenizer (one interface over byte-level BPE and SentencePiece BPE) ---- */
+
+int sc_llama_tokenize(const sc_llama *m, const char *text, size_t len, int parse_special, int32_t **ids, int *n,
+                      sc_error *err) {
+    return m->spm ? sc_spm_encode(m->spm, text, len, parse_special, ids, n, err)
+                  : sc_bpe_encode(m->bpe, text, len, parse_special, ids, n, err);
+}
+
+int sc_llama_token_piece(const sc_llama *m, int32_t id, char *buf, size_t cap) {
+    return m->spm ? sc_spm_piece(m->spm, id, buf, cap) : sc_bpe_piece(m->bpe, id, buf, cap);
+}
+
+int32_t sc_llama_token_find(const sc_llama *m, const char *s) {
+    return m->spm ? sc_spm_find(m->spm, s) : sc_bpe_find(m->bpe, s);
+}
+
+int32_t sc_llama_eos(const sc_llama *m) { return m->spm ? sc_spm_eos(m->spm) : sc_bpe_eos(m->bpe); }
+int32_t sc_llama_bos(const sc_llama *m) { return m->spm ? sc_spm_bos(m->spm) : sc_bpe_bos(m->bpe); }
+int sc_llama_add_bos(const sc_llama *m) {
+    return m->spm ? sc_spm_add_bos(m->spm) && sc_spm_bos(m->spm) >= 0 : sc_bpe_add_bos(m->bpe);
+}
+
+int sc_llama_is_eog(const sc_llama *m, int32_t id) {
+    if (id < 0) return 0;
+    if (id == sc_llama_eos(m)) return 1;
+    for (int i = 0; sc_tok_eog_texts[i]; i++)
+        if (id == sc_llama_token_find(m, sc_tok_eog_texts[i])) return 1;
+    return 0;
+}
+
+/* tokens of text, BOS first when the model wants one and text does not already start with it */
+static int tokenize_bos(const sc_llama *m, const char *text, int parse_special, int32_t **ids, int *n, sc_error *err) {
+    int rc = sc_llama_tokenize(m, text, strlen(text), parse_special, ids, n, err);
+    if (rc != SC_OK || !sc_llama_add_bos(m)) return rc;
+    int32_t bos = sc_llama_bos(m);
+    if (*n > 0 && (*ids)[0] == bos) return SC_OK;
+    int32_t *v = sc_realloc(*ids, (size_t)(*n + 1) * sizeof *v);
+    if (!v) {
+        sc_free(*ids);
+        *ids = NULL;
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    memmove(v + 1, v, (size_t)*n * sizeof *v);
+    v[0] = bos;
+    *ids = v;
+    (*n)++;
+    return SC_OK;
+}
+
 int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err) {
     int32_t *ids;
     int n, C = m->cfg.dim;
-    int rc = sc_bpe_encode(m->tok, text, strlen(text), 0, &ids, &n, err);
+    int rc = tokenize_bos(m, text, 0, &ids, &n, err);
     if (rc != SC_OK) return rc;
     if (n == 0) {
         sc_free(ids);
@@ -405,7 +581,7 @@ int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **ou
     *out = NULL;
     int32_t *ids;
     int n, V = m->cfg.n_vocab;
-    int rc = sc_bpe_encode(m->tok, prompt, strlen(prompt), 1, &ids, &n, err);
+    int rc = tokenize_bos(m, prompt, 1, &ids, &n, err);
     if (rc != SC_OK) return rc;
     if (n == 0) {
         sc_free(ids);
@@ -419,16 +595,15 @@ int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **ou
         goto done;
     }
     text[0] = 0;
-    int32_t eot = sc_bpe_find(m->tok, "<|im_end|>"), eos = sc_bpe_eos(m->tok);
     sc_llama_reset(m);
     rc = sc_llama_forward(m, ids, n, logits, NULL, err);
     for (int k = 0; k < max_tokens && rc == SC_OK; k++) {
         int32_t best = 0;
         for (int v = 1; v < V; v++)
             if (logits[v] > logits[best]) best = v;
-        if (best == eos || best == eot) break;
+        if (sc_llama_is_eog(m, best)) break;
         char piece[256];
-        int pn = sc_bpe_piece(m->tok, best, piece, sizeof piece);
+        int pn = sc_llama_token_piece(m, best, piece, sizeof piece);
         if (pn > 0) {
             if (len + (size_t)pn + 1 > cap) {
                 cap = (len + (size_t)pn + 1) * 2;

@@ -1,10 +1,21 @@
-/* Llama-family decoder LLM from a GGUF file (SmolLM2, TinyLlama, Llama 3.x):
- * token embedding, RMSNorm, rotary positions (llama.cpp's "norm" rope: the
- * converter already permuted Q/K), grouped-query attention with a KV cache,
- * SwiGLU feed-forward, final norm, output projection (tied to the token
- * embedding when the file has no output.weight). Matrix weights stay in
- * their GGUF type inside the mmapped file and are multiplied on the
- * quantised blocks (lm/qmatmul.h); norm vectors are copied to float. */
+/* Decoder LLMs from a GGUF file, as llama.cpp runs them:
+ *  - "llama" (SmolLM2, TinyLlama, Llama 3.x): token embedding, RMSNorm,
+ *    rotary positions (llama.cpp's "norm" rope: the converter already
+ *    permuted Q/K), grouped-query attention with a KV cache, SwiGLU
+ *    feed-forward, final norm, output projection (tied to the token embedding
+ *    when the file has no output.weight).
+ *  - "gemma3" (Gemma 3 270M ... 27B): the same skeleton plus the embedding
+ *    scaled by sqrt(C), RMSNorm of each head's Q and K, norms after attention
+ *    and after the feed-forward (before each residual add), GeGLU (tanh GELU),
+ *    NeoX rope, query scaling by 1/sqrt(key_length), sliding-window (local)
+ *    layers with their own rope base between global ones, optional final
+ *    logit soft-capping. (The converter already stores Gemma's norm weights
+ *    as 1 + w.)
+ * Matrix weights stay in their GGUF type inside the mmapped file and are
+ * multiplied on the quantised blocks (lm/qmatmul.h); norm vectors are
+ * copied to float.
+ * Tokenizer from the same file: byte-level BPE (tokenizer.ggml.model "gpt2")
+ * or SentencePiece BPE ("llama"), behind one interface (sc_llama_tokenize...). */
 #ifndef SC_LM_LLAMA_H
 #define SC_LM_LLAMA_H
 
@@ -15,41 +26,58 @@
 #include "lm/gguf.h"
 #include "lm/qmatmul.h"
 #include "text/bpe.h"
+#include "text/spm.h"
+
+typedef enum sc_llama_arch { SC_ARCH_LLAMA = 0, SC_ARCH_GEMMA3 = 1 } sc_llama_arch;
 
 typedef struct sc_llama_config {
+    sc_llama_arch arch;
     int n_vocab;    /* V */
     int dim;        /* C */
     int n_layers;   /* L */
     int n_heads;    /* NH */
     int n_kv_heads; /* NKV */
-    int head_dim;   /* HS = C / NH */
+    int head_dim;   /* HS: C / NH, or <arch>.attention.key_length (Gemma: 256 with C = 640) */
     int hidden;     /* F, feed-forward width */
     int rope_dim;   /* rotated dimensions of each head (<= HS) */
-    float rope_base;
+    float rope_base;       /* global layers: <arch>.rope.freq_base */
+    float rope_base_local; /* sliding-window layers: <arch>.rope.freq_base_swa, default 10000 */
+    int rope_neox;         /* 1: rotate pairs (i, i + rope_dim/2) (NeoX, Gemma); 0: (2i, 2i+1) */
     float eps;
-    int ctx_train;  /* llama.context_length */
+    int ctx_train;         /* <arch>.context_length */
+    float embd_scale;      /* token embeddings are multiplied by it (Gemma: sqrt(C)) */
+    float attn_scale;      /* attention score scale (1/sqrt(HS); Gemma: 1/sqrt(key_length)) */
+    int geglu;             /* feed-forward gate: 1 GELU (tanh approximation), 0 SiLU */
+    int qk_norm;           /* RMSNorm of each Q/K head (attn_q_norm, attn_k_norm) */
+    int post_norms;        /* post_attention_norm, post_ffw_norm before the residual adds */
+    int swa_window;        /* sliding window of local layers (0: none): keys at pos - p < window */
+    float final_softcap;   /* logits = cap * tanh(logits / cap) when > 0 */
 } sc_llama_config;
 
 typedef struct sc_llama_layer {
-    float *attn_norm;                /* [C] */
-    sc_qtensor wq, wk, wv, wo;       /* [NH*HS,C] [NKV*HS,C] [NKV*HS,C] [C,NH*HS], row = output */
-    float *ffn_norm;                 /* [C] */
-    sc_qtensor w_gate, w_up;         /* [F,C] */
-    sc_qtensor w_down;               /* [C,F] */
+    float *attn_norm;        /* [C] */
+    sc_qtensor wq, wk, wv, wo; /* [NH*HS,C] [NKV*HS,C] [NKV*HS,C] [C,NH*HS], row = output */
+    float *ffn_norm;         /* [C] */
+    sc_qtensor w_gate, w_up; /* [F,C] */
+    sc_qtensor w_down;       /* [C,F] */
+    float *q_norm, *k_norm;  /* [HS], qk_norm only */
+    float *post_attn_norm, *post_ffn_norm; /* [C], post_norms only */
+    int local;               /* sliding-window attention layer */
 } sc_llama_layer;
 
 typedef struct sc_llama_weights {
-    sc_qtensor tok_embd; /* [V,C]; rows dequantised as tokens need them */
+    sc_qtensor tok_embd; /* [V,C] */
     sc_llama_layer *layers;
-    float *out_norm;     /* [C] */
-    sc_qtensor output;   /* [V,C]; a copy of tok_embd when tied */
+    float *out_norm;   /* [C] */
+    sc_qtensor output;   /* [V,C]; == tok_embd when tied */
     int tied;
 } sc_llama_weights;
 
 typedef struct sc_llama {
     sc_llama_config cfg;
     sc_llama_weights w;
-    sc_bpe *tok;       /* tokenizer from the same file */
+    sc_bpe *bpe;       /* tokenizer from the same file: one of bpe / spm */
+    sc_spm *spm;
     int max_ctx;       /* KV cache length */
     int n_past;        /* tokens in the cache */
     float *k_cache, *v_cache; /* [L, max_ctx, NKV*HS] */
@@ -60,7 +88,7 @@ typedef struct sc_llama {
     int qmm_mode;      /* SC_QMM_* for T > 1 (SC_QMM_AUTO) */
 } sc_llama;
 
-/* Load a Llama-family GGUF (general.architecture "llama"); max_ctx bounds
+/* Load a GGUF of general.architecture "llama" or "gemma3"; max_ctx bounds
  * the KV cache (0: min(2048, context_length)). The file stays mapped until
  * sc_llama_free. Threads: $SEMCTR_THREADS if set, else the online CPUs
  * (at most 8); change with sc_llama_set_threads. */
@@ -81,12 +109,36 @@ void sc_llama_reset(sc_llama *m);
 int sc_llama_forward(sc_llama *m, const int32_t *tokens, int n, float *logits, float *hidden, sc_error *err);
 
 /* Mean-pooled final hidden state of text (tokenised without special tokens,
- * own sequence: resets the cache) into out[C]; a text longer than the KV
- * cache is truncated to its first max_ctx tokens. */
+ * BOS first when the model adds one (sc_llama_add_bos), as llama.cpp's
+ * embeddings with mean pooling; own sequence: resets the cache) into out[C];
+ * a text longer than the KV cache is truncated to its first max_ctx tokens. */
 int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err);
 
-/* Greedy generation: tokenise prompt (special tokens parsed), then emit up to
- * max_tokens tokens, stopping at EOS / end-of-turn. The text (no prompt) is
+/* Token ids of text with the model's tokenizer; no BOS is added (prepend
+ * sc_llama_bos when sc_llama_add_bos says the model wants one). parse_special:
+ * control tokens written in the text ("<|im_start|>", "<start_of_turn>")
+ * become their ids. *ids is sc_malloc'ed. SC_EINVAL for invalid UTF-8 with a
+ * byte-level BPE tokenizer (SentencePiece falls back to byte tokens). */
+int sc_llama_tokenize(const sc_llama *m, const char *text, size_t len, int parse_special, int32_t **ids, int *n,
+                      sc_error *err);
+/* Bytes of token id into buf (at most cap, not NUL-terminated): control
+ * tokens give 0 bytes. Returns the byte count, or -1 for an id outside the
+ * vocabulary. */
+int sc_llama_token_piece(const sc_llama *m, int32_t id, char *buf, size_t cap);
+/* id of the token whose text is exactly s ("<end_of_turn>"), -1 if absent */
+int32_t sc_llama_token_find(const sc_llama *m, const char *s);
+/* end-of-sequence / beginning-of-sequence ids from the file, -1 if none */
+int32_t sc_llama_eos(const sc_llama *m);
+int32_t sc_llama_bos(const sc_llama *m);
+/* 1 when the model expects BOS first (tokenizer.ggml.add_bos_token; Gemma) */
+int sc_llama_add_bos(const sc_llama *m);
+/* 1 when id ends a turn or the text: EOS, or a token llama.cpp counts as
+ * end-of-generation by its text (<|im_end|>, <end_of_turn>, <|eot_id|> ...) */
+int sc_llama_is_eog(const sc_llama *m, int32_t id);
+
+/* Greedy generation: tokenise prompt (special tokens parsed, BOS first when
+ * the model adds one and the prompt does not start with it), then emit up to
+ * max_tokens tokens, stopping at an end-of-generation token. The text (no prompt) is
  * returned in *out (sc_free). */
 int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **out, sc_error *err);
 

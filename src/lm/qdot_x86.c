@@ -73,6 +73,30 @@ static float AVX2 q4_0_avx2(const uint8_t *w, const sc_qrow *a, int n) {
     return hsum256(acc);
 }
 
+/* bit j of the 32 bits at p -> byte j = 0xFF when set (ggml's bytes_from_bits_32) */
+static inline __m256i AVX2 bits_to_bytes_avx2(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+/* Q5_0: nibble | 0xF0 where the fifth bit is clear reads, as int8, as
+ * (nibble | bit << 4) - 16 */
+static float AVX2 q5_0_avx2(const uint8_t *w, const sc_qrow *a, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * 22;
+        __m256i hi = _mm256_andnot_si256(bits_to_bytes_avx2(blk + 2), _mm256_set1_epi8((char)0xF0));
+        __m256i x = _mm256_or_si256(nibbles_avx2(blk + 6), hi);
+        __m256i y = _mm256_loadu_si256((const __m256i *)(a->qs + (size_t)b * 32));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * a->d[b]), dot_i8_avx2(x, y), acc);
+    }
+    return hsum256(acc);
+}
+
 static float AVX2 q4_1_avx2(const uint8_t *w, const sc_qrow *a, int n) {
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
@@ -397,6 +421,7 @@ sc_qdot_fn sc_qdot_avx2(int wtype) {
     case SC_GGML_Q8_0: return q8_0_avx2;
     case SC_GGML_Q4_0: return q4_0_avx2;
     case SC_GGML_Q4_1: return q4_1_avx2;
+    case SC_GGML_Q5_0: return q5_0_avx2;
     case SC_GGML_Q4_K: return q4_k_avx2;
     case SC_GGML_Q5_K: return q5_k_avx2;
     case SC_GGML_Q6_K: return q6_k_avx2;

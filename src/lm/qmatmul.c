@@ -52,7 +52,7 @@ static float round_f16(float f) {
 int sc_qmatmul_supported(int type) {
     switch (type) {
     case SC_GGML_F32: case SC_GGML_F16: case SC_GGML_BF16: case SC_GGML_Q8_0: case SC_GGML_Q4_0:
-    case SC_GGML_Q4_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
+    case SC_GGML_Q4_1: case SC_GGML_Q5_0: case SC_GGML_Q5_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
         return 1;
     default:
         return 0;
@@ -89,8 +89,8 @@ void sc_qtensor_row(const sc_qtensor *w, int r, float *out) {
 
 int sc_qact_type(int wtype) {
     switch (wtype) {
-    case SC_GGML_Q8_0: case SC_GGML_Q4_0: return SC_GGML_Q8_0;
-    case SC_GGML_Q4_1: return SC_GGML_Q8_1;
+    case SC_GGML_Q8_0: case SC_GGML_Q4_0: case SC_GGML_Q5_0: return SC_GGML_Q8_0;
+    case SC_GGML_Q4_1: case SC_GGML_Q5_1: return SC_GGML_Q8_1;
     case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K: return SC_GGML_Q8_K;
     default: return SC_GGML_F32;
     }
@@ -210,6 +210,32 @@ static float dot_q4_1(const uint8_t *w, const sc_qrow *a, int n) {
     }
     return sum;
 }
+
+/* Q5_0 {f16 d; u32 qh; u8 qs[16]}: element j's fifth bit is bit j of qh
+ * (low nibbles j < 16, high nibbles j + 16), values offset by 16. Q5_1
+ * {f16 d; f16 m; qh; qs}: unsigned, plus m (times the block sum of y). */
+static float dot_q5(const uint8_t *w, const sc_qrow *a, int n, int with_min) {
+    float sum = 0;
+    size_t bsz = with_min ? 24 : 22;
+    int off = with_min ? 0 : 16;
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * bsz, *p = blk + (with_min ? 4 : 2), *q = p + 4;
+        uint32_t qh;
+        memcpy(&qh, p, 4);
+        const int8_t *y = a->qs + (size_t)b * 32;
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            int x0 = (int)((q[j] & 15) | ((qh >> j & 1) << 4)) - off;
+            int x1 = (int)((q[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - off;
+            s += x0 * y[j] + x1 * y[j + 16];
+        }
+        sum += (float)s * (h16(blk) * a->d[b]);
+        if (with_min) sum += h16(blk + 2) * a->s[b];
+    }
+    return sum;
+}
+static float dot_q5_0(const uint8_t *w, const sc_qrow *a, int n) { return dot_q5(w, a, n, 0); }
+static float dot_q5_1(const uint8_t *w, const sc_qrow *a, int n) { return dot_q5(w, a, n, 1); }
 
 /* Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins:
  * sum = d*dy*sum_j sc_j*(q.y)_j - dmin*dy*sum_j m_j*sum(y)_j */
@@ -349,6 +375,8 @@ sc_qdot_fn sc_qdot_get(int wtype, int isa) {
     case SC_GGML_Q8_0: return dot_q8_0;
     case SC_GGML_Q4_0: return dot_q4_0;
     case SC_GGML_Q4_1: return dot_q4_1;
+    case SC_GGML_Q5_0: return dot_q5_0;
+    case SC_GGML_Q5_1: return dot_q5_1;
     case SC_GGML_Q4_K: return dot_q4_k;
     case SC_GGML_Q5_K: return dot_q5_k;
     case SC_GGML_Q6_K: return dot_q6_k;

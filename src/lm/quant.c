@@ -18,7 +18,7 @@ static float h16(const uint8_t *p) {
 int sc_dequant_supported(int type) {
     switch (type) {
     case SC_GGML_F32: case SC_GGML_F16: case SC_GGML_BF16: case SC_GGML_Q8_0: case SC_GGML_Q4_0:
-    case SC_GGML_Q4_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
+    case SC_GGML_Q4_1: case SC_GGML_Q5_0: case SC_GGML_Q5_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
         return 1;
     default:
         return 0;
@@ -52,6 +52,25 @@ static void dq_q4_1(const uint8_t *b, float *y) {
     }
 }
 
+/* Q5_0: {f16 d; uint8 qh[4]; uint8 qs[16]}; bit j of qh is the fifth bit of
+ * element j (low nibbles 0..15, high nibbles 16..31), values offset by 16.
+ * Q5_1: {f16 d; f16 m; qh; qs}, unsigned, plus m. Gemma 3 files use Q5_0. */
+static void dq_q5(const uint8_t *b, float *y, int with_min) {
+    float d = h16(b), m = with_min ? h16(b + 2) : 0.0f;
+    const uint8_t *p = b + (with_min ? 4 : 2);
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    const uint8_t *q = p + 4;
+    int off = with_min ? 0 : 16;
+    for (int j = 0; j < 16; j++) {
+        int x0 = (int)((q[j] & 0x0f) | (((qh >> j) << 4) & 0x10)) - off;
+        int x1 = (int)((q[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - off;
+        y[j] = x0 * d + m;
+        y[j + 16] = x1 * d + m;
+    }
+}
+
+/* 6-bit scale and min j of the 12-byte K-quant scale array */
 void sc_q_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     if (j < 4) {
         *d = q[j] & 63;
@@ -154,6 +173,8 @@ int sc_dequant(int type, const void *src, float *dst, size_t n, const char *what
     case SC_GGML_Q8_0: for (size_t i = 0; i < nb; i++) dq_q8_0(s + i * ts, dst + i * bs); break;
     case SC_GGML_Q4_0: for (size_t i = 0; i < nb; i++) dq_q4_0(s + i * ts, dst + i * bs); break;
     case SC_GGML_Q4_1: for (size_t i = 0; i < nb; i++) dq_q4_1(s + i * ts, dst + i * bs); break;
+    case SC_GGML_Q5_0: for (size_t i = 0; i < nb; i++) dq_q5(s + i * ts, dst + i * bs, 0); break;
+    case SC_GGML_Q5_1: for (size_t i = 0; i < nb; i++) dq_q5(s + i * ts, dst + i * bs, 1); break;
     case SC_GGML_Q4_K: for (size_t i = 0; i < nb; i++) dq_q4_k(s + i * ts, dst + i * bs); break;
     case SC_GGML_Q5_K: for (size_t i = 0; i < nb; i++) dq_q5_k(s + i * ts, dst + i * bs); break;
     case SC_GGML_Q6_K: for (size_t i = 0; i < nb; i++) dq_q6_k(s + i * ts, dst + i * bs); break;

@@ -11,58 +11,17 @@
 #include <string.h>
 
 #include "base/alloc.h"
-
-/* open-addressing string -> int map */
-typedef struct smap {
-    char **keys;
-    int32_t *vals;
-    size_t cap;
-} smap;
-
-static uint64_t fnv(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static int smap_init(smap *m, size_t n) {
-    m->cap = 16;
-    while (m->cap < 2 * n + 16) m->cap <<= 1;
-    m->keys = sc_calloc(m->cap, sizeof(char *));
-    m->vals = sc_calloc(m->cap, sizeof(int32_t));
-    return m->keys && m->vals ? 0 : -1;
-}
-
-/* insert key (owned pointer) unless present: first occurrence wins */
-static void smap_put(smap *m, char *key, int32_t v) {
-    size_t n = strlen(key);
-    for (size_t i = fnv(key, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i]) {
-            m->keys[i] = key;
-            m->vals[i] = v;
-            return;
-        }
-        if (strcmp(m->keys[i], key) == 0) return;
-    }
-}
-
-static int32_t smap_get(const smap *m, const char *key, size_t n) {
-    if (!m->keys) return -1;
-    for (size_t i = fnv(key, n) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i]) return -1;
-        if (strlen(m->keys[i]) == n && memcmp(m->keys[i], key, n) == 0) return m->vals[i];
-    }
-}
+#include "text/tokutil.h"
 
 struct sc_bpe {
     int n_vocab;
     char **tokens;  /* NUL-terminated, owned */
     int32_t *types; /* tokenizer.ggml.token_type (1 normal, 3 control, 4 user-defined) */
-    smap vocab;     /* token -> id (keys borrowed from tokens) */
-    char **merge_str;
+    sc_strmap vocab;  /* token -> id */
     int n_merges;
-    smap merges;    /* "a b" -> rank (keys borrowed from merge_str) */
+    sc_strmap merges; /* "a b" -> rank */
     int32_t bos, eos;
+    int add_bos;           /* tokenizer.ggml.add_bos_token, default by pre-tokenizer as llama.cpp */
     pcre2_code *re[2];
     int n_re;
     char byte_enc[256][4]; /* byte -> UTF-8 of its unicode stand-in */
@@ -89,13 +48,9 @@ void sc_bpe_free(sc_bpe *t) {
     if (!t) return;
     for (int i = 0; i < t->n_vocab && t->tokens; i++) sc_free(t->tokens[i]);
     sc_free(t->tokens);
-    for (int i = 0; i < t->n_merges && t->merge_str; i++) sc_free(t->merge_str[i]);
-    sc_free(t->merge_str);
     sc_free(t->types);
-    sc_free(t->vocab.keys);
-    sc_free(t->vocab.vals);
-    sc_free(t->merges.keys);
-    sc_free(t->merges.vals);
+    sc_strmap_free(&t->vocab);
+    sc_strmap_free(&t->merges);
     sc_free(t->special);
     for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
     sc_free(t);
@@ -150,6 +105,11 @@ int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
         sc_free(pre);
         return rc;
     }
+    /* llama.cpp: byte-level BPE adds no BOS unless the family does (llama3) or the file says so */
+    int add_bos = pre && (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "falcon3") ||
+                          !strcmp(pre, "pixtral"));
+    const sc_gguf_kv *ab = sc_gguf_find(g, "tokenizer.ggml.add_bos_token");
+    if (ab && ab->type == SC_GGUF_BOOL) add_bos = ab->u != 0;
     sc_free(pre);
     const sc_gguf_kv *tk = sc_gguf_find(g, "tokenizer.ggml.tokens");
     const sc_gguf_kv *mk = sc_gguf_find(g, "tokenizer.ggml.merges");
@@ -166,39 +126,40 @@ int sc_bpe_from_gguf(sc_bpe **out, const sc_gguf *g, sc_error *err) {
     t->tokens = sc_calloc((size_t)t->n_vocab, sizeof(char *));
     t->types = sc_calloc((size_t)t->n_vocab, sizeof(int32_t));
     t->special = sc_calloc((size_t)t->n_vocab, sizeof(int32_t));
-    if (!t->tokens || !t->types || !t->special || smap_init(&t->vocab, (size_t)t->n_vocab)) goto oom;
+    if (!t->tokens || !t->types || !t->special) goto oom;
     for (int i = 0; i < t->n_vocab; i++) {
         const char *s;
         uint64_t n;
         sc_gguf_arr_str(tk, (uint64_t)i, &s, &n);
         if (!(t->tokens[i] = dupn(s, n))) goto oom;
-        smap_put(&t->vocab, t->tokens[i], i);
+        if (sc_tok_map_put(&t->vocab, s, (size_t)n, i, 0)) goto oom;
         int32_t tt = 1;
         if (ty) memcpy(&tt, ty->arr + 4 * (size_t)i, 4);
+        if (sc_tok_forced_control(t->tokens[i])) tt |= SC_TOK_FORCED_CONTROL;
         t->types[i] = tt;
-        if ((tt == 3 || tt == 4) && n > 0) t->special[t->n_special++] = i;
+        if (((tt & 0xff) == 2 || (tt & 0xff) == 3 || (tt & 0xff) == 4 || (tt & SC_TOK_FORCED_CONTROL)) && n > 0)
+            t->special[t->n_special++] = i;
     }
     t->n_merges = (int)mk->arr_n;
-    t->merge_str = sc_calloc(t->n_merges ? (size_t)t->n_merges : 1, sizeof(char *));
-    if (!t->merge_str || smap_init(&t->merges, (size_t)t->n_merges)) goto oom;
     for (int i = 0; i < t->n_merges; i++) {
         const char *s;
         uint64_t n;
         sc_gguf_arr_str(mk, (uint64_t)i, &s, &n);
-        if (!(t->merge_str[i] = dupn(s, n))) goto oom;
         if (!memchr(s, ' ', n)) {
             rc = sc_fail(err, SC_EFORMAT, "%s: key 'tokenizer.ggml.merges' element %d has no space", g->name, i);
             sc_bpe_free(t);
             return rc;
         }
-        smap_put(&t->merges, t->merge_str[i], i);
+        if (sc_tok_map_put(&t->merges, s, (size_t)n, i, 0)) goto oom;
     }
     const sc_gguf_kv *kv;
     t->bos = (kv = sc_gguf_find(g, "tokenizer.ggml.bos_token_id")) ? (int32_t)kv->u : -1;
     t->eos = (kv = sc_gguf_find(g, "tokenizer.ggml.eos_token_id")) ? (int32_t)kv->u : -1;
     if (t->bos >= t->n_vocab) t->bos = -1;
     if (t->eos >= t->n_vocab) t->eos = -1;
+    t->add_bos = add_bos && t->bos >= 0;
     build_byte_map(t);
+    if (sc_tok_sort_special(t->special, t->n_special, (const char *const *)t->tokens)) goto oom;
     for (int i = 0; i < nre; i++) {
         int ec;
         PCRE2_SIZE eo;
@@ -219,7 +180,8 @@ oom:
 int sc_bpe_vocab_size(const sc_bpe *t) { return t->n_vocab; }
 int32_t sc_bpe_eos(const sc_bpe *t) { return t->eos; }
 int32_t sc_bpe_bos(const sc_bpe *t) { return t->bos; }
-int32_t sc_bpe_find(const sc_bpe *t, const char *s) { return smap_get(&t->vocab, s, strlen(s)); }
+int sc_bpe_add_bos(const sc_bpe *t) { return t->add_bos; }
+int32_t sc_bpe_find(const sc_bpe *t, const char *s) { return sc_tok_map_get(&t->vocab, s, strlen(s)); }
 
 /* growable id list */
 typedef struct ids {
@@ -239,79 +201,28 @@ static int push(ids *v, int32_t id) {
     return 0;
 }
 
-/* Candidate merge of adjacent symbols l and r (as llama.cpp's llm_bigram_bpe):
- * a min-heap on (rank, l) gives the lowest rank, leftmost first; an entry is
- * stale when either symbol has changed since (its byte size no longer adds up). */
-typedef struct bigram {
-    int32_t rank;
-    int l, r;
-    size_t size;
-} bigram;
-
-static int bg_less(const bigram *a, const bigram *b) { return a->rank < b->rank || (a->rank == b->rank && a->l < b->l); }
-
-typedef struct heap {
-    bigram *p;
-    size_t n, cap;
-} heap;
-
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        bigram *np = sc_realloc(h->p, nc * sizeof *np);
-        if (!np) return -1;
-        h->p = np;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    h->p[i] = b;
-    while (i > 0 && bg_less(&h->p[i], &h->p[(i - 1) / 2])) {
-        bigram t = h->p[i];
-        h->p[i] = h->p[(i - 1) / 2];
-        h->p[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->p[0];
-    h->p[0] = h->p[--h->n];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && bg_less(&h->p[l], &h->p[m])) m = l;
-        if (r < h->n && bg_less(&h->p[r], &h->p[m])) m = r;
-        if (m == i) break;
-        bigram t = h->p[i];
-        h->p[i] = h->p[m];
-        h->p[m] = t;
-        i = m;
-    }
-    return top;
-}
-
 typedef struct sym {
     size_t off, n; /* bytes of the mapped text; n = 0 once merged away */
     int prev, next;
 } sym;
 
 /* queue the merge of symbols l and r if the merge list has it */
-static int try_pair(const sc_bpe *t, const char *buf, const sym *s, int l, int r, char *key, heap *h) {
+static int try_pair(const sc_bpe *t, const char *buf, const sym *s, int l, int r, char *key, sc_bigram_heap *h) {
     if (l < 0 || r < 0) return 0;
     size_t a = s[l].n, b = s[r].n;
     memcpy(key, buf + s[l].off, a);
     key[a] = ' ';
     memcpy(key + a + 1, buf + s[r].off, b);
-    int32_t rank = smap_get(&t->merges, key, a + b + 1);
+    int32_t rank = sc_tok_map_get(&t->merges, key, a + b + 1);
     if (rank < 0) return 0;
-    return heap_push(h, (bigram){rank, l, r, a + b});
+    return sc_bigram_push(h, (sc_bigram){rank, l, r, a + b});
 }
 
 /* BPE of one pre-tokenized word (raw bytes): O(n log n) in its length. */
 static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
     char *buf = sc_malloc(n * 2 + 1), *key = sc_malloc(n * 2 + 2);
     sym *s = sc_malloc((n + 1) * sizeof *s);
-    heap h = {0};
+    sc_bigram_heap h = {0};
     int rc = 0;
     if (!buf || !key || !s) {
         rc = -1;
@@ -329,7 +240,7 @@ static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
     }
     for (int i = 0; i + 1 < ns && !rc; i++) rc = try_pair(t, buf, s, i, i + 1, key, &h);
     while (h.n && !rc) {
-        bigram b = heap_pop(&h);
+        sc_bigram b = sc_bigram_pop(&h);
         if (s[b.l].n == 0 || s[b.r].n == 0 || s[b.l].n + s[b.r].n != b.size || s[b.l].next != b.r) continue;
         s[b.l].n += s[b.r].n;
         s[b.r].n = 0;
@@ -339,14 +250,14 @@ static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
         if (!rc) rc = try_pair(t, buf, s, b.l, s[b.l].next, key, &h);
     }
     for (int k = ns ? 0 : -1; k >= 0 && !rc; k = s[k].next) {
-        int32_t id = smap_get(&t->vocab, buf + s[k].off, s[k].n);
+        int32_t id = sc_tok_map_get(&t->vocab, buf + s[k].off, s[k].n);
         if (id >= 0) {
             rc = push(out, id);
         } else {
             /* llama.cpp: a symbol missing from the vocabulary falls back to its single characters */
             for (size_t p = s[k].off; p < s[k].off + s[k].n && !rc;) {
                 size_t cl = ((uint8_t)buf[p] & 0x80) ? 2 : 1;
-                int32_t cid = smap_get(&t->vocab, buf + p, cl);
+                int32_t cid = sc_tok_map_get(&t->vocab, buf + p, cl);
                 if (cid >= 0) rc = push(out, cid);
                 p += cl;
             }
@@ -427,33 +338,20 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
             return sc_fail(err, SC_EINVAL, "text is not valid UTF-8 (PCRE2 error %d)", m);
     }
     ids v = {0};
-    size_t at = 0;
+    sc_tok_frag *fr;
+    size_t nf;
+    if (sc_tok_partition(text, len, (const char *const *)t->tokens, t->types, t->special, t->n_special, parse_special,
+                         &fr, &nf))
+        return sc_fail(err, SC_ENOMEM, "out of memory");
     int rc = SC_OK;
-    while (at <= len && rc == SC_OK) {
-        /* next special token occurrence (earliest; longest on ties) */
-        size_t best_pos = len, best_len = 0;
-        int32_t best_id = -1;
-        for (int k = 0; k < t->n_special; k++) {
-            int32_t id = t->special[k];
-            /* control tokens only with parse_special; user-defined always (llama.cpp) */
-            if (t->types[id] == 3 && !parse_special) continue;
-            const char *tok = t->tokens[id];
-            size_t tl = strlen(tok);
-            const char *p = memmem(text + at, len - at, tok, tl);
-            if (p) {
-                size_t pos = (size_t)(p - text);
-                if (pos < best_pos || (pos == best_pos && tl > best_len)) {
-                    best_pos = pos;
-                    best_len = tl;
-                    best_id = id;
-                }
-            }
+    for (size_t i = 0; i < nf && rc == SC_OK; i++) {
+        if (fr[i].id >= 0) {
+            if (push(&v, fr[i].id)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        } else {
+            rc = pretok_encode(t, text + fr[i].off, fr[i].len, &v, err);
         }
-        if (best_pos > at) rc = pretok_encode(t, text + at, best_pos - at, &v, err);
-        if (rc == SC_OK && best_id >= 0 && push(&v, best_id)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        if (best_id < 0) break;
-        at = best_pos + best_len;
     }
+    sc_free(fr);
     if (rc != SC_OK) {
         sc_free(v.p);
         return rc;
@@ -465,10 +363,10 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
 
 int sc_bpe_piece(const sc_bpe *t, int32_t id, char *buf, size_t cap) {
     if (id < 0 || id >= t->n_vocab) return -1;
-    if (t->types[id] == 3) return 0;
+    if ((t->types[id] & 0xff) == 3) return 0;
     const uint8_t *s = (const uint8_t *)t->tokens[id];
     size_t n = 0;
-    if (t->types[id] == 4) { /* user-defined tokens are stored as plain text */
+    if ((t->types[id] & 0xff) == 4) { /* user-defined tokens are stored as plain text */
         size_t l = strlen((const char *)s);
         if (l > cap) l = cap;
         memcpy(buf, s, l);

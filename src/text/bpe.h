@@ -31,6 +31,9 @@ int sc_bpe_piece(const sc_bpe *t, int32_t id, char *buf, size_t cap);
 int sc_bpe_vocab_size(const sc_bpe *t);
 int32_t sc_bpe_eos(const sc_bpe *t);
 int32_t sc_bpe_bos(const sc_bpe *t);
+/* 1 when the model expects BOS first: tokenizer.ggml.add_bos_token, else
+ * llama.cpp's default for the pre-tokenizer (llama3: yes, most others: no) */
+int sc_bpe_add_bos(const sc_bpe *t);
 /* id of an exact token string, -1 if absent */
 int32_t sc_bpe_find(const sc_bpe *t, const char *s);
 
