@@ -65,8 +65,9 @@ static void dq_q5(const uint8_t *b, float *y, int with_min) {
     for (int j = 0; j < 16; j++) {
         int x0 = (int)((q[j] & 0x0f) | (((qh >> j) << 4) & 0x10)) - off;
         int x1 = (int)((q[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - off;
-        y[j] = x0 * d + m;
-        y[j + 16] = x1 * d + m;
+        /* no "+ 0" for Q5_0: it would turn ggml's -0.0 (0 * negative d) into +0.0 */
+        y[j] = with_min ? x0 * d + m : x0 * d;
+        y[j + 16] = with_min ? x1 * d + m : x1 * d;
     }
 }
 
