@@ -319,55 +319,18 @@ int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err) {
     return rc;
 }
 
-int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **out, sc_error *err) {
-    *out = NULL;
-    int32_t *ids;
-    int n, V = m->cfg.n_vocab;
-    int rc = sc_bpe_encode(m->tok, prompt, strlen(prompt), 1, &ids, &n, err);
-    if (rc != SC_OK) return rc;
-    if (n == 0) {
-        sc_free(ids);
-        return sc_fail(err, SC_EINVAL, "empty prompt");
-    }
-    size_t cap = 256, len = 0;
-    char *text = sc_malloc(cap);
-    float *logits = sc_malloc((size_t)V * sizeof(float));
-    if (!text || !logits) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
-    }
-    text[0] = 0;
-    int32_t eot = sc_bpe_find(m->tok, "<|im_end|>"), eos = sc_bpe_eos(m->tok);
-    sc_llama_reset(m);
-    rc = sc_llama_forward(m, ids, n, logits, NULL, err);
-    for (int k = 0; k < max_tokens && rc == SC_OK; k++) {
-        int32_t best = 0;
-        for (int v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        if (best == eos || best == eot) break;
-        char piece[256];
-        int pn = sc_bpe_piece(m->tok, best, piece, sizeof piece);
-        if (pn > 0) {
-            if (len + (size_t)pn + 1 > cap) {
-                cap = (len + (size_t)pn + 1) * 2;
-                char *nt = sc_realloc(text, cap);
-                if (!nt) { rc = sc_fail(err, SC_ENOMEM, "out of memory"); break; }
-                text = nt;
-            }
-            memcpy(text + len, piece, (size_t)pn);
-            len += (size_t)pn;
-            text[len] = 0;
-        }
-        if (k + 1 == max_tokens || m->n_past >= m->max_ctx) break;
-        rc = sc_llama_forward(m, &best, 1, logits, NULL, err);
-    }
-done:
-    sc_free(ids);
-    sc_free(logits);
-    if (rc != SC_OK) {
-        sc_free(text);
-        return rc;
-    }
-    *out = text;
-    return SC_OK;
+/* ---- tokenizer access: thin wrappers over sc_bpe (wt-gemma's branch
+ * replaces this block with one that also covers SentencePiece) ---- */
+
+int sc_llama_tokenize(const sc_llama *m, const char *text, size_t len, int parse_special, int32_t **ids, int *n,
+                      sc_error *err) {
+    return sc_bpe_encode(m->tok, text, len, parse_special, ids, n, err);
 }
+
+int sc_llama_token_piece(const sc_llama *m, int32_t id, char *buf, size_t cap) { return sc_bpe_piece(m->tok, id, buf, cap); }
+
+int32_t sc_llama_token_find(const sc_llama *m, const char *s) { return sc_bpe_find(m->tok, s); }
+
+int32_t sc_llama_eos(const sc_llama *m) { return sc_bpe_eos(m->tok); }
+
+int32_t sc_llama_bos(const sc_llama *m) { return sc_bpe_bos(m->tok); }

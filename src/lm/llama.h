@@ -72,9 +72,25 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int n, float *logits, f
  * cache is truncated to its first max_ctx tokens. */
 int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err);
 
+/* ---- tokenizer access (the same declarations as wt-gemma's branch; the
+ * implementation at the end of llama.c is a thin wrapper over sc_bpe) ---- */
+
+/* Token ids of text[0..len) (no BOS added); parse_special: control tokens
+ * written in the text become their ids. *ids is sc_malloc'ed. */
+int sc_llama_tokenize(const sc_llama *m, const char *text, size_t len, int parse_special, int32_t **ids, int *n,
+                      sc_error *err);
+/* Bytes of token id into buf (cap bytes; control tokens give ""); returns
+ * the byte count or -1 for an id outside the vocabulary. */
+int sc_llama_token_piece(const sc_llama *m, int32_t id, char *buf, size_t cap);
+/* Id of an exact token string, -1 if absent. */
+int32_t sc_llama_token_find(const sc_llama *m, const char *s);
+int32_t sc_llama_eos(const sc_llama *m);
+int32_t sc_llama_bos(const sc_llama *m);
+
 /* Greedy generation: tokenise prompt (special tokens parsed), then emit up to
  * max_tokens tokens, stopping at EOS / end-of-turn. The text (no prompt) is
- * returned in *out (sc_free). */
+ * returned in *out (sc_free). Defined in lm/generate.c, which also has
+ * sampling, stop strings and streaming (sc_generate). */
 int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **out, sc_error *err);
 
 #endif
