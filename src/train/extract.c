@@ -458,13 +458,13 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         sc_fail_prefix(err, "%s:%d: extract template of '%s': ", o->config_path, p->line, o->entity);
         goto done;
     }
-    if ((rc = sc_entity_table_load(&tab, o->config_path, o->entity, err))) goto done;
     int uses_history = strstr(p->template, "{history}") != NULL;
+    if (uses_history && !o->data_dir) {
+        rc = sc_fail(err, SC_EINVAL, "the '%s' template uses {history}: give --data DIR (a prepared dataset)", o->entity);
+        goto done;
+    }
+    if ((rc = sc_entity_table_load(&tab, o->config_path, o->entity, err))) goto done;
     if (uses_history) {
-        if (!o->data_dir) {
-            rc = sc_fail(err, SC_EINVAL, "the '%s' template uses {history}: give --data DIR (a prepared dataset)", o->entity);
-            goto done;
-        }
         if ((rc = history_load(&hist, o->data_dir, tab.col_names[tab.key_col], cfg->extract.history_column,
                                cfg->extract.history, err)))
             goto done;
