@@ -652,7 +652,7 @@ static int parse_extract(ctx *c, yaml_node_t *n) {
             if (!x->prompts) return sc_fail(c->err, SC_ENOMEM, "out of memory");
             for (int i = 0; i < cnt; i++) {
                 yaml_node_t *pn = node(c, v->data.sequence.items.start[i]);
-                static const char *const pk[] = {"entity", "template", "fallback", "prefix", "fields", "min_fields", NULL};
+                static const char *const pk[] = {"entity", "template", "fallback", "prefix", "fields", "min_fields", "ask", NULL};
                 if (check_map(c, pn, "an extract prompt", pk)) return -1;
                 sc_extract_prompt_cfg *p = &x->prompts[x->n_prompts++];
                 p->line = line_of(pn);
@@ -668,6 +668,9 @@ static int parse_extract(ctx *c, yaml_node_t *n) {
                         if (get_strdup(c, v2, k2, &p->prefix)) return -1;
                     } else if (!strcmp(k2, "fields")) {
                         if (get_strlist(c, v2, k2, &p->fields, &p->n_fields)) return -1;
+                    } else if (!strcmp(k2, "ask")) {
+                        static const char *const asks[] = {"fields", "once", NULL};
+                        if (get_enum(c, v2, k2, asks, &p->ask_once)) return -1;
                     } else if (!strcmp(k2, "min_fields")) {
                         long long mf;
                         if (get_int(c, v2, k2, 1, 1000, &mf)) return -1;

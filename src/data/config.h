@@ -86,6 +86,7 @@ typedef struct sc_extract_prompt_cfg {
     char **fields;                /* the answer lines kept: "Field: value" */
     int n_fields;
     int min_fields;               /* answers with fewer kept lines are off-format (default: half, rounded up) */
+    int ask_once;                 /* ask: once (one answer, lines parsed) or fields (default: one line per field) */
     int line;
 } sc_extract_prompt_cfg;
 

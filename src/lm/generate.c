@@ -123,8 +123,33 @@ void sc_gen_result_free(sc_gen_result *res) {
     res->len = 0;
 }
 
+void sc_gen_cache_free(sc_gen_cache *c) {
+    if (!c) return;
+    sc_free(c->toks);
+    memset(c, 0, sizeof *c);
+}
+
+static int cache_push(sc_gen_cache *c, const int32_t *t, int n) {
+    if (!c) return 0;
+    if (c->n + n > c->cap) {
+        int nc = (c->n + n) * 2;
+        int32_t *x = sc_realloc(c->toks, (size_t)nc * sizeof *x);
+        if (!x) return -1;
+        c->toks = x;
+        c->cap = nc;
+    }
+    memcpy(c->toks + c->n, t, (size_t)n * sizeof *t);
+    c->n += n;
+    return 0;
+}
+
 int sc_generate(sc_llama *m, const char *prompt, const sc_gen_params *p, sc_gen_emit emit, void *ctx,
                 sc_gen_result *res, sc_error *err) {
+    return sc_generate_cached(m, NULL, prompt, p, emit, ctx, res, err);
+}
+
+int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_gen_params *p, sc_gen_emit emit,
+                       void *ctx, sc_gen_result *res, sc_error *err) {
     memset(res, 0, sizeof *res);
     int rc = sc_gen_params_check(p, err);
     if (rc != SC_OK) return rc;
@@ -157,9 +182,15 @@ int sc_generate(sc_llama *m, const char *prompt, const sc_gen_params *p, sc_gen_
                        sc_llama_token_find(m, "<|eot_id|>")};
     sc_rng rng;
     sc_rng_seed(&rng, p->seed);
-    sc_llama_reset(m);
+    /* keep the cached prefix (at least one token is computed, for its logits) */
+    int keep = 0;
+    if (cache && cache->n <= m->n_past)
+        while (keep < cache->n && keep < n - 1 && cache->toks[keep] == ids[keep]) keep++;
+    m->n_past = keep;
+    if (cache) cache->n = keep;
     double t0 = sc_now();
-    rc = sc_llama_forward(m, ids, n, logits, NULL, err);
+    rc = sc_llama_forward(m, ids + keep, n - keep, logits, NULL, err);
+    if (rc == SC_OK && cache_push(cache, ids + keep, n - keep)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     res->prompt_s = sc_now() - t0;
     t0 = sc_now();
     int stop_early = 0;
@@ -200,6 +231,7 @@ int sc_generate(sc_llama *m, const char *prompt, const sc_gen_params *p, sc_gen_
             break;
         }
         rc = sc_llama_forward(m, &tok, 1, logits, NULL, err);
+        if (rc == SC_OK && cache_push(cache, &tok, 1)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     }
     res->gen_s = sc_now() - t0;
     if (rc == SC_OK && emit && !stop_early && res->len > emitted) emit(ctx, res->text + emitted, res->len - emitted);
@@ -207,7 +239,10 @@ done:
     sc_free(ids);
     sc_free(logits);
     sc_free(order);
-    if (rc != SC_OK) sc_gen_result_free(res);
+    if (rc != SC_OK) {
+        sc_gen_result_free(res);
+        if (cache) cache->n = 0; /* the KV cache may hold a partial batch */
+    }
     return rc;
 }
 

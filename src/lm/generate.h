@@ -50,6 +50,19 @@ typedef struct sc_gen_result {
  * later turns into a stop). Return non-zero to stop early. */
 typedef int (*sc_gen_emit)(void *ctx, const char *text, size_t len);
 
+/* Prompt cache: the tokens whose keys and values are in the model's KV
+ * cache. Given to sc_generate, the longest common prefix of the new prompt's
+ * tokens and these is kept and only the rest is computed (llama.cpp's
+ * prompt cache): a shared system prompt, or a transcript that grows field by
+ * field, costs its new tokens only. The result is the same as without it.
+ * Zero-initialise; sc_gen_cache_free releases it. Valid only with the model
+ * it was used with, and only while nothing else runs that model. */
+typedef struct sc_gen_cache {
+    int32_t *toks;
+    int n, cap;
+} sc_gen_cache;
+void sc_gen_cache_free(sc_gen_cache *c);
+
 /* Check p: errors name the parameter (max_tokens, temperature, top_p,
  * top_k, stop). */
 int sc_gen_params_check(const sc_gen_params *p, sc_error *err);
@@ -60,6 +73,9 @@ int sc_gen_params_check(const sc_gen_params *p, sc_error *err);
  * bad parameters, an empty prompt, a prompt longer than the KV cache. */
 int sc_generate(sc_llama *m, const char *prompt, const sc_gen_params *p, sc_gen_emit emit, void *ctx,
                 sc_gen_result *res, sc_error *err);
+/* The same with a prompt cache (NULL: none). */
+int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_gen_params *p, sc_gen_emit emit,
+                       void *ctx, sc_gen_result *res, sc_error *err);
 void sc_gen_result_free(sc_gen_result *res);
 
 /* One sampling step over logits[V] (modified in place: scaled and turned

@@ -134,7 +134,7 @@ int sc_extract_parse_against(const char *answer, const char *prompt, const char 
                 q++;
                 while (q < eol && (*q == '*' || isspace((unsigned char)*q))) q++;
                 const char *e = eol;
-                while (e > q && (isspace((unsigned char)e[-1]) || e[-1] == '*')) e--;
+                while (e > q && (isspace((unsigned char)e[-1]) || e[-1] == '*' || e[-1] == ',' || e[-1] == ';')) e--;
                 /* a value of only dots or ellipses is the template echoed back */
                 const char *d = q;
                 while (d < e && (*d == '.' || *d == ' ' || !strncmp(d, "\u2026", 3))) d += *d == '.' || *d == ' ' ? 1 : 3;
@@ -378,6 +378,70 @@ static int resume_scan(const char *path, sc_strmap *done, int64_t *n_fallback, i
     return rc;
 }
 
+/* ---- asking ---- */
+
+/* Every kept value the same (3+ of them): the model repeated itself. */
+static int degenerate(const char *kept) {
+    const char *first = NULL;
+    size_t fl = 0;
+    int n = 0;
+    for (const char *l = kept; *l;) {
+        const char *e = strchr(l, '\n');
+        if (!e) e = l + strlen(l);
+        const char *v = memchr(l, ':', (size_t)(e - l));
+        if (v) {
+            v += 2;
+            size_t vl = e > v ? (size_t)(e - v) : 0;
+            if (!first) first = v, fl = vl;
+            else if (vl != fl || strncasecmp(first, v, vl)) return 0;
+            n++;
+        }
+        l = *e ? e + 1 : e;
+    }
+    return n >= 3;
+}
+
+/* Form filling: the transcript grows "Field1:" → the model's line → "\nField2:"
+ * ..., each line generated up to a newline with its own share of the token
+ * budget; the prompt cache makes each step cost its new tokens only. ans
+ * gets the lines as "Field: value" (values the model left unfinished are
+ * dropped). */
+static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_extract_prompt_cfg *p,
+                      const sc_gen_params *g0, sbuf *ans, sc_extract_stats *st, sc_error *err) {
+    sbuf tr = {0};
+    sb_str(&tr, prompt);
+    sc_gen_params g = *g0;
+    g.stops[0] = "\n";
+    g.n_stops = 1;
+    g.max_tokens = (g0->max_tokens + p->n_fields - 1) / p->n_fields;
+    if (g.max_tokens < 8) g.max_tokens = 8;
+    int rc = SC_OK;
+    for (int f = 0; f < p->n_fields && rc == SC_OK; f++) {
+        if (f) sb_str(&tr, "\n");
+        sb_str(&tr, p->fields[f]);
+        sb_str(&tr, ":");
+        if (tr.oom) return sc_free(tr.s), sc_fail(err, SC_ENOMEM, "out of memory");
+        g.seed = g0->seed + (uint64_t)f * 0xD1B54A32D192ED03ull;
+        sc_gen_result res;
+        if ((rc = sc_generate_cached(m, cache, tr.s, &g, NULL, NULL, &res, err))) break;
+        st->tokens += res.n_generated;
+        st->gen_s += res.prompt_s + res.gen_s;
+        sb_add(&tr, res.text, res.len);
+        if (res.end != SC_GEN_END_LENGTH) {
+            sb_str(ans, p->fields[f]);
+            sb_str(ans, ":");
+            sb_add(ans, res.text, res.len);
+            sb_str(ans, "\n");
+        }
+        int eos = res.end == SC_GEN_END_EOS;
+        sc_gen_result_free(&res);
+        if (eos) break; /* the model ended its turn: the rest stays empty */
+    }
+    if (tr.oom || ans->oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    sc_free(tr.s);
+    return rc;
+}
+
 /* ---- the run ---- */
 
 static const sc_extract_prompt_cfg *find_prompt(const sc_dcfg *cfg, const char *entity, sc_error *err) {
@@ -437,6 +501,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     history hist = {0};
     int have_hist = 0;
     sc_llama *m = NULL;
+    sc_gen_cache cache = {0};
     char *tmpl = NULL;
     cJSON *meta = NULL;
     sc_strmap done;
@@ -497,6 +562,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     cJSON_AddStringToObject(meta, "chat_family", sc_chat_family_name(family));
     cJSON_AddStringToObject(meta, "system", cfg->extract.system ? cfg->extract.system : "");
     cJSON_AddStringToObject(meta, "template", p->template);
+    cJSON_AddStringToObject(meta, "ask", p->ask_once ? "once" : "fields");
     cJSON_AddStringToObject(meta, "prefix", p->prefix ? p->prefix : "");
     cJSON_AddStringToObject(meta, "fallback", p->fallback ? p->fallback : "");
     cJSON *fa = cJSON_AddArrayToObject(meta, "fields");
@@ -567,6 +633,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     }
     if (rc || todo == 0) goto done;
     if ((rc = sc_llama_load(&m, o->model_path, 0, err))) goto done;
+    sc_llama_reset(m);
     sc_progress bar;
     sc_progress_begin(&bar, o->entity, todo, "entities");
     if (!o->progress) bar.enabled = 0;
@@ -593,7 +660,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, user, &chat, err);
         if (!rc) {
             sb_str(&full, chat);
-            if (p->prefix) sb_str(&full, p->prefix);
+            if (p->prefix && p->ask_once) sb_str(&full, p->prefix);
             if (full.oom || hb.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
         }
         if (!rc) rc = append_line(plog, ppath, ekey, "0", full.s, NULL, err);
@@ -601,24 +668,33 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         for (int a = 0; a <= o->retries && !rc && !ok; a++) {
             sc_gen_params g = o->gen;
             g.seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed) + (uint64_t)a * 0x9E3779B97F4A7C15ull;
-            sc_gen_result res;
-            if ((rc = sc_generate(m, full.s, &g, NULL, NULL, &res, err))) {
-                sc_fail_prefix(err, "entity '%s': ", key);
-                break;
-            }
-            st->tokens += res.n_generated;
-            st->gen_s += res.prompt_s + res.gen_s;
             if (a) st->retries++;
             sbuf ans = {0};
             sb_add(&ans, "", 0);
-            if (p->prefix) sb_str(&ans, p->prefix);
-            sb_add(&ans, res.text, res.len);
-            sc_gen_result_free(&res);
+            int truncated = 0;
+            if (p->ask_once) {
+                sc_gen_result res;
+                if ((rc = sc_generate_cached(m, &cache, full.s, &g, NULL, NULL, &res, err))) {
+                    sc_fail_prefix(err, "entity '%s': ", key);
+                    sc_free(ans.s);
+                    break;
+                }
+                st->tokens += res.n_generated;
+                st->gen_s += res.prompt_s + res.gen_s;
+                if (p->prefix) sb_str(&ans, p->prefix);
+                sb_add(&ans, res.text, res.len);
+                truncated = res.end == SC_GEN_END_LENGTH;
+                sc_gen_result_free(&res);
+            } else if ((rc = ask_fields(m, &cache, full.s, p, &g, &ans, st, err))) {
+                sc_fail_prefix(err, "entity '%s': ", key);
+                sc_free(ans.s);
+                break;
+            }
             sc_free(kept);
             int nk = ans.oom ? -1 : sc_extract_parse_against(ans.s, user, (const char *const *)p->fields, p->n_fields,
-                                                             res.end == SC_GEN_END_LENGTH, &kept);
+                                                             truncated, &kept);
             if (nk < 0 || !kept) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            ok = nk >= p->min_fields;
+            ok = nk >= p->min_fields && !degenerate(kept);
             char an[16], nf[16];
             snprintf(an, sizeof an, "%d", a);
             snprintf(nf, sizeof nf, "%d", nk);
@@ -649,6 +725,7 @@ done:
     if (plog) fclose(plog);
     if (alog) fclose(alog);
     sc_llama_free(m);
+    sc_gen_cache_free(&cache);
     sc_free(tmpl);
     cJSON_Delete(meta);
     sc_strmap_free(&done);
