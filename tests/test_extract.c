@@ -120,7 +120,7 @@ Test(extract, run_resume_fallback_meta, .timeout = 300) {
     char body[4096];
     snprintf(body, sizeof body,
              "%sextract:\n  prompts:\n    - entity: item\n      template: \"Movie: {title} ({year}). Answer in two lines:\\nGenre: ...\\nMood: ...\"\n"
-             "      prefix: 'Genre:'\n      fields: [Genre, Mood]\n      min_fields: 1\n"
+             "      ask: once\n      prefix: 'Genre:'\n      fields: [Genre, Mood]\n      min_fields: 1\n"
              "      fallback: '{title} ({year})'\n"
              "    - {entity: user, template: 'Watched: {history}', fields: [Genres]}\n",
              BASE);
@@ -185,6 +185,30 @@ Test(extract, run_resume_fallback_meta, .timeout = 300) {
     cr_assert_eq(count_lines(path, "SmolLM2"), 1);
     snprintf(path, sizeof path, "%s/item.prompts.tsv", out);
     cr_assert_eq(count_lines(path, "<|im_start|>assistant\\nGenre:"), 3);
+    /* form filling (ask: fields, the default): every kept line is one of the fields */
+    snprintf(body, sizeof body,
+             "%sextract:\n  prompts:\n    - {entity: item, template: 'Describe the movie {title} ({year}) in two lines.', "
+             "fields: [Genre, Mood], min_fields: 1}\n"
+             "    - {entity: user, template: 'Watched: {history}', fields: [Genres]}\n",
+             BASE);
+    write_file(cfg, body);
+    snprintf(out, sizeof out, "%s/out2", dir);
+    o.out_dir = out;
+    o.force = 0;
+    o.limit = 2;
+    o.gen.max_tokens = 16;
+    o.retries = 1;
+    cr_assert_eq(sc_extract_run(&o, &st, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(st.done, 2);
+    snprintf(path, sizeof path, "%s/item.tsv", out);
+    char *t2;
+    cr_assert_eq(sc_read_file(path, &t2, &n, &e), SC_OK);
+    for (char *l = strchr(t2, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+        char *tab2 = strchr(strchr(l, '\t') + 1, '\t') + 1;
+        if (!strncmp(strchr(l, '\t') + 1, "ok", 2))
+            cr_assert(!strncmp(tab2, "Genre: ", 7) || !strncmp(tab2, "Mood: ", 6), "%s", t2);
+    }
+    sc_free(t2);
     /* {history} needs a prepared dataset; an unknown entity names the known ones */
     o.entity = "user";
     cr_assert_neq(sc_extract_run(&o, &st, &e), SC_OK);

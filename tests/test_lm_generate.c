@@ -146,6 +146,36 @@ Test(lm_generate, greedy_seeds_and_stops, .timeout = 240) {
     sc_llama_free(m);
 }
 
+/* the prompt cache changes the cost, never the text */
+Test(lm_generate, prompt_cache_same_text, .timeout = 180) {
+    sc_llama *m = load();
+    sc_gen_params p;
+    sc_gen_params_default(&p);
+    p.max_tokens = 6;
+    p.temperature = 0.8f;
+    p.seed = 9;
+    const char *prompts[] = {Q, "<|im_start|>user\nWrite one sentence about the sky.<|im_end|>\n<|im_start|>assistant\n",
+                             "<|im_start|>user\nWrite one sentence about the sky.<|im_end|>\n<|im_start|>assistant\nThe"};
+    char *plain[3];
+    for (int i = 0; i < 3; i++) plain[i] = gen(m, prompts[i], &p, NULL);
+    /* from here on only the cache's owner runs the model (the contract) */
+    sc_gen_cache c = {0};
+    for (int i = 0; i < 3; i++) {
+        sc_gen_result r;
+        sc_error e;
+        /* twice through the cache: cold or partly shared, then warm */
+        for (int k = 0; k < 2; k++) {
+            cr_assert_eq(sc_generate_cached(m, &c, prompts[i], &p, NULL, NULL, &r, &e), SC_OK, "%s", e.msg);
+            cr_assert_str_eq(r.text, plain[i], "prompt %d pass %d", i, k);
+            cr_assert_gt(c.n, 0);
+            sc_gen_result_free(&r);
+        }
+        sc_free(plain[i]);
+    }
+    sc_gen_cache_free(&c);
+    sc_llama_free(m);
+}
+
 typedef struct {
     char buf[4096];
     size_t n;
