@@ -220,3 +220,52 @@ Test(extract, run_resume_fallback_meta, .timeout = 300) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* {history}: the user's last K items of the TRAIN split, most recent first;
+ * nothing from the valid/test rows (later in time) leaks in. */
+Test(extract, user_history_from_train_split, .timeout = 240) {
+    char dir[] = "/tmp/sc_extract_hist_XXXXXX", path[1024], cmd[2048];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/items.txt", dir);
+    write_file(path, "1|One\n2|Two\n3|Three\n4|Four\n5|Five\n6|Six\n7|Seven\n8|Eight\n");
+    snprintf(path, sizeof path, "%s/users.txt", dir);
+    write_file(path, "7|25\n9|40\n");
+    /* user 7 rates items 1..8 at times 1..8 (shuffled in the file); the
+     * time split keeps times 1..4 for train */
+    snprintf(path, sizeof path, "%s/log.tsv", dir);
+    write_file(path, "7\t3\t1\t3\n7\t8\t1\t8\n7\t1\t0\t1\n7\t5\t1\t5\n7\t2\t1\t2\n7\t7\t0\t7\n7\t4\t1\t4\n7\t6\t1\t6\n");
+    snprintf(path, sizeof path, "%s/c.yaml", dir);
+    write_file(path, "input: {path: log.tsv, format: tsv, columns: [user_id, item_id, click, ts]}\n"
+                     "label: click\n"
+                     "joins:\n"
+                     "  - {name: item, path: items.txt, delimiter: '|', key: item_id, columns: [item_id, title]}\n"
+                     "  - {name: user, path: users.txt, delimiter: '|', key: user_id, columns: [user_id, age]}\n"
+                     "fields:\n  - {name: user_id, type: categorical}\n  - {name: item_id, type: categorical}\n"
+                     "text:\n  - {name: title, column: item.title}\n"
+                     "split: {method: time, column: ts, fractions: [0.5, 0.25, 0.25]}\n"
+                     "extract:\n  history: 3\n  prompts:\n"
+                     "    - {entity: user, template: 'Age {age}. Watched: {history}.', fields: [Genres]}\n");
+    snprintf(cmd, sizeof cmd, "SEMCTR_QUIET=1 '%s' prepare --config %s/c.yaml --out %s/data > /dev/null 2>&1", getenv("SEMCTR_BIN"),
+             dir, dir);
+    cr_assert_eq(system(cmd), 0, "prepare failed: %s", cmd);
+    char data[600], out[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(path, sizeof path, "%s/c.yaml", dir);
+    sc_extract_opts o = {.config_path = path, .entity = "user", .out_dir = out, .data_dir = data, .model_path = ggt_model_path()};
+    sc_gen_params_default(&o.gen);
+    o.gen.max_tokens = 4;
+    sc_extract_stats st;
+    sc_error e;
+    cr_assert_eq(sc_extract_run(&o, &st, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(st.done, 2);
+    snprintf(path, sizeof path, "%s/user.prompts.tsv", out);
+    char *t;
+    size_t n;
+    cr_assert_eq(sc_read_file(path, &t, &n, &e), SC_OK);
+    cr_assert(strstr(t, "Age 25. Watched: Four; Three; Two."), "%s", t);
+    cr_assert(strstr(t, "Age 40. Watched: (none)."), "%s", t);
+    sc_free(t);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
