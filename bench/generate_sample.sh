@@ -3,11 +3,11 @@
 # `semctr generate` (its chat template, seed fixed), written to
 # bench/results/generate-sample-smollm2.md. Rerunning gives the same text.
 #   bash bench/generate_sample.sh [BIN] [N]
-set -euo pipefail
+set -eu
 BIN=${1:-build/semctr}
 N=${2:-50}
 DATA=${SEMCTR_DATA:-../shared/data}
-OUT=bench/results/generate-sample-smollm2.md
+OUT=${OUT:-bench/results/generate-sample-smollm2.md}
 GENRES=(unknown Action Adventure Animation "Children's" Comedy Crime Documentary Drama Fantasy Film-Noir Horror Musical Mystery Romance Sci-Fi Thriller War Western)
 FLAGS=(--max-tokens 64 --seed 7 --temperature 0.7 --top-p 0.9)
 tmp=$OUT.tmp.$$
@@ -19,7 +19,9 @@ tmp=$OUT.tmp.$$
   echo "with the default model (SmolLM2-135M-Instruct.Q4_1.gguf, its ChatML chat template and default system prompt)."
   echo "Same seed, same text: rerunning the script reproduces this file."
   echo
-  iconv -f latin1 -t utf-8 "$DATA/ml-100k/u.item" | head -n "$N" | while IFS='|' read -r id title rel vrel url f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 f10 f11 f12 f13 f14 f15 f16 f17 f18; do
+  # (head would cut iconv's pipe short, a failure under pipefail: read the rows first)
+  rows=$(iconv -f latin1 -t utf-8 "$DATA/ml-100k/u.item")
+  printf '%s\n' "$rows" | head -n "$N" | while IFS='|' read -r id title rel vrel url f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 f10 f11 f12 f13 f14 f15 f16 f17 f18; do
     flags=($f0 $f1 $f2 $f3 $f4 $f5 $f6 $f7 $f8 $f9 $f10 $f11 $f12 $f13 $f14 $f15 $f16 $f17 $f18)
     g=""
     for i in "${!flags[@]}"; do [ "${flags[$i]}" = 1 ] && g="${g:+$g, }${GENRES[$i]}"; done
