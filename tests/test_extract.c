@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 
 #include "base/alloc.h"
 #include "base/file.h"
@@ -209,6 +211,13 @@ Test(extract, run_resume_fallback_meta, .timeout = 300) {
             cr_assert(!strncmp(tab2, "Genre: ", 7) || !strncmp(tab2, "Mood: ", 6), "%s", t2);
     }
     sc_free(t2);
+    /* a second writer on the same DIR and entity is refused */
+    snprintf(path, sizeof path, "%s/item.lock", out);
+    int lk = open(path, O_RDWR | O_CREAT, 0644);
+    cr_assert(lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) == 0);
+    cr_assert_eq(sc_extract_run(&o, &st, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "another semctr extract"), "%s", e.msg);
+    close(lk);
     /* {history} needs a prepared dataset; an unknown entity names the known ones */
     o.entity = "user";
     cr_assert_neq(sc_extract_run(&o, &st, &e), SC_OK);

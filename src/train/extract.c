@@ -4,9 +4,11 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -509,6 +511,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     FILE *out = NULL, *plog = NULL, *alog = NULL;
     char **ekeys = NULL;
     int64_t ekeys_n = 0;
+    int lockfd = -1;
     char path[4200], ppath[4200], lpath[4200], mpath[4200];
     int rc = sc_gen_params_check(&o->gen, err);
     if (rc) return rc;
@@ -579,6 +582,18 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     cJSON_AddStringToObject(meta, "seed", seed);
     cJSON_AddNumberToObject(meta, "retries", o->retries);
     if ((rc = sc_mkdirs(o->out_dir, err))) goto done;
+    /* one writer per DIR and entity: a second run would interleave lines */
+    char lkpath[4200];
+    snprintf(lkpath, sizeof lkpath, "%s/%s.lock", o->out_dir, o->entity);
+    lockfd = open(lkpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lockfd < 0) {
+        rc = sc_fail(err, SC_EIO, "%s: %s", lkpath, strerror(errno));
+        goto done;
+    }
+    if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        rc = sc_fail(err, SC_EINVAL, "%s: another semctr extract is writing '%s' in this folder", lkpath, o->entity);
+        goto done;
+    }
     snprintf(path, sizeof path, "%s/%s.tsv", o->out_dir, o->entity);
     snprintf(ppath, sizeof ppath, "%s/%s.prompts.tsv", o->out_dir, o->entity);
     snprintf(lpath, sizeof lpath, "%s/%s.log.tsv", o->out_dir, o->entity);
@@ -721,6 +736,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     }
     sc_progress_end(&bar);
 done:
+    if (lockfd >= 0) close(lockfd); /* releases the lock */
     if (out) fclose(out);
     if (plog) fclose(plog);
     if (alog) fclose(alog);
