@@ -38,6 +38,13 @@ Test(extract, parse_answers) {
     sc_free(out);
     cr_assert_eq(sc_extract_parse("Genreless: x\nGenre x\n", F, 3, 0, &out), 0);
     sc_free(out);
+    /* values without a letter are no knowledge; an enumeration is stripped */
+    cr_assert_eq(sc_extract_parse("Genre: 4\nEra: 1) 1990s\nTone: --\n", F, 3, 0, &out), 1);
+    cr_assert_str_eq(out, "Era: 1990s");
+    sc_free(out);
+    cr_assert_eq(sc_extract_parse("Era: 1995\nTone: 2, 3\n", F, 3, 0, &out), 1);
+    cr_assert_str_eq(out, "Era: 1995");
+    sc_free(out);
     /* a format example copied from the prompt is not an answer */
     cr_assert_eq(sc_extract_parse_against("Genre: epic\nEra: 1970s", "Example:\nGenre: epic\nEra: ...", F, 3, 0, &out), 1);
     cr_assert_str_eq(out, "Era: 1970s");

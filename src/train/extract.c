@@ -137,6 +137,16 @@ int sc_extract_parse_against(const char *answer, const char *prompt, const char 
                 while (q < eol && (*q == '*' || isspace((unsigned char)*q))) q++;
                 const char *e = eol;
                 while (e > q && (isspace((unsigned char)e[-1]) || e[-1] == '*' || e[-1] == ',' || e[-1] == ';')) e--;
+                /* "1) x" / "2. x": an enumeration inside the value */
+                if (q + 2 < e && isdigit((unsigned char)q[0]) && (q[1] == ')' || q[1] == '.') && q[2] == ' ') q += 3;
+                /* a value without a letter or a year-like number ("1", "--") is no knowledge */
+                int letter = 0, digits = 0, run = 0;
+                for (const char *c = q; c < e && !letter; c++) {
+                    letter = isalpha((unsigned char)*c) || (unsigned char)*c >= 0x80;
+                    run = isdigit((unsigned char)*c) ? run + 1 : 0;
+                    if (run > digits) digits = run;
+                }
+                if (!letter && digits < 3) q = e;
                 /* a value of only dots or ellipses is the template echoed back */
                 const char *d = q;
                 while (d < e && (*d == '.' || *d == ' ' || !strncmp(d, "\u2026", 3))) d += *d == '.' || *d == ' ' ? 1 : 3;
