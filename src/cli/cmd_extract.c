@@ -102,7 +102,8 @@ int cmd_extract(int argc, char **argv) {
     sc_extract_stats st;
     sc_error err;
     int rc = sc_extract_run(&o, &st, &err);
-    fprintf(stderr,
+    if (rc == SC_OK || st.done > 0 || st.skipped > 0)
+        fprintf(stderr,
             "semctr extract: %s: %lld entities, %lld already done, %lld written (%lld ok, %lld fallback, %lld retries), "
             "%lld torn line(s) redone; %lld tokens in %.1f s (%.1f tokens/s); %lld fallback(s) in the file\n",
             o.entity, (long long)st.total, (long long)st.skipped, (long long)st.done, (long long)st.ok,
