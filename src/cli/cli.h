@@ -4,6 +4,8 @@
 #ifndef SC_CLI_H
 #define SC_CLI_H
 
+#include <stddef.h>
+
 #include "base/error.h"
 
 #define SEMCTR_VERSION "0.1.0"
@@ -19,6 +21,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench_serve(int argc, char **argv);
 
@@ -37,5 +40,9 @@ int cli_take(cli_args *a, const char *name, const char **val);
 int cli_flag(cli_args *a, const char *name); /* boolean flag */
 int cli_int(const char *cmd, const char *name, const char *s, long lo, long hi, long *out);
 int cli_float(const char *cmd, const char *name, const char *s, double *out);
+
+/* The default decoder GGUF: $SEMCTR_GGUF, else the cached SmolLM2-135M-Instruct
+ * (${SEMCTR_CACHE:-~/.cache/semctr}/models/...). Returns buf or the env value. */
+const char *cli_default_gguf(char *buf, size_t cap);
 
 #endif

@@ -1,73 +1,176 @@
-/* semctr generate: greedy text generation with a Llama-family GGUF model.
+/* semctr generate: text generation with a Llama-family GGUF model.
  *
- *   semctr generate --prompt TEXT [--model FILE.gguf] [--max-tokens N]
+ *   semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf]
+ *       [--max-tokens N] [--seed S] [--temperature T] [--top-p P] [--top-k K]
+ *       [--stop STR]... [--system TEXT] [--raw] [--ctx N] [--stats]
  *
  * --model defaults to $SEMCTR_GGUF, else the cached SmolLM2-135M-Instruct
  * (${SEMCTR_CACHE:-~/.cache/semctr}/models/SmolLM2-135M-Instruct.Q4_1.gguf,
- * fetched by scripts/fetch_gguf.sh). Special tokens written in the prompt
- * (e.g. "<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n") are
- * parsed. The generated text (not the prompt) goes to stdout. */
+ * fetched by scripts/fetch_gguf.sh). The prompt is wrapped in the model's
+ * chat template (text/chat.h) unless --raw. The generated text streams to
+ * stdout; a stop string is never printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/file.h"
 #include "cli/cli.h"
-#include "lm/llama.h"
+#include "lm/generate.h"
+#include "text/chat.h"
 
-static void usage(void) {
-    fprintf(stderr, "usage: semctr generate --prompt TEXT [--model FILE.gguf] [--max-tokens N]\n");
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf] [--max-tokens N]\n"
+            "                       [--seed S] [--temperature T] [--top-p P] [--top-k K] [--stop STR]...\n"
+            "                       [--system TEXT] [--raw] [--ctx N] [--stats]\n"
+            "  --temperature 0 (default) is greedy; same seed and parameters, same text.\n"
+            "  --raw sends the prompt as is (special tokens such as <|im_start|> parsed);\n"
+            "  otherwise the model's chat template wraps it (--system sets the system prompt).\n");
+}
+
+static int emit_stdout(void *ctx, const char *s, size_t n) {
+    (void)ctx;
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* The default decoder model path (shared with semctr extract). */
+const char *cli_default_gguf(char *buf, size_t cap) {
+    const char *env = getenv("SEMCTR_GGUF");
+    if (env && env[0]) return env;
+    const char *cache = getenv("SEMCTR_CACHE");
+    if (cache && cache[0]) snprintf(buf, cap, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", cache);
+    else snprintf(buf, cap, "%s/.cache/semctr/models/SmolLM2-135M-Instruct.Q4_1.gguf", getenv("HOME") ? getenv("HOME") : ".");
+    return buf;
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *prompt = NULL, *model = getenv("SEMCTR_GGUF");
-    long max_tokens = 64;
-    char defpath[4096];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--prompt") && i + 1 < argc) prompt = argv[++i];
-        else if (!strcmp(a, "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(a, "--max-tokens") && i + 1 < argc) {
+    const char *C = "generate";
+    const char *prompt = NULL, *prompt_file = NULL, *model = NULL, *system = NULL, *v;
+    int raw = 0, stats = 0;
+    long ctx = 0;
+    sc_gen_params p;
+    sc_gen_params_default(&p);
+    cli_args a = {argc, argv, 1};
+    for (; a.i < argc; a.i++) {
+        int r;
+        long x;
+        double d;
+        if ((r = cli_take(&a, "--prompt", &v))) {
+            if (r < 0) return EXIT_USAGE;
+            prompt = v;
+        } else if ((r = cli_take(&a, "--prompt-file", &v))) {
+            if (r < 0) return EXIT_USAGE;
+            prompt_file = v;
+        } else if ((r = cli_take(&a, "--model", &v))) {
+            if (r < 0) return EXIT_USAGE;
+            model = v;
+        } else if ((r = cli_take(&a, "--system", &v))) {
+            if (r < 0) return EXIT_USAGE;
+            system = v;
+        } else if ((r = cli_take(&a, "--max-tokens", &v))) {
+            if (r < 0 || cli_int(C, "--max-tokens", v, 1, 1000000, &x)) return EXIT_USAGE;
+            p.max_tokens = (int)x;
+        } else if ((r = cli_take(&a, "--ctx", &v))) {
+            if (r < 0 || cli_int(C, "--ctx", v, 16, 1 << 20, &ctx)) return EXIT_USAGE;
+        } else if ((r = cli_take(&a, "--seed", &v))) {
             char *end;
-            max_tokens = strtol(argv[++i], &end, 10);
-            if (*end || max_tokens < 1 || max_tokens > 1000000) {
-                fprintf(stderr, "semctr generate: --max-tokens must be a positive integer, got '%s'\n", argv[i]);
-                return 2;
+            if (r < 0) return EXIT_USAGE;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || v[0] == '-') {
+                fprintf(stderr, "semctr generate: --seed must be a non-negative integer, got '%s'\n", v);
+                return EXIT_USAGE;
             }
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
+            p.seed = s;
+        } else if ((r = cli_take(&a, "--temperature", &v))) {
+            if (r < 0 || cli_float(C, "--temperature", v, &d)) return EXIT_USAGE;
+            if (!(d >= 0 && d <= 100)) {
+                fprintf(stderr, "semctr generate: --temperature must be in [0, 100], got '%s'\n", v);
+                return EXIT_USAGE;
+            }
+            p.temperature = (float)d;
+        } else if ((r = cli_take(&a, "--top-p", &v))) {
+            if (r < 0 || cli_float(C, "--top-p", v, &d)) return EXIT_USAGE;
+            if (!(d > 0 && d <= 1)) {
+                fprintf(stderr, "semctr generate: --top-p must be in (0, 1], got '%s'\n", v);
+                return EXIT_USAGE;
+            }
+            p.top_p = (float)d;
+        } else if ((r = cli_take(&a, "--top-k", &v))) {
+            if (r < 0 || cli_int(C, "--top-k", v, 0, 1 << 30, &x)) return EXIT_USAGE;
+            p.top_k = (int)x;
+        } else if ((r = cli_take(&a, "--stop", &v))) {
+            if (r < 0) return EXIT_USAGE;
+            if (!v[0] || p.n_stops == SC_GEN_MAX_STOPS) {
+                fprintf(stderr, "semctr generate: --stop must be non-empty, at most %d times\n", SC_GEN_MAX_STOPS);
+                return EXIT_USAGE;
+            }
+            p.stops[p.n_stops++] = v;
+        } else if (cli_flag(&a, "--raw")) {
+            raw = 1;
+        } else if (cli_flag(&a, "--stats")) {
+            stats = 1;
+        } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {
+            usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "semctr generate: unknown or incomplete argument '%s'\n", a);
-            usage();
-            return 2;
+            fprintf(stderr, "semctr generate: unknown argument '%s'\n", argv[a.i]);
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
-    if (!prompt) {
-        usage();
-        return 2;
+    if (!prompt == !prompt_file) {
+        fprintf(stderr, "semctr generate: give exactly one of --prompt and --prompt-file\n");
+        usage(stderr);
+        return EXIT_USAGE;
     }
-    if (!model || !model[0]) {
-        const char *cache = getenv("SEMCTR_CACHE");
-        if (cache && cache[0]) snprintf(defpath, sizeof defpath, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", cache);
-        else snprintf(defpath, sizeof defpath, "%s/.cache/semctr/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-                      getenv("HOME") ? getenv("HOME") : ".");
-        model = defpath;
+    if (raw && system) {
+        fprintf(stderr, "semctr generate: --system needs the chat template; it cannot go with --raw\n");
+        return EXIT_USAGE;
     }
     sc_error err;
-    sc_llama *m;
-    if (sc_llama_load(&m, model, 0, &err) != SC_OK) {
-        fprintf(stderr, "semctr generate: %s\n", err.msg);
-        return 1;
+    char *file_text = NULL, *tmpl = NULL, *chat = NULL, defpath[4096];
+    if (prompt_file) {
+        size_t n;
+        if (sc_read_file(prompt_file, &file_text, &n, &err) != SC_OK) return cli_fail(C, &err);
+        prompt = file_text;
     }
-    char *text;
-    int rc = sc_llama_generate(m, prompt, (int)max_tokens, &text, &err);
+    if (!model) model = cli_default_gguf(defpath, sizeof defpath);
+    int rc = 1;
+    sc_llama *m = NULL;
+    if (!raw) {
+        if (sc_chat_template_from_gguf(model, &tmpl, &err) != SC_OK) goto fail;
+        if (!tmpl) {
+            sc_fail(&err, SC_ENOTFOUND, "%s has no tokenizer.chat_template; use --raw to send the prompt as is", model);
+            goto fail;
+        }
+        if (sc_chat_format(tmpl, system, prompt, &chat, &err) != SC_OK) {
+            sc_fail_prefix(&err, "%s: ", model);
+            goto fail;
+        }
+        prompt = chat;
+    }
+    if (sc_llama_load(&m, model, (int)ctx, &err) != SC_OK) goto fail;
+    sc_gen_result res;
+    if (sc_generate(m, prompt, &p, emit_stdout, NULL, &res, &err) != SC_OK) goto fail;
+    printf("\n");
+    fflush(stdout);
+    if (stats)
+        fprintf(stderr, "semctr generate: %d prompt tokens in %.2f s (%.1f tokens/s), %d generated in %.2f s (%.1f tokens/s), end: %s\n",
+                res.n_prompt, res.prompt_s, res.n_prompt / (res.prompt_s > 0 ? res.prompt_s : 1e-9), res.n_generated,
+                res.gen_s, res.n_generated / (res.gen_s > 0 ? res.gen_s : 1e-9),
+                res.end == SC_GEN_END_EOS ? "eos" : res.end == SC_GEN_END_STOP ? "stop" : res.end == SC_GEN_END_LENGTH ? "length" : "context");
+    sc_gen_result_free(&res);
+    rc = 0;
+    goto out;
+fail:
+    rc = cli_fail(C, &err);
+out:
     sc_llama_free(m);
-    if (rc != SC_OK) {
-        fprintf(stderr, "semctr generate: %s\n", err.msg);
-        return 1;
-    }
-    printf("%s\n", text);
-    sc_free(text);
-    return 0;
+    sc_free(file_text);
+    sc_free(tmpl);
+    sc_free(chat);
+    return rc;
 }

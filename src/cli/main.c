@@ -20,7 +20,8 @@ static const command commands[] = {
     {"serve", cmd_serve, "HTTP scoring server (TensorFlow Serving REST shape), hot reload, metrics"},
     {"bench-serve", cmd_bench_serve, "in-process scoring throughput and latency (bench/bench_serve.py)"},
     {"embed", cmd_embed, "encode texts with a pretrained language model into a vector store"},
-    {"generate", cmd_generate, "greedy text generation with a Llama-family GGUF model"},
+    {"generate", cmd_generate, "text generation with a GGUF decoder (chat template, sampling, stop strings)"},
+    {"extract", cmd_extract, "LLM knowledge extraction per item / user (MSD), cached and resumable"},
     {"gen-criteo", cmd_gen_criteo, "write Criteo-shaped synthetic data of any size"},
 };
 

@@ -627,10 +627,81 @@ static int parse_split(ctx *c, yaml_node_t *n) {
     return 0;
 }
 
+static int parse_extract(ctx *c, yaml_node_t *n) {
+    sc_extract_cfg *x = &c->cfg->extract;
+    static const char *const keys[] = {"system", "history", "history_column", "prompts", NULL};
+    if (check_map(c, n, "'extract'", keys)) return -1;
+    x->line = line_of(n);
+    x->history = 10;
+    strcpy(x->history_column, "title");
+    int has_prompts = 0;
+    FOR_PAIRS(c, n, k, v) {
+        if (!strcmp(k, "system")) {
+            if (get_strdup(c, v, k, &x->system)) return -1;
+        } else if (!strcmp(k, "history")) {
+            long long h;
+            if (get_int(c, v, k, 0, 1000, &h)) return -1;
+            x->history = (int)h;
+        } else if (!strcmp(k, "history_column")) {
+            if (get_str(c, v, k, x->history_column, sizeof x->history_column)) return -1;
+        } else if (!strcmp(k, "prompts")) {
+            if (v->type != YAML_SEQUENCE_NODE) return FAILN(c, v, "'extract.prompts' must be a list");
+            int cnt = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (cnt < 1 || cnt > 64) return FAILN(c, v, "'extract.prompts' must have 1 to 64 entries");
+            x->prompts = sc_calloc((size_t)cnt, sizeof *x->prompts);
+            if (!x->prompts) return sc_fail(c->err, SC_ENOMEM, "out of memory");
+            for (int i = 0; i < cnt; i++) {
+                yaml_node_t *pn = node(c, v->data.sequence.items.start[i]);
+                static const char *const pk[] = {"entity", "template", "fallback", "prefix", "fields", "min_fields", "ask", NULL};
+                if (check_map(c, pn, "an extract prompt", pk)) return -1;
+                sc_extract_prompt_cfg *p = &x->prompts[x->n_prompts++];
+                p->line = line_of(pn);
+                p->min_fields = -1;
+                FOR_PAIRS(c, pn, k2, v2) {
+                    if (!strcmp(k2, "entity")) {
+                        if (get_str(c, v2, k2, p->entity, sizeof p->entity)) return -1;
+                    } else if (!strcmp(k2, "template")) {
+                        if (get_strdup(c, v2, k2, &p->template)) return -1;
+                    } else if (!strcmp(k2, "fallback")) {
+                        if (get_strdup(c, v2, k2, &p->fallback)) return -1;
+                    } else if (!strcmp(k2, "prefix")) {
+                        if (get_strdup(c, v2, k2, &p->prefix)) return -1;
+                    } else if (!strcmp(k2, "fields")) {
+                        if (get_strlist(c, v2, k2, &p->fields, &p->n_fields)) return -1;
+                    } else if (!strcmp(k2, "ask")) {
+                        static const char *const asks[] = {"fields", "once", NULL};
+                        if (get_enum(c, v2, k2, asks, &p->ask_once)) return -1;
+                    } else if (!strcmp(k2, "min_fields")) {
+                        long long mf;
+                        if (get_int(c, v2, k2, 1, 1000, &mf)) return -1;
+                        p->min_fields = (int)mf;
+                    }
+                }
+                if (!p->entity[0] || !p->template || !p->n_fields)
+                    return FAILN(c, pn, "an extract prompt needs 'entity', 'template' and 'fields'");
+                for (int f = 0; f < p->n_fields; f++)
+                    if (!p->fields[f][0] || strchr(p->fields[f], ':') || strchr(p->fields[f], '\n'))
+                        return FAILN(c, pn, "extract prompt '%s': field %d must be a non-empty name without ':' or newline",
+                                     p->entity, f + 1);
+                if (p->min_fields < 0) p->min_fields = (p->n_fields + 1) / 2;
+                if (p->min_fields > p->n_fields)
+                    return FAILN(c, pn, "extract prompt '%s': min_fields %d exceeds its %d fields", p->entity,
+                                 p->min_fields, p->n_fields);
+                for (int j = 0; j < i; j++)
+                    if (!strcmp(x->prompts[j].entity, p->entity))
+                        return FAILN(c, pn, "extract prompt for '%s' defined twice", p->entity);
+            }
+            has_prompts = 1;
+        }
+    }
+    if (!has_prompts) return FAILN(c, n, "'extract' needs 'prompts'");
+    return 0;
+}
+
 static int parse_root(ctx *c) {
     yaml_node_t *root = yaml_document_get_root_node(&c->doc);
     if (!root) return sc_fail(c->err, SC_EINVAL, "%s: the config is empty", c->name);
-    static const char *const keys[] = {"name", "input", "label", "joins", "fields", "text", "split", "group", "bad_rows", NULL};
+    static const char *const keys[] = {"name", "input", "label", "joins", "fields", "text", "split", "group", "bad_rows", "extract", NULL};
     if (check_map(c, root, "the config", keys)) return -1;
     sc_dcfg *cfg = c->cfg;
     int has[8] = {0};
@@ -671,6 +742,8 @@ static int parse_root(ctx *c) {
         } else if (!strcmp(k, "bad_rows")) {
             static const char *const br[] = {"skip", "fail", NULL};
             if (get_enum(c, v, k, br, &cfg->bad_rows_fail)) return -1;
+        } else if (!strcmp(k, "extract")) {
+            if (parse_extract(c, v)) return -1;
         }
     }
     if (!has[0]) return FAILN(c, root, "the config needs 'input'");
@@ -726,6 +799,16 @@ void sc_dcfg_free(sc_dcfg *c) {
         }
     sc_free(c->texts);
     for (int i = 0; i < 3; i++) sc_free(c->split_files[i]);
+    for (int i = 0; i < c->extract.n_prompts; i++) {
+        sc_extract_prompt_cfg *p = &c->extract.prompts[i];
+        sc_free(p->template);
+        sc_free(p->fallback);
+        sc_free(p->prefix);
+        for (int j = 0; j < p->n_fields; j++) sc_free(p->fields[j]);
+        sc_free(p->fields);
+    }
+    sc_free(c->extract.prompts);
+    sc_free(c->extract.system);
     sc_free(c->text);
     sc_free(c->base_dir);
     sc_free(c);

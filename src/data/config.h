@@ -76,6 +76,29 @@ typedef struct sc_text_cfg {
     int line;
 } sc_text_cfg;
 
+/* `extract:` (semctr extract, docs/extract.md): prompt templates that ask a
+ * decoder LLM for the knowledge of one entity (a join: "item", "user"). */
+typedef struct sc_extract_prompt_cfg {
+    char entity[SC_NAME_MAX];     /* the join whose rows are prompted */
+    char *template;               /* {column} of the entity table; {history} for users */
+    char *fallback;               /* text kept when the answer stays off-format; NULL: the entity's columns */
+    char *prefix;                 /* start of the answer written after the assistant prefix; NULL: none */
+    char **fields;                /* the answer lines kept: "Field: value" */
+    int n_fields;
+    int min_fields;               /* answers with fewer kept lines are off-format (default: half, rounded up) */
+    int ask_once;                 /* ask: once (one answer, lines parsed) or fields (default: one line per field) */
+    int line;
+} sc_extract_prompt_cfg;
+
+typedef struct sc_extract_cfg {
+    char *system;                 /* system prompt of the chat template; NULL: the model's default */
+    int history;                  /* titles of the user's last K train items in {history} (default 10) */
+    char history_column[SC_NAME_MAX]; /* text column naming a history item (default "title") */
+    sc_extract_prompt_cfg *prompts;
+    int n_prompts;
+    int line;                     /* 0 when the config has no `extract:` */
+} sc_extract_cfg;
+
 typedef struct sc_dcfg {
     char name[SC_NAME_MAX];
     char source[512];             /* the config's file name, for messages */
@@ -98,6 +121,7 @@ typedef struct sc_dcfg {
     char *split_files[3];         /* split: files */
     char group[SC_NAME_MAX];      /* field whose value names the gAUC group; "" for none */
     int bad_rows_fail;            /* bad_rows: fail (1) or skip (0, default) */
+    sc_extract_cfg extract;       /* `extract:`; extract.line == 0 when absent */
 } sc_dcfg;
 
 /* Parse a config from memory. name is used in messages ("configs/x.yaml"),

@@ -529,8 +529,7 @@ int sc_llama_is_eog(const sc_llama *m, int32_t id) {
     return 0;
 }
 
-/* tokens of text, BOS first when the model wants one and text does not already start with it */
-static int tokenize_bos(const sc_llama *m, const char *text, int parse_special, int32_t **ids, int *n, sc_error *err) {
+int sc_llama_tokenize_bos(const sc_llama *m, const char *text, int parse_special, int32_t **ids, int *n, sc_error *err) {
     int rc = sc_llama_tokenize(m, text, strlen(text), parse_special, ids, n, err);
     if (rc != SC_OK || !sc_llama_add_bos(m)) return rc;
     int32_t bos = sc_llama_bos(m);
@@ -551,7 +550,7 @@ static int tokenize_bos(const sc_llama *m, const char *text, int parse_special, 
 int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err) {
     int32_t *ids;
     int n, C = m->cfg.dim;
-    int rc = tokenize_bos(m, text, 0, &ids, &n, err);
+    int rc = sc_llama_tokenize_bos(m, text, 0, &ids, &n, err);
     if (rc != SC_OK) return rc;
     if (n == 0) {
         sc_free(ids);
@@ -575,56 +574,4 @@ int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err) {
     sc_free(h);
     sc_free(ids);
     return rc;
-}
-
-int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **out, sc_error *err) {
-    *out = NULL;
-    int32_t *ids;
-    int n, V = m->cfg.n_vocab;
-    int rc = tokenize_bos(m, prompt, 1, &ids, &n, err);
-    if (rc != SC_OK) return rc;
-    if (n == 0) {
-        sc_free(ids);
-        return sc_fail(err, SC_EINVAL, "empty prompt");
-    }
-    size_t cap = 256, len = 0;
-    char *text = sc_malloc(cap);
-    float *logits = sc_malloc((size_t)V * sizeof(float));
-    if (!text || !logits) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
-    }
-    text[0] = 0;
-    sc_llama_reset(m);
-    rc = sc_llama_forward(m, ids, n, logits, NULL, err);
-    for (int k = 0; k < max_tokens && rc == SC_OK; k++) {
-        int32_t best = 0;
-        for (int v = 1; v < V; v++)
-            if (logits[v] > logits[best]) best = v;
-        if (sc_llama_is_eog(m, best)) break;
-        char piece[256];
-        int pn = sc_llama_token_piece(m, best, piece, sizeof piece);
-        if (pn > 0) {
-            if (len + (size_t)pn + 1 > cap) {
-                cap = (len + (size_t)pn + 1) * 2;
-                char *nt = sc_realloc(text, cap);
-                if (!nt) { rc = sc_fail(err, SC_ENOMEM, "out of memory"); break; }
-                text = nt;
-            }
-            memcpy(text + len, piece, (size_t)pn);
-            len += (size_t)pn;
-            text[len] = 0;
-        }
-        if (k + 1 == max_tokens || m->n_past >= m->max_ctx) break;
-        rc = sc_llama_forward(m, &best, 1, logits, NULL, err);
-    }
-done:
-    sc_free(ids);
-    sc_free(logits);
-    if (rc != SC_OK) {
-        sc_free(text);
-        return rc;
-    }
-    *out = text;
-    return SC_OK;
 }

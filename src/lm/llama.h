@@ -132,14 +132,18 @@ int32_t sc_llama_eos(const sc_llama *m);
 int32_t sc_llama_bos(const sc_llama *m);
 /* 1 when the model expects BOS first (tokenizer.ggml.add_bos_token; Gemma) */
 int sc_llama_add_bos(const sc_llama *m);
+/* sc_llama_tokenize of a whole C string, BOS first when the model wants one
+ * and the text does not already start with it: a prompt as llama.cpp feeds it */
+int sc_llama_tokenize_bos(const sc_llama *m, const char *text, int parse_special, int32_t **ids, int *n, sc_error *err);
 /* 1 when id ends a turn or the text: EOS, or a token llama.cpp counts as
  * end-of-generation by its text (<|im_end|>, <end_of_turn>, <|eot_id|> ...) */
 int sc_llama_is_eog(const sc_llama *m, int32_t id);
 
 /* Greedy generation: tokenise prompt (special tokens parsed, BOS first when
  * the model adds one and the prompt does not start with it), then emit up to
- * max_tokens tokens, stopping at an end-of-generation token. The text (no prompt) is
- * returned in *out (sc_free). */
+ * max_tokens tokens, stopping at an end-of-generation token. The text (no
+ * prompt) is returned in *out (sc_free). Defined in lm/generate.c, which also
+ * has sampling, stop strings and streaming (sc_generate). */
 int sc_llama_generate(sc_llama *m, const char *prompt, int max_tokens, char **out, sc_error *err);
 
 #endif

@@ -1,0 +1,765 @@
+/* Knowledge extraction with a teacher LLM; see extract.h. */
+#include "train/extract.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/alloc.h"
+#include "base/file.h"
+#include "base/util.h"
+#include "data/dataset.h"
+#include "data/entity.h"
+#include "data/schema.h"
+#include "data/strmap.h"
+#include "text/chat.h"
+#include "text/template.h"
+
+/* ---- small strings ---- */
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->len + n + 1) * 2;
+        char *t = sc_realloc(b->s, nc);
+        if (!t) {
+            b->oom = 1;
+            return;
+        }
+        b->s = t;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+char *sc_tsv_escape(const char *s) {
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (; *s; s++) {
+        switch (*s) {
+        case '\t': sb_str(&b, "\\t"); break;
+        case '\n': sb_str(&b, "\\n"); break;
+        case '\r': sb_str(&b, "\\r"); break;
+        case '\\': sb_str(&b, "\\\\"); break;
+        default: sb_add(&b, s, 1);
+        }
+    }
+    if (b.oom) {
+        sc_free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+int sc_tsv_unescape(const char *s, size_t n, char **out) {
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            sb_add(&b, s + i, 1);
+            continue;
+        }
+        char c = i + 1 < n ? s[++i] : 0;
+        const char *r = c == 't' ? "\t" : c == 'n' ? "\n" : c == 'r' ? "\r" : c == '\\' ? "\\" : NULL;
+        if (!r) {
+            sc_free(b.s);
+            *out = NULL;
+            return -1;
+        }
+        sb_add(&b, r, 1);
+    }
+    *out = b.oom ? (sc_free(b.s), NULL) : b.s;
+    return *out ? 0 : -1;
+}
+
+/* ---- answer parsing ---- */
+
+/* Value of field f in the answer lines of text (the rendered prompt): a line
+ * of the prompt's format copied back as the answer is not knowledge. */
+static int copied_from(const char *prompt, const char *field, const char *v, size_t vl) {
+    size_t fl = strlen(field);
+    for (const char *p = prompt; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncasecmp(p, field, fl) || p[fl] != ':') continue;
+        const char *q = p + fl + 1;
+        while (*q == ' ') q++;
+        const char *e = strchr(q, '\n');
+        size_t ql = e ? (size_t)(e - q) : strlen(q);
+        while (ql && isspace((unsigned char)q[ql - 1])) ql--;
+        if (ql == vl && !strncasecmp(q, v, vl)) return 1;
+    }
+    return 0;
+}
+
+int sc_extract_parse(const char *answer, const char *const *fields, int n_fields, int truncated, char **out) {
+    return sc_extract_parse_against(answer, NULL, fields, n_fields, truncated, out);
+}
+
+int sc_extract_parse_against(const char *answer, const char *prompt, const char *const *fields, int n_fields, int truncated,
+                             char **out) {
+    const char *val[64] = {0};
+    size_t vlen[64] = {0};
+    if (n_fields > 64) n_fields = 64;
+    int kept = 0;
+    for (const char *line = answer; *line;) {
+        const char *eol = strchr(line, '\n');
+        int complete = eol != NULL;
+        if (!eol) eol = line + strlen(line);
+        if (complete || !truncated) {
+            const char *p = line;
+            /* list markers and emphasis: "- ", "* ", "1. ", "**" */
+            while (p < eol && (isspace((unsigned char)*p) || *p == '-' || *p == '*' || *p == '#' || isdigit((unsigned char)*p) ||
+                               (*p == '.' && p > line && isdigit((unsigned char)p[-1]))))
+                p++;
+            for (int f = 0; f < n_fields; f++) {
+                size_t fl = strlen(fields[f]);
+                if ((size_t)(eol - p) <= fl || strncasecmp(p, fields[f], fl)) continue;
+                const char *q = p + fl;
+                while (q < eol && *q == '*') q++;
+                if (q >= eol || *q != ':') continue;
+                q++;
+                while (q < eol && (*q == '*' || isspace((unsigned char)*q))) q++;
+                const char *e = eol;
+                while (e > q && (isspace((unsigned char)e[-1]) || e[-1] == '*' || e[-1] == ',' || e[-1] == ';')) e--;
+                /* "1) x" / "2. x": an enumeration inside the value */
+                if (q + 2 < e && isdigit((unsigned char)q[0]) && (q[1] == ')' || q[1] == '.') && q[2] == ' ') q += 3;
+                /* a value without a letter or a year-like number ("1", "--") is no knowledge */
+                int letter = 0, digits = 0, run = 0;
+                for (const char *c = q; c < e && !letter; c++) {
+                    letter = isalpha((unsigned char)*c) || (unsigned char)*c >= 0x80;
+                    run = isdigit((unsigned char)*c) ? run + 1 : 0;
+                    if (run > digits) digits = run;
+                }
+                if (!letter && digits < 3) q = e;
+                /* a value of only dots or ellipses is the template echoed back */
+                const char *d = q;
+                while (d < e && (*d == '.' || *d == ' ' || !strncmp(d, "\u2026", 3))) d += *d == '.' || *d == ' ' ? 1 : 3;
+                if (d < e && !val[f] && !(prompt && copied_from(prompt, fields[f], q, (size_t)(e - q)))) {
+                    val[f] = q;
+                    vlen[f] = (size_t)(e - q);
+                    kept++;
+                }
+                break;
+            }
+        }
+        line = complete ? eol + 1 : eol;
+    }
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (int f = 0, first = 1; f < n_fields; f++) {
+        if (!val[f]) continue;
+        if (!first) sb_str(&b, "\n");
+        first = 0;
+        sb_str(&b, fields[f]);
+        sb_str(&b, ": ");
+        sb_add(&b, val[f], vlen[f]);
+    }
+    *out = b.oom ? (sc_free(b.s), NULL) : b.s;
+    return kept;
+}
+
+/* ---- user histories from the train split ---- */
+
+typedef struct history {
+    sc_schema *schema;
+    sc_strmap users;   /* user key -> index */
+    int32_t *ring;     /* (n_users, K) title string indices, ring buffers */
+    int32_t *count;    /* (n_users) items seen (the ring holds the last K) */
+    int K, text_t;
+} history;
+
+static void history_free(history *h) {
+    sc_schema_free(h->schema);
+    sc_strmap_free(&h->users);
+    sc_free(h->ring);
+    sc_free(h->count);
+}
+
+static int history_load(history *h, const char *data_dir, const char *key_field, const char *column, int K, sc_error *err) {
+    memset(h, 0, sizeof *h);
+    sc_strmap_init(&h->users);
+    h->K = K;
+    int rc = sc_schema_load(&h->schema, data_dir, err);
+    if (rc) return rc;
+    int f = sc_schema_field_index(h->schema, key_field);
+    h->text_t = sc_schema_text_index(h->schema, column);
+    if (f < 0) return sc_fail(err, SC_ENOTFOUND, "%s: the dataset has no field '%s' (the entity's key)", data_dir, key_field);
+    if (h->text_t < 0)
+        return sc_fail(err, SC_ENOTFOUND, "%s: the dataset has no text column '%s' (extract.history_column)", data_dir, column);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train.scd", data_dir);
+    sc_dataset ds;
+    if ((rc = sc_dataset_open(&ds, path, err))) return rc;
+    int st = -1;
+    for (int t = 0; t < sc_dataset_n_text(&ds); t++)
+        if (!strcmp(sc_dataset_text_name(&ds, t), column)) st = t;
+    if (st < 0 || !ds.ids[f]) {
+        sc_dataset_close(&ds);
+        return sc_fail(err, SC_EFORMAT, "%s: no id column '%s' or text column '%s'", path, key_field, column);
+    }
+    const int32_t *uid = ds.ids[f], *title = sc_dataset_text(&ds, st);
+    int W = ds.fields[f].width;
+    int64_t cap = 0;
+    /* rows are in time order within the split (prepare sorts a time split), so
+     * the last K rows of a user are the most recent */
+    for (int64_t r = 0; r < ds.n_rows && rc == SC_OK; r++) {
+        const char *key = sc_schema_id_string(h->schema, f, uid[r * W]);
+        if (!key || title[r] < 0) continue;
+        int ins;
+        int64_t u = sc_strmap_insert(&h->users, key, strlen(key), 0, &ins);
+        if (u < 0) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        else if (u >= cap) {
+            int64_t nc = cap ? cap * 2 : 1024;
+            int32_t *nr = sc_realloc(h->ring, (size_t)(nc * (K ? K : 1)) * sizeof(int32_t));
+            if (nr) h->ring = nr;
+            int32_t *nn = sc_realloc(h->count, (size_t)nc * sizeof(int32_t));
+            if (nn) h->count = nn;
+            if (!nr || !nn) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            else {
+                memset(h->count + cap, 0, (size_t)(nc - cap) * sizeof(int32_t));
+                cap = nc;
+            }
+        }
+        if (rc == SC_OK && K > 0) {
+            h->ring[u * K + h->count[u] % K] = title[r];
+            h->count[u]++;
+        }
+    }
+    sc_dataset_close(&ds);
+    return rc;
+}
+
+/* Titles of the user's last K train items, most recent first, "; "-joined. */
+static void history_text(const history *h, const char *key, sbuf *out) {
+    int64_t u = sc_strmap_find(&h->users, key, strlen(key));
+    if (u < 0 || h->K == 0 || h->count[u] == 0) {
+        sb_str(out, "(none)");
+        return;
+    }
+    int n = h->count[u] < h->K ? h->count[u] : h->K;
+    for (int i = 0; i < n; i++) {
+        int32_t idx = h->ring[u * h->K + ((h->count[u] - 1 - i) % h->K)];
+        const char *s = sc_schema_text(h->schema, h->text_t, idx);
+        if (i) sb_str(out, "; ");
+        sb_str(out, s ? s : "?");
+    }
+}
+
+/* ---- template lookup over an entity row (+ {history}) ---- */
+
+typedef struct row_ctx {
+    const sc_entity_table *t;
+    int64_t row;
+    const char *history; /* NULL: no {history} */
+} row_ctx;
+
+static int lookup_row(void *ctx, const char *name, size_t len, const char **val, size_t *val_len) {
+    const row_ctx *r = ctx;
+    if (r->history && len == 7 && !memcmp(name, "history", 7)) {
+        *val = r->history;
+        *val_len = strlen(r->history);
+        return 0;
+    }
+    int c = sc_entity_table_col(r->t, name, len);
+    if (c < 0) return -1;
+    *val = r->t->cells[r->row * r->t->n_cols + c];
+    *val_len = strlen(*val);
+    return 0;
+}
+
+/* ---- meta.json ---- */
+
+static int model_identity(const char *path, cJSON *obj, sc_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return sc_fail(err, SC_EIO, "%s: %s", path, strerror(errno));
+    unsigned char *buf = sc_malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    size_t n = fread(buf, 1, 1 << 20, f);
+    struct stat stt;
+    int ok = fstat(fileno(f), &stt) == 0;
+    fclose(f);
+    if (!ok) return sc_fail(err, SC_EIO, "%s: cannot stat", path);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits(buf, n));
+    sc_free(buf);
+    const char *base = strrchr(path, '/');
+    cJSON_AddStringToObject(obj, "file", base ? base + 1 : path);
+    cJSON_AddNumberToObject(obj, "bytes", (double)stt.st_size);
+    cJSON_AddStringToObject(obj, "xxh3_first_mib", hex);
+    return SC_OK;
+}
+
+/* Compare the stored meta with the new one; SC_EINVAL naming the first
+ * differing key. */
+static int meta_compare(const char *path, const cJSON *now, sc_error *err) {
+    char *text;
+    size_t len;
+    int rc = sc_read_file(path, &text, &len, err);
+    if (rc) return rc;
+    cJSON *old = cJSON_ParseWithLength(text, len);
+    sc_free(text);
+    if (!old) return sc_fail(err, SC_EFORMAT, "%s: not valid JSON; remove it or use --force", path);
+    rc = SC_OK;
+    for (const cJSON *c = now->child; c && rc == SC_OK; c = c->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(old, c->string);
+        if (!o || !cJSON_Compare(o, c, 1)) {
+            char *a = o ? cJSON_PrintUnformatted(o) : NULL, *b = cJSON_PrintUnformatted(c);
+            rc = sc_fail(err, SC_EINVAL,
+                         "%s: this run's '%s' (%.120s) differs from the stored one (%.120s); use the same parameters "
+                         "to resume, another --out, or --force to start afresh",
+                         path, c->string, b ? b : "?", a ? a : "absent");
+            cJSON_free(a);
+            cJSON_free(b);
+        }
+    }
+    cJSON_Delete(old);
+    return rc;
+}
+
+static int write_text_file(const char *path, const char *s, sc_error *err) {
+    sc_atomic_file f;
+    int rc = sc_atomic_open(&f, path, err);
+    if (rc) return rc;
+    if ((rc = sc_atomic_write(&f, s, strlen(s), err))) {
+        sc_atomic_abort(&f);
+        return rc;
+    }
+    return sc_atomic_commit(&f, err);
+}
+
+/* ---- the output file: resume ---- */
+
+static const char HEADER[] = "key\tstatus\ttext\n";
+
+/* Read what an earlier run wrote: keys into done, fallbacks counted; a torn
+ * last line is cut off (the file is truncated to its last newline). */
+static int resume_scan(const char *path, sc_strmap *done, int64_t *n_fallback, int64_t *torn, sc_error *err) {
+    if (!sc_file_exists(path)) return write_text_file(path, HEADER, err);
+    char *text;
+    size_t len;
+    int rc = sc_read_file(path, &text, &len, err);
+    if (rc) return rc;
+    size_t hl = sizeof HEADER - 1;
+    if (len < hl || memcmp(text, HEADER, hl)) {
+        sc_free(text);
+        return sc_fail(err, SC_EFORMAT, "%s: does not start with the header 'key<TAB>status<TAB>text'", path);
+    }
+    size_t pos = hl;
+    int line = 2;
+    while (pos < len && rc == SC_OK) {
+        char *eol = memchr(text + pos, '\n', len - pos);
+        if (!eol) { /* torn: killed mid-line */
+            if (truncate(path, (off_t)pos) != 0) rc = sc_fail(err, SC_EIO, "%s: cannot cut the torn last line: %s", path, strerror(errno));
+            (*torn)++;
+            break;
+        }
+        char *t1 = memchr(text + pos, '\t', (size_t)(eol - (text + pos)));
+        char *t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(eol - (t1 + 1))) : NULL;
+        int st_ok = t2 && t2 - t1 - 1 == 2 && !memcmp(t1 + 1, "ok", 2);
+        int st_fb = t2 && t2 - t1 - 1 == 8 && !memcmp(t1 + 1, "fallback", 8);
+        if (!t1 || t1 == text + pos || (!st_ok && !st_fb)) {
+            rc = sc_fail(err, SC_EFORMAT, "%s:%d: not 'key<TAB>ok|fallback<TAB>text'", path, line);
+            break;
+        }
+        int ins;
+        if (sc_strmap_insert(done, text + pos, (size_t)(t1 - (text + pos)), 0, &ins) < 0) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        else if (st_fb && ins) (*n_fallback)++;
+        pos = (size_t)(eol - text) + 1;
+        line++;
+    }
+    sc_free(text);
+    return rc;
+}
+
+/* ---- asking ---- */
+
+/* Every kept value the same (3+ of them): the model repeated itself. */
+static int degenerate(const char *kept) {
+    const char *first = NULL;
+    size_t fl = 0;
+    int n = 0;
+    for (const char *l = kept; *l;) {
+        const char *e = strchr(l, '\n');
+        if (!e) e = l + strlen(l);
+        const char *v = memchr(l, ':', (size_t)(e - l));
+        if (v) {
+            v += 2;
+            size_t vl = e > v ? (size_t)(e - v) : 0;
+            if (!first) first = v, fl = vl;
+            else if (vl != fl || strncasecmp(first, v, vl)) return 0;
+            n++;
+        }
+        l = *e ? e + 1 : e;
+    }
+    return n >= 3;
+}
+
+/* Form filling: the transcript grows "Field1:" → the model's line → "\nField2:"
+ * ..., each line generated up to a newline with its own share of the token
+ * budget; the prompt cache makes each step cost its new tokens only. ans
+ * gets the lines as "Field: value" (values the model left unfinished are
+ * dropped). */
+static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_extract_prompt_cfg *p,
+                      const sc_gen_params *g0, sbuf *ans, sc_extract_stats *st, sc_error *err) {
+    sbuf tr = {0};
+    sb_str(&tr, prompt);
+    sc_gen_params g = *g0;
+    g.stops[0] = "\n";
+    g.n_stops = 1;
+    g.max_tokens = (g0->max_tokens + p->n_fields - 1) / p->n_fields;
+    if (g.max_tokens < 8) g.max_tokens = 8;
+    int rc = SC_OK;
+    for (int f = 0; f < p->n_fields && rc == SC_OK; f++) {
+        if (f) sb_str(&tr, "\n");
+        sb_str(&tr, p->fields[f]);
+        sb_str(&tr, ":");
+        if (tr.oom) return sc_free(tr.s), sc_fail(err, SC_ENOMEM, "out of memory");
+        g.seed = g0->seed + (uint64_t)f * 0xD1B54A32D192ED03ull;
+        sc_gen_result res;
+        if ((rc = sc_generate_cached(m, cache, tr.s, &g, NULL, NULL, &res, err))) break;
+        st->tokens += res.n_generated;
+        st->gen_s += res.prompt_s + res.gen_s;
+        sb_add(&tr, res.text, res.len);
+        if (res.end != SC_GEN_END_LENGTH) {
+            sb_str(ans, p->fields[f]);
+            sb_str(ans, ":");
+            sb_add(ans, res.text, res.len);
+            sb_str(ans, "\n");
+        }
+        int eos = res.end == SC_GEN_END_EOS;
+        sc_gen_result_free(&res);
+        if (eos) break; /* the model ended its turn: the rest stays empty */
+    }
+    if (tr.oom || ans->oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    sc_free(tr.s);
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static const sc_extract_prompt_cfg *find_prompt(const sc_dcfg *cfg, const char *entity, sc_error *err) {
+    char names[512] = "";
+    for (int i = 0; i < cfg->extract.n_prompts; i++) {
+        if (!strcmp(cfg->extract.prompts[i].entity, entity)) return &cfg->extract.prompts[i];
+        strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
+        strncat(names, cfg->extract.prompts[i].entity, sizeof names - strlen(names) - 1);
+    }
+    if (!cfg->extract.line) sc_fail(err, SC_ENOTFOUND, "%s: no 'extract:' section (see docs/extract.md)", cfg->source);
+    else sc_fail(err, SC_ENOTFOUND, "%s: 'extract.prompts' has no entry for entity '%s' (it has: %s)", cfg->source, entity, names);
+    return NULL;
+}
+
+/* The fallback text: the config's fallback template, else "name: value" of
+ * every column the prompt template uses. */
+static int fallback_text(const sc_extract_prompt_cfg *p, row_ctx *rc_, char **out, sc_error *err) {
+    if (p->fallback) return sc_template_render(p->fallback, lookup_row, rc_, out, err);
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    const sc_entity_table *t = rc_->t;
+    for (int c = 0; c < t->n_cols; c++) {
+        char ph[80];
+        snprintf(ph, sizeof ph, "{%s}", t->col_names[c]);
+        const char *v = t->cells[rc_->row * t->n_cols + c];
+        if (!strstr(p->template, ph) || !v[0]) continue;
+        if (b.len) sb_str(&b, "\n");
+        sb_str(&b, t->col_names[c]);
+        sb_str(&b, ": ");
+        sb_str(&b, v);
+    }
+    if (b.oom) {
+        sc_free(b.s);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    *out = b.s;
+    return SC_OK;
+}
+
+static int append_line(FILE *f, const char *path, const char *a, const char *b, const char *c, const char *d, sc_error *err) {
+    char *ec = sc_tsv_escape(c), *ed = d ? sc_tsv_escape(d) : NULL;
+    int bad = !ec || (d && !ed);
+    if (!bad) {
+        if (d) fprintf(f, "%s\t%s\t%s\t%s\n", a, b, ec, ed);
+        else fprintf(f, "%s\t%s\t%s\n", a, b, ec);
+        bad = fflush(f) != 0 || ferror(f);
+    }
+    sc_free(ec);
+    sc_free(ed);
+    return bad ? sc_fail(err, SC_EIO, "%s: write failed: %s", path, strerror(errno)) : SC_OK;
+}
+
+int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err) {
+    memset(st, 0, sizeof *st);
+    sc_dcfg *cfg = NULL;
+    sc_entity_table tab = {0};
+    history hist = {0};
+    int have_hist = 0;
+    sc_llama *m = NULL;
+    sc_gen_cache cache = {0};
+    char *tmpl = NULL;
+    cJSON *meta = NULL;
+    sc_strmap done;
+    sc_strmap_init(&done);
+    FILE *out = NULL, *plog = NULL, *alog = NULL;
+    char **ekeys = NULL;
+    int64_t ekeys_n = 0;
+    int lockfd = -1;
+    char path[4200], ppath[4200], lpath[4200], mpath[4200];
+    int rc = sc_gen_params_check(&o->gen, err);
+    if (rc) return rc;
+    if (o->retries < 0 || o->limit < 0) return sc_fail(err, SC_EINVAL, "retries and limit must not be negative");
+    if ((rc = sc_dcfg_load(&cfg, o->config_path, err))) return rc;
+    const sc_extract_prompt_cfg *p = find_prompt(cfg, o->entity, err);
+    if (!p) {
+        rc = err ? err->code : SC_ENOTFOUND;
+        goto done;
+    }
+    if ((rc = sc_template_check(p->template, err))) {
+        sc_fail_prefix(err, "%s:%d: extract template of '%s': ", o->config_path, p->line, o->entity);
+        goto done;
+    }
+    int uses_history = strstr(p->template, "{history}") != NULL;
+    if (uses_history && !o->data_dir) {
+        rc = sc_fail(err, SC_EINVAL, "the '%s' template uses {history}: give --data DIR (a prepared dataset)", o->entity);
+        goto done;
+    }
+    if ((rc = sc_entity_table_load(&tab, o->config_path, o->entity, err))) goto done;
+    if (uses_history) {
+        if ((rc = history_load(&hist, o->data_dir, tab.col_names[tab.key_col], cfg->extract.history_column,
+                               cfg->extract.history, err)))
+            goto done;
+        have_hist = 1;
+    }
+    /* every placeholder must resolve: render the first row once */
+    if (tab.n_rows > 0) {
+        row_ctx r0 = {&tab, 0, uses_history ? "" : NULL};
+        char *probe = NULL;
+        rc = sc_template_render(p->template, lookup_row, &r0, &probe, err);
+        sc_free(probe);
+        if (rc) {
+            sc_fail_prefix(err, "%s:%d: extract template of '%s': ", o->config_path, p->line, o->entity);
+            goto done;
+        }
+    }
+    if ((rc = sc_chat_template_from_gguf(o->model_path, &tmpl, err))) goto done;
+    int family;
+    if (!tmpl) {
+        rc = sc_fail(err, SC_ENOTFOUND, "%s has no tokenizer.chat_template; extraction needs an instruction model", o->model_path);
+        goto done;
+    }
+    if ((rc = sc_chat_family(tmpl, &family, err))) goto done;
+    /* meta */
+    meta = cJSON_CreateObject();
+    cJSON *mo = cJSON_AddObjectToObject(meta, "model");
+    if ((rc = model_identity(o->model_path, mo, err))) goto done;
+    cJSON_AddStringToObject(meta, "format", "semctr-extract 1");
+    cJSON_AddStringToObject(meta, "entity", o->entity);
+    cJSON_AddStringToObject(meta, "chat_family", sc_chat_family_name(family));
+    cJSON_AddStringToObject(meta, "system", cfg->extract.system ? cfg->extract.system : "");
+    cJSON_AddStringToObject(meta, "template", p->template);
+    cJSON_AddStringToObject(meta, "ask", p->ask_once ? "once" : "fields");
+    cJSON_AddStringToObject(meta, "prefix", p->prefix ? p->prefix : "");
+    cJSON_AddStringToObject(meta, "fallback", p->fallback ? p->fallback : "");
+    cJSON *fa = cJSON_AddArrayToObject(meta, "fields");
+    for (int i = 0; i < p->n_fields; i++) cJSON_AddItemToArray(fa, cJSON_CreateString(p->fields[i]));
+    cJSON_AddNumberToObject(meta, "min_fields", p->min_fields);
+    cJSON_AddNumberToObject(meta, "history", uses_history ? cfg->extract.history : 0);
+    cJSON_AddStringToObject(meta, "history_column", uses_history ? cfg->extract.history_column : "");
+    cJSON_AddNumberToObject(meta, "max_tokens", o->gen.max_tokens);
+    cJSON_AddNumberToObject(meta, "temperature", (double)o->gen.temperature);
+    cJSON_AddNumberToObject(meta, "top_p", (double)o->gen.top_p);
+    cJSON_AddNumberToObject(meta, "top_k", o->gen.top_k);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->gen.seed);
+    cJSON_AddStringToObject(meta, "seed", seed);
+    cJSON_AddNumberToObject(meta, "retries", o->retries);
+    if ((rc = sc_mkdirs(o->out_dir, err))) goto done;
+    /* one writer per DIR and entity: a second run would interleave lines */
+    char lkpath[4200];
+    snprintf(lkpath, sizeof lkpath, "%s/%s.lock", o->out_dir, o->entity);
+    lockfd = open(lkpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lockfd < 0) {
+        rc = sc_fail(err, SC_EIO, "%s: %s", lkpath, strerror(errno));
+        goto done;
+    }
+    if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        rc = sc_fail(err, SC_EINVAL, "%s: another semctr extract is writing '%s' in this folder", lkpath, o->entity);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s.tsv", o->out_dir, o->entity);
+    snprintf(ppath, sizeof ppath, "%s/%s.prompts.tsv", o->out_dir, o->entity);
+    snprintf(lpath, sizeof lpath, "%s/%s.log.tsv", o->out_dir, o->entity);
+    snprintf(mpath, sizeof mpath, "%s/%s.meta.json", o->out_dir, o->entity);
+    if (sc_file_exists(mpath)) {
+        sc_error e2;
+        if (meta_compare(mpath, meta, &e2) != SC_OK) {
+            if (!o->force) {
+                if (err) *err = e2;
+                rc = e2.code;
+                goto done;
+            }
+            sc_info("extract: --force: %s differs; starting %s afresh", mpath, path);
+            remove(path);
+            remove(ppath);
+            remove(lpath);
+        }
+    } else if (sc_file_exists(path)) {
+        rc = sc_fail(err, SC_EINVAL, "%s exists without %s: remove it or choose another --out", path, mpath);
+        goto done;
+    }
+    char *mtext = cJSON_Print(meta);
+    if (!mtext) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        goto done;
+    }
+    rc = write_text_file(mpath, mtext, err);
+    cJSON_free(mtext);
+    if (rc) goto done;
+    if ((rc = resume_scan(path, &done, &st->fallback_total, &st->torn, err))) goto done;
+    out = fopen(path, "a");
+    plog = fopen(ppath, "a");
+    alog = fopen(lpath, "a");
+    if (!out || !plog || !alog) {
+        rc = sc_fail(err, SC_EIO, "%s: cannot open for appending: %s", o->out_dir, strerror(errno));
+        goto done;
+    }
+    st->total = o->limit && o->limit < tab.n_rows ? o->limit : tab.n_rows;
+    /* keys as written in the file (escaped) */
+    ekeys = sc_calloc((size_t)st->total + 1, sizeof *ekeys);
+    if (!ekeys) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        goto done;
+    }
+    ekeys_n = st->total;
+    int64_t todo = 0;
+    for (int64_t r = 0; r < st->total && rc == SC_OK; r++) {
+        ekeys[r] = sc_tsv_escape(tab.cells[r * tab.n_cols + tab.key_col]);
+        if (!ekeys[r]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        else if (sc_strmap_find(&done, ekeys[r], strlen(ekeys[r])) >= 0) st->skipped++;
+        else todo++;
+    }
+    if (rc || todo == 0) goto done;
+    if ((rc = sc_llama_load(&m, o->model_path, 0, err))) goto done;
+    sc_llama_reset(m);
+    sc_progress bar;
+    sc_progress_begin(&bar, o->entity, todo, "entities");
+    if (!o->progress) bar.enabled = 0;
+    for (int64_t r = 0; r < st->total && rc == SC_OK; r++) {
+        const char *key = tab.cells[r * tab.n_cols + tab.key_col], *ekey = ekeys[r];
+        int ins;
+        if (sc_strmap_find(&done, ekey, strlen(ekey)) >= 0) continue;
+        if (sc_interrupted()) {
+            rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
+                         (long long)st->done);
+            break;
+        }
+        if (sc_strmap_insert(&done, ekey, strlen(ekey), 0, &ins) < 0) { /* duplicate keys in the table run once */
+            rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            break;
+        }
+        sbuf hb = {0};
+        sb_add(&hb, "", 0);
+        if (have_hist) history_text(&hist, key, &hb);
+        row_ctx rx = {&tab, r, uses_history ? hb.s : NULL};
+        char *user = NULL, *chat = NULL, *kept = NULL, *text = NULL;
+        sbuf full = {0};
+        rc = sc_template_render(p->template, lookup_row, &rx, &user, err);
+        if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, user, &chat, err);
+        if (!rc) {
+            sb_str(&full, chat);
+            if (p->prefix && p->ask_once) sb_str(&full, p->prefix);
+            if (full.oom || hb.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        }
+        if (!rc) rc = append_line(plog, ppath, ekey, "0", full.s, NULL, err);
+        int ok = 0;
+        for (int a = 0; a <= o->retries && !rc && !ok; a++) {
+            sc_gen_params g = o->gen;
+            g.seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed) + (uint64_t)a * 0x9E3779B97F4A7C15ull;
+            if (a) st->retries++;
+            sbuf ans = {0};
+            sb_add(&ans, "", 0);
+            int truncated = 0;
+            if (p->ask_once) {
+                sc_gen_result res;
+                if ((rc = sc_generate_cached(m, &cache, full.s, &g, NULL, NULL, &res, err))) {
+                    sc_fail_prefix(err, "entity '%s': ", key);
+                    sc_free(ans.s);
+                    break;
+                }
+                st->tokens += res.n_generated;
+                st->gen_s += res.prompt_s + res.gen_s;
+                if (p->prefix) sb_str(&ans, p->prefix);
+                sb_add(&ans, res.text, res.len);
+                truncated = res.end == SC_GEN_END_LENGTH;
+                sc_gen_result_free(&res);
+            } else if ((rc = ask_fields(m, &cache, full.s, p, &g, &ans, st, err))) {
+                sc_fail_prefix(err, "entity '%s': ", key);
+                sc_free(ans.s);
+                break;
+            }
+            sc_free(kept);
+            int nk = ans.oom ? -1 : sc_extract_parse_against(ans.s, user, (const char *const *)p->fields, p->n_fields,
+                                                             truncated, &kept);
+            if (nk < 0 || !kept) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            ok = nk >= p->min_fields && !degenerate(kept);
+            char an[16], nf[16];
+            snprintf(an, sizeof an, "%d", a);
+            snprintf(nf, sizeof nf, "%d", nk);
+            if (!rc) rc = append_line(alog, lpath, ekey, an, nf, ans.s, err);
+            sc_free(ans.s);
+        }
+        if (!rc && !ok) rc = fallback_text(p, &rx, &text, err);
+        if (!rc) {
+            rc = append_line(out, path, ekey, ok ? "ok" : "fallback", ok ? kept : text, NULL, err);
+            st->done++;
+            if (ok) st->ok++;
+            else st->fallback++, st->fallback_total++;
+        }
+        sc_free(user);
+        sc_free(chat);
+        sc_free(kept);
+        sc_free(text);
+        sc_free(full.s);
+        sc_free(hb.s);
+        char extra[96];
+        snprintf(extra, sizeof extra, "fallback %lld, %.1f tok/s", (long long)st->fallback,
+                 st->gen_s > 0 ? st->tokens / st->gen_s : 0.0);
+        sc_progress_update(&bar, st->done, extra);
+    }
+    sc_progress_end(&bar);
+done:
+    if (lockfd >= 0) close(lockfd); /* releases the lock */
+    if (out) fclose(out);
+    if (plog) fclose(plog);
+    if (alog) fclose(alog);
+    sc_llama_free(m);
+    sc_gen_cache_free(&cache);
+    sc_free(tmpl);
+    cJSON_Delete(meta);
+    sc_strmap_free(&done);
+    for (int64_t i = 0; i < ekeys_n; i++) sc_free(ekeys[i]);
+    sc_free(ekeys);
+    (void)have_hist;
+    history_free(&hist);
+    sc_entity_table_free(&tab);
+    sc_dcfg_free(cfg);
+    return rc;
+}
