@@ -153,7 +153,7 @@ Test(gguf_gemma, generate_and_embed_library_and_cli, .timeout = 300) {
     }
     cr_assert_gt(ab / sqrt(na * nb), ac / sqrt(na * nc));
     static char out[1 << 16], args[8192];
-    snprintf(args, sizeof args, "generate --model '%s' --prompt 'Paris is the capital of' --max-tokens 3", ggt_gemma_path());
+    snprintf(args, sizeof args, "generate --raw --model '%s' --prompt 'Paris is the capital of' --max-tokens 3", ggt_gemma_path());
     cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, gen), "CLI '%s' vs library '%s'", out, gen);
     snprintf(args, sizeof args, "embed --model '%s' --text 'A funny animated movie about toys'", ggt_gemma_path());

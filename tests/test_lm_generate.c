@@ -310,7 +310,6 @@ Test(lm_generate, cli, .timeout = 180) {
     cr_assert_eq(run(args2, b, sizeof b), 0, "%s", b);
     remove(path);
     cr_assert_str_eq(a, b);
-    cr_assert(strstr(a, "Paris"), "%s", a);
     const char *bad[][2] = {{"--prompt x --temperature -1", "--temperature"}, {"--prompt x --top-p 0", "--top-p"},
                             {"--prompt x --top-k -3", "--top-k"},          {"--prompt x --seed abc", "--seed"},
                             {"--prompt x --stop ''", "--stop"},            {"--prompt x --raw --system s", "--system"},

@@ -179,15 +179,24 @@ int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, con
     res->end = SC_GEN_END_LENGTH;
     sc_rng rng;
     sc_rng_seed(&rng, p->seed);
-    /* keep the cached prefix (at least one token is computed, for its logits) */
+    /* The prompt runs in chunks that start at multiples of SC_GEN_CHUNK, and
+     * the cache keeps only whole chunks that were computed as prompt chunks:
+     * the float of a forward pass depends on how tokens are batched (one
+     * token takes the 8-bit integer path, a batch float tiles), so this makes
+     * a cached run compute exactly what a cold one does: same text. */
     int keep = 0;
     if (cache && cache->n <= m->n_past)
-        while (keep < cache->n && keep < n - 1 && cache->toks[keep] == ids[keep]) keep++;
+        while (keep < cache->n_canon && keep < n - 1 && cache->toks[keep] == ids[keep]) keep++;
+    keep -= keep % SC_GEN_CHUNK;
     m->n_past = keep;
-    if (cache) cache->n = keep;
+    if (cache) cache->n = cache->n_canon = keep;
     double t0 = sc_now();
-    rc = sc_llama_forward(m, ids + keep, n - keep, logits, NULL, err);
+    for (int c0 = keep; c0 < n && rc == SC_OK; c0 += SC_GEN_CHUNK) {
+        int c1 = c0 + SC_GEN_CHUNK < n ? c0 + SC_GEN_CHUNK : n;
+        rc = sc_llama_forward(m, ids + c0, c1 - c0, c1 == n ? logits : NULL, NULL, err);
+    }
     if (rc == SC_OK && cache_push(cache, ids + keep, n - keep)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    if (cache) cache->n_canon = cache->n;
     res->prompt_s = sc_now() - t0;
     t0 = sc_now();
     int stop_early = 0;
@@ -236,7 +245,7 @@ done:
     sc_free(order);
     if (rc != SC_OK) {
         sc_gen_result_free(res);
-        if (cache) cache->n = 0; /* the KV cache may hold a partial batch */
+        if (cache) cache->n = cache->n_canon = 0; /* the KV cache may hold a partial batch */
     }
     return rc;
 }

@@ -20,6 +20,8 @@
 #include "lm/llama.h"
 
 #define SC_GEN_MAX_STOPS 16
+/* prompts run in chunks of this many positions (aligned), with or without a cache */
+#define SC_GEN_CHUNK 64
 
 typedef struct sc_gen_params {
     int max_tokens;      /* >= 1 */
@@ -60,6 +62,7 @@ typedef int (*sc_gen_emit)(void *ctx, const char *text, size_t len);
 typedef struct sc_gen_cache {
     int32_t *toks;
     int n, cap;
+    int n_canon;  /* leading positions computed as prompt chunks (the rest: generated one by one) */
 } sc_gen_cache;
 void sc_gen_cache_free(sc_gen_cache *c);
 
