@@ -109,7 +109,7 @@ int cmd_predict(int argc, char **argv) {
         }
         rc = sc_schema_encode(b.schema, n_rows, n_cols, names, cells, &batch_buf, &err);
         if (!rc && is_msd) {
-            rc = sc_msd_model_extra(&msd, &batch_buf, NULL, extra, &unknown, &err);
+            rc = sc_msd_model_extra(&msd, &batch_buf, NULL, NULL, extra, &unknown, &err);
             batch_buf.extra = extra;
         }
         if (!rc) rc = sc_model_forward(m, &batch_buf, 0, logits, &err);

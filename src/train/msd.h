@@ -120,14 +120,21 @@ void sc_msd_model_free(sc_msd_model *m);
  * item_override (B) or NULL: a row's adapted item vector to use instead of
  * the lookup (a new item encoded at request time). Thread-safe. */
 int sc_msd_model_extra(const sc_msd_model *m, const sc_batch *b, const float *const *item_override,
-                       float *extra, int64_t *n_unknown, sc_error *err);
+                       const float *const *user_override, float *extra, int64_t *n_unknown, sc_error *err);
 
-/* The same for every row of a split: *extra (N, K*D) is the caller's (sc_free). */
-int sc_msd_model_extra_dataset(const sc_msd_model *m, const sc_dataset *ds, float **extra, int64_t *n_unknown,
-                               sc_error *err);
+/* The same for every row of a split: *extra (N, K*D) is the caller's
+ * (sc_free). With encoder_dir, a row whose item or user id is not in the
+ * vocabulary (a new entity) gets the small encoder's vector of its raw
+ * entity text (ELEC's entity textualisation of the split's text columns)
+ * through the stored adaptor, as serving does for a new item; *n_encoded
+ * counts those entities. Without it, new entities get zeros. */
+int sc_msd_model_extra_dataset(sc_msd_model *m, const sc_schema *schema, const sc_dataset *ds,
+                               const char *encoder_dir, int n_threads, float **extra, int64_t *n_unknown,
+                               int64_t *n_encoded, sc_error *err);
 
-/* Adapt encoder vectors x (n, S) of new items: out (n, D). Not thread-safe
+/* Adapt encoder vectors x (n, S) of new entities of level 0 (item) or 1
+ * (user) with the stored adaptor: out (n, D). Not thread-safe
  * on one sc_msd_model (the adaptor keeps activations): callers lock. */
-int sc_msd_model_adapt_items(sc_msd_model *m, const float *x, int n, float *out, sc_error *err);
+int sc_msd_model_adapt_items_level(sc_msd_model *m, int level, const float *x, int n, float *out, sc_error *err);
 
 #endif

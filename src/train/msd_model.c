@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "lm/textvec.h"
+#include "train/elec_text.h"
 #include "train/msd.h"
 
 static const char *LEVEL[2] = {"item", "user"};
@@ -138,8 +140,8 @@ fail:
     return rc;
 }
 
-int sc_msd_model_extra(const sc_msd_model *m, const sc_batch *b, const float *const *item_override, float *extra,
-                       int64_t *n_unknown, sc_error *err) {
+int sc_msd_model_extra(const sc_msd_model *m, const sc_batch *b, const float *const *item_override,
+                       const float *const *user_override, float *extra, int64_t *n_unknown, sc_error *err) {
     int B = b->n, W = m->W, D = m->D;
     if (!m->K || B == 0) return SC_OK;
     const float **iv = sc_malloc((size_t)B * sizeof *iv), **uv = sc_malloc((size_t)B * sizeof *uv);
@@ -161,7 +163,8 @@ int sc_msd_model_extra(const sc_msd_model *m, const sc_batch *b, const float *co
         }
         if (m->levels & SC_MSD_USER) {
             int32_t id = b->ids[m->field[1]][i];
-            if (id >= 2 && id < m->V[1]) uv[i] = m->table[1] + (int64_t)id * D;
+            if (user_override && user_override[i]) uv[i] = user_override[i];
+            else if (id >= 2 && id < m->V[1]) uv[i] = m->table[1] + (int64_t)id * D;
             else unk++;
         }
         if (m->levels & SC_MSD_FUSION) {
@@ -183,33 +186,110 @@ done:
     return rc;
 }
 
-int sc_msd_model_extra_dataset(const sc_msd_model *m, const sc_dataset *ds, float **extra, int64_t *n_unknown,
-                               sc_error *err) {
+/* The adapted vectors of the new entities of ds (ids out of the vocabulary,
+ * with a raw entity text): nv[l] (distinct texts, D), row_new[l] (N) the
+ * row's index in it or -1. */
+static int encode_new(sc_msd_model *m, const sc_schema *schema, const sc_dataset *ds, const char *encoder_dir,
+                      int n_threads, float *nv[2], int32_t *row_new[2], int64_t *n_encoded, sc_error *err) {
+    const sc_dataset *split[3] = {ds, NULL, NULL};
+    sc_elec_texts et;
+    int rc = sc_elec_textualize(schema, split, SC_ELEC_ENTITY, NULL, &et, err);
+    if (rc) return sc_fail_prefix(err, "MSD new entities: ");
+    sc_textvec enc = {0};
+    int enc_open = 0;
+    for (int l = 0; l < 2 && !rc; l++) {
+        int used = l == 0 ? !!(m->levels & SC_MSD_ITEM) : !!(m->levels & SC_MSD_USER);
+        int p = -1;
+        for (int q = 0; q < et.n_parts; q++)
+            if (!strcmp(et.part_name[q], LEVEL[l])) p = q;
+        if (!used || p < 0 || !m->adaptor[l]) continue;
+        int64_t N = ds->n_rows, T = et.n_texts[p], n = 0;
+        int32_t *map = sc_malloc((size_t)(T + 1) * sizeof(int32_t));
+        const char **texts = sc_malloc((size_t)(T + 1) * sizeof(char *));
+        row_new[l] = sc_malloc((size_t)(N + 1) * sizeof(int32_t));
+        if (!map || !texts || !row_new[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        for (int64_t k = 0; k < T && !rc; k++) map[k] = -1;
+        for (int64_t r = 0; r < N && !rc; r++) {
+            int32_t k = et.index[0][p][r], id = ds->ids[m->field[l]][r];
+            row_new[l][r] = -1;
+            if (id >= 2 || k < 0) continue;
+            if (map[k] < 0) {
+                map[k] = (int32_t)n;
+                texts[n++] = et.texts[p][k];
+            }
+            row_new[l][r] = map[k];
+        }
+        if (!rc && n > 0) {
+            if (!enc_open) {
+                rc = sc_textvec_open(&enc, encoder_dir, n_threads, err);
+                if (!rc) {
+                    enc_open = 1;
+                    sc_textvec_set_normalize(&enc, 0); /* as in training: the pooled state, not normalised */
+                    if (enc.dim != m->S)
+                        rc = sc_fail(err, SC_EINVAL, "MSD: the encoder %s gives %d-d vectors, the model's adaptors take %d (%s)",
+                                     encoder_dir, enc.dim, m->S, m->encoder);
+                }
+            }
+            float *x = rc ? NULL : sc_malloc((size_t)n * m->S * sizeof(float));
+            nv[l] = rc ? NULL : sc_malloc((size_t)n * m->D * sizeof(float));
+            if (!rc && (!x || !nv[l])) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            for (int64_t i = 0; i < n && !rc; i += 256) {
+                int c = (int)(n - i < 256 ? n - i : 256);
+                rc = sc_textvec_encode(&enc, texts + i, c, x + i * m->S, err);
+                if (!rc) rc = sc_msd_model_adapt_items_level(m, l, x + i * m->S, c, nv[l] + i * m->D, err);
+            }
+            sc_free(x);
+            *n_encoded += n;
+        }
+        sc_free(map);
+        sc_free(texts);
+    }
+    if (enc_open) sc_textvec_close(&enc);
+    sc_elec_texts_free(&et);
+    return rc;
+}
+
+int sc_msd_model_extra_dataset(sc_msd_model *m, const sc_schema *schema, const sc_dataset *ds,
+                               const char *encoder_dir, int n_threads, float **extra, int64_t *n_unknown,
+                               int64_t *n_encoded, sc_error *err) {
     *extra = NULL;
     if (!m->K) return SC_OK;
-    int64_t N = ds->n_rows, KD = (int64_t)m->K * m->D;
-    float *x = sc_malloc((size_t)(N ? N : 1) * KD * sizeof(float));
-    if (!x) return sc_fail(err, SC_ENOMEM, "MSD: out of memory for %lld rows", (long long)N);
+    int64_t N = ds->n_rows, KD = (int64_t)m->K * m->D, enc_count = 0;
+    float *nv[2] = {NULL, NULL};
+    int32_t *row_new[2] = {NULL, NULL};
+    int rc = encoder_dir ? encode_new(m, schema, ds, encoder_dir, n_threads, nv, row_new, &enc_count, err) : SC_OK;
+    if (n_encoded) *n_encoded = enc_count;
+    float *x = rc ? NULL : sc_malloc((size_t)(N ? N : 1) * KD * sizeof(float));
+    if (!rc && !x) rc = sc_fail(err, SC_ENOMEM, "MSD: out of memory for %lld rows", (long long)N);
     enum { CH = 4096 };
-    sc_batch b;
-    int rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, CH, err);
+    sc_batch b = {0};
+    if (!rc) rc = sc_batch_alloc(&b, ds->fields, ds->n_fields, CH, err);
     int64_t rows[CH];
+    const float *ov[2][CH];
     for (int64_t s = 0; s < N && !rc; s += CH) {
         int n = (int)(N - s < CH ? N - s : CH);
-        for (int i = 0; i < n; i++) rows[i] = s + i;
+        for (int i = 0; i < n; i++) {
+            rows[i] = s + i;
+            for (int l = 0; l < 2; l++)
+                ov[l][i] = row_new[l] && row_new[l][s + i] >= 0 ? nv[l] + (int64_t)row_new[l][s + i] * m->D : NULL;
+        }
         sc_batch_gather(&b, ds, rows, n);
-        rc = sc_msd_model_extra(m, &b, NULL, x + s * KD, n_unknown, err);
+        rc = sc_msd_model_extra(m, &b, ov[0], ov[1], x + s * KD, n_unknown, err);
     }
     sc_batch_free(&b);
+    for (int l = 0; l < 2; l++) {
+        sc_free(nv[l]);
+        sc_free(row_new[l]);
+    }
     if (rc) sc_free(x);
     else *extra = x;
     return rc;
 }
 
-int sc_msd_model_adapt_items(sc_msd_model *m, const float *x, int n, float *out, sc_error *err) {
-    if (!m->adaptor[0]) return sc_fail(err, SC_EINVAL, "MSD: this model has no item adaptor");
+int sc_msd_model_adapt_items_level(sc_msd_model *m, int l, const float *x, int n, float *out, sc_error *err) {
+    if (!m->adaptor[l]) return sc_fail(err, SC_EINVAL, "MSD: this model has no %s adaptor", LEVEL[l]);
     const float *o;
-    int rc = sc_mlp_forward(m->adaptor[0], x, n, &o, err);
+    int rc = sc_mlp_forward(m->adaptor[l], x, n, &o, err);
     if (!rc) memcpy(out, o, (size_t)n * m->D * sizeof(float));
     return rc;
 }
