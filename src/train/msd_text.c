@@ -263,14 +263,45 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
                     LEVEL[l], (long long)T, (long long)out->n_extracted[l], (long long)out->n_fallback_status[l],
                     (long long)out->n_raw[l]);
     }
+    /* distinct texts over both levels, encoded once (the vector store keys by text) */
+    sc_elec_texts uniq = {0};
+    int32_t *which[2] = {NULL, NULL};
+    float *uvec[2] = {NULL, NULL};
+    sc_strmap um;
+    sc_strmap_init(&um);
     if (!rc) {
-        /* encode both levels' texts at once; an absent level has no texts */
-        fin.n_parts = 2;
-        rc = sc_elec_encode_texts(&fin, encoder_dir, cache_path, n_threads, vec, &out->S, out->encoder,
+        uniq.n_parts = 1;
+        uniq.texts[0] = sc_malloc((size_t)(fin.n_texts[0] + fin.n_texts[1] + 1) * sizeof(char *));
+        if (!uniq.texts[0]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    for (int l = 0; l < 2 && !rc; l++) {
+        which[l] = sc_malloc((size_t)(fin.n_texts[l] + 1) * sizeof(int32_t));
+        if (!which[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        for (int64_t k = 0; k < fin.n_texts[l] && !rc; k++) {
+            int ins;
+            int64_t u = sc_strmap_insert(&um, fin.texts[l][k], strlen(fin.texts[l][k]), 0, &ins);
+            if (u < 0) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            else if (ins) uniq.texts[0][uniq.n_texts[0]++] = fin.texts[l][k];
+            which[l][k] = (int32_t)u;
+        }
+    }
+    if (!rc) {
+        rc = sc_elec_encode_texts(&uniq, encoder_dir, cache_path, n_threads, uvec, &out->S, out->encoder,
                                   sizeof out->encoder, err);
         if (rc) sc_fail_prefix(err, "MSD: ");
     }
+    for (int l = 0; l < 2 && !rc; l++) {
+        vec[l] = sc_malloc((size_t)(fin.n_texts[l] + 1) * out->S * sizeof(float));
+        if (!vec[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        for (int64_t k = 0; k < fin.n_texts[l] && !rc; k++)
+            memcpy(vec[l] + k * out->S, uvec[0] + (int64_t)which[l][k] * out->S, (size_t)out->S * sizeof(float));
+    }
+    sc_strmap_free(&um);
+    sc_free(uvec[0]);
+    sc_free(uvec[1]);
+    sc_free(uniq.texts[0]);
     for (int l = 0; l < 2; l++) {
+        sc_free(which[l]);
         if (!rc && need[l]) out->table[l] = vec[l];
         else sc_free(vec[l]);
         sc_free(fin.texts[l]); /* the strings are borrowed */
