@@ -294,7 +294,7 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
         rc = sc_msd_model_load(&s->msd, &s->bundle, err);
         s->is_msd = !rc;
         if (!rc && o->encoder && (s->msd.levels & SC_MSD_ITEM)) {
-            rc = sc_textvec_open(&s->enc, o->encoder, 1, err);
+            rc = sc_textvec_open(&s->enc, o->encoder, s->threads, err);
             s->enc_open = !rc;
             if (!rc) sc_textvec_set_normalize(&s->enc, 0); /* as in training */
             if (!rc && s->enc.dim != s->msd.S)
