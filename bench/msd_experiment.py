@@ -117,7 +117,7 @@ def main():
         known, new = serving_inputs(work)
         plain = os.path.join(work, f"{model}-none-1.model")
         msd = os.path.join(work, f"{model}-item+user+fusion-1.model")
-        for k in range(5):  # alternate the cases, 5 rounds
+        for k in range(3):  # alternate the cases, 3 rounds
             L.setdefault("serve_plain", []).append(bench_serve(plain, known))
             L.setdefault("serve_msd_lookup", []).append(bench_serve(msd, known))
             L.setdefault("serve_msd_new_items", []).append(bench_serve(msd, new, ["--encoder", a.encoder]))
@@ -177,7 +177,7 @@ def write_results(a, res, lat, sources, have_texts):
           "## Whole test split\n"] + head + md_rows["all"] + [
           "\n## Cold-start slice (test rows whose item has at most 5 train interactions)\n"] + head + md_rows["cold"] + [
           "\n## Serving latency, 100 rows per call\n",
-          "`semctr bench-serve` (C API, raw cells in, 1 thread, p50 of 2 s of calls, median of 5 alternating rounds; "
+          "`semctr bench-serve` (C API, raw cells in, 1 thread, p50 of 2 s of calls, median of 3 alternating rounds; "
           "seed-1 models): the plain backbone; the MSD model on known items (semantic fields are table lookups; "
           "in parentheses the cost over the plain backbone); the MSD model on 100 new items each encoded from its "
           "item_text by the small encoder through the stored adaptor. The last two columns: the same forward "
