@@ -19,6 +19,7 @@
 #include "ctr/model.h"
 #include "ctr/msd.h"
 #include "nn/layers.h"
+#include "semctr.h"
 #include "train/container.h"
 #include "train/msd.h"
 #include "test_nn_gradcheck.h"
@@ -317,6 +318,30 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
     write_text(csv, "user_id,item_id\n1,1\n2,50\n7,999999\n");
     cr_assert_eq(semctr("predict --model %s/m --input %s --output %s/p.csv", d, csv, d), 0, "%s", out_buf);
     cr_assert(strstr(out_buf, "not in the model's semantic tables"), "%s", out_buf);
+    /* the C API / server: known entities by lookup; a new item with item_text is encoded with --encoder */
+    {
+        char mp[128], enc[512];
+        snprintf(mp, sizeof mp, "%s/m", d);
+        snprintf(enc, sizeof enc, "%s/.cache/semctr/models/all-MiniLM-L6-v2", getenv("HOME"));
+        semctr_options o;
+        semctr_options_init(&o);
+        semctr_model *plain, *withenc;
+        semctr_error e;
+        cr_assert_eq(semctr_load(&plain, mp, &o, &e), 0, "%s", e.message);
+        o.encoder = enc;
+        cr_assert_eq(semctr_load(&withenc, mp, &o, &e), 0, "%s", e.message);
+        const char *cols[3] = {"user_id", "item_id", "item_text"};
+        const char *cells[9] = {"1", "1", NULL, "1", "new-a", "It is a comedy.", "1", "new-b", "It is a thriller."};
+        float p0[3], p1[3];
+        cr_assert_eq(semctr_score(plain, 3, 3, cols, cells, p0, &e), 0, "%s", e.message);
+        cr_assert_eq(semctr_score(withenc, 3, 3, cols, cells, p1, &e), 0, "%s", e.message);
+        for (int i = 0; i < 3; i++) cr_assert(isfinite(p0[i]) && isfinite(p1[i]));
+        cr_assert_eq(p0[0], p1[0], "a known item is a lookup either way");
+        cr_assert_eq(p0[1], p0[2], "without an encoder both new items get zeros");
+        cr_assert_neq(p1[1], p1[2], "with the encoder the new items' texts matter");
+        semctr_free(plain);
+        semctr_free(withenc);
+    }
     /* a table next to other adaptor weights is refused, naming the table */
     char path[128], bad[128];
     snprintf(path, sizeof path, "%s/m", d);
