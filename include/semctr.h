@@ -75,6 +75,11 @@ typedef struct semctr_options {
     /* Threads one call uses inside a forward pass; 0 = 1 (the right choice
      * when calls already run concurrently). */
     int threads_per_call;
+    /* MSD models: directory of the small encoder (e.g. all-MiniLM-L6-v2) used
+     * to encode a new item from its "item_text" column when its id is not in
+     * the model's tables. NULL: no encoder is loaded, such items get zeros.
+     * Known items and users are always table lookups. */
+    const char *encoder;
 } semctr_options;
 
 /* Fill o with the defaults (every field 0 / NULL). */

@@ -21,7 +21,8 @@ static const char *USAGE =
     "  --batch LIST       batch sizes (1,100,1000)\n"
     "  --threads N        threads inside one call (1)\n"
     "  --callers N        concurrent callers on the one model (1)\n"
-    "  --seconds S        time per batch size (1)\n";
+    "  --seconds S        time per batch size (1)\n"
+    "  --encoder DIR      MSD models: encode new items' item_text with this encoder\n";
 
 typedef struct caller {
     semctr_model *m;
@@ -55,7 +56,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int cmd_bench_serve(int argc, char **argv) {
-    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *v;
+    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *encoder = NULL, *v;
     long threads = 1, callers = 1;
     double seconds = 1;
     cli_args a = {argc, argv, 1};
@@ -68,6 +69,7 @@ int cmd_bench_serve(int argc, char **argv) {
         if ((r = cli_take(&a, "--model", &v)) == 1) model = v;
         else if (r == 0 && (r = cli_take(&a, "--input", &v)) == 1) input = v;
         else if (r == 0 && (r = cli_take(&a, "--batch", &v)) == 1) batches = v;
+        else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) encoder = v;
         else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
             if (cli_int("bench-serve", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
         } else if (r == 0 && (r = cli_take(&a, "--callers", &v)) == 1) {
@@ -96,6 +98,7 @@ int cmd_bench_serve(int argc, char **argv) {
     semctr_options_init(&o);
     o.threads_per_call = (int)threads;
     o.max_concurrency = (int)callers;
+    o.encoder = encoder;
     semctr_model *m;
     semctr_error e;
     if (semctr_load(&m, model, &o, &e)) {

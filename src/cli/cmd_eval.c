@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "data/schema.h"
 #include "train/modelfile.h"
+#include "train/msd.h"
 #include "train/trainer.h"
 
 static const char *USAGE =
@@ -19,7 +20,26 @@ static const char *USAGE =
     "  --network NAME    which network of a multi-network model (ELEC: gain | vanilla;\n"
     "                    default: main, or vanilla for ELEC)\n"
     "  --baseline FILE   also evaluate FILE and report RelaImpr against it\n"
-    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr)\n";
+    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr)\n"
+    "  --encoder DIR     MSD: encode new users/items (ids not in the vocabulary) from their raw\n"
+    "                    entity text with this small encoder (without: zeros); docs/msd.md\n";
+
+/* Metrics of a network on ds; an MSD model gets its semantic fields from the
+ * file's tables (*n_unknown: ids not in them, given zeros). */
+static int evaluate(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
+                    sc_metrics *m, int64_t *n_unknown, sc_error *err) {
+    if (strcmp(b->method, "msd")) return sc_evaluate(model, ds, NULL, 4096, m, err);
+    sc_msd_model msd;
+    float *extra = NULL;
+    int64_t enc = 0;
+    int rc = sc_msd_model_load(&msd, b, err);
+    if (!rc) rc = sc_msd_model_extra_dataset(&msd, b->schema, ds, encoder, threads, &extra, n_unknown, &enc, err);
+    if (!rc && encoder) sc_info("MSD: %lld new entities encoded with %s", (long long)enc, encoder);
+    if (!rc) rc = sc_evaluate(model, ds, extra, 4096, m, err);
+    sc_free(extra);
+    sc_msd_model_free(&msd);
+    return rc;
+}
 
 static double nan_to(double x, double v) { return isnan(x) ? v : x; }
 
@@ -38,6 +58,7 @@ static int load(sc_model_bundle *b, const char *path, const char *network, int t
 }
 
 int cmd_eval(int argc, char **argv) {
+    const char *encoder = NULL;
     const char *model_path = NULL, *data = NULL, *split = "test", *network = NULL, *baseline = NULL, *v;
     int json = 0;
     long threads = sc_default_threads();
@@ -53,6 +74,7 @@ int cmd_eval(int argc, char **argv) {
         else if (r == 0 && (r = cli_take(&a, "--split", &v)) == 1) split = v;
         else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) network = v;
         else if (r == 0 && (r = cli_take(&a, "--baseline", &v)) == 1) baseline = v;
+        else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) encoder = v;
         else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
             if (cli_int("eval", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
         } else if (r == 0 && cli_flag(&a, "--json")) json = 1;
@@ -79,13 +101,18 @@ int cmd_eval(int argc, char **argv) {
     int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
-    if (!rc) rc = sc_evaluate(model, &ds, NULL, 4096, &m, &err);
+    int64_t unknown = 0;
+    if (!rc) rc = evaluate(&bundle, model, &ds, encoder, (int)threads, &m, &unknown, &err);
     double ms = 0;
-    if (!rc) rc = sc_time_scoring(model, &ds, &ms, &err);
+    int is_msd = !strcmp(bundle.method, "msd");
+    /* an MSD network needs its semantic fields: its scoring time is in the training info (latency_ms_per_100) */
+    if (!rc && !is_msd) rc = sc_time_scoring(model, &ds, &ms, &err);
+    if (!rc && is_msd && unknown)
+        sc_info("MSD: %lld user/item ids of the split are not in the model's tables (zeros used)", (long long)unknown);
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
-        if (!rc) rc = sc_evaluate(base, &ds, NULL, 4096, &mb, &err);
+        if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, &mb, NULL, &err);
     }
     if (!rc) {
         if (json) {
@@ -94,12 +121,14 @@ int cmd_eval(int argc, char **argv) {
                    m.auc, nan_to(m.gauc, -1), m.logloss, (long long)m.n, (long long)m.n_pos, split, ms);
             if (baseline)
                 printf(", \"baseline_auc\": %.9f, \"relaimpr\": %.6f", mb.auc, sc_relaimpr(m.auc, mb.auc));
+            if (is_msd) printf(", \"msd_unknown_ids\": %lld", (long long)unknown);
             printf("}\n");
         } else {
             printf("%s on %s (%lld rows, %lld positive)\n", model_path, split, (long long)m.n, (long long)m.n_pos);
             printf("  AUC      %.6f\n  gAUC     %.6f  (%lld groups with both labels)\n  logloss  %.6f\n", m.auc,
                    m.gauc, (long long)m.n_groups_used, m.logloss);
-            printf("  scoring  %.3f ms per 1,000 rows (one batch, median of 7)\n", ms);
+            if (!is_msd) printf("  scoring  %.3f ms per 1,000 rows (one batch, median of 7)\n", ms);
+            else printf("  MSD      %lld ids not in the semantic tables (zeros)\n", (long long)unknown);
             if (baseline)
                 printf("  RelaImpr %+.3f%%  against %s (AUC %.6f)\n", sc_relaimpr(m.auc, mb.auc), baseline, mb.auc);
         }

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "data/schema.h"
 #include "train/modelfile.h"
+#include "train/msd.h"
 
 static const char *USAGE =
     "usage: semctr predict --model FILE --input CSV --output CSV [options]\n"
@@ -65,8 +66,17 @@ int cmd_predict(int argc, char **argv) {
     float *logits = NULL;
     sc_atomic_file out = {0};
     int out_open = 0;
+    sc_msd_model msd = {0};
+    float *extra = NULL;
+    int64_t unknown = 0;
+    int is_msd = !strcmp(b.method, "msd");
     if (!m) rc = sc_fail(&err, SC_ENOTFOUND, "%s has no network '%s'", model_path, name);
-    else if (sc_model_get_config(m)->extra_dim > 0)
+    else if (is_msd) {
+        /* MSD: the semantic fields are lookups in the file's tables */
+        rc = sc_msd_model_load(&msd, &b, &err);
+        if (!rc && !(extra = sc_malloc((size_t)batch * (msd.K ? msd.K * msd.D : 1) * sizeof(float))))
+            rc = sc_fail(&err, SC_ENOMEM, "out of memory");
+    } else if (sc_model_get_config(m)->extra_dim > 0)
         rc = sc_fail(&err, SC_EINVAL, "network '%s' needs language-model vectors; score with the vanilla network", name);
     int nf;
     const sc_field_info *fields = sc_schema_fields(b.schema, &nf);
@@ -98,6 +108,10 @@ int cmd_predict(int argc, char **argv) {
             }
         }
         rc = sc_schema_encode(b.schema, n_rows, n_cols, names, cells, &batch_buf, &err);
+        if (!rc && is_msd) {
+            rc = sc_msd_model_extra(&msd, &batch_buf, NULL, NULL, extra, &unknown, &err);
+            batch_buf.extra = extra;
+        }
         if (!rc) rc = sc_model_forward(m, &batch_buf, 0, logits, &err);
         for (int i = 0; i < n_rows && !rc; i++) {
             float z = logits[i];
@@ -119,8 +133,13 @@ int cmd_predict(int argc, char **argv) {
     if (csv) sc_csv_chunks_close(csv);
     sc_batch_free(&batch_buf);
     sc_free(logits);
+    sc_free(extra);
+    sc_msd_model_free(&msd);
     sc_model_bundle_free(&b);
     if (rc) return cli_fail("predict", &err);
+    if (unknown)
+        fprintf(stderr, "MSD: %lld user/item ids were not in the model's semantic tables (zeros used)\n",
+                (long long)unknown);
     fprintf(stderr, "scored %lld rows of %s into %s\n", (long long)total, input, output);
     return 0;
 }

@@ -30,6 +30,8 @@ static const char *USAGE =
     "  --port-file FILE     write the port there once listening\n"
     "  --threads N          HTTP worker threads = concurrent scoring contexts per model (all cores)\n"
     "  --network NAME       network of multi-network files (default: main, or vanilla for ELEC)\n"
+    "  --encoder DIR        MSD models: encode a new item's \"item_text\" with this small encoder\n"
+    "                       (known items and users are always table lookups; docs/msd.md)\n"
     "  --max-body BYTES     larger request bodies get 413 (16777216)\n"
     "  --max-instances N    more rows in one request get 413 (10000)\n"
     "  --timeout S          close connections idle for S seconds (30)\n"
@@ -135,6 +137,8 @@ int cmd_serve(int argc, char **argv) {
         } else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
             if (cli_int("serve", "--threads", v, 1, 256, &x)) rc = EXIT_USAGE;
             cfg.threads = (int)x;
+        } else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) {
+            cfg.encoder = v;
         } else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) {
             cfg.network = v;
         } else if (r == 0 && (r = cli_take(&a, "--max-body", &v)) == 1) {

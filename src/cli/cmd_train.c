@@ -12,6 +12,7 @@
 #include "data/schema.h"
 #include "train/elec.h"
 #include "train/elec_text.h"
+#include "train/msd.h"
 #include "train/trainer.h"
 
 static const char *USAGE =
@@ -61,7 +62,17 @@ static const char *USAGE =
     "  --adapter-hidden N   transformation MLP hidden size (256)\n"
     "  --adapter-epochs N   adapted-LLM epochs (10, early stopped; 0 = no pre-training)\n"
     "  --adapter-tune       keep training the transformation MLP with the gain network\n"
-    "  --elec-time-llm      also time the language model on 1,000 test rows' texts\n";
+    "  --elec-time-llm      also time the language model on 1,000 test rows' texts\n"
+    "\n"
+    "MSD (--method msd; docs/msd.md):\n"
+    "  --msd-texts DIR      extracted texts DIR/item.tsv, DIR/user.tsv (semctr extract); entities\n"
+    "                       missing there (or without DIR) get their raw entity text\n"
+    "  --msd-levels L       item,user,fusion | all | none (all; none = the plain backbone)\n"
+    "  --msd-encoder DIR    the small encoder (default: the cached all-MiniLM-L6-v2)\n"
+    "  --msd-cache FILE     vector store of the encoded texts (DATA/msd-MODEL.vec)\n"
+    "  --msd-adaptor-hidden N  0: Linear adaptor (default); N: a two-layer MLP, hidden N\n"
+    "  --msd-cold N         cold-start slice: items with <= N train interactions (5)\n"
+    "  --msd-item-field F, --msd-user-field F, --msd-history F   (item_id, user_id, the item sequence)\n";
 
 /* ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/all-MiniLM-L6-v2, where scripts/fetch_model.sh puts it. */
 static void default_model_dir(char *out, size_t cap) {
@@ -148,6 +159,50 @@ static int run_elec(const char *data, const char *model_name, const char *out, c
     return rc;
 }
 
+/* Texts, encoder vectors (cached), MSD training, report. */
+static int run_msd(const char *data, const char *model_name, const char *out, const sc_model_config *mc,
+                   const sc_train_config *tc, const sc_msd_config *md, const char *texts, const char *encoder,
+                   const char *cache_arg, sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+                   const sc_dataset *test, int json, sc_error *err) {
+    char enc[4096], cache[4300], lv[64];
+    if (encoder) snprintf(enc, sizeof enc, "%s", encoder);
+    else default_model_dir(enc, sizeof enc);
+    const char *base = strrchr(enc, '/');
+    base = base && base[1] ? base + 1 : enc;
+    if (cache_arg) snprintf(cache, sizeof cache, "%s", cache_arg);
+    else snprintf(cache, sizeof cache, "%s/msd-%s.vec", data, base);
+    const sc_dataset *splits[3] = {train, valid, test};
+    sc_msd_semantics sem;
+    int rc = sc_msd_semantics_build(schema, splits, md, texts, enc, cache, tc->n_threads, &sem, err);
+    if (rc) return rc;
+    cJSON *info = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(info, "msd_settings");
+    cJSON_AddStringToObject(e, "levels", sc_msd_levels_name(md->levels, lv, sizeof lv));
+    cJSON_AddStringToObject(e, "texts", texts ? texts : "");
+    cJSON_AddStringToObject(e, "encoder", sem.encoder);
+    cJSON_AddNumberToObject(e, "encoder_dim", sem.S);
+    cJSON_AddNumberToObject(e, "adaptor_hidden", md->adaptor_hidden);
+    cJSON_AddStringToObject(e, "backbone", model_name);
+    cJSON_AddNumberToObject(e, "seed", (double)tc->seed);
+    sc_msd_report vr, tr;
+    rc = sc_msd_train(schema, train, valid, test, &sem, mc, tc, md, info, out, &vr, &tr, err);
+    if (!rc) {
+        sc_info("MSD %s (%s): valid AUC %.5f (cold slice %.5f, %lld rows); model written to %s", model_name, lv,
+                vr.all.auc, vr.cold.auc, (long long)vr.cold.n, out);
+        if (test)
+            sc_info("MSD %s (%s): test AUC %.5f, gAUC %.5f (cold slice %.5f, %lld rows)", model_name, lv, tr.all.auc,
+                    tr.all.gauc, tr.cold.auc, (long long)tr.cold.n);
+        if (json) {
+            char *js = cJSON_PrintUnformatted(info);
+            printf("%s\n", js);
+            free(js);
+        }
+    }
+    cJSON_Delete(info);
+    sc_msd_semantics_free(&sem);
+    return rc;
+}
+
 static int parse_hidden(const char *s, sc_model_config *cfg) {
     cfg->n_hidden = 0;
     if (!strcmp(s, "") || !strcmp(s, "none")) return 0;
@@ -169,8 +224,11 @@ int cmd_train(int argc, char **argv) {
     const char *hidden = NULL, *ckpt = NULL;
     long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1, x;
     double dropout = -1, d;
-    int json = 0, elec = 0;
+    int json = 0, elec = 0, msd = 0;
     elec_args ea = {0};
+    sc_msd_config md;
+    sc_msd_config_default(&md);
+    const char *msd_texts = NULL, *msd_encoder = NULL, *msd_cache = NULL;
     sc_elec_config_default(&ea.cfg);
     cli_args a = {argc, argv, 1};
     for (; a.i < argc; a.i++) {
@@ -209,8 +267,21 @@ int cmd_train(int argc, char **argv) {
         else if (TAKE("--max-steps") == 1) { if (cli_int("train", "--max-steps", v, 1, 0x7fffffffL, &x)) return EXIT_USAGE; tc.max_steps = x; }
         else if (TAKE("--method") == 1) {
             if (!strcmp(v, "elec")) elec = 1;
-            else if (strcmp(v, "plain")) { fprintf(stderr, "semctr train: --method must be plain or elec, got '%s'\n", v); return EXIT_USAGE; }
+            else if (!strcmp(v, "msd")) msd = 1;
+            else if (strcmp(v, "plain")) { fprintf(stderr, "semctr train: --method must be plain, elec or msd, got '%s'\n", v); return EXIT_USAGE; }
         }
+        else if (TAKE("--msd-texts") == 1) msd_texts = v;
+        else if (TAKE("--msd-encoder") == 1) msd_encoder = v;
+        else if (TAKE("--msd-cache") == 1) msd_cache = v;
+        else if (TAKE("--msd-item-field") == 1) md.item_field = v;
+        else if (TAKE("--msd-user-field") == 1) md.user_field = v;
+        else if (TAKE("--msd-history") == 1) md.history_field = v;
+        else if (TAKE("--msd-levels") == 1) {
+            sc_error e2 = {0};
+            if (sc_msd_parse_levels(v, &md.levels, &e2)) { fprintf(stderr, "semctr train: %s\n", e2.msg); return EXIT_USAGE; }
+        }
+        else if (TAKE("--msd-adaptor-hidden") == 1) { if (cli_int("train", "--msd-adaptor-hidden", v, 0, 65536, &x)) return EXIT_USAGE; md.adaptor_hidden = (int)x; }
+        else if (TAKE("--msd-cold") == 1) { if (cli_int("train", "--msd-cold", v, 0, 0x7fffffffL, &x)) return EXIT_USAGE; md.cold_max = (int)x; }
         else if (TAKE("--lm") == 1) ea.lm = v;
         else if (TAKE("--elec-text") == 1) ea.text_cols = v;
         else if (TAKE("--elec-cache") == 1) ea.cache = v;
@@ -291,13 +362,17 @@ int cmd_train(int argc, char **argv) {
         rc = sc_dataset_open(&valid, path, &err);
     }
     int have_test = 0;
-    if (!rc && elec) {
+    if (!rc && (elec || msd)) {
         snprintf(path, sizeof path, "%s/test.scd", data);
         if (sc_file_exists(path)) {
             rc = sc_dataset_open(&test, path, &err);
             have_test = !rc;
         }
-        if (!rc) rc = run_elec(data, model_name, out, &mc, &tc, &ea, schema, &train, &valid, have_test ? &test : NULL, json, &err);
+        if (!rc && elec)
+            rc = run_elec(data, model_name, out, &mc, &tc, &ea, schema, &train, &valid, have_test ? &test : NULL, json, &err);
+        else if (!rc)
+            rc = run_msd(data, model_name, out, &mc, &tc, &md, msd_texts, msd_encoder, msd_cache, schema, &train, &valid,
+                         have_test ? &test : NULL, json, &err);
         sc_dataset_close(&test);
         sc_dataset_close(&train);
         sc_dataset_close(&valid);

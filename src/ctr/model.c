@@ -3,7 +3,7 @@
  * docs/models.md lists every structure, default and difference.
  *
  * Dimension letters: B batch, F dataset fields, Fe = F (+1 with an extra
- * field), D embedding size, E extra_dim, X = width of the DNN / cross input
+ * field, +K = E / D with SC_EXTRA_FIELDS), D embedding size, E extra_dim, X = width of the DNN / cross input
  * (Fe*D, + E with SC_EXTRA_CONCAT), L layer, A attention width (heads *
  * att_dim), Hh width of the final hidden representation. */
 #include "ctr/model.h"
@@ -84,6 +84,7 @@ struct sc_model {
     /* which parts the backbone has */
     int use_lin, use_fm, use_dnn, use_cross, cross_matrix, use_att, use_out;
     int extra_field, extra_concat, extra_lin;
+    int n_xf; /* K dense fields taken as they are (SC_EXTRA_FIELDS) */
     int X;  /* DNN / cross input width */
     int A;  /* attention width */
     int Hh; /* hidden width */
@@ -157,8 +158,11 @@ static int check_config(const sc_model_config *c, sc_error *err) {
                        c->att_heads, c->att_dim);
     if (c->extra_dim < 0 || c->extra_dim > (1 << 20))
         return sc_fail(err, SC_EINVAL, "model config: extra_dim %d not in [0, 2^20]", c->extra_dim);
-    if (c->extra_mode != SC_EXTRA_FIELD && c->extra_mode != SC_EXTRA_CONCAT)
+    if (c->extra_mode != SC_EXTRA_FIELD && c->extra_mode != SC_EXTRA_CONCAT && c->extra_mode != SC_EXTRA_FIELDS)
         return sc_fail(err, SC_EINVAL, "model config: unknown extra_mode %d", c->extra_mode);
+    if (c->extra_mode == SC_EXTRA_FIELDS && c->embed_dim > 0 && c->extra_dim % c->embed_dim)
+        return sc_fail(err, SC_EINVAL, "model config: extra_mode fields needs extra_dim (%d) a multiple of embed_dim (%d)",
+                       c->extra_dim, c->embed_dim);
     if (c->n_threads < 0 || c->n_threads > 256)
         return sc_fail(err, SC_EINVAL, "model config: n_threads %d not in [0, 256]", c->n_threads);
     switch (c->backbone) {
@@ -312,13 +316,14 @@ int sc_model_create(sc_model **out, const sc_model_config *cfg_in, const sc_fiel
     if (!m->use_cross) c->n_cross = 0;
     if (!m->use_att) c->att_layers = 0;
     if (m->E > 0) {
-        int consumer = c->extra_mode == SC_EXTRA_FIELD ? (bb != SC_BB_LR)
-                                                       : (m->use_dnn || m->use_cross);
+        int consumer = c->extra_mode != SC_EXTRA_CONCAT ? (bb != SC_BB_LR)
+                                                        : (m->use_dnn || m->use_cross);
         m->extra_field = consumer && c->extra_mode == SC_EXTRA_FIELD;
+        m->n_xf = consumer && c->extra_mode == SC_EXTRA_FIELDS ? m->E / m->D : 0;
         m->extra_concat = consumer && c->extra_mode == SC_EXTRA_CONCAT;
         m->extra_lin = !consumer; /* LR, or FM with concat: a linear term */
     }
-    m->Fe = m->F + (m->extra_field ? 1 : 0);
+    m->Fe = m->F + (m->extra_field ? 1 : 0) + m->n_xf;
     m->X = m->Fe * m->D + (m->extra_concat ? m->E : 0);
     m->A = m->use_att ? c->att_heads * c->att_dim : 0;
     int dnn_out = m->use_dnn ? c->hidden[c->n_hidden - 1] : 0;
@@ -718,6 +723,11 @@ int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits
         for (int i = 0; i < B; i++) memcpy(dst + (int64_t)i * Fe * D, bias, sizeof(float) * D);
         sc_gemm(0, 1, B, D, E, 1.0f, b->extra, E, P[m->p_xw].data, E, 1.0f, dst, Fe * D);
     }
+    if (m->n_xf)
+        /* extra (B, K*D) -> the last K fields of E_buf, as they are */
+        for (int i = 0; i < B; i++)
+            memcpy(m->E_buf + (int64_t)i * Fe * D + (int64_t)(Fe - m->n_xf) * D, b->extra + (int64_t)i * E,
+                   sizeof(float) * E);
     if (m->extra_concat)
         for (int i = 0; i < B; i++) {
             memcpy(m->x0 + (int64_t)i * X, m->E_buf + (int64_t)i * Fe * D, sizeof(float) * Fe * D);
@@ -1012,6 +1022,13 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             for (int d = 0; d < D; d++) gbias[d] += g[(int64_t)i * Fe * D + d];
         if (dextra) sc_gemm(0, 0, B, E, D, 1.0f, g, Fe * D, P[m->p_xw].data, E, 1.0f, dextra, E);
     }
+
+    if (m->n_xf && dextra)
+        for (int i = 0; i < B; i++) {
+            const float *g = m->dE + (int64_t)i * Fe * D + (int64_t)(Fe - m->n_xf) * D;
+            float *dst = dextra + (int64_t)i * E;
+            for (int j = 0; j < E; j++) dst[j] += g[j];
+        }
 
     sgrad_ctx sc = {m, b, 0};
     sc_parallel_for(m->n_tables, nt, sgrad_task, &sc);

@@ -5,7 +5,7 @@
  * forward pass, which backward reuses. Forward and backward are hand-written.
  *
  * Dimension letters: B batch, F fields (+1 when an extra dense field is
- * added), D embedding size, H hidden size. */
+ * added, +K with SC_EXTRA_FIELDS), D embedding size, H hidden size. */
 #ifndef SC_CTR_MODEL_H
 #define SC_CTR_MODEL_H
 
@@ -35,6 +35,8 @@ int sc_backbone_parse(const char *name, sc_backbone *out); /* 0 ok, -1 unknown *
 enum sc_extra_mode {
     SC_EXTRA_FIELD = 0,  /* projected to D and added as one more field (FM, cross, attention see it) */
     SC_EXTRA_CONCAT = 1, /* concatenated to the DNN input */
+    SC_EXTRA_FIELDS = 2, /* MSD: extra_dim = K * embed_dim, already in the embedding space: K more
+                            fields taken as they are (no projection; FM, cross, attention see them) */
 };
 
 #define SC_MAX_LAYERS 8
@@ -55,7 +57,7 @@ typedef struct sc_model_config {
     int att_residual;            /* AutoInt residual projection, default 1 */
     int att_scaling;             /* AutoInt scores / sqrt(att_dim), default 0 (DeepCTR-Torch) */
     int extra_dim;               /* size of batch->extra, 0 if none (ELEC gain network) */
-    int extra_mode;              /* enum sc_extra_mode */
+    int extra_mode;              /* enum sc_extra_mode (SC_EXTRA_FIELDS: extra_dim a multiple of embed_dim) */
     int n_threads;               /* threads for forward/backward, default all cores */
 } sc_model_config;
 

@@ -51,6 +51,7 @@ int semctr_load(semctr_model **out, const char *path, const semctr_options *opts
         so.max_contexts = opts->max_concurrency;
         so.batch_cap = opts->max_batch_rows;
         so.threads_per_call = opts->threads_per_call;
+        so.encoder = opts->encoder;
     }
     semctr_model *m = sc_calloc(1, sizeof *m);
     if (!m) return put_error(err, &(sc_error){SC_ENOMEM, "semctr_load: out of memory"});

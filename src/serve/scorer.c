@@ -11,7 +11,9 @@
 #include "base/alloc.h"
 #include "base/util.h"
 #include "ctr/model.h"
+#include "lm/textvec.h"
 #include "train/modelfile.h"
+#include "train/msd.h"
 
 #define SC_SCORER_MAX_CONTEXTS 256
 
@@ -21,6 +23,9 @@ typedef struct scorer_ctx {
     int owns_model;
     sc_batch batch;
     float *logits;     /* (batch_cap) */
+    float *extra;      /* MSD: (batch_cap, K*D) semantic fields */
+    float *newv;       /* MSD: (batch_cap, D) adapted vectors of new items */
+    const float **ov;  /* MSD: (batch_cap) per-row item override */
     int state;         /* 0 not created, 1 free, 2 busy, 3 being created */
 } scorer_ctx;
 
@@ -35,6 +40,15 @@ struct sc_scorer {
     int created;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* MSD: tables (lookups), and optionally the small encoder for new items */
+    int is_msd;
+    sc_msd_model msd;
+    sc_textvec enc;
+    int enc_open;
+    pthread_mutex_t enc_mu; /* the encoder and the adaptor keep activations: one call at a time */
+    const char **cols;      /* input columns (+ item_text) */
+    int n_cols;
+    int64_t n_unknown, n_encoded; /* under mu */
 };
 
 char *sc_format_number(double v, char *buf) {
@@ -68,10 +82,19 @@ static int ctx_init(sc_scorer *s, scorer_ctx *c, int first, sc_error *err) {
         c->logits = sc_calloc((size_t)s->batch_cap, sizeof *c->logits);
         if (!c->logits) rc = sc_fail(err, SC_ENOMEM, "scorer: out of memory for %d logits", s->batch_cap);
     }
+    if (!rc && s->is_msd && s->msd.K) {
+        c->extra = sc_malloc((size_t)s->batch_cap * s->msd.K * s->msd.D * sizeof(float));
+        c->newv = sc_malloc((size_t)s->batch_cap * s->msd.D * sizeof(float));
+        c->ov = sc_malloc((size_t)s->batch_cap * sizeof *c->ov);
+        if (!c->extra || !c->newv || !c->ov) rc = sc_fail(err, SC_ENOMEM, "scorer: out of memory for MSD fields");
+    }
     if (rc) {
         if (c->owns_model) sc_model_free(c->model);
         sc_batch_free(&c->batch);
         sc_free(c->logits);
+        sc_free(c->extra);
+        sc_free(c->newv);
+        sc_free(c->ov);
         memset(c, 0, sizeof *c);
     }
     return rc;
@@ -81,6 +104,9 @@ static void ctx_release(scorer_ctx *c) {
     if (c->owns_model) sc_model_free(c->model);
     sc_batch_free(&c->batch);
     sc_free(c->logits);
+    sc_free(c->extra);
+    sc_free(c->newv);
+    sc_free(c->ov);
     memset(c, 0, sizeof *c);
 }
 
@@ -136,6 +162,71 @@ static float sigmoid_stable(float z) {
     return (float)(z >= 0 ? 1 / (1 + exp(-(double)z)) : exp((double)z) / (1 + exp((double)z)));
 }
 
+/* MSD: the semantic fields of the B rows in cx->batch (rows r0.. of the
+ * call): table lookups; a row whose item is not in the table and has an
+ * item_text cell is encoded with the small encoder through the stored
+ * adaptor when an encoder is loaded. */
+static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, const char *const *col_names,
+                      const char *const *cells, sc_error *err) {
+    const sc_msd_model *m = &s->msd;
+    int rc = SC_OK, n_new = 0;
+    int64_t unknown = 0;
+    for (int i = 0; i < B; i++) cx->ov[i] = NULL;
+    int tcol = -1;
+    if (s->enc_open && (m->levels & SC_MSD_ITEM))
+        for (int c = 0; c < n_cols; c++)
+            if (!strcmp(col_names[c], SC_MSD_ITEM_TEXT_COLUMN)) tcol = c;
+    if (tcol >= 0) {
+        const int32_t *ids = cx->batch.ids[m->field[0]];
+        const char **texts = NULL;
+        int *rows = NULL;
+        for (int i = 0; i < B; i++) {
+            const char *t = cells[(size_t)(r0 + i) * n_cols + tcol];
+            if (ids[i] < 2 && t && *t) n_new++;
+        }
+        if (n_new) {
+            texts = sc_malloc((size_t)n_new * sizeof *texts);
+            rows = sc_malloc((size_t)n_new * sizeof *rows);
+            float *x = sc_malloc((size_t)n_new * (m->S + m->D) * sizeof(float));
+            if (!texts || !rows || !x) rc = sc_fail(err, SC_ENOMEM, "out of memory for %d new items", n_new);
+            int k = 0;
+            for (int i = 0; i < B && !rc; i++) {
+                const char *t = cells[(size_t)(r0 + i) * n_cols + tcol];
+                if (ids[i] >= 2 || !t || !*t) continue;
+                texts[k] = t;
+                rows[k++] = i;
+            }
+            float *a = x ? x + (int64_t)n_new * m->S : NULL;
+            if (!rc) {
+                pthread_mutex_lock(&s->enc_mu);
+                rc = sc_textvec_encode(&s->enc, texts, n_new, x, err);
+                if (!rc) rc = sc_msd_model_adapt_items_level(&s->msd, 0, x, n_new, a, err);
+                pthread_mutex_unlock(&s->enc_mu);
+            }
+            for (k = 0; k < n_new && !rc; k++) {
+                memcpy(cx->newv + (int64_t)rows[k] * m->D, a + (int64_t)k * m->D, (size_t)m->D * sizeof(float));
+                cx->ov[rows[k]] = cx->newv + (int64_t)rows[k] * m->D;
+            }
+            sc_free(x);
+            sc_free(texts);
+            sc_free(rows);
+            if (!rc) {
+                pthread_mutex_lock(&s->mu);
+                s->n_encoded += n_new;
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
+    }
+    if (!rc) rc = sc_msd_model_extra(m, &cx->batch, cx->ov, NULL, cx->extra, &unknown, err);
+    cx->batch.extra = cx->extra;
+    if (unknown) {
+        pthread_mutex_lock(&s->mu);
+        s->n_unknown += unknown;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return rc;
+}
+
 int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col_names,
                     const char *const *cells, float *probs, sc_error *err) {
     if (!s) return sc_fail(err, SC_EINVAL, "score: the model is NULL");
@@ -152,6 +243,7 @@ int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col
         int B = n_rows - r0 < s->batch_cap ? n_rows - r0 : s->batch_cap;
         rc = sc_schema_encode(s->bundle.schema, B, n_cols, col_names,
                               n_cols ? cells + (size_t)r0 * n_cols : cells, &cx->batch, err);
+        if (!rc && s->is_msd && s->msd.K) rc = msd_fields(s, cx, r0, B, n_cols, col_names, cells, err);
         if (!rc) rc = sc_model_forward(cx->model, &cx->batch, 0, cx->logits, err);
         for (int i = 0; i < B && !rc; i++) probs[r0 + i] = sigmoid_stable(cx->logits[i]);
         if (rc) sc_fail_prefix(err, "rows %d..%d: ", r0, r0 + B - 1);
@@ -179,10 +271,12 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
     snprintf(s->path, sizeof s->path, "%s", path);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->enc_mu, NULL);
     int rc = sc_model_bundle_load(&s->bundle, path, s->threads, err);
     if (rc) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->enc_mu);
         sc_free(s);
         return rc;
     }
@@ -195,10 +289,31 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
         for (int i = 0; i < s->bundle.n_networks; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", s->bundle.networks[i].name);
         rc = sc_fail(err, SC_ENOTFOUND, "%s: no network '%s' (it has: %s)", path, name, names);
+    } else if (!strcmp(s->bundle.method, "msd")) {
+        /* MSD: the semantic fields are lookups in the file's tables */
+        rc = sc_msd_model_load(&s->msd, &s->bundle, err);
+        s->is_msd = !rc;
+        if (!rc && o->encoder && (s->msd.levels & SC_MSD_ITEM)) {
+            rc = sc_textvec_open(&s->enc, o->encoder, s->threads, err);
+            s->enc_open = !rc;
+            if (!rc) sc_textvec_set_normalize(&s->enc, 0); /* as in training */
+            if (!rc && s->enc.dim != s->msd.S)
+                rc = sc_fail(err, SC_EINVAL, "%s: the encoder %s gives %d-d vectors, the model's adaptor takes %d (%s)",
+                             path, o->encoder, s->enc.dim, s->msd.S, s->msd.encoder);
+        }
     } else if (sc_model_get_config(s->net)->extra_dim > 0) {
         rc = sc_fail(err, SC_EINVAL,
                      "%s: network '%s' needs language-model vectors at request time and cannot be served; "
                      "serve the 'vanilla' network (the default for ELEC models)", path, name);
+    }
+    if (!rc) {
+        int nc;
+        const char *const *sc = sc_schema_input_columns(s->bundle.schema, &nc);
+        s->cols = sc_malloc((size_t)(nc + 1) * sizeof *s->cols);
+        if (!s->cols) rc = sc_fail(err, SC_ENOMEM, "load: out of memory");
+        for (int i = 0; i < nc && !rc; i++) s->cols[i] = sc[i];
+        s->n_cols = nc;
+        if (!rc && s->is_msd && (s->msd.levels & SC_MSD_ITEM)) s->cols[s->n_cols++] = SC_MSD_ITEM_TEXT_COLUMN;
     }
     if (!rc) {
         s->ctx = sc_calloc((size_t)s->n_ctx, sizeof *s->ctx);
@@ -226,15 +341,26 @@ void sc_scorer_free(sc_scorer *s) {
     if (s->ctx)
         for (int i = 0; i < s->n_ctx; i++) ctx_release(&s->ctx[i]);
     sc_free(s->ctx);
+    sc_free(s->cols);
+    if (s->enc_open) sc_textvec_close(&s->enc);
+    if (s->is_msd) sc_msd_model_free(&s->msd);
     sc_model_bundle_free(&s->bundle);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->enc_mu);
     sc_free(s);
 }
 
 const sc_schema *sc_scorer_schema(const sc_scorer *s) { return s->bundle.schema; }
 const char *const *sc_scorer_input_columns(const sc_scorer *s, int *n) {
-    return sc_schema_input_columns(s->bundle.schema, n);
+    *n = s->n_cols;
+    return s->cols;
+}
+void sc_scorer_msd_counts(sc_scorer *s, int64_t *unknown, int64_t *encoded) {
+    pthread_mutex_lock(&s->mu);
+    *unknown = s->n_unknown;
+    *encoded = s->n_encoded;
+    pthread_mutex_unlock(&s->mu);
 }
 const char *sc_scorer_network(const sc_scorer *s) { return s->network; }
 const char *sc_scorer_backbone(const sc_scorer *s) { return sc_backbone_name(sc_model_get_config(s->net)->backbone); }

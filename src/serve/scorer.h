@@ -22,7 +22,14 @@ typedef struct sc_scorer_options {
     int max_contexts;     /* concurrent calls; 0 = online CPUs */
     int batch_cap;        /* rows per forward pass; 0 = 1024 */
     int threads_per_call; /* threads inside one forward; 0 = 1 */
+    const char *encoder;  /* MSD models: the small encoder's directory, to encode new items
+                             (a row whose item id is not in the tables and that has an
+                             "item_text" cell); NULL: such rows get zeros. Known entities
+                             are always table lookups. */
 } sc_scorer_options;
+
+/* The request column an MSD model reads a new item's text from. */
+#define SC_MSD_ITEM_TEXT_COLUMN "item_text"
 
 typedef struct sc_scorer sc_scorer;
 
@@ -39,7 +46,8 @@ int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col
                     const char *const *cells, float *probs, sc_error *err);
 
 const sc_schema *sc_scorer_schema(const sc_scorer *s);
-/* The raw columns the schema reads; *n gets their count. */
+/* The raw columns the schema reads (and, for an MSD model with an item
+ * level, "item_text"); *n gets their count. */
 const char *const *sc_scorer_input_columns(const sc_scorer *s, int *n);
 const char *sc_scorer_network(const sc_scorer *s);
 const char *sc_scorer_backbone(const sc_scorer *s);
@@ -49,6 +57,9 @@ const char *sc_scorer_path(const sc_scorer *s);
 const cJSON *sc_scorer_info(const sc_scorer *s);
 /* Contexts created so far (for tests and metrics). */
 int sc_scorer_contexts(sc_scorer *s);
+/* MSD counters since load: item/user ids not in the tables (zeros used),
+ * new items encoded at request time. 0 for other models. */
+void sc_scorer_msd_counts(sc_scorer *s, int64_t *unknown, int64_t *encoded);
 
 /* Text a click log would hold for the number v: integers without a
  * fraction ("242"), others the shortest form that reads back as v. buf

@@ -85,6 +85,8 @@ struct sc_server {
     sc_request_limits lim;
     char network[32];
     int has_network;
+    char encoder[4096];
+    int has_encoder;
     int n_models;
     model_slot *slots;
     double started;
@@ -134,6 +136,7 @@ static loaded *slot_acquire(model_slot *m) {
 static int load_version(sc_server *s, model_slot *m, int64_t version, loaded **out, sc_error *err) {
     sc_scorer_options o = {0};
     o.network = s->has_network ? s->network : NULL;
+    o.encoder = s->has_encoder ? s->encoder : NULL;
     o.max_contexts = s->threads;
     o.threads_per_call = 1;
     sc_scorer *sc;
@@ -666,6 +669,10 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
     s->max_body = cfg->max_body ? cfg->max_body : (size_t)16 << 20;
     s->lim.max_instances = cfg->max_instances > 0 ? cfg->max_instances : 10000;
     s->lim.ignore_unknown = cfg->ignore_unknown;
+    if (cfg->encoder) {
+        snprintf(s->encoder, sizeof s->encoder, "%s", cfg->encoder);
+        s->has_encoder = 1;
+    }
     if (cfg->network) {
         snprintf(s->network, sizeof s->network, "%s", cfg->network);
         s->has_network = 1;

@@ -30,6 +30,7 @@ typedef struct sc_server_config {
     int timeout_s;         /* idle connection timeout (slow clients); 0 = 30 */
     int ignore_unknown;    /* 1: columns the model does not read are dropped, not a 400 */
     const char *network;   /* network to serve (NULL: main, or vanilla for ELEC) */
+    const char *encoder;   /* MSD: small encoder directory for new items' "item_text" (NULL: none) */
     int n_models;
     const sc_model_spec *models; /* (n_models) copied */
 } sc_server_config;

@@ -19,7 +19,8 @@ cJSON *sc_model_config_to_json(const sc_model_config *c) {
     cJSON_AddNumberToObject(j, "att_residual", c->att_residual);
     cJSON_AddNumberToObject(j, "att_scaling", c->att_scaling);
     cJSON_AddNumberToObject(j, "extra_dim", c->extra_dim);
-    cJSON_AddStringToObject(j, "extra_mode", c->extra_mode == SC_EXTRA_CONCAT ? "concat" : "field");
+    cJSON_AddStringToObject(j, "extra_mode",
+                            c->extra_mode == SC_EXTRA_CONCAT ? "concat" : c->extra_mode == SC_EXTRA_FIELDS ? "fields" : "field");
     return j;
 }
 
@@ -67,9 +68,12 @@ int sc_model_config_from_json(const cJSON *j, sc_model_config *c, sc_error *err)
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "extra_mode");
     if (m) {
-        if (!cJSON_IsString(m) || (strcmp(m->valuestring, "field") && strcmp(m->valuestring, "concat")))
-            return sc_fail(err, SC_EFORMAT, "network config: 'extra_mode' must be \"field\" or \"concat\"");
-        c->extra_mode = !strcmp(m->valuestring, "concat") ? SC_EXTRA_CONCAT : SC_EXTRA_FIELD;
+        if (!cJSON_IsString(m) ||
+            (strcmp(m->valuestring, "field") && strcmp(m->valuestring, "concat") && strcmp(m->valuestring, "fields")))
+            return sc_fail(err, SC_EFORMAT, "network config: 'extra_mode' must be \"field\", \"fields\" or \"concat\"");
+        c->extra_mode = !strcmp(m->valuestring, "concat")   ? SC_EXTRA_CONCAT
+                        : !strcmp(m->valuestring, "fields") ? SC_EXTRA_FIELDS
+                                                            : SC_EXTRA_FIELD;
     }
     return SC_OK;
 }
