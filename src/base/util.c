@@ -303,3 +303,22 @@ void sc_install_signal_handlers(void) {
 }
 
 int sc_interrupted(void) { return interrupted; }
+
+void sc_strbuf_add(sc_strbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->len + n + 1) * 2;
+        char *t = sc_realloc(b->s, nc);
+        if (!t) {
+            b->oom = 1;
+            return;
+        }
+        b->s = t;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+void sc_strbuf_str(sc_strbuf *b, const char *s) { sc_strbuf_add(b, s, strlen(s)); }

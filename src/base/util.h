@@ -66,4 +66,15 @@ void sc_pool_free(sc_pool *p);
 void sc_install_signal_handlers(void);
 int sc_interrupted(void);
 
+/* Growable NUL-terminated string. Zero-initialise; an allocation failure
+ * sets oom and makes later appends no-ops (check oom once at the end);
+ * release with sc_free(b.s). */
+typedef struct sc_strbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sc_strbuf;
+void sc_strbuf_add(sc_strbuf *b, const char *s, size_t n);
+void sc_strbuf_str(sc_strbuf *b, const char *s);
+
 #endif

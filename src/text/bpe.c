@@ -183,24 +183,6 @@ int32_t sc_bpe_bos(const sc_bpe *t) { return t->bos; }
 int sc_bpe_add_bos(const sc_bpe *t) { return t->add_bos; }
 int32_t sc_bpe_find(const sc_bpe *t, const char *s) { return sc_tok_map_get(&t->vocab, s, strlen(s)); }
 
-/* growable id list */
-typedef struct ids {
-    int32_t *p;
-    int n, cap;
-} ids;
-
-static int push(ids *v, int32_t id) {
-    if (v->n == v->cap) {
-        int nc = v->cap ? v->cap * 2 : 64;
-        int32_t *np = sc_realloc(v->p, (size_t)nc * sizeof *np);
-        if (!np) return -1;
-        v->p = np;
-        v->cap = nc;
-    }
-    v->p[v->n++] = id;
-    return 0;
-}
-
 typedef struct sym {
     size_t off, n; /* bytes of the mapped text; n = 0 once merged away */
     int prev, next;
@@ -219,7 +201,7 @@ static int try_pair(const sc_bpe *t, const char *buf, const sym *s, int l, int r
 }
 
 /* BPE of one pre-tokenized word (raw bytes): O(n log n) in its length. */
-static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
+static int bpe_word(const sc_bpe *t, const char *w, size_t n, sc_tok_ids *out) {
     char *buf = sc_malloc(n * 2 + 1), *key = sc_malloc(n * 2 + 2);
     sym *s = sc_malloc((n + 1) * sizeof *s);
     sc_bigram_heap h = {0};
@@ -252,13 +234,13 @@ static int bpe_word(const sc_bpe *t, const char *w, size_t n, ids *out) {
     for (int k = ns ? 0 : -1; k >= 0 && !rc; k = s[k].next) {
         int32_t id = sc_tok_map_get(&t->vocab, buf + s[k].off, s[k].n);
         if (id >= 0) {
-            rc = push(out, id);
+            rc = sc_tok_ids_push(out, id);
         } else {
             /* llama.cpp: a symbol missing from the vocabulary falls back to its single characters */
             for (size_t p = s[k].off; p < s[k].off + s[k].n && !rc;) {
                 size_t cl = ((uint8_t)buf[p] & 0x80) ? 2 : 1;
                 int32_t cid = sc_tok_map_get(&t->vocab, buf + p, cl);
-                if (cid >= 0) rc = push(out, cid);
+                if (cid >= 0) rc = sc_tok_ids_push(out, cid);
                 p += cl;
             }
         }
@@ -294,7 +276,7 @@ static int fpush(frags *f, size_t off, size_t len) {
     return 0;
 }
 
-static int pretok_encode(const sc_bpe *t, const char *text, size_t len, ids *out, sc_error *err) {
+static int pretok_encode(const sc_bpe *t, const char *text, size_t len, sc_tok_ids *out, sc_error *err) {
     frags cur = {0}, nxt = {0};
     int rc = 0;
     if (fpush(&cur, 0, len)) return sc_fail(err, SC_ENOMEM, "out of memory");
@@ -337,7 +319,7 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
         if (m < 0 && m != PCRE2_ERROR_NOMATCH)
             return sc_fail(err, SC_EINVAL, "text is not valid UTF-8 (PCRE2 error %d)", m);
     }
-    ids v = {0};
+    sc_tok_ids v = {0};
     sc_tok_frag *fr;
     size_t nf;
     if (sc_tok_partition(text, len, (const char *const *)t->tokens, t->types, t->special, t->n_special, parse_special,
@@ -346,7 +328,7 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
     int rc = SC_OK;
     for (size_t i = 0; i < nf && rc == SC_OK; i++) {
         if (fr[i].id >= 0) {
-            if (push(&v, fr[i].id)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            if (sc_tok_ids_push(&v, fr[i].id)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
         } else {
             rc = pretok_encode(t, text + fr[i].off, fr[i].len, &v, err);
         }

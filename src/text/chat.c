@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/util.h"
 #include "lm/gguf.h"
 
 int sc_chat_family(const char *tmpl, int *family, sc_error *err) {
@@ -31,43 +32,19 @@ const char *sc_chat_family_name(int family) {
     }
 }
 
-/* Growable string. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = (b->len + n + 1) * 2;
-        char *t = sc_realloc(b->s, nc);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        b->s = t;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 /* Jinja's `| trim`: strip leading and trailing whitespace. */
-static void sb_trimmed(sbuf *b, const char *s) {
+static void sb_trimmed(sc_strbuf *b, const char *s) {
     size_t n = strlen(s);
     while (n && isspace((unsigned char)*s)) s++, n--;
     while (n && isspace((unsigned char)s[n - 1])) n--;
-    sb_add(b, s, n);
+    sc_strbuf_add(b, s, n);
 }
 
 /* The literal default system prompt of a ChatML template, written as
  * '<|im_start|>system\n' + TEXT + '<|im_end|>' inside one Jinja string
  * (SmolLM2, Qwen 2.5), with "\n" escapes undone; "" when there is none. */
-static void chatml_default_system(const char *tmpl, sbuf *out) {
+static void chatml_default_system(const char *tmpl, sc_strbuf *out) {
     static const char marker[] = "<|im_start|>system";
     for (const char *p = strstr(tmpl, marker); p; p = strstr(p + 1, marker)) {
         const char *q = p + sizeof marker - 1;
@@ -82,10 +59,10 @@ static void chatml_default_system(const char *tmpl, sbuf *out) {
             continue;
         for (const char *c = q; c < e; c++) {
             if (c[0] == '\\' && c + 1 < e && c[1] == 'n') {
-                sb_add(out, "\n", 1);
+                sc_strbuf_add(out, "\n", 1);
                 c++;
             } else {
-                sb_add(out, c, 1);
+                sc_strbuf_add(out, c, 1);
             }
         }
         return;
@@ -99,42 +76,42 @@ int sc_chat_format(const char *tmpl, const char *system, const char *user, char 
     if (rc != SC_OK) return rc;
     int has_sys = system && system[0];
     int bos = strstr(tmpl, "bos_token") != NULL;
-    sbuf b = {0};
+    sc_strbuf b = {0};
     switch (fam) {
     case SC_CHAT_CHATML: {
-        sbuf def = {0};
+        sc_strbuf def = {0};
         if (!has_sys) chatml_default_system(tmpl, &def);
         if (has_sys || def.len) {
-            sb_str(&b, "<|im_start|>system\n");
-            sb_str(&b, has_sys ? system : def.s);
-            sb_str(&b, "<|im_end|>\n");
+            sc_strbuf_str(&b, "<|im_start|>system\n");
+            sc_strbuf_str(&b, has_sys ? system : def.s);
+            sc_strbuf_str(&b, "<|im_end|>\n");
         }
         sc_free(def.s);
-        sb_str(&b, "<|im_start|>user\n");
-        sb_str(&b, user);
-        sb_str(&b, "<|im_end|>\n<|im_start|>assistant\n");
+        sc_strbuf_str(&b, "<|im_start|>user\n");
+        sc_strbuf_str(&b, user);
+        sc_strbuf_str(&b, "<|im_end|>\n<|im_start|>assistant\n");
         break;
     }
     case SC_CHAT_GEMMA:
-        if (bos) sb_str(&b, "<bos>");
-        sb_str(&b, "<start_of_turn>user\n");
+        if (bos) sc_strbuf_str(&b, "<bos>");
+        sc_strbuf_str(&b, "<start_of_turn>user\n");
         if (has_sys) {
-            sb_str(&b, system);
-            sb_str(&b, "\n\n");
+            sc_strbuf_str(&b, system);
+            sc_strbuf_str(&b, "\n\n");
         }
         sb_trimmed(&b, user);
-        sb_str(&b, "<end_of_turn>\n<start_of_turn>model\n");
+        sc_strbuf_str(&b, "<end_of_turn>\n<start_of_turn>model\n");
         break;
     case SC_CHAT_LLAMA3:
-        if (bos) sb_str(&b, "<|begin_of_text|>");
+        if (bos) sc_strbuf_str(&b, "<|begin_of_text|>");
         if (has_sys) {
-            sb_str(&b, "<|start_header_id|>system<|end_header_id|>\n\n");
+            sc_strbuf_str(&b, "<|start_header_id|>system<|end_header_id|>\n\n");
             sb_trimmed(&b, system);
-            sb_str(&b, "<|eot_id|>");
+            sc_strbuf_str(&b, "<|eot_id|>");
         }
-        sb_str(&b, "<|start_header_id|>user<|end_header_id|>\n\n");
+        sc_strbuf_str(&b, "<|start_header_id|>user<|end_header_id|>\n\n");
         sb_trimmed(&b, user);
-        sb_str(&b, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        sc_strbuf_str(&b, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
     }
     if (b.oom || !b.s) {

@@ -153,24 +153,6 @@ int32_t sc_spm_eos(const sc_spm *t) { return t->eos; }
 int sc_spm_add_bos(const sc_spm *t) { return t->add_bos; }
 int32_t sc_spm_find(const sc_spm *t, const char *s) { return sc_tok_map_get(&t->vocab, s, strlen(s)); }
 
-/* growable id list */
-typedef struct ids {
-    int32_t *p;
-    int n, cap;
-} ids;
-
-static int push(ids *v, int32_t id) {
-    if (v->n == v->cap) {
-        int nc = v->cap ? v->cap * 2 : 64;
-        int32_t *np = sc_realloc(v->p, (size_t)nc * sizeof *np);
-        if (!np) return -1;
-        v->p = np;
-        v->cap = nc;
-    }
-    v->p[v->n++] = id;
-    return 0;
-}
-
 typedef struct sym {
     size_t off, n; /* bytes of the escaped text; n = 0 once merged away */
     int prev, next;
@@ -186,7 +168,7 @@ static int try_pair(const sc_spm *t, const char *buf, const sym *s, int l, int r
 }
 
 /* One raw fragment, already escaped: llama.cpp's llm_tokenizer_spm_session. */
-static int spm_fragment(const sc_spm *t, const char *buf, size_t len, ids *out) {
+static int spm_fragment(const sc_spm *t, const char *buf, size_t len, sc_tok_ids *out) {
     if (!len) return 0;
     sym *s = sc_malloc(len * sizeof *s);
     sc_bigram_heap h = {0};
@@ -217,9 +199,9 @@ static int spm_fragment(const sc_spm *t, const char *buf, size_t len, ids *out) 
     for (int k = 0; k >= 0 && !rc; k = s[k].next) {
         int32_t id = sc_tok_map_get(&t->vocab, buf + s[k].off, s[k].n);
         if (id >= 0) {
-            rc = push(out, id);
+            rc = sc_tok_ids_push(out, id);
         } else { /* byte fallback */
-            for (size_t j = 0; j < s[k].n && !rc; j++) rc = push(out, t->byte_tok[(uint8_t)buf[s[k].off + j]]);
+            for (size_t j = 0; j < s[k].n && !rc; j++) rc = sc_tok_ids_push(out, t->byte_tok[(uint8_t)buf[s[k].off + j]]);
         }
     }
     sc_free(s);
@@ -236,12 +218,12 @@ int sc_spm_encode(const sc_spm *t, const char *text, size_t len, int parse_speci
     if (sc_tok_partition(text, len, (const char *const *)t->tokens, t->types, t->special, t->n_special, parse_special,
                          &fr, &nf))
         return sc_fail(err, SC_ENOMEM, "out of memory");
-    ids v = {0};
+    sc_tok_ids v = {0};
     int rc = 0, prev_special = 1; /* the first fragment counts as after a special token */
     char *buf = NULL;
     for (size_t i = 0; i < nf && !rc; i++) {
         if (fr[i].id >= 0) {
-            rc = push(&v, fr[i].id);
+            rc = sc_tok_ids_push(&v, fr[i].id);
             prev_special = 1;
             continue;
         }

@@ -160,3 +160,15 @@ int sc_tok_sort_special(int32_t *special, int n, const char *const *tokens) {
     sc_free(key);
     return 0;
 }
+
+int sc_tok_ids_push(sc_tok_ids *v, int32_t id) {
+    if (v->n == v->cap) {
+        int nc = v->cap ? v->cap * 2 : 64;
+        int32_t *np = sc_realloc(v->p, (size_t)nc * sizeof *np);
+        if (!np) return -1;
+        v->p = np;
+        v->cap = nc;
+    }
+    v->p[v->n++] = id;
+    return 0;
+}

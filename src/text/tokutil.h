@@ -71,4 +71,12 @@ int sc_tok_map_put(sc_strmap *m, const char *key, size_t n, int32_t id, int repl
 /* id of the n bytes at key, -1 if absent */
 int32_t sc_tok_map_get(const sc_strmap *m, const char *key, size_t n);
 
+/* Growable token-id list: zero-initialise; p is sc_malloc'ed (sc_free). */
+typedef struct sc_tok_ids {
+    int32_t *p;
+    int n, cap;
+} sc_tok_ids;
+/* Append id; -1 when out of memory (the list is unchanged). */
+int sc_tok_ids_push(sc_tok_ids *v, int32_t id);
+
 #endif

@@ -23,42 +23,17 @@
 #include "text/chat.h"
 #include "text/template.h"
 
-/* ---- small strings ---- */
-
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = (b->len + n + 1) * 2;
-        char *t = sc_realloc(b->s, nc);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        b->s = t;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 char *sc_tsv_escape(const char *s) {
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    sc_strbuf b = {0};
+    sc_strbuf_add(&b, "", 0);
     for (; *s; s++) {
         switch (*s) {
-        case '\t': sb_str(&b, "\\t"); break;
-        case '\n': sb_str(&b, "\\n"); break;
-        case '\r': sb_str(&b, "\\r"); break;
-        case '\\': sb_str(&b, "\\\\"); break;
-        default: sb_add(&b, s, 1);
+        case '\t': sc_strbuf_str(&b, "\\t"); break;
+        case '\n': sc_strbuf_str(&b, "\\n"); break;
+        case '\r': sc_strbuf_str(&b, "\\r"); break;
+        case '\\': sc_strbuf_str(&b, "\\\\"); break;
+        default: sc_strbuf_add(&b, s, 1);
         }
     }
     if (b.oom) {
@@ -69,11 +44,11 @@ char *sc_tsv_escape(const char *s) {
 }
 
 int sc_tsv_unescape(const char *s, size_t n, char **out) {
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    sc_strbuf b = {0};
+    sc_strbuf_add(&b, "", 0);
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '\\') {
-            sb_add(&b, s + i, 1);
+            sc_strbuf_add(&b, s + i, 1);
             continue;
         }
         char c = i + 1 < n ? s[++i] : 0;
@@ -83,7 +58,7 @@ int sc_tsv_unescape(const char *s, size_t n, char **out) {
             *out = NULL;
             return -1;
         }
-        sb_add(&b, r, 1);
+        sc_strbuf_add(&b, r, 1);
     }
     *out = b.oom ? (sc_free(b.s), NULL) : b.s;
     return *out ? 0 : -1;
@@ -160,15 +135,15 @@ int sc_extract_parse_against(const char *answer, const char *prompt, const char 
         }
         line = complete ? eol + 1 : eol;
     }
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    sc_strbuf b = {0};
+    sc_strbuf_add(&b, "", 0);
     for (int f = 0, first = 1; f < n_fields; f++) {
         if (!val[f]) continue;
-        if (!first) sb_str(&b, "\n");
+        if (!first) sc_strbuf_str(&b, "\n");
         first = 0;
-        sb_str(&b, fields[f]);
-        sb_str(&b, ": ");
-        sb_add(&b, val[f], vlen[f]);
+        sc_strbuf_str(&b, fields[f]);
+        sc_strbuf_str(&b, ": ");
+        sc_strbuf_add(&b, val[f], vlen[f]);
     }
     *out = b.oom ? (sc_free(b.s), NULL) : b.s;
     return kept;
@@ -246,18 +221,18 @@ static int history_load(history *h, const char *data_dir, const char *key_field,
 }
 
 /* Titles of the user's last K train items, most recent first, "; "-joined. */
-static void history_text(const history *h, const char *key, sbuf *out) {
+static void history_text(const history *h, const char *key, sc_strbuf *out) {
     int64_t u = sc_strmap_find(&h->users, key, strlen(key));
     if (u < 0 || h->K == 0 || h->count[u] == 0) {
-        sb_str(out, "(none)");
+        sc_strbuf_str(out, "(none)");
         return;
     }
     int n = h->count[u] < h->K ? h->count[u] : h->K;
     for (int i = 0; i < n; i++) {
         int32_t idx = h->ring[u * h->K + ((h->count[u] - 1 - i) % h->K)];
         const char *s = sc_schema_text(h->schema, h->text_t, idx);
-        if (i) sb_str(out, "; ");
-        sb_str(out, s ? s : "?");
+        if (i) sc_strbuf_str(out, "; ");
+        sc_strbuf_str(out, s ? s : "?");
     }
 }
 
@@ -419,9 +394,9 @@ static int degenerate(const char *kept) {
  * gets the lines as "Field: value" (values the model left unfinished are
  * dropped). */
 static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_extract_prompt_cfg *p,
-                      const sc_gen_params *g0, sbuf *ans, sc_extract_stats *st, sc_error *err) {
-    sbuf tr = {0};
-    sb_str(&tr, prompt);
+                      const sc_gen_params *g0, sc_strbuf *ans, sc_extract_stats *st, sc_error *err) {
+    sc_strbuf tr = {0};
+    sc_strbuf_str(&tr, prompt);
     sc_gen_params g = *g0;
     g.stops[0] = "\n";
     g.n_stops = 1;
@@ -429,21 +404,21 @@ static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, cons
     if (g.max_tokens < 8) g.max_tokens = 8;
     int rc = SC_OK;
     for (int f = 0; f < p->n_fields && rc == SC_OK; f++) {
-        if (f) sb_str(&tr, "\n");
-        sb_str(&tr, p->fields[f]);
-        sb_str(&tr, ":");
+        if (f) sc_strbuf_str(&tr, "\n");
+        sc_strbuf_str(&tr, p->fields[f]);
+        sc_strbuf_str(&tr, ":");
         if (tr.oom) return sc_free(tr.s), sc_fail(err, SC_ENOMEM, "out of memory");
         g.seed = g0->seed + (uint64_t)f * 0xD1B54A32D192ED03ull;
         sc_gen_result res;
         if ((rc = sc_generate_cached(m, cache, tr.s, &g, NULL, NULL, &res, err))) break;
         st->tokens += res.n_generated;
         st->gen_s += res.prompt_s + res.gen_s;
-        sb_add(&tr, res.text, res.len);
+        sc_strbuf_add(&tr, res.text, res.len);
         if (res.end != SC_GEN_END_LENGTH) {
-            sb_str(ans, p->fields[f]);
-            sb_str(ans, ":");
-            sb_add(ans, res.text, res.len);
-            sb_str(ans, "\n");
+            sc_strbuf_str(ans, p->fields[f]);
+            sc_strbuf_str(ans, ":");
+            sc_strbuf_add(ans, res.text, res.len);
+            sc_strbuf_str(ans, "\n");
         }
         int eos = res.end == SC_GEN_END_EOS;
         sc_gen_result_free(&res);
@@ -472,18 +447,18 @@ static const sc_extract_prompt_cfg *find_prompt(const sc_dcfg *cfg, const char *
  * every column the prompt template uses. */
 static int fallback_text(const sc_extract_prompt_cfg *p, row_ctx *rc_, char **out, sc_error *err) {
     if (p->fallback) return sc_template_render(p->fallback, lookup_row, rc_, out, err);
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    sc_strbuf b = {0};
+    sc_strbuf_add(&b, "", 0);
     const sc_entity_table *t = rc_->t;
     for (int c = 0; c < t->n_cols; c++) {
         char ph[80];
         snprintf(ph, sizeof ph, "{%s}", t->col_names[c]);
         const char *v = t->cells[rc_->row * t->n_cols + c];
         if (!strstr(p->template, ph) || !v[0]) continue;
-        if (b.len) sb_str(&b, "\n");
-        sb_str(&b, t->col_names[c]);
-        sb_str(&b, ": ");
-        sb_str(&b, v);
+        if (b.len) sc_strbuf_str(&b, "\n");
+        sc_strbuf_str(&b, t->col_names[c]);
+        sc_strbuf_str(&b, ": ");
+        sc_strbuf_str(&b, v);
     }
     if (b.oom) {
         sc_free(b.s);
@@ -675,17 +650,17 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
             rc = sc_fail(err, SC_ENOMEM, "out of memory");
             break;
         }
-        sbuf hb = {0};
-        sb_add(&hb, "", 0);
+        sc_strbuf hb = {0};
+        sc_strbuf_add(&hb, "", 0);
         if (have_hist) history_text(&hist, key, &hb);
         row_ctx rx = {&tab, r, uses_history ? hb.s : NULL};
         char *user = NULL, *chat = NULL, *kept = NULL, *text = NULL;
-        sbuf full = {0};
+        sc_strbuf full = {0};
         rc = sc_template_render(p->template, lookup_row, &rx, &user, err);
         if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, user, &chat, err);
         if (!rc) {
-            sb_str(&full, chat);
-            if (p->prefix && p->ask_once) sb_str(&full, p->prefix);
+            sc_strbuf_str(&full, chat);
+            if (p->prefix && p->ask_once) sc_strbuf_str(&full, p->prefix);
             if (full.oom || hb.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
         }
         if (!rc) rc = append_line(plog, ppath, ekey, "0", full.s, NULL, err);
@@ -694,8 +669,8 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
             sc_gen_params g = o->gen;
             g.seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed) + (uint64_t)a * 0x9E3779B97F4A7C15ull;
             if (a) st->retries++;
-            sbuf ans = {0};
-            sb_add(&ans, "", 0);
+            sc_strbuf ans = {0};
+            sc_strbuf_add(&ans, "", 0);
             int truncated = 0;
             if (p->ask_once) {
                 sc_gen_result res;
@@ -706,8 +681,8 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
                 }
                 st->tokens += res.n_generated;
                 st->gen_s += res.prompt_s + res.gen_s;
-                if (p->prefix) sb_str(&ans, p->prefix);
-                sb_add(&ans, res.text, res.len);
+                if (p->prefix) sc_strbuf_str(&ans, p->prefix);
+                sc_strbuf_add(&ans, res.text, res.len);
                 truncated = res.end == SC_GEN_END_LENGTH;
                 sc_gen_result_free(&res);
             } else if ((rc = ask_fields(m, &cache, full.s, p, &g, &ans, st, err))) {
