@@ -186,17 +186,22 @@ int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, con
      * a cached run compute exactly what a cold one does: same text. */
     int keep = 0;
     if (cache && cache->n <= m->n_past)
-        while (keep < cache->n_canon && keep < n - 1 && cache->toks[keep] == ids[keep]) keep++;
-    keep -= keep % SC_GEN_CHUNK;
+        while (keep < (cache->extend ? cache->n : cache->n_canon) && keep < n - 1 && cache->toks[keep] == ids[keep])
+            keep++;
+    if (!cache || !cache->extend || keep < cache->n_canon) keep -= keep % SC_GEN_CHUNK;
     m->n_past = keep;
-    if (cache) cache->n = cache->n_canon = keep;
+    if (cache) {
+        cache->n = keep;
+        if (cache->n_canon > keep) cache->n_canon = keep;
+    }
+    int aligned = keep % SC_GEN_CHUNK == 0;
     double t0 = sc_now();
     for (int c0 = keep; c0 < n && rc == SC_OK; c0 += SC_GEN_CHUNK) {
         int c1 = c0 + SC_GEN_CHUNK < n ? c0 + SC_GEN_CHUNK : n;
         rc = sc_llama_forward(m, ids + c0, c1 - c0, c1 == n ? logits : NULL, NULL, err);
     }
     if (rc == SC_OK && cache_push(cache, ids + keep, n - keep)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-    if (cache) cache->n_canon = cache->n;
+    if (cache && aligned && cache->n_canon == keep) cache->n_canon = cache->n; /* chunks as a cold run computes them */
     res->prompt_s = sc_now() - t0;
     t0 = sc_now();
     int stop_early = 0;

@@ -63,6 +63,9 @@ typedef struct sc_gen_cache {
     int32_t *toks;
     int n, cap;
     int n_canon;  /* leading positions computed as prompt chunks (the rest: generated one by one) */
+    int extend;   /* set by the caller: 1 reuses every matching cached position, also those
+                     generated one by one: cheaper, but the text then depends on what ran
+                     before (a transcript extended turn by turn is the same in every run) */
 } sc_gen_cache;
 void sc_gen_cache_free(sc_gen_cache *c);
 

@@ -409,6 +409,9 @@ static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, cons
         sc_strbuf_str(&tr, ":");
         if (tr.oom) return sc_free(tr.s), sc_fail(err, SC_ENOMEM, "out of memory");
         g.seed = g0->seed + (uint64_t)f * 0xD1B54A32D192ED03ull;
+        /* the first field starts from aligned prompt chunks (as a resumed run
+         * does), the later ones extend this entity's own transcript */
+        cache->extend = f > 0;
         sc_gen_result res;
         if ((rc = sc_generate_cached(m, cache, tr.s, &g, NULL, NULL, &res, err))) break;
         st->tokens += res.n_generated;
