@@ -152,12 +152,14 @@ static void swiglu_forward(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* h = gelu(g) * u in place into g, GELU's tanh approximation as ggml_gelu */
+/* h = gelu(g) * u in place into g, GELU's tanh approximation as ggml_gelu,
+ * written as 0.5 x (1 + tanh(v)) = x / (1 + exp(-2v)): one expf instead of
+ * tanhf (which was 11% of a Gemma prompt) */
 static void geglu_forward(float *g, const float *u, size_t n) {
-    const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
+    const float k2 = 2.0f * 0.79788456080286535588f; /* 2 sqrt(2/pi) */
     for (size_t i = 0; i < n; i++) {
         float x = g[i];
-        g[i] = 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x))) * u[i];
+        g[i] = x / (1.0f + expf(-k2 * x * (1.0f + 0.044715f * x * x))) * u[i];
     }
 }
 

@@ -240,15 +240,15 @@ static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
 /* ---- dequantisation of weight tiles for the sgemm path: the same
  * arithmetic as sc_dequant (multiply, then add; no FMA), so bit-equal ---- */
 
-static inline void AVX2 store_u8x32(__m256i v, float d, float m, float *y, int sub8) {
+static inline void AVX2 store_u8x32(__m256i v, float d, float m, float *y, int sub) {
     __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
     __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
     __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
     for (int k = 0; k < 4; k++) {
         __m256i i32 = _mm256_cvtepu8_epi32(parts[k]);
-        if (sub8) i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(8));
+        if (sub) i32 = _mm256_sub_epi32(i32, _mm256_set1_epi32(sub));
         __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(i32), dv);
-        _mm256_storeu_ps(y + 8 * k, sub8 ? f : _mm256_add_ps(f, mv));
+        _mm256_storeu_ps(y + 8 * k, sub ? f : _mm256_add_ps(f, mv));
     }
 }
 
@@ -262,7 +262,16 @@ static void AVX2 dq_q4_1_avx2(const uint8_t *src, float *dst, size_t nb) {
 static void AVX2 dq_q4_0_avx2(const uint8_t *src, float *dst, size_t nb) {
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *blk = src + b * 18;
-        store_u8x32(nibbles_avx2(blk + 2), f16_avx2(blk), 0, dst + 32 * b, 1);
+        store_u8x32(nibbles_avx2(blk + 2), f16_avx2(blk), 0, dst + 32 * b, 8);
+    }
+}
+
+/* Q5_0: the nibbles with each element's fifth bit from qh, minus 16 */
+static void AVX2 dq_q5_0_avx2(const uint8_t *src, float *dst, size_t nb) {
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * 22;
+        __m256i hi = _mm256_and_si256(bits_to_bytes_avx2(blk + 2), _mm256_set1_epi8(0x10));
+        store_u8x32(_mm256_or_si256(nibbles_avx2(blk + 6), hi), f16_avx2(blk), 0, dst + 32 * b, 16);
     }
 }
 
@@ -282,6 +291,7 @@ sc_dequant_fn sc_dequant_avx2(int wtype) {
     switch (wtype) {
     case SC_GGML_Q4_1: return dq_q4_1_avx2;
     case SC_GGML_Q4_0: return dq_q4_0_avx2;
+    case SC_GGML_Q5_0: return dq_q5_0_avx2;
     case SC_GGML_Q8_0: return dq_q8_0_avx2;
     default: return NULL;
     }
