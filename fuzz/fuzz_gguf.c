@@ -1,13 +1,17 @@
-/* libFuzzer harness: the GGUF reader on arbitrary bytes.
+/* libFuzzer harness: the GGUF reader on arbitrary bytes, then both
+ * tokenizers built from its metadata (byte-level BPE, SentencePiece BPE).
  * `make fuzz && build-fuzz/fuzz_gguf -max_total_time=120`
  * Any accepted image must have every tensor inside the buffer and every
- * string array element readable. */
+ * string array element readable; a tokenizer that builds must encode. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "lm/gguf.h"
+#include "text/bpe.h"
+#include "text/spm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sc_gguf g;
@@ -31,6 +35,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if ((const uint8_t *)s + n > data + size) abort();
             }
         }
+    }
+    static const char text[] = "Hello <|im_start|> w\xc3\xb6rld  12 \xe2\x96\x81 <end_of_turn>";
+    int32_t *ids;
+    int n;
+    sc_bpe *bpe;
+    if (sc_bpe_from_gguf(&bpe, &g, &err) == SC_OK) {
+        if (sc_bpe_encode(bpe, text, sizeof text - 1, 1, &ids, &n, &err) == SC_OK) sc_free(ids);
+        sc_bpe_free(bpe);
+    }
+    sc_spm *spm;
+    if (sc_spm_from_gguf(&spm, &g, &err) == SC_OK) {
+        if (sc_spm_encode(spm, text, sizeof text - 1, 1, &ids, &n, &err) == SC_OK) sc_free(ids);
+        sc_spm_free(spm);
     }
     sc_gguf_close(&g);
     return 0;
