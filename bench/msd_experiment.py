@@ -18,7 +18,8 @@ slice: test rows whose item has <= 5 interactions in the train split
 their vector from the encoder over their raw entity text (as serving does for
 a new item).
 
-Usage: python3 bench/msd_experiment.py [--texts /work/extract-ml100k] [--models deepfm,dcnv2] [--seeds 1,2,3]
+Usage: python3 bench/msd_experiment.py [--texts DIR (default bench/results/msd-extract, the committed
+       `semctr extract` output; a missing DIR = raw entity texts only)] [--models deepfm,dcnv2] [--seeds 1,2,3]
 Writes docs/msd-results.md, docs/msd-results.svg, bench/results/msd-ml100k.{json,md}.
 """
 import argparse, csv, datetime, json, os, platform, subprocess, sys
@@ -78,7 +79,7 @@ def bench_serve(model, inp, extra=()):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--texts", default="/work/extract-ml100k")
+    ap.add_argument("--texts", default=os.path.join(ROOT, "bench", "results", "msd-extract"))
     ap.add_argument("--models", default="deepfm,dcnv2")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--threads", type=int, default=2)
