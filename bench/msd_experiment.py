@@ -36,8 +36,8 @@ VARIANTS = [  # (name, --msd-levels)
 ]
 
 
-def sh(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, SEMCTR_QUIET="1"))
+def sh(cmd, **env):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, SEMCTR_QUIET="1", **env))
     if r.returncode:
         sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr}")
     return r.stdout
@@ -72,8 +72,9 @@ def serving_inputs(work):
     return known, new
 
 
-def bench_serve(model, inp, extra=()):
-    out = sh([SEMCTR, "bench-serve", "--model", model, "--input", inp, "--batch", "100", "--seconds", "2"] + list(extra))
+def bench_serve(model, inp, extra=(), **env):
+    out = sh([SEMCTR, "bench-serve", "--model", model, "--input", inp, "--batch", "100", "--seconds", "2"] + list(extra),
+             **env)
     return json.loads(out.strip().splitlines()[-1])["p50_ms"]
 
 
@@ -121,7 +122,10 @@ def main():
         for k in range(3):  # alternate the cases, 3 rounds
             L.setdefault("serve_plain", []).append(bench_serve(plain, known))
             L.setdefault("serve_msd_lookup", []).append(bench_serve(msd, known))
-            L.setdefault("serve_msd_new_items", []).append(bench_serve(msd, new, ["--encoder", a.encoder]))
+            # every call encodes (the new-item cache off), then recurring new items (cache on: lookups after the first)
+            L.setdefault("serve_msd_new_items", []).append(
+                bench_serve(msd, new, ["--encoder", a.encoder], SEMCTR_NEW_ITEM_CACHE="0"))
+            L.setdefault("serve_msd_new_items_cached", []).append(bench_serve(msd, new, ["--encoder", a.encoder]))
     write_results(a, res, lat, sources, bool(texts))
 
 
@@ -155,6 +159,7 @@ def write_results(a, res, lat, sources, have_texts):
                          "semctr": round(v, 4), "peer": None, "peer_value": None, "better": "lower"})
         lat_rows.append(f"| {model} | {med['serve_plain']:.3f} | {med['serve_msd_lookup']:.3f} "
                         f"({med['serve_msd_lookup'] - med['serve_plain']:+.3f}) | {med['serve_msd_new_items']:.1f} | "
+                        f"{med['serve_msd_new_items_cached']:.3f} | "
                         f"{med['plain_in_train']:.3f} | {med['msd_in_train']:.3f} |")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.machine())
@@ -181,10 +186,11 @@ def write_results(a, res, lat, sources, have_texts):
           "`semctr bench-serve` (C API, raw cells in, 1 thread, p50 of 2 s of calls, median of 3 alternating rounds; "
           "seed-1 models): the plain backbone; the MSD model on known items (semantic fields are table lookups; "
           "in parentheses the cost over the plain backbone); the MSD model on 100 new items each encoded from its "
-          "item_text by the small encoder through the stored adaptor. The last two columns: the same forward "
+          "item_text by the small encoder through the stored adaptor (new-item cache off: every call encodes), and "
+          "the same new items recurring (cache on: after the first call they are lookups). The last two columns: the same forward "
           "without request parsing, measured by `semctr train` (median of 7, gather + lookups + forward).\n",
-          "| backbone | plain (ms) | MSD lookups (ms) | MSD, 100 new items encoded (ms) | plain, in-process (ms) | "
-          "MSD lookups, in-process (ms) |", "|---|---|---|---|---|---|"] + lat_rows
+          "| backbone | plain (ms) | MSD lookups (ms) | MSD, 100 new items encoded (ms) | MSD, recurring new items "
+          "(ms) | plain, in-process (ms) | MSD lookups, in-process (ms) |", "|---|---|---|---|---|---|---|"] + lat_rows
     text = "\n".join(md) + "\n"
     for p in (os.path.join(ROOT, "bench", "results", "msd-ml100k.md"), os.path.join(ROOT, "docs", "msd-results.md")):
         with open(p, "w") as f:

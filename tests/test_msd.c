@@ -339,6 +339,10 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
         cr_assert_eq(p0[0], p1[0], "a known item is a lookup either way");
         cr_assert_eq(p0[1], p0[2], "without an encoder both new items get zeros");
         cr_assert_neq(p1[1], p1[2], "with the encoder the new items' texts matter");
+        /* a recurring new item comes from the new-item cache: the same scores */
+        float p2[3];
+        cr_assert_eq(semctr_score(withenc, 3, 3, cols, cells, p2, &e), 0, "%s", e.message);
+        for (int i = 0; i < 3; i++) cr_assert_eq(p1[i], p2[i], "row %d: %g vs %g", i, p1[i], p2[i]);
         semctr_free(plain);
         semctr_free(withenc);
     }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
 #include "base/util.h"
@@ -46,6 +47,8 @@ struct sc_scorer {
     sc_textvec enc;
     int enc_open;
     pthread_mutex_t enc_mu; /* the encoder and the adaptor keep activations: one call at a time */
+    uint64_t *newc_key;     /* (NEW_ITEM_SLOTS) under enc_mu: XXH3 of a new item's text | 1, 0 = empty */
+    float *newc_vec;        /* (NEW_ITEM_SLOTS, D): its adapted vector */
     const char **cols;      /* input columns (+ item_text) */
     int n_cols;
     int64_t n_unknown, n_encoded; /* under mu */
@@ -162,10 +165,57 @@ static float sigmoid_stable(float z) {
     return (float)(z >= 0 ? 1 / (1 + exp(-(double)z)) : exp((double)z) / (1 + exp((double)z)));
 }
 
+/* New items' adapted vectors are remembered by the hash of their text in a
+ * direct-mapped table (a newer text evicts the one in its slot): an item
+ * that is new to the model but recurs across requests is encoded once, not on
+ * every request (a lookup instead of ~20 ms of encoder per item). */
+enum { NEW_ITEM_SLOTS = 4096 };
+
+/* Adapted vectors a[n, D] of texts[n] through the cache, encoding the misses
+ * (x: scratch of n * (S + D) floats). Called under enc_mu; *n_enc gets the
+ * number encoded. */
+static int new_item_vectors(sc_scorer *s, const char **texts, int n, float *x, float *a, int *n_enc, sc_error *err) {
+    const sc_msd_model *m = &s->msd;
+    int D = m->D, k = 0;
+    const char **miss = sc_malloc((size_t)n * sizeof *miss);
+    int *at = sc_malloc((size_t)n * sizeof *at);
+    if (!miss || !at) {
+        sc_free(miss);
+        sc_free(at);
+        return sc_fail(err, SC_ENOMEM, "out of memory for %d new items", n);
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t h = XXH3_64bits(texts[i], strlen(texts[i])) | 1;
+        size_t slot = h % NEW_ITEM_SLOTS;
+        if (s->newc_key && s->newc_key[slot] == h) {
+            memcpy(a + (int64_t)i * D, s->newc_vec + slot * D, (size_t)D * sizeof(float));
+        } else {
+            miss[k] = texts[i];
+            at[k++] = i;
+        }
+    }
+    int rc = SC_OK;
+    float *am = x + (int64_t)n * m->S; /* the misses' adapted vectors */
+    if (k) rc = sc_textvec_encode(&s->enc, miss, k, x, err);
+    if (k && !rc) rc = sc_msd_model_adapt_items_level(&s->msd, 0, x, k, am, err);
+    for (int j = 0; j < k && !rc; j++) {
+        memcpy(a + (int64_t)at[j] * D, am + (int64_t)j * D, (size_t)D * sizeof(float));
+        if (!s->newc_key) continue;
+        uint64_t h = XXH3_64bits(miss[j], strlen(miss[j])) | 1;
+        size_t slot = h % NEW_ITEM_SLOTS;
+        memcpy(s->newc_vec + slot * D, am + (int64_t)j * D, (size_t)D * sizeof(float));
+        s->newc_key[slot] = h;
+    }
+    *n_enc = rc ? 0 : k;
+    sc_free(miss);
+    sc_free(at);
+    return rc;
+}
+
 /* MSD: the semantic fields of the B rows in cx->batch (rows r0.. of the
  * call): table lookups; a row whose item is not in the table and has an
  * item_text cell is encoded with the small encoder through the stored
- * adaptor when an encoder is loaded. */
+ * adaptor when an encoder is loaded (new_item_vectors). */
 static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, const char *const *col_names,
                       const char *const *cells, sc_error *err) {
     const sc_msd_model *m = &s->msd;
@@ -187,7 +237,7 @@ static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, c
         if (n_new) {
             texts = sc_malloc((size_t)n_new * sizeof *texts);
             rows = sc_malloc((size_t)n_new * sizeof *rows);
-            float *x = sc_malloc((size_t)n_new * (m->S + m->D) * sizeof(float));
+            float *x = sc_malloc((size_t)n_new * (m->S + 2 * m->D) * sizeof(float));
             if (!texts || !rows || !x) rc = sc_fail(err, SC_ENOMEM, "out of memory for %d new items", n_new);
             int k = 0;
             for (int i = 0; i < B && !rc; i++) {
@@ -196,11 +246,11 @@ static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, c
                 texts[k] = t;
                 rows[k++] = i;
             }
-            float *a = x ? x + (int64_t)n_new * m->S : NULL;
+            float *a = x ? x + (int64_t)n_new * (m->S + m->D) : NULL;
+            int n_enc = 0;
             if (!rc) {
                 pthread_mutex_lock(&s->enc_mu);
-                rc = sc_textvec_encode(&s->enc, texts, n_new, x, err);
-                if (!rc) rc = sc_msd_model_adapt_items_level(&s->msd, 0, x, n_new, a, err);
+                rc = new_item_vectors(s, texts, n_new, x, a, &n_enc, err);
                 pthread_mutex_unlock(&s->enc_mu);
             }
             for (k = 0; k < n_new && !rc; k++) {
@@ -212,7 +262,7 @@ static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, c
             sc_free(rows);
             if (!rc) {
                 pthread_mutex_lock(&s->mu);
-                s->n_encoded += n_new;
+                s->n_encoded += n_enc;
                 pthread_mutex_unlock(&s->mu);
             }
         }
@@ -300,6 +350,11 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
             if (!rc && s->enc.dim != s->msd.S)
                 rc = sc_fail(err, SC_EINVAL, "%s: the encoder %s gives %d-d vectors, the model's adaptor takes %d (%s)",
                              path, o->encoder, s->enc.dim, s->msd.S, s->msd.encoder);
+            /* SEMCTR_NEW_ITEM_CACHE=0 turns the cache off (to measure the encoder) */
+            const char *nc = getenv("SEMCTR_NEW_ITEM_CACHE");
+            if (!rc && !(nc && !strcmp(nc, "0")) && (!(s->newc_key = sc_calloc(NEW_ITEM_SLOTS, sizeof *s->newc_key)) ||
+                        !(s->newc_vec = sc_malloc((size_t)NEW_ITEM_SLOTS * s->msd.D * sizeof(float)))))
+                rc = sc_fail(err, SC_ENOMEM, "%s: out of memory for the new-item cache", path);
         }
     } else if (sc_model_get_config(s->net)->extra_dim > 0) {
         rc = sc_fail(err, SC_EINVAL,
@@ -343,6 +398,8 @@ void sc_scorer_free(sc_scorer *s) {
     sc_free(s->ctx);
     sc_free(s->cols);
     if (s->enc_open) sc_textvec_close(&s->enc);
+    sc_free(s->newc_key);
+    sc_free(s->newc_vec);
     if (s->is_msd) sc_msd_model_free(&s->msd);
     sc_model_bundle_free(&s->bundle);
     pthread_mutex_destroy(&s->mu);
