@@ -9,33 +9,20 @@
 
 #include "test_gguf_util.h"
 
-static int run(const char *args, char *out, size_t cap) {
-    char cmd[8192];
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "SEMCTR_GGUF='%s' '%s' generate %s 2>&1", ggt_model_path(), bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(gguf_cli, generate_greedy, .timeout = 90) {
     static char a[8192], b[8192];
     const char *args = "--prompt \"$(printf '<|im_start|>user\\nName a fruit that is yellow.<|im_end|>\\n<|im_start|>assistant\\n')\" --max-tokens 8";
-    cr_assert_eq(run(args, a, sizeof a), 0, "%s", a);
+    cr_assert_eq(ggt_run_generate(args, a, sizeof a), 0, "%s", a);
     cr_assert(strlen(a) > 1, "empty output");
-    cr_assert_eq(run(args, b, sizeof b), 0, "%s", b);
+    cr_assert_eq(ggt_run_generate(args, b, sizeof b), 0, "%s", b);
     cr_assert_str_eq(a, b, "greedy generation is not deterministic");
 }
 
 Test(gguf_cli, bad_arguments) {
     static char out[8192];
-    cr_assert_eq(run("--prompt hi --max-tokens 0", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ggt_run_generate("--prompt hi --max-tokens 0", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--max-tokens"), "%s", out);
-    cr_assert_eq(run("--max-tokens 3", out, sizeof out), 2, "%s", out);
-    cr_assert_eq(run("--prompt hi --model /nonexistent/y.gguf", out, sizeof out), 1, "%s", out);
+    cr_assert_eq(ggt_run_generate("--max-tokens 3", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ggt_run_generate("--prompt hi --model /nonexistent/y.gguf", out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "y.gguf"), "%s", out);
 }

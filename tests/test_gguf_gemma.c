@@ -9,20 +9,6 @@
 
 #include "test_gguf_util.h"
 
-/* stdout+stderr of `semctr ARGS` into out; the exit status */
-static int run_cli(const char *args, char *out, size_t cap) {
-    char cmd[16384];
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Against llama.cpp running an F32 copy of the same weights (F32 KV cache):
  * what is left is float summation order and ggml's GELU, which looks x up in
  * a table of f16 values (measured max |diff|: see docs/llm.md). Against the
@@ -154,10 +140,10 @@ Test(gguf_gemma, generate_and_embed_library_and_cli, .timeout = 300) {
     cr_assert_gt(ab / sqrt(na * nb), ac / sqrt(na * nc));
     static char out[1 << 16], args[8192];
     snprintf(args, sizeof args, "generate --raw --model '%s' --prompt 'Paris is the capital of' --max-tokens 3", ggt_gemma_path());
-    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ggt_run_cli(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, gen), "CLI '%s' vs library '%s'", out, gen);
     snprintf(args, sizeof args, "embed --model '%s' --text 'A funny animated movie about toys'", ggt_gemma_path());
-    cr_assert_eq(run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ggt_run_cli(args, out, sizeof out), 0, "%s", out);
     int k = 0;
     for (char *p = out, *end; k < C; p = end, k++) { /* the CLI prints the L2-normalised vector */
         float got = strtof(p, &end);

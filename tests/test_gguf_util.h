@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "base/alloc.h"
 #include "lm/gguf.h"
@@ -49,6 +50,28 @@ static inline const char *ggt_model_path(void) {
 static inline const char *ggt_gemma_path(void) {
     static char p[4096];
     return ggt_cache_path("SEMCTR_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf", p, sizeof p);
+}
+
+/* stdout+stderr of `semctr ARGS` ($SEMCTR_BIN) into out; the exit status */
+static inline int ggt_run_cli(const char *args, char *out, size_t cap) {
+    char cmd[16384];
+    const char *bin = getenv("SEMCTR_BIN");
+    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `semctr generate ARGS` with the SmolLM2 fixture model as the default */
+static inline int ggt_run_generate(const char *args, char *out, size_t cap) {
+    char a[8192];
+    setenv("SEMCTR_GGUF", ggt_model_path(), 1);
+    snprintf(a, sizeof a, "generate %s", args);
+    return ggt_run_cli(a, out, cap);
 }
 
 static inline size_t ggt_unhex(const char *h, size_t n, char *out) {

@@ -276,28 +276,15 @@ Test(lm_generate, chat_templates) {
 
 /* ---- CLI ---- */
 
-static int run(const char *args, char *out, size_t cap) {
-    char cmd[8192];
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "SEMCTR_GGUF='%s' '%s' generate %s 2>&1", ggt_model_path(), bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(lm_generate, cli, .timeout = 180) {
     static char a[8192], b[8192];
     const char *args = "--prompt 'Name three colours.' --temperature 0.9 --top-p 0.95 --top-k 40 --seed 5 --max-tokens 10";
-    cr_assert_eq(run(args, a, sizeof a), 0, "%s", a);
-    cr_assert_eq(run(args, b, sizeof b), 0, "%s", b);
+    cr_assert_eq(ggt_run_generate(args, a, sizeof a), 0, "%s", a);
+    cr_assert_eq(ggt_run_generate(args, b, sizeof b), 0, "%s", b);
     cr_assert_str_eq(a, b, "same seed, different text");
     cr_assert_gt(strlen(a), 3);
     /* --raw with the chat format written out = the default chat template */
-    cr_assert_eq(run("--prompt 'What is the capital of France?' --max-tokens 8", a, sizeof a), 0, "%s", a);
+    cr_assert_eq(ggt_run_generate("--prompt 'What is the capital of France?' --max-tokens 8", a, sizeof a), 0, "%s", a);
     char path[] = "/tmp/semctr-gen-XXXXXX";
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -307,7 +294,7 @@ Test(lm_generate, cli, .timeout = 180) {
     fclose(f);
     char args2[256];
     snprintf(args2, sizeof args2, "--raw --prompt-file %s --max-tokens 8", path);
-    cr_assert_eq(run(args2, b, sizeof b), 0, "%s", b);
+    cr_assert_eq(ggt_run_generate(args2, b, sizeof b), 0, "%s", b);
     remove(path);
     cr_assert_str_eq(a, b);
     const char *bad[][2] = {{"--prompt x --temperature -1", "--temperature"}, {"--prompt x --top-p 0", "--top-p"},
@@ -316,7 +303,7 @@ Test(lm_generate, cli, .timeout = 180) {
                             {"--prompt x --prompt-file /nonexistent/p.txt", "--prompt"},
                             {"--prompt-file /nonexistent/p.txt", "p.txt"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        int rc = run(bad[i][0], a, sizeof a);
+        int rc = ggt_run_generate(bad[i][0], a, sizeof a);
         cr_assert(rc == 2 || rc == 1, "%s: exit %d: %s", bad[i][0], rc, a);
         cr_assert(strstr(a, bad[i][1]), "%s: message '%s' does not name %s", bad[i][0], a, bad[i][1]);
     }

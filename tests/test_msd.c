@@ -389,6 +389,10 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
     cr_assert_eq(semctr("train --method msd --msd-texts %s --data %s/data --model dnn --out %s/x", tx2, d, d), 1,
                  "%s", out_buf);
     cr_assert(strstr(out_buf, "item.tsv:2"), "%s", out_buf);
+    /* a directory without extraction files is an error, not a silent raw-text run */
+    cr_assert_eq(semctr("train --method msd --msd-texts %s/no-such-dir --data %s/data --model dnn --out %s/x", d, d, d), 1,
+                 "%s", out_buf);
+    cr_assert(strstr(out_buf, "neither item.tsv nor user.tsv"), "%s", out_buf);
     cr_assert_eq(semctr("train --method msd --msd-history genres --data %s/data --model dnn --out %s/x", d, d), 1,
                  "%s", out_buf);
     cr_assert(strstr(out_buf, "genres"), "%s", out_buf);

@@ -13,7 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"prepare", cmd_prepare, "turn a click log into a binary dataset (config: YAML)"},
-    {"train", cmd_train, "train a CTR model (backbones; --method elec for ELEC)"},
+    {"train", cmd_train, "train a CTR model (backbones; --method elec | msd for ELEC, MSD)"},
     {"eval", cmd_eval, "AUC, gAUC, logloss, RelaImpr of a model on a split"},
     {"predict", cmd_predict, "score a CSV of raw rows, write scores"},
     {"export", cmd_export, "write the servable part of a model (ELEC: --network vanilla)"},

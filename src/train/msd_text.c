@@ -145,6 +145,14 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
                            l ? (cfg->user_field ? cfg->user_field : "user_id") : (cfg->item_field ? cfg->item_field : "item_id"));
     if ((cfg->levels & SC_MSD_FUSION) && out->field[2] < 0)
         return sc_fail(err, SC_EINVAL, "MSD: fusion needs a behaviour-sequence field of item ids (--msd-history NAME)");
+    if (texts_dir) { /* a mistyped directory must not silently train on raw texts */
+        char p0[4200], p1[4200];
+        snprintf(p0, sizeof p0, "%s/item.tsv", texts_dir);
+        snprintf(p1, sizeof p1, "%s/user.tsv", texts_dir);
+        if (!sc_file_exists(p0) && !sc_file_exists(p1))
+            return sc_fail(err, SC_ENOTFOUND, "MSD: %s has neither item.tsv nor user.tsv (the output of semctr extract)",
+                           texts_dir);
+    }
     int nf;
     const sc_field_info *fi = sc_schema_fields(schema, &nf);
     for (int l = 0; l < 2; l++) out->V[l] = out->field[l] >= 0 ? fi[out->field[l]].vocab_size : 0;
