@@ -111,6 +111,63 @@ Test(gguf_llama, kv_cache_equals_batch, .timeout = 60) {
     sc_llama_free(m);
 }
 
+/* several sequences in one pass == each alone, bit for bit: prompt chunks
+ * of different lengths and single decode tokens, two segments of one sequence */
+Test(gguf_llama, batch_equals_sequences_alone, .timeout = 120) {
+    sc_llama *m = load();
+    int V = m->cfg.n_vocab;
+    sc_error e;
+    enum { S = 4 };
+    sc_llama_kv *kv[S];
+    for (int s = 0; s < S; s++) cr_assert_eq(sc_llama_kv_new(m, 128, &kv[s], &e), SC_OK, "%s", e.msg);
+    int32_t prompt[S][9] = {{504, 2365, 3290}, {314, 253, 1345, 88, 19, 2020, 77, 31, 5}, {1000}, {42, 43, 44, 45, 46}};
+    int plen[S] = {3, 9, 1, 5};
+    int32_t next[S] = {17, 4096, 300, 12};
+    float *alone = malloc((size_t)S * 2 * V * 4), *lb = malloc((size_t)S * 2 * V * 4);
+    /* alone: the prompt, then one more token, each sequence by itself */
+    for (int s = 0; s < S; s++) {
+        kv[s]->n_past = 0;
+        cr_assert_eq(sc_llama_forward_kv(m, kv[s], prompt[s], plen[s], alone + (size_t)(2 * s) * V, NULL, &e), SC_OK, "%s", e.msg);
+        cr_assert_eq(sc_llama_forward_kv(m, kv[s], &next[s], 1, alone + (size_t)(2 * s + 1) * V, NULL, &e), SC_OK);
+    }
+    /* together: all prompts in one pass, then all next tokens in one pass */
+    sc_llama_seg segs[S];
+    for (int s = 0; s < S; s++) {
+        kv[s]->n_past = 0;
+        segs[s] = (sc_llama_seg){kv[s], prompt[s], plen[s], lb + (size_t)(2 * s) * V};
+    }
+    cr_assert_eq(sc_llama_forward_batch(m, segs, S, &e), SC_OK, "%s", e.msg);
+    for (int s = 0; s < S; s++) segs[s] = (sc_llama_seg){kv[s], &next[s], 1, lb + (size_t)(2 * s + 1) * V};
+    cr_assert_eq(sc_llama_forward_batch(m, segs, S, &e), SC_OK, "%s", e.msg);
+    for (int i = 0; i < S * 2 * V; i++) cr_assert_eq(lb[i], alone[i], "sequence %d step %d id %d", i / V / 2, i / V % 2, i % V);
+    /* prompt and next token of one sequence as two segments of one pass */
+    kv[1]->n_past = 0;
+    sc_llama_seg two[2] = {{kv[1], prompt[1], plen[1], NULL}, {kv[1], &next[1], 1, lb}};
+    cr_assert_eq(sc_llama_forward_batch(m, two, 2, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(kv[1]->n_past, plen[1] + 1);
+    cr_assert_eq(memcmp(lb, alone + (size_t)3 * V, (size_t)V * 4), 0);
+    /* bad input appends nothing to any sequence */
+    int32_t bad = V;
+    sc_llama_seg badseg[2] = {{kv[0], &next[0], 1, NULL}, {kv[2], &bad, 1, NULL}};
+    cr_assert_eq(sc_llama_forward_batch(m, badseg, 2, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "vocabulary"), "%s", e.msg);
+    cr_assert_eq(kv[0]->n_past, plen[0] + 1);
+    kv[3]->n_past = 127;
+    sc_llama_seg full[2] = {{kv[0], &next[0], 1, NULL}, {kv[3], prompt[3], 2, NULL}};
+    cr_assert_eq(sc_llama_forward_batch(m, full, 2, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "exceed the context of 128"), "%s", e.msg);
+    cr_assert_eq(kv[0]->n_past, plen[0] + 1);
+    sc_llama *m2 = load();
+    sc_llama_seg other = {kv[0], &next[0], 1, NULL};
+    cr_assert_eq(sc_llama_forward_batch(m2, &other, 1, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "another model"), "%s", e.msg);
+    sc_llama_free(m2);
+    for (int s = 0; s < S; s++) sc_llama_kv_free(kv[s]);
+    free(alone);
+    free(lb);
+    sc_llama_free(m);
+}
+
 Test(gguf_llama, generate_and_embed, .timeout = 60) {
     sc_llama *m = load();
     sc_error e;

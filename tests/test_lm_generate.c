@@ -176,6 +176,60 @@ Test(lm_generate, prompt_cache_same_text, .timeout = 180) {
     sc_llama_free(m);
 }
 
+/* generations run together give each the text it gets alone, with prompt
+ * caches, stops, greedy and sampled, different lengths */
+Test(lm_generate, batch_same_text_as_alone, .timeout = 240) {
+    sc_llama *m = load();
+    enum { J = 4 };
+    const char *prompts[J] = {Q, "<|im_start|>user\nWrite one sentence about the sky.<|im_end|>\n<|im_start|>assistant\n",
+                              "<|im_start|>user\nName three fruits.<|im_end|>\n<|im_start|>assistant\n", "Once upon a time"};
+    sc_gen_params p[J];
+    for (int i = 0; i < J; i++) {
+        sc_gen_params_default(&p[i]);
+        p[i].max_tokens = 4 + 3 * i;
+        p[i].temperature = i % 2 ? 0.8f : 0.0f;
+        p[i].seed = 11 + (uint64_t)i;
+    }
+    p[2].stops[0] = ",";
+    p[2].n_stops = 1;
+    char *alone[J];
+    for (int i = 0; i < J; i++) alone[i] = gen(m, prompts[i], &p[i], NULL);
+    sc_llama_kv *kv[J];
+    sc_gen_cache cache[J];
+    sc_gen_job jobs[J];
+    sc_error e;
+    memset(cache, 0, sizeof cache);
+    for (int i = 0; i < J; i++) cr_assert_eq(sc_llama_kv_new(m, 256, &kv[i], &e), SC_OK);
+    for (int pass = 0; pass < 2; pass++) { /* cold caches, then warm ones */
+        for (int i = 0; i < J; i++) jobs[i] = (sc_gen_job){.prompt = prompts[i], .params = &p[i], .kv = kv[i], .cache = &cache[i]};
+        int failed;
+        cr_assert_eq(sc_generate_batch(m, jobs, J, &failed, &e), SC_OK, "%s", e.msg);
+        cr_assert_eq(failed, -1);
+        for (int i = 0; i < J; i++) {
+            cr_assert_str_eq(jobs[i].res.text, alone[i], "job %d pass %d", i, pass);
+            sc_gen_result_free(&jobs[i].res);
+        }
+    }
+    /* a bad job is named and nothing is returned */
+    sc_gen_params bad = p[0];
+    bad.top_p = 2;
+    for (int i = 0; i < J; i++) jobs[i] = (sc_gen_job){.prompt = prompts[i], .params = i == 2 ? &bad : &p[i], .kv = kv[i]};
+    int failed;
+    cr_assert_eq(sc_generate_batch(m, jobs, J, &failed, &e), SC_EINVAL);
+    cr_assert_eq(failed, 2);
+    cr_assert(strstr(e.msg, "top_p"), "%s", e.msg);
+    for (int i = 0; i < J; i++) cr_assert_null(jobs[i].res.text);
+    jobs[1].kv = kv[0];
+    cr_assert_eq(sc_generate_batch(m, jobs, 2, &failed, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "share a KV cache"), "%s", e.msg);
+    for (int i = 0; i < J; i++) {
+        sc_free(alone[i]);
+        sc_gen_cache_free(&cache[i]);
+        sc_llama_kv_free(kv[i]);
+    }
+    sc_llama_free(m);
+}
+
 typedef struct {
     char buf[4096];
     size_t n;

@@ -237,6 +237,42 @@ Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_pool_free(pool);
 }
 
+/* segments in one call == each segment alone, bit for bit, whatever path
+ * each takes (one row: integer products; several: a float tile + sgemm) */
+Test(lm_qdot, qmatmul_segments_equal_separate_calls) {
+    sc_rng r;
+    sc_rng_seed(&r, 5);
+    int OC = 150, IC = 256;
+    int seg[6] = {0, 1, 8, 9, 42, 43}; /* lengths 1, 7, 1, 33, 1 */
+    int T = seg[5];
+    sc_pool *pool = sc_pool_new(2);
+    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q4_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        int type = types[ti];
+        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
+        uint8_t *wd = malloc(rb * OC);
+        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
+        sc_qtensor w = {type, OC, IC, rb, wd};
+        float *x = malloc((size_t)T * IC * 4), *want = malloc((size_t)T * OC * 4), *got = malloc((size_t)T * OC * 4);
+        for (int i = 0; i < T * IC; i++) x[i] = sc_rng_normal(&r);
+        const sc_qtensor *ws[1] = {&w};
+        sc_error e;
+        for (int mode = SC_QMM_AUTO; mode <= SC_QMM_INT_SGEMM; mode++) {
+            for (int s = 0; s < 5; s++) {
+                float *o[1] = {want + (size_t)seg[s] * OC};
+                cr_assert_eq(sc_qmatmul(1, o, ws, x + (size_t)seg[s] * IC, seg[s + 1] - seg[s], pool, mode, &e), SC_OK);
+            }
+            float *o[1] = {got};
+            cr_assert_eq(sc_qmatmul_seg(1, o, ws, x, seg, 5, pool, mode, &e), SC_OK, "%s", e.msg);
+            for (int i = 0; i < T * OC; i++)
+                cr_assert_eq(got[i], want[i], "%s mode %d [%d, %d]: %g vs %g", sc_ggml_type_name(type), mode, i / OC, i % OC,
+                             got[i], want[i]);
+        }
+        free(wd); free(x); free(want); free(got);
+    }
+    sc_pool_free(pool);
+}
+
 static void count_task(void *ctx, int i) { __atomic_add_fetch(&((int *)ctx)[i], 1, __ATOMIC_RELAXED); }
 
 Test(lm_qdot, pool_runs_every_task_once) {

@@ -150,108 +150,180 @@ int sc_generate(sc_llama *m, const char *prompt, const sc_gen_params *p, sc_gen_
 
 int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_gen_params *p, sc_gen_emit emit,
                        void *ctx, sc_gen_result *res, sc_error *err) {
-    memset(res, 0, sizeof *res);
+    sc_gen_job job = {.prompt = prompt, .params = p, .cache = cache, .emit = emit, .ctx = ctx};
+    int rc = sc_generate_batch(m, &job, 1, NULL, err);
+    *res = job.res;
+    return rc;
+}
+
+/* A job in flight: its tokens, logits, sampler. */
+typedef struct gen_state {
+    sc_llama_kv *kv;
+    int32_t *ids;        /* prompt tokens */
+    int n, keep;         /* prompt length; positions kept from the cache */
+    float *logits;       /* [V] */
+    int32_t *order;      /* [V] sampling scratch */
+    sc_rng rng;
+    size_t cap, emitted, maxstop;
+    int k;               /* tokens sampled */
+    int32_t next;        /* the token to run next */
+    int active, stop_early;
+} gen_state;
+
+/* Sample the next token of job j and decide whether it goes on (st->active). */
+static int gen_step(sc_llama *m, sc_gen_job *j, gen_state *st, sc_error *err) {
+    const sc_gen_params *p = j->params;
+    sc_gen_result *res = &j->res;
+    int32_t tok = sc_sample_token(st->logits, m->cfg.n_vocab, p, &st->rng, st->order);
+    res->n_generated++;
+    st->k++;
+    st->active = 0;
+    if (sc_llama_is_eog(m, tok)) { /* EOS or an end-of-turn marker of the chat families */
+        res->end = SC_GEN_END_EOS;
+        return SC_OK;
+    }
+    char piece[512];
+    int pn = sc_llama_token_piece(m, tok, piece, sizeof piece);
+    size_t before = res->len;
+    if (pn > 0 && append(res, &st->cap, piece, (size_t)pn)) return sc_fail(err, SC_ENOMEM, "out of memory");
+    /* a stop may begin up to maxstop-1 bytes before the new piece */
+    long hit = p->n_stops ? sc_stop_find(res->text, res->len, before > st->maxstop ? before - st->maxstop : 0, p->stops,
+                                         p->n_stops)
+                          : -1;
+    if (hit >= 0) {
+        res->len = (size_t)hit;
+        res->text[res->len] = 0;
+        res->end = SC_GEN_END_STOP;
+        return SC_OK;
+    }
+    size_t safe = res->len - sc_stop_holdback(res->text, res->len, p->stops, p->n_stops);
+    if (j->emit && safe > st->emitted) {
+        st->stop_early = j->emit(j->ctx, res->text + st->emitted, safe - st->emitted);
+        st->emitted = safe;
+        if (st->stop_early) return SC_OK;
+    }
+    if (st->k == p->max_tokens) return SC_OK;
+    if (st->kv->n_past >= st->kv->max_ctx) {
+        res->end = SC_GEN_END_CONTEXT;
+        return SC_OK;
+    }
+    st->next = tok;
+    st->active = 1;
+    return SC_OK;
+}
+
+/* Tokenise job j's prompt, choose what its prompt cache keeps. */
+static int gen_begin(sc_llama *m, sc_gen_job *j, gen_state *st, sc_error *err) {
+    const sc_gen_params *p = j->params;
+    sc_gen_cache *cache = j->cache;
+    sc_gen_result *res = &j->res;
     int rc = sc_gen_params_check(p, err);
     if (rc != SC_OK) return rc;
-    int32_t *ids = NULL;
-    int n = 0, V = m->cfg.n_vocab;
-    if ((rc = sc_llama_tokenize_bos(m, prompt, 1, &ids, &n, err)) != SC_OK) return rc;
-    if (n == 0) {
-        sc_free(ids);
-        return sc_fail(err, SC_EINVAL, "empty prompt");
-    }
-    if (n >= m->max_ctx) {
-        sc_free(ids);
-        return sc_fail(err, SC_EINVAL, "%s: the prompt has %d tokens; the context holds %d", m->path, n, m->max_ctx);
-    }
-    size_t cap = 256, emitted = 0, maxstop = 0;
+    st->kv = j->kv ? j->kv : &m->kv;
+    if ((rc = sc_llama_tokenize_bos(m, j->prompt, 1, &st->ids, &st->n, err)) != SC_OK) return rc;
+    int n = st->n;
+    if (n == 0) return sc_fail(err, SC_EINVAL, "empty prompt");
+    if (n >= st->kv->max_ctx)
+        return sc_fail(err, SC_EINVAL, "%s: the prompt has %d tokens; the context holds %d", m->path, n, st->kv->max_ctx);
     for (int i = 0; i < p->n_stops; i++)
-        if (strlen(p->stops[i]) > maxstop) maxstop = strlen(p->stops[i]);
-    res->text = sc_malloc(cap);
-    float *logits = sc_malloc((size_t)V * sizeof(float));
-    int32_t *order = sc_malloc((size_t)V * sizeof(int32_t));
-    if (!res->text || !logits || !order) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
-    }
+        if (strlen(p->stops[i]) > st->maxstop) st->maxstop = strlen(p->stops[i]);
+    st->cap = 256;
+    res->text = sc_malloc(st->cap);
+    st->logits = sc_malloc((size_t)m->cfg.n_vocab * sizeof(float));
+    st->order = sc_malloc((size_t)m->cfg.n_vocab * sizeof(int32_t));
+    if (!res->text || !st->logits || !st->order) return sc_fail(err, SC_ENOMEM, "out of memory");
     res->text[0] = 0;
     res->n_prompt = n;
     res->end = SC_GEN_END_LENGTH;
-    sc_rng rng;
-    sc_rng_seed(&rng, p->seed);
+    sc_rng_seed(&st->rng, p->seed);
     /* The prompt runs in chunks that start at multiples of SC_GEN_CHUNK, and
      * the cache keeps only whole chunks that were computed as prompt chunks:
      * the float of a forward pass depends on how tokens are batched (one
      * token takes the 8-bit integer path, a batch float tiles), so this makes
      * a cached run compute exactly what a cold one does: same text. */
     int keep = 0;
-    if (cache && cache->n <= m->n_past)
-        while (keep < (cache->extend ? cache->n : cache->n_canon) && keep < n - 1 && cache->toks[keep] == ids[keep])
+    if (cache && cache->n <= st->kv->n_past)
+        while (keep < (cache->extend ? cache->n : cache->n_canon) && keep < n - 1 && cache->toks[keep] == st->ids[keep])
             keep++;
     if (!cache || !cache->extend || keep < cache->n_canon) keep -= keep % SC_GEN_CHUNK;
-    m->n_past = keep;
+    st->kv->n_past = keep;
+    st->keep = keep;
     if (cache) {
         cache->n = keep;
         if (cache->n_canon > keep) cache->n_canon = keep;
     }
-    int aligned = keep % SC_GEN_CHUNK == 0;
+    return SC_OK;
+}
+
+int sc_generate_batch(sc_llama *m, sc_gen_job *jobs, int n_jobs, int *failed, sc_error *err) {
+    int rc = SC_OK, fail_at = -1, n_segs = 0;
+    gen_state *st = sc_calloc((size_t)(n_jobs > 0 ? n_jobs : 1), sizeof *st);
+    sc_llama_seg *segs = NULL;
+    if (failed) *failed = -1;
+    if (!st) return sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int i = 0; i < n_jobs; i++) memset(&jobs[i].res, 0, sizeof jobs[i].res);
+    for (int i = 0; i < n_jobs && rc == SC_OK; i++) {
+        for (int k = 0; k < i; k++)
+            if ((jobs[k].kv ? jobs[k].kv : &m->kv) == (jobs[i].kv ? jobs[i].kv : &m->kv))
+                rc = sc_fail(err, SC_EINVAL, "jobs %d and %d share a KV cache", k, i);
+        if (rc == SC_OK) rc = gen_begin(m, &jobs[i], &st[i], err);
+        if (rc != SC_OK) fail_at = i;
+        n_segs += (st[i].n - st[i].keep + SC_GEN_CHUNK - 1) / SC_GEN_CHUNK;
+    }
+    if (rc == SC_OK && !(segs = sc_malloc((size_t)(n_segs > n_jobs ? n_segs : n_jobs) * sizeof *segs)))
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    /* every prompt's chunks in one pass (chunk boundaries as each alone) */
     double t0 = sc_now();
-    for (int c0 = keep; c0 < n && rc == SC_OK; c0 += SC_GEN_CHUNK) {
-        int c1 = c0 + SC_GEN_CHUNK < n ? c0 + SC_GEN_CHUNK : n;
-        rc = sc_llama_forward(m, ids + c0, c1 - c0, c1 == n ? logits : NULL, NULL, err);
+    if (rc == SC_OK) {
+        int ns = 0;
+        for (int i = 0; i < n_jobs; i++)
+            for (int c0 = st[i].keep; c0 < st[i].n; c0 += SC_GEN_CHUNK) {
+                int c1 = c0 + SC_GEN_CHUNK < st[i].n ? c0 + SC_GEN_CHUNK : st[i].n;
+                segs[ns++] = (sc_llama_seg){st[i].kv, st[i].ids + c0, c1 - c0, c1 == st[i].n ? st[i].logits : NULL};
+            }
+        rc = sc_llama_forward_batch(m, segs, ns, err);
     }
-    if (rc == SC_OK && cache_push(cache, ids + keep, n - keep)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-    if (cache && aligned && cache->n_canon == keep) cache->n_canon = cache->n; /* chunks as a cold run computes them */
-    res->prompt_s = sc_now() - t0;
+    double prompt_s = sc_now() - t0;
+    for (int i = 0; i < n_jobs && rc == SC_OK; i++) {
+        sc_gen_cache *cache = jobs[i].cache;
+        jobs[i].res.prompt_s = prompt_s;
+        if (cache_push(cache, st[i].ids + st[i].keep, st[i].n - st[i].keep)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        /* chunks as a cold run computes them */
+        else if (cache && st[i].keep % SC_GEN_CHUNK == 0 && cache->n_canon == st[i].keep) cache->n_canon = cache->n;
+    }
+    /* then one token of every unfinished job per pass */
     t0 = sc_now();
-    int stop_early = 0;
-    for (int k = 0; k < p->max_tokens && rc == SC_OK; k++) {
-        int32_t tok = sc_sample_token(logits, V, p, &rng, order);
-        res->n_generated++;
-        if (sc_llama_is_eog(m, tok)) { /* EOS or an end-of-turn marker of the chat families */
-            res->end = SC_GEN_END_EOS;
-            break;
+    for (int i = 0; i < n_jobs && rc == SC_OK; i++)
+        if ((rc = gen_step(m, &jobs[i], &st[i], err)) != SC_OK) fail_at = i;
+    while (rc == SC_OK) {
+        int ns = 0;
+        for (int i = 0; i < n_jobs; i++)
+            if (st[i].active) segs[ns++] = (sc_llama_seg){st[i].kv, &st[i].next, 1, st[i].logits};
+        if (!ns) break;
+        if ((rc = sc_llama_forward_batch(m, segs, ns, err))) break;
+        double now = sc_now();
+        for (int i = 0; i < n_jobs && rc == SC_OK; i++) {
+            if (!st[i].active) continue;
+            if (cache_push(jobs[i].cache, &st[i].next, 1)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            else if ((rc = gen_step(m, &jobs[i], &st[i], err)) != SC_OK) fail_at = i;
+            if (!st[i].active) jobs[i].res.gen_s = now - t0;
         }
-        char piece[512];
-        int pn = sc_llama_token_piece(m, tok, piece, sizeof piece);
-        size_t before = res->len;
-        if (pn > 0 && append(res, &cap, piece, (size_t)pn)) {
-            rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            break;
-        }
-        /* a stop may begin up to maxstop-1 bytes before the new piece */
-        long hit = p->n_stops ? sc_stop_find(res->text, res->len, before > maxstop ? before - maxstop : 0, p->stops, p->n_stops)
-                              : -1;
-        if (hit >= 0) {
-            res->len = (size_t)hit;
-            res->text[res->len] = 0;
-            res->end = SC_GEN_END_STOP;
-            break;
-        }
-        size_t safe = res->len - sc_stop_holdback(res->text, res->len, p->stops, p->n_stops);
-        if (emit && safe > emitted) {
-            stop_early = emit(ctx, res->text + emitted, safe - emitted);
-            emitted = safe;
-            if (stop_early) break;
-        }
-        if (k + 1 == p->max_tokens) break;
-        if (m->n_past >= m->max_ctx) {
-            res->end = SC_GEN_END_CONTEXT;
-            break;
-        }
-        rc = sc_llama_forward(m, &tok, 1, logits, NULL, err);
-        if (rc == SC_OK && cache_push(cache, &tok, 1)) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     }
-    res->gen_s = sc_now() - t0;
-    if (rc == SC_OK && emit && !stop_early && res->len > emitted) emit(ctx, res->text + emitted, res->len - emitted);
-done:
-    sc_free(ids);
-    sc_free(logits);
-    sc_free(order);
-    if (rc != SC_OK) {
-        sc_gen_result_free(res);
-        if (cache) cache->n = cache->n_canon = 0; /* the KV cache may hold a partial batch */
+    for (int i = 0; i < n_jobs; i++) {
+        sc_gen_job *j = &jobs[i];
+        if (rc == SC_OK && j->emit && !st[i].stop_early && j->res.len > st[i].emitted)
+            j->emit(j->ctx, j->res.text + st[i].emitted, j->res.len - st[i].emitted);
+        if (rc != SC_OK) {
+            sc_gen_result_free(&j->res);
+            if (j->cache) j->cache->n = j->cache->n_canon = 0; /* the KV cache may hold a partial batch */
+        }
+        sc_free(st[i].ids);
+        sc_free(st[i].logits);
+        sc_free(st[i].order);
     }
+    if (failed) *failed = fail_at;
+    sc_free(st);
+    sc_free(segs);
     return rc;
 }
 

@@ -84,6 +84,26 @@ int sc_generate_cached(sc_llama *m, sc_gen_cache *cache, const char *prompt, con
                        void *ctx, sc_gen_result *res, sc_error *err);
 void sc_gen_result_free(sc_gen_result *res);
 
+/* One generation of a batch (sc_generate_batch). */
+typedef struct sc_gen_job {
+    const char *prompt;
+    const sc_gen_params *params;
+    sc_llama_kv *kv;       /* its sequence (sc_llama_kv_new); NULL: the model's own. One job per cache. */
+    sc_gen_cache *cache;   /* its prompt cache, for that kv; may be NULL */
+    sc_gen_emit emit;      /* may be NULL */
+    void *ctx;
+    sc_gen_result res;     /* out: free with sc_gen_result_free */
+} sc_gen_job;
+
+/* Run n generations together: the prompts in one forward pass, then one
+ * token of every unfinished job per pass (sc_llama_forward_batch), so the
+ * weights are read once per step for all of them. Each job's result is
+ * exactly what sc_generate_cached gives for it alone on its own sequence
+ * (same text; prompt_s is the shared prompt pass, gen_s the time until the
+ * job ended). On an error every result is freed and *failed (may be NULL)
+ * names the job at fault, -1 when none in particular. */
+int sc_generate_batch(sc_llama *m, sc_gen_job *jobs, int n, int *failed, sc_error *err);
+
 /* One sampling step over logits[V] (modified in place: scaled and turned
  * into probabilities). order is scratch of V ints. Greedy when
  * temperature <= 0. Stateless apart from rng. */

@@ -32,23 +32,16 @@ static void rmsnorm_forward(float *out, const float *x, const float *w, int T, i
     }
 }
 
-/* outs[k][T, ws[k].rows] = x[T, C] ws[k]^T for the n weights that read x,
- * in one parallel section, on the quantised weights (lm/qmatmul.h) */
-static int matmul_forward(const sc_llama *m, int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T,
-                          sc_error *err) {
-    return sc_qmatmul(n, outs, ws, x, T, m->pool, m->qmm_mode, err);
-}
-
-/* Rotary positions of x[T, nh, HS], as ggml_rope_ext: dimension pair k of
- * rope_dim/2 turns by pos * base^(-2k/rope_dim). llama.cpp's "norm" rope
- * pairs (2k, 2k+1); the NeoX rope (Gemma) pairs (k, k + rope_dim/2).
- * Dimensions past rope_dim are untouched. */
-static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float base, int neox, int pos0) {
+/* Rotary positions of x[T, nh, HS], row t at position pos[t], as
+ * ggml_rope_ext: dimension pair k of rope_dim/2 turns by
+ * pos * base^(-2k/rope_dim). llama.cpp's "norm" rope pairs (2k, 2k+1); the
+ * NeoX rope (Gemma) pairs (k, k + rope_dim/2). Dimensions past rope_dim are
+ * untouched. */
+static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float base, int neox, const int *pos) {
     int half = rope_dim / 2;
     for (int t = 0; t < T; t++) {
-        int pos = pos0 + t;
         for (int k = 0; k < half; k++) {
-            float theta = (float)pos * powf(base, -(float)(2 * k) / (float)rope_dim);
+            float theta = (float)pos[t] * powf(base, -(float)(2 * k) / (float)rope_dim);
             float c = cosf(theta), s = sinf(theta);
             int i0 = neox ? k : 2 * k, i1 = neox ? k + half : 2 * k + 1;
             for (int h = 0; h < nh; h++) {
@@ -128,23 +121,47 @@ static void attention_gemm(float *out, const float *q, const float *kc, const fl
     }
 }
 
-/* one head per task, each with its own scratch att [min(T, QB), max_ctx] */
+/* A batch of the forward pass: T rows in n_seg segments; segment s is rows
+ * seg[s] .. seg[s+1]-1, consecutive tokens of sequence kvs[s] from position
+ * pos0[s]. Each segment is computed exactly as a forward pass of it alone
+ * (sc_qmatmul_seg, attention per segment), so batching sequences changes
+ * no bits, only how often the weights are read. */
+typedef struct fwd_batch {
+    int T, n_seg;
+    const int32_t *tokens;   /* [T] */
+    const int *seg;          /* [n_seg + 1] */
+    sc_llama_kv *const *kvs; /* [n_seg] */
+    const int *pos0;         /* [n_seg] */
+    const int *pos;          /* [T] position of each row */
+    const size_t *att_off;   /* [n_seg + 1] attention scratch of each segment's heads */
+} fwd_batch;
+
+/* attention scratch of one head of a segment of T rows ending at position P */
+static size_t att_scratch(int T, int P) { return (size_t)(T < ATT_QB ? T : ATT_QB) * P; }
+
+/* one (segment, head) per task */
 typedef struct attn_job {
+    const fwd_batch *b;
     float *out, *att;
-    const float *q, *kc, *vc;
-    int T, pos0, NH, NKV, HS, max_ctx;
+    const float *q;
+    int layer, NH, NKV, HS;
     float scale;
     int window;
 } attn_job;
 
-static void attention_task(void *ctx, int h) {
+static void attention_task(void *ctx, int task) {
     attn_job *j = ctx;
-    float *att = j->att + (size_t)h * (j->T < ATT_QB ? j->T : ATT_QB) * j->max_ctx;
-    if (j->T == 1)
-        attention_forward(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h,
-                          h + 1);
+    const fwd_batch *b = j->b;
+    int s = task / j->NH, h = task % j->NH, t0 = b->seg[s], T = b->seg[s + 1] - t0, pos0 = b->pos0[s];
+    float *att = j->att + b->att_off[s] + (size_t)h * att_scratch(T, pos0 + T);
+    const sc_llama_kv *kv = b->kvs[s];
+    size_t off = (size_t)j->layer * kv->max_ctx * kv->kd, qd = (size_t)j->NH * j->HS;
+    const float *q = j->q + t0 * qd;
+    float *out = j->out + t0 * qd;
+    if (T == 1)
+        attention_forward(out, q, kv->k + off, kv->v + off, att, 1, pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h, h + 1);
     else
-        attention_gemm(j->out, j->q, j->kc, j->vc, att, j->T, j->pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h);
+        attention_gemm(out, q, kv->k + off, kv->v + off, att, T, pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h);
 }
 
 /* h = silu(g) * u, in place into g */
@@ -166,6 +183,45 @@ static void geglu_forward(float *g, const float *u, size_t n) {
 /* x = cap * tanh(x / cap) */
 static void softcap_forward(float *x, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
+/* ---- KV caches ---- */
+
+static int kv_init(const sc_llama *m, sc_llama_kv *kv, int max_ctx, sc_error *err) {
+    const sc_llama_config *c = &m->cfg;
+    memset(kv, 0, sizeof *kv);
+    kv->model = m;
+    kv->max_ctx = max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
+    kv->kd = c->n_kv_heads * c->head_dim;
+    /* calloc: pages past the positions a sequence reaches are never touched */
+    size_t n = (size_t)c->n_layers * kv->max_ctx * kv->kd;
+    kv->k = sc_calloc(n, sizeof(float));
+    kv->v = sc_calloc(n, sizeof(float));
+    if (!kv->k || !kv->v) return sc_fail(err, SC_ENOMEM, "%s: out of memory for a KV cache of %d positions", m->path, kv->max_ctx);
+    return SC_OK;
+}
+
+static void kv_release(sc_llama_kv *kv) {
+    sc_free(kv->k);
+    sc_free(kv->v);
+    kv->k = kv->v = NULL;
+}
+
+int sc_llama_kv_new(const sc_llama *m, int max_ctx, sc_llama_kv **out, sc_error *err) {
+    *out = sc_malloc(sizeof **out);
+    if (!*out) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int rc = kv_init(m, *out, max_ctx, err);
+    if (rc != SC_OK) {
+        sc_llama_kv_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void sc_llama_kv_free(sc_llama_kv *kv) {
+    if (!kv) return;
+    kv_release(kv);
+    sc_free(kv);
 }
 
 /* ---- loading ---- */
@@ -219,8 +275,7 @@ void sc_llama_free(sc_llama *m) {
         sc_free(w->layers);
     }
     sc_free(w->out_norm);
-    sc_free(m->k_cache);
-    sc_free(m->v_cache);
+    kv_release(&m->kv);
     sc_bpe_free(m->bpe);
     sc_spm_free(m->spm);
     sc_pool_free(m->pool);
@@ -398,11 +453,7 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
             goto done;
     }
     if ((rc = read_swa_layers(&g, m, err)) != SC_OK) goto done;
-    m->max_ctx = max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
-    size_t cache = (size_t)c->n_layers * m->max_ctx * KD;
-    m->k_cache = sc_calloc(cache, sizeof(float));
-    m->v_cache = sc_calloc(cache, sizeof(float));
-    if (!m->k_cache || !m->v_cache) { rc = sc_fail(err, SC_ENOMEM, "%s: out of memory for the KV cache", path); goto done; }
+    if ((rc = kv_init(m, &m->kv, max_ctx, err))) goto done;
     {
         /* SEMCTR_QMM=int|sgemm|int+sgemm overrides the matmul path (benchmarks) */
         const char *qmm = getenv("SEMCTR_QMM");
@@ -423,34 +474,34 @@ done:
     return SC_OK;
 }
 
-void sc_llama_reset(sc_llama *m) { m->n_past = 0; }
+void sc_llama_reset(sc_llama *m) { m->kv.n_past = 0; }
 
 /* ---- forward ---- */
 
-int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, float *hidden, sc_error *err) {
+/* The forward pass of batch b: appends each row's key and value to its
+ * cache at its position. hidden (may be NULL): [T, C] final-normed states.
+ * logits[s] (may be NULL): [V] of segment s's last row. The caller checked
+ * token ids and cache room. */
+static int forward(sc_llama *m, const fwd_batch *b, float *const *logits, float *hidden, sc_error *err) {
     const sc_llama_config *c = &m->cfg;
-    int C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden, V = c->n_vocab;
-    int QD = NH * HS, KD = NKV * HS, pos0 = m->n_past;
-    if (T <= 0) return sc_fail(err, SC_EINVAL, "%s: empty token batch", m->path);
-    if (T > m->max_ctx - pos0)
-        return sc_fail(err, SC_EINVAL, "%s: %d + %d tokens exceed the context of %d", m->path, pos0, T, m->max_ctx);
-    for (int t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= V)
-            return sc_fail(err, SC_EINVAL, "%s: token id %d at %d outside the vocabulary of %d", m->path, tokens[t], t, V);
-    /* activations */
-    size_t TC = (size_t)T * C, TQ = (size_t)T * QD;
+    int T = b->T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden, V = c->n_vocab;
+    int QD = NH * HS, KD = NKV * HS, n_logits = 0, mode = m->qmm_mode;
+    for (int s = 0; s < b->n_seg; s++) n_logits += logits[s] != NULL;
+    size_t TC = (size_t)T * C, TQ = (size_t)T * QD, TK = (size_t)T * KD;
     float *x = sc_malloc(TC * sizeof(float)), *xn = sc_malloc(TC * sizeof(float));
     float *q = sc_malloc(TQ * sizeof(float)), *ao = sc_malloc(TQ * sizeof(float));
+    float *kt = sc_malloc(TK * sizeof(float)), *vt = sc_malloc(TK * sizeof(float));
     float *g = sc_malloc((size_t)T * F * sizeof(float)), *u = sc_malloc((size_t)T * F * sizeof(float));
-    float *att = sc_malloc((size_t)NH * (T < ATT_QB ? T : ATT_QB) * m->max_ctx * sizeof(float));
+    float *att = sc_malloc(b->att_off[b->n_seg] * sizeof(float));
+    float *sel = NULL, *lo = NULL;
     int rc = SC_OK;
-    if (!x || !xn || !q || !ao || !g || !u || !att) {
+    if (!x || !xn || !q || !ao || !kt || !vt || !g || !u || !att) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for activations of %d tokens", T);
         goto done;
     }
     for (int t = 0; t < T; t++) {
         float *xt = x + (size_t)t * C;
-        sc_qtensor_row(&m->w.tok_embd, tokens[t], xt);
+        sc_qtensor_row(&m->w.tok_embd, b->tokens[t], xt);
         if (c->embd_scale != 1.0f)
             for (int i = 0; i < C; i++) xt[i] *= c->embd_scale;
     }
@@ -458,47 +509,138 @@ int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, f
     openblas_set_num_threads(1);
     for (int l = 0; l < c->n_layers; l++) {
         const sc_llama_layer *y = &m->w.layers[l];
-        float *kc = m->k_cache + (size_t)l * m->max_ctx * KD, *vc = m->v_cache + (size_t)l * m->max_ctx * KD;
-        float *kn = kc + (size_t)pos0 * KD;
         float base = y->local ? c->rope_base_local : c->rope_base;
         rmsnorm_forward(xn, x, y->attn_norm, T, C, c->eps);
-        float *qkv[3] = {q, kn, vc + (size_t)pos0 * KD};
+        float *qkv[3] = {q, kt, vt};
         const sc_qtensor *wqkv[3] = {&y->wq, &y->wk, &y->wv};
-        if ((rc = matmul_forward(m, 3, qkv, wqkv, xn, T, err))) goto done;
+        if ((rc = sc_qmatmul_seg(3, qkv, wqkv, xn, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         if (c->qk_norm) { /* per head: rows of HS */
             rmsnorm_forward(q, q, y->q_norm, T * NH, HS, c->eps);
-            rmsnorm_forward(kn, kn, y->k_norm, T * NKV, HS, c->eps);
+            rmsnorm_forward(kt, kt, y->k_norm, T * NKV, HS, c->eps);
         }
-        rope_forward(q, T, NH, HS, c->rope_dim, base, c->rope_neox, pos0);
-        rope_forward(kn, T, NKV, HS, c->rope_dim, base, c->rope_neox, pos0);
-        attn_job aj = {ao, att, q, kc, vc, T, pos0, NH, NKV, HS, m->max_ctx, c->attn_scale, y->local ? c->swa_window : 0};
-        sc_pool_run(m->pool, NH, attention_task, &aj);
+        rope_forward(q, T, NH, HS, c->rope_dim, base, c->rope_neox, b->pos);
+        rope_forward(kt, T, NKV, HS, c->rope_dim, base, c->rope_neox, b->pos);
+        for (int s = 0; s < b->n_seg; s++) { /* into the caches, before attention reads them */
+            const sc_llama_kv *kv = b->kvs[s];
+            size_t at = ((size_t)l * kv->max_ctx + b->pos0[s]) * KD, n = (size_t)(b->seg[s + 1] - b->seg[s]) * KD;
+            memcpy(kv->k + at, kt + (size_t)b->seg[s] * KD, n * sizeof(float));
+            memcpy(kv->v + at, vt + (size_t)b->seg[s] * KD, n * sizeof(float));
+        }
+        attn_job aj = {b, ao, att, q, l, NH, NKV, HS, c->attn_scale, y->local ? c->swa_window : 0};
+        sc_pool_run(m->pool, b->n_seg * NH, attention_task, &aj);
         const sc_qtensor *wo = &y->wo;
-        if ((rc = matmul_forward(m, 1, &xn, &wo, ao, T, err))) goto done;
+        if ((rc = sc_qmatmul_seg(1, &xn, &wo, ao, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         if (c->post_norms) rmsnorm_forward(xn, xn, y->post_attn_norm, T, C, c->eps);
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
         rmsnorm_forward(xn, x, y->ffn_norm, T, C, c->eps);
         float *gu[2] = {g, u};
         const sc_qtensor *wgu[2] = {&y->w_gate, &y->w_up};
-        if ((rc = matmul_forward(m, 2, gu, wgu, xn, T, err))) goto done;
+        if ((rc = sc_qmatmul_seg(2, gu, wgu, xn, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         if (c->geglu) geglu_forward(g, u, (size_t)T * F);
         else swiglu_forward(g, u, (size_t)T * F);
         const sc_qtensor *wd = &y->w_down;
-        if ((rc = matmul_forward(m, 1, &xn, &wd, g, T, err))) goto done;
+        if ((rc = sc_qmatmul_seg(1, &xn, &wd, g, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         if (c->post_norms) rmsnorm_forward(xn, xn, y->post_ffn_norm, T, C, c->eps);
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
     }
     rmsnorm_forward(xn, x, m->w.out_norm, T, C, c->eps);
     if (hidden) memcpy(hidden, xn, TC * sizeof(float));
-    if (logits) {
+    if (n_logits) {
+        /* the output matrix is the largest: only the last row of each
+         * segment that wants logits, each a one-row segment */
+        sel = sc_malloc((size_t)n_logits * C * sizeof(float));
+        lo = sc_malloc((size_t)n_logits * V * sizeof(float));
+        int *lseg = sc_malloc((size_t)(n_logits + 1) * sizeof *lseg);
+        if (!sel || !lo || !lseg) {
+            sc_free(lseg);
+            rc = sc_fail(err, SC_ENOMEM, "out of memory for the logits of %d sequences", n_logits);
+            goto done;
+        }
+        for (int s = 0, i = 0; s < b->n_seg; s++)
+            if (logits[s]) {
+                lseg[i] = i;
+                memcpy(sel + (size_t)i++ * C, xn + (size_t)(b->seg[s + 1] - 1) * C, (size_t)C * sizeof(float));
+            }
+        lseg[n_logits] = n_logits;
         const sc_qtensor *wout = &m->w.output;
-        if ((rc = matmul_forward(m, 1, &logits, &wout, xn + (size_t)(T - 1) * C, 1, err))) goto done;
-        if (c->final_softcap > 0) softcap_forward(logits, (size_t)V, c->final_softcap);
+        rc = sc_qmatmul_seg(1, &lo, &wout, sel, lseg, n_logits, m->pool, mode, err);
+        sc_free(lseg);
+        if (rc) goto done;
+        for (int s = 0, i = 0; s < b->n_seg; s++) {
+            if (!logits[s]) continue;
+            memcpy(logits[s], lo + (size_t)i++ * V, (size_t)V * sizeof(float));
+            if (c->final_softcap > 0) softcap_forward(logits[s], (size_t)V, c->final_softcap);
+        }
     }
-    m->n_past += T;
 done:
-    sc_free(x); sc_free(xn); sc_free(q); sc_free(ao); sc_free(g); sc_free(u); sc_free(att);
+    sc_free(x); sc_free(xn); sc_free(q); sc_free(ao); sc_free(kt); sc_free(vt); sc_free(g); sc_free(u); sc_free(att);
+    sc_free(sel); sc_free(lo);
     return rc;
+}
+
+/* Check the segments and run them; hidden only for one segment. */
+static int forward_segments(sc_llama *m, const sc_llama_seg *segs, int n_seg, float *hidden, sc_error *err) {
+    if (n_seg < 1) return sc_fail(err, SC_EINVAL, "%s: empty batch", m->path);
+    int T = 0, rc = SC_OK;
+    for (int s = 0; s < n_seg; s++) {
+        const sc_llama_seg *g = &segs[s];
+        if (g->n <= 0) return sc_fail(err, SC_EINVAL, "%s: sequence %d of the batch has no tokens", m->path, s);
+        if (g->kv->model != m) return sc_fail(err, SC_EINVAL, "%s: sequence %d: a KV cache made for another model", m->path, s);
+        for (int t = 0; t < g->n; t++)
+            if (g->tokens[t] < 0 || g->tokens[t] >= m->cfg.n_vocab)
+                return sc_fail(err, SC_EINVAL, "%s: token id %d at %d outside the vocabulary of %d", m->path, g->tokens[t], t,
+                               m->cfg.n_vocab);
+        T += g->n;
+    }
+    int32_t *tokens = sc_malloc((size_t)T * sizeof *tokens);
+    int *seg = sc_malloc((size_t)(n_seg + 1) * sizeof *seg), *pos0 = sc_malloc((size_t)n_seg * sizeof *pos0);
+    int *pos = sc_malloc((size_t)T * sizeof *pos);
+    size_t *att_off = sc_malloc((size_t)(n_seg + 1) * sizeof *att_off);
+    sc_llama_kv **kvs = sc_malloc((size_t)n_seg * sizeof *kvs);
+    float **logits = sc_malloc((size_t)n_seg * sizeof *logits);
+    if (!tokens || !seg || !pos0 || !pos || !att_off || !kvs || !logits) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        goto done;
+    }
+    seg[0] = 0;
+    att_off[0] = 0;
+    for (int s = 0; s < n_seg; s++) {
+        const sc_llama_seg *g = &segs[s];
+        /* segments of one sequence take its positions in order */
+        pos0[s] = g->kv->n_past;
+        for (int r = 0; r < s; r++)
+            if (segs[r].kv == g->kv) pos0[s] += segs[r].n;
+        if (g->n > g->kv->max_ctx - pos0[s]) {
+            rc = sc_fail(err, SC_EINVAL, "%s: %d + %d tokens exceed the context of %d", m->path, pos0[s], g->n, g->kv->max_ctx);
+            goto done;
+        }
+        seg[s + 1] = seg[s] + g->n;
+        memcpy(tokens + seg[s], g->tokens, (size_t)g->n * sizeof *tokens);
+        for (int t = 0; t < g->n; t++) pos[seg[s] + t] = pos0[s] + t;
+        att_off[s + 1] = att_off[s] + (size_t)m->cfg.n_heads * att_scratch(g->n, pos0[s] + g->n);
+        kvs[s] = g->kv;
+        logits[s] = g->logits;
+    }
+    fwd_batch b = {T, n_seg, tokens, seg, kvs, pos0, pos, att_off};
+    if ((rc = forward(m, &b, logits, hidden, err)) == SC_OK)
+        for (int s = 0; s < n_seg; s++) segs[s].kv->n_past += segs[s].n;
+done:
+    sc_free(tokens); sc_free(seg); sc_free(pos0); sc_free(pos); sc_free(att_off); sc_free(kvs); sc_free(logits);
+    return rc;
+}
+
+int sc_llama_forward_batch(sc_llama *m, const sc_llama_seg *segs, int n_seg, sc_error *err) {
+    return forward_segments(m, segs, n_seg, NULL, err);
+}
+
+int sc_llama_forward_kv(sc_llama *m, sc_llama_kv *kv, const int32_t *tokens, int T, float *logits, float *hidden,
+                        sc_error *err) {
+    sc_llama_seg g = {kv, tokens, T, logits};
+    return forward_segments(m, &g, 1, hidden, err);
+}
+
+int sc_llama_forward(sc_llama *m, const int32_t *tokens, int T, float *logits, float *hidden, sc_error *err) {
+    return sc_llama_forward_kv(m, &m->kv, tokens, T, logits, hidden, err);
 }
 
 /* ---- tokenizer (one interface over byte-level BPE and SentencePiece BPE) ---- */
@@ -558,7 +700,7 @@ int sc_llama_embed(sc_llama *m, const char *text, float *out, sc_error *err) {
         sc_free(ids);
         return sc_fail(err, SC_EINVAL, "empty text has no tokens to pool");
     }
-    if (n > m->max_ctx) n = m->max_ctx; /* truncate long texts to the cache */
+    if (n > m->kv.max_ctx) n = m->kv.max_ctx; /* truncate long texts to the cache */
     float *h = sc_malloc((size_t)n * C * sizeof(float));
     if (!h) {
         sc_free(ids);

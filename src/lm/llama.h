@@ -73,14 +73,25 @@ typedef struct sc_llama_weights {
     int tied;
 } sc_llama_weights;
 
+struct sc_llama;
+
+/* The keys and values of one token sequence: its KV cache. The model has one
+ * of its own (sc_llama_forward); more let several sequences decode together
+ * (sc_llama_decode). */
+typedef struct sc_llama_kv {
+    const struct sc_llama *model; /* the model it was made for */
+    int max_ctx;   /* positions it holds */
+    int n_past;    /* positions filled */
+    int kd;        /* NKV*HS */
+    float *k, *v;  /* [L, max_ctx, kd] */
+} sc_llama_kv;
+
 typedef struct sc_llama {
     sc_llama_config cfg;
     sc_llama_weights w;
     sc_bpe *bpe;       /* tokenizer from the same file: one of bpe / spm */
     sc_spm *spm;
-    int max_ctx;       /* KV cache length */
-    int n_past;        /* tokens in the cache */
-    float *k_cache, *v_cache; /* [L, max_ctx, NKV*HS] */
+    sc_llama_kv kv;    /* the model's own sequence (sc_llama_forward) */
     char path[512];
     sc_gguf gguf;      /* the open file: matrix weights point into its map */
     int n_threads;     /* threads of the matmuls and attention */
@@ -99,7 +110,7 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err);
 int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err);
 void sc_llama_free(sc_llama *m);
 
-/* Forget the KV cache (start a new sequence). */
+/* Forget the model's own KV cache (start a new sequence). */
 void sc_llama_reset(sc_llama *m);
 
 /* Run n tokens at positions n_past .. n_past+n-1 in one batch, appending
@@ -107,6 +118,33 @@ void sc_llama_reset(sc_llama *m);
  * hidden (may be NULL): [n, C] final-normed hidden states. SC_EINVAL for
  * token ids outside the vocabulary or a full cache. */
 int sc_llama_forward(sc_llama *m, const int32_t *tokens, int n, float *logits, float *hidden, sc_error *err);
+
+/* sc_llama_forward on sequence kv instead of the model's own. */
+int sc_llama_forward_kv(sc_llama *m, sc_llama_kv *kv, const int32_t *tokens, int n, float *logits, float *hidden,
+                        sc_error *err);
+
+/* A KV cache of max_ctx positions (0: as sc_llama_load's default) for m;
+ * memory is touched only as far as the sequence grows. Reset by setting
+ * n_past = 0. */
+int sc_llama_kv_new(const sc_llama *m, int max_ctx, sc_llama_kv **out, sc_error *err);
+void sc_llama_kv_free(sc_llama_kv *kv);
+
+/* Tokens of one sequence in a batch (sc_llama_forward_batch). */
+typedef struct sc_llama_seg {
+    sc_llama_kv *kv;
+    const int32_t *tokens;
+    int n;            /* >= 1 */
+    float *logits;    /* [V] of the last token, or NULL */
+} sc_llama_seg;
+
+/* Several sequences in one forward pass: each segment is computed exactly
+ * as sc_llama_forward_kv(seg.kv, seg.tokens, seg.n, seg.logits) alone
+ * computes it (the same bits), while every weight is read (and decoded)
+ * once for the whole batch: decoding B sequences together costs far less
+ * than B separate steps. Segments of the same sequence take its positions
+ * in order. SC_EINVAL for a bad token id, a full cache or a cache of another
+ * model (then nothing is appended). */
+int sc_llama_forward_batch(sc_llama *m, const sc_llama_seg *segs, int n_seg, sc_error *err);
 
 /* Mean-pooled final hidden state of text (tokenised without special tokens,
  * BOS first when the model adds one (sc_llama_add_bos), as llama.cpp's

@@ -404,12 +404,23 @@ void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out
 
 enum { ROWS_T1 = 16, ROWS_INT = 16, ROWS_SGEMM = 64, TOK_INT = 64 };
 
+/* the path a segment of T rows takes under mode: AUTO and INT_SGEMM give
+ * one token the integer products and a batch float tiles */
+static int segment_mode(int mode, int T) {
+    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT_SGEMM; /* measured: docs/llm.md "Performance" */
+    if (mode == SC_QMM_INT_SGEMM) mode = T == 1 ? SC_QMM_INT : SC_QMM_SGEMM;
+    return mode;
+}
+
 typedef struct mm_job {
-    int n, T, IC, mode, rows_per_task;
+    int n, IC, rows_per_task;
     float *const *outs;
     const sc_qtensor *const *ws;
     const float *x;        /* [T, IC] float input (F32 weights, sgemm) */
-    const sc_qrow *act;    /* [T] quantised rows */
+    const sc_qrow *act;    /* [T] quantised rows (integer segments' rows only) */
+    const int *seg;        /* segment s: rows seg[s] .. seg[s+1]-1 */
+    const int *seg_mode;   /* SC_QMM_INT or SC_QMM_SGEMM per segment */
+    int n_seg, any_sgemm;
     int task0[9];          /* first task of weight k; task0[n] = total */
     sc_qdot_fn dot[8];
     atomic_int failed;     /* scratch allocation failed in a task */
@@ -421,52 +432,68 @@ static void mm_task(void *ctx, int task) {
     while (task >= j->task0[k + 1]) k++;
     const sc_qtensor *w = j->ws[k];
     int OC = w->rows, r0 = (task - j->task0[k]) * j->rows_per_task;
-    int r1 = r0 + j->rows_per_task < OC ? r0 + j->rows_per_task : OC;
+    int r1 = r0 + j->rows_per_task < OC ? r0 + j->rows_per_task : OC, R = r1 - r0;
     float *out = j->outs[k];
-    if (j->mode == SC_QMM_SGEMM) {
-        /* decode the tile once, then one sgemm over all T rows */
-        int R = r1 - r0;
-        float *tile = sc_aligned_alloc((size_t)R * j->IC * sizeof(float));
-        if (!tile) {
+    /* float segments: the tile decoded once for all of them, then one sgemm
+     * per segment (the call it would get alone: same bits) */
+    float *tile = NULL;
+    if (j->any_sgemm) {
+        if (!(tile = sc_aligned_alloc((size_t)R * j->IC * sizeof(float)))) {
             j->failed = 1;
             return;
         }
         sc_qtensor_dequant_rows(w, r0, R, tile);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, R, j->IC, 1.0f, j->x, j->IC, tile, j->IC, 0.0f,
-                    out + r0, OC);
-        sc_free(tile);
-        return;
     }
     sc_qdot_fn dot = j->dot[k];
-    /* tokens in chunks so the chunk's activation rows stay in L1/L2 while
-     * the tile's weight rows are reused from L1 */
-    for (int t0 = 0; t0 < j->T; t0 += TOK_INT) {
-        int t1 = t0 + TOK_INT < j->T ? t0 + TOK_INT : j->T;
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-            for (int t = t0; t < t1; t++) out[(size_t)t * OC + r] = dot(wr, &j->act[t], j->IC);
+    for (int s = 0; s < j->n_seg; s++) {
+        int t0 = j->seg[s], t1 = j->seg[s + 1];
+        if (j->seg_mode[s] == SC_QMM_SGEMM) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, R, j->IC, 1.0f, j->x + (size_t)t0 * j->IC, j->IC,
+                        tile, j->IC, 0.0f, out + (size_t)t0 * OC + r0, OC);
+            continue;
+        }
+        /* integer rows in chunks, so the chunk's activation rows stay in
+         * L1/L2 while the tile's weight rows are reused from L1 */
+        for (int c0 = t0; c0 < t1; c0 += TOK_INT) {
+            int c1 = c0 + TOK_INT < t1 ? c0 + TOK_INT : t1;
+            for (int r = r0; r < r1; r++) {
+                const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+                for (int t = c0; t < c1; t++) out[(size_t)t * OC + r] = dot(wr, &j->act[t], j->IC);
+            }
         }
     }
+    sc_free(tile);
 }
 
 int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T, sc_pool *pool, int mode,
                sc_error *err) {
+    int seg[2] = {0, T};
+    return sc_qmatmul_seg(n, outs, ws, x, seg, 1, pool, mode, err);
+}
+
+int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, const int *seg, int n_seg,
+                   sc_pool *pool, int mode, sc_error *err) {
     if (n < 1 || n > 8) return sc_fail(err, SC_EINVAL, "sc_qmatmul: %d weights (1..8)", n);
-    int IC = ws[0]->cols, atype = sc_qact_type(ws[0]->type);
+    int IC = ws[0]->cols, atype = sc_qact_type(ws[0]->type), T = seg[n_seg];
     for (int k = 1; k < n; k++)
         if (ws[k]->cols != IC || sc_qact_type(ws[k]->type) != atype) {
             /* different shapes or activation types: one at a time */
             for (int i = 0; i < n; i++) {
-                int rc = sc_qmatmul(1, outs + i, ws + i, x, T, pool, mode, err);
+                int rc = sc_qmatmul_seg(1, outs + i, ws + i, x, seg, n_seg, pool, mode, err);
                 if (rc != SC_OK) return rc;
             }
             return SC_OK;
         }
-    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT_SGEMM; /* measured: docs/llm.md "Performance" */
-    if (T == 1 && mode == SC_QMM_INT_SGEMM) mode = SC_QMM_INT;
-    if (mode == SC_QMM_INT_SGEMM) mode = SC_QMM_SGEMM;
-    mm_job j = {.n = n, .T = T, .IC = IC, .mode = mode, .outs = outs, .ws = ws, .x = x};
-    j.rows_per_task = T == 1 ? ROWS_T1 : mode == SC_QMM_SGEMM ? ROWS_SGEMM : ROWS_INT;
+    int *seg_mode = sc_malloc((size_t)n_seg * sizeof *seg_mode);
+    if (!seg_mode) return sc_fail(err, SC_ENOMEM, "out of memory");
+    mm_job j = {.n = n, .IC = IC, .outs = outs, .ws = ws, .x = x, .seg = seg, .seg_mode = seg_mode, .n_seg = n_seg};
+    int any_int = 0;
+    for (int s = 0; s < n_seg; s++) {
+        seg_mode[s] = segment_mode(mode, seg[s + 1] - seg[s]);
+        if (seg_mode[s] == SC_QMM_SGEMM) j.any_sgemm = 1;
+        else any_int = 1;
+    }
+    j.rows_per_task = T == 1 ? ROWS_T1 : j.any_sgemm ? ROWS_SGEMM : ROWS_INT;
     j.task0[0] = 0;
     for (int k = 0; k < n; k++) {
         j.task0[k + 1] = j.task0[k] + (ws[k]->rows + j.rows_per_task - 1) / j.rows_per_task;
@@ -474,21 +501,26 @@ int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const flo
     }
     uint8_t *buf = NULL;
     sc_qrow *act = NULL;
-    if (mode == SC_QMM_INT) {
+    if (any_int) {
         size_t rb = (sc_qact_bytes(atype, IC) + 63) & ~(size_t)63;
         act = sc_malloc((size_t)T * sizeof *act);
         buf = rb ? sc_aligned_alloc((size_t)T * rb) : NULL;
         if (!act || (rb && !buf)) {
             sc_free(act);
             sc_free(buf);
+            sc_free(seg_mode);
             return sc_fail(err, SC_ENOMEM, "out of memory quantising %d activation rows of %d", T, IC);
         }
-        for (int t = 0; t < T; t++) sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf + (size_t)t * rb, &act[t]);
+        for (int s = 0; s < n_seg; s++)
+            if (seg_mode[s] == SC_QMM_INT)
+                for (int t = seg[s]; t < seg[s + 1]; t++)
+                    sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf + (size_t)t * rb, &act[t]);
         j.act = act;
     }
     sc_pool_run(pool, j.task0[n], mm_task, &j);
     sc_free(act);
     sc_free(buf);
+    sc_free(seg_mode);
     if (j.failed) return sc_fail(err, SC_ENOMEM, "out of memory for a weight tile of %d x %d", j.rows_per_task, IC);
     return SC_OK;
 }

@@ -97,4 +97,12 @@ enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3 }
 int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T, sc_pool *pool,
                int mode, sc_error *err);
 
+/* The same over rows cut into segments (segment s: rows seg[s] ..
+ * seg[s+1]-1, seg[0] = 0, T = seg[n_seg]), each computed exactly as
+ * sc_qmatmul of its rows alone computes them (the path chosen by mode and
+ * the segment's length, the same sgemm call), while each weight tile is read
+ * and decoded once for all segments: several sequences' tokens in one pass. */
+int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, const int *seg, int n_seg,
+                   sc_pool *pool, int mode, sc_error *err);
+
 #endif
