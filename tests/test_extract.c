@@ -118,6 +118,28 @@ static int count_lines(const char *path, const char *needle) {
     return c;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* the two files have the same lines, in any order */
+static void assert_same_lines(const char *a, const char *b) {
+    char *t[2], *lines[2][64];
+    int n[2] = {0, 0};
+    size_t len;
+    sc_error e;
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(sc_read_file(k ? b : a, &t[k], &len, &e), SC_OK, "%s", e.msg);
+        for (char *l = strtok(t[k], "\n"); l; l = strtok(NULL, "\n")) {
+            cr_assert_lt(n[k], 64);
+            lines[k][n[k]++] = l;
+        }
+        qsort(lines[k], (size_t)n[k], sizeof(char *), cmp_str);
+    }
+    cr_assert_eq(n[0], n[1], "%s has %d lines, %s %d", a, n[0], b, n[1]);
+    for (int i = 0; i < n[0]; i++) cr_assert_str_eq(lines[0][i], lines[1][i]);
+    sc_free(t[0]);
+    sc_free(t[1]);
+}
+
 Test(extract, run_resume_fallback_meta, .timeout = 300) {
     char dir[] = "/tmp/sc_extract_XXXXXX", cfg[256], path[512], out[300];
     cr_assert(mkdtemp(dir));
@@ -218,6 +240,20 @@ Test(extract, run_resume_fallback_meta, .timeout = 300) {
             cr_assert(!strncmp(tab2, "Genre: ", 7) || !strncmp(tab2, "Mood: ", 6), "%s", t2);
     }
     sc_free(t2);
+    /* entities asked together (--batch) get the texts they get one by one
+     * (the lines come in the order entities finish) */
+    o.limit = 0;
+    cr_assert_eq(sc_extract_run(&o, &st, &e), SC_OK, "%s", e.msg);
+    char out3[320], path3[512];
+    snprintf(out3, sizeof out3, "%s/out3", dir);
+    o.out_dir = out3;
+    o.batch = 3;
+    cr_assert_eq(sc_extract_run(&o, &st, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(st.done, 3);
+    snprintf(path3, sizeof path3, "%s/item.tsv", out3);
+    assert_same_lines(path, path3);
+    o.out_dir = out;
+    o.batch = 0;
     /* a second writer on the same DIR and entity is refused */
     snprintf(path, sizeof path, "%s/item.lock", out);
     int lk = open(path, O_RDWR | O_CREAT, 0644);

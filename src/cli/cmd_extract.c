@@ -16,11 +16,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: semctr extract --config FILE.yaml --entity NAME --out DIR [--data DIR] [--model FILE.gguf]\n"
             "                      [--max-tokens N] [--seed S] [--temperature T] [--top-p P] [--top-k K]\n"
-            "                      [--limit N] [--retries N] [--force]\n"
+            "                      [--limit N] [--retries N] [--batch N] [--force]\n"
             "  Prompts come from the config's extract: section; DIR/<entity>.tsv gets key, status (ok|fallback), text.\n"
             "  --data: a prepared dataset (semctr prepare), needed when the template uses {history}.\n"
             "  An interrupted run continues where it stopped when rerun with the same parameters.\n"
-            "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2.\n");
+            "  --batch N: entities asked together (one pass of the model per token for all; the texts do not\n"
+            "  depend on N).\n"
+            "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2 --batch 8.\n");
 }
 
 int cmd_extract(int argc, char **argv) {
@@ -30,6 +32,7 @@ int cmd_extract(int argc, char **argv) {
     o.gen.temperature = 0.7f;
     o.gen.top_p = 0.9f;
     o.retries = 2;
+    o.batch = 8;
     o.progress = 1;
     cli_args a = {argc, argv, 1};
     for (; a.i < argc; a.i++) {
@@ -80,6 +83,9 @@ int cmd_extract(int argc, char **argv) {
         } else if ((r = cli_take(&a, "--retries", &v))) {
             if (r < 0 || cli_int(C, "--retries", v, 0, 100, &x)) return EXIT_USAGE;
             o.retries = (int)x;
+        } else if ((r = cli_take(&a, "--batch", &v))) {
+            if (r < 0 || cli_int(C, "--batch", v, 1, 256, &x)) return EXIT_USAGE;
+            o.batch = (int)x;
         } else if (cli_flag(&a, "--force")) {
             o.force = 1;
         } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {

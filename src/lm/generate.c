@@ -31,14 +31,40 @@ int sc_gen_params_check(const sc_gen_params *p, sc_error *err) {
 
 /* ---- sampling ---- */
 
-/* Descending logit, then ascending id: a total order, so the candidate list
- * (and therefore the sample) does not depend on the sort's stability. */
-static int cmp_desc(const void *a, const void *b, void *ctx) {
-    const float *l = ctx;
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    if (l[i] > l[j]) return -1;
-    if (l[i] < l[j]) return 1;
-    return (i > j) - (i < j);
+/* Candidates come in descending logit, then ascending id: a total order,
+ * so the candidate list (and therefore the sample) does not depend on how
+ * it is produced. A binary heap yields them one by one: sampling usually
+ * needs the first few of V (a full sort of the vocabulary took a fifth of
+ * an extraction's time). */
+static int before(const float *l, int32_t i, int32_t j) { return l[i] > l[j] || (l[i] == l[j] && i < j); }
+
+static void sift_down(int32_t *h, int n, int i, const float *l) {
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) return;
+        if (c + 1 < n && before(l, h[c + 1], h[c])) c++;
+        if (!before(l, h[c], h[i])) return;
+        int32_t t = h[i];
+        h[i] = h[c];
+        h[c] = t;
+        i = c;
+    }
+}
+
+/* the next candidate: removes the heap's top (h[0..*n)) into h[*n - 1] */
+static int32_t heap_pop(int32_t *h, int *n, const float *l) {
+    int32_t top = h[0];
+    h[0] = h[--*n];
+    h[*n] = top;
+    sift_down(h, *n, 0, l);
+    return top;
+}
+
+/* pop the next candidate and replace its logit by its weight exp((l - max) / T) */
+static int32_t next_candidate(int32_t *h, int *n, float *logits, float lmax, float temperature) {
+    int32_t id = heap_pop(h, n, logits);
+    logits[id] = expf((logits[id] - lmax) / temperature);
+    return id;
 }
 
 int32_t sc_sample_token(float *logits, int V, const sc_gen_params *p, sc_rng *rng, int32_t *order) {
@@ -46,22 +72,26 @@ int32_t sc_sample_token(float *logits, int V, const sc_gen_params *p, sc_rng *rn
     for (int v = 1; v < V; v++)
         if (logits[v] > logits[best]) best = v;
     if (p->temperature <= 0.0f) return best;
-    /* softmax over the candidates in sorted order, then top-k and top-p cuts */
-    for (int v = 0; v < V; v++) order[v] = v;
-    qsort_r(order, (size_t)V, sizeof *order, cmp_desc, logits);
-    int K = p->top_k > 0 && p->top_k < V ? p->top_k : V;
+    /* softmax over the candidates in order, then top-k and top-p cuts. The
+     * heap keeps the unpopped ids in order[0..hn); the V - hn popped ones
+     * gather at the end in candidate order from order[V-1] down, their
+     * logit replaced by their weight (the heap never reads a popped one). */
     float lmax = logits[best];
+    int K = p->top_k > 0 && p->top_k < V ? p->top_k : V, hn = V;
+    for (int v = 0; v < V; v++) order[v] = v;
+    for (int i = V / 2 - 1; i >= 0; i--) sift_down(order, V, i, logits);
     double sum = 0;
-    for (int k = 0; k < K; k++) {
-        float e = expf((logits[order[k]] - lmax) / p->temperature);
-        logits[order[k]] = e;
-        sum += e;
+    if (K < V) { /* the K best */
+        for (int k = 0; k < K; k++) sum += logits[next_candidate(order, &hn, logits, lmax, p->temperature)];
+    } else {
+        for (int v = 0; v < V; v++) sum += expf((logits[v] - lmax) / p->temperature);
     }
     if (p->top_p < 1.0f) {
         double cum = 0, target = (double)p->top_p * sum;
         int k = 0;
         while (k < K) {
-            cum += logits[order[k++]];
+            cum += logits[k < V - hn ? order[V - 1 - k] : next_candidate(order, &hn, logits, lmax, p->temperature)];
+            k++;
             if (cum >= target) break;
         }
         K = k;
@@ -69,10 +99,11 @@ int32_t sc_sample_token(float *logits, int V, const sc_gen_params *p, sc_rng *rn
     }
     double u = sc_rng_uniform(rng) * sum, acc = 0;
     for (int k = 0; k < K; k++) {
-        acc += logits[order[k]];
-        if (u < acc) return order[k];
+        int32_t id = k < V - hn ? order[V - 1 - k] : next_candidate(order, &hn, logits, lmax, p->temperature);
+        acc += logits[id];
+        if (u < acc) return id;
     }
-    return order[K - 1]; /* u rounded up to the sum */
+    return order[V - K]; /* u rounded up to the sum: the last candidate */
 }
 
 /* ---- stop strings ---- */

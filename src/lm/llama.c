@@ -54,6 +54,21 @@ static void rope_forward(float *x, int T, int nh, int HS, int rope_dim, float ba
     }
 }
 
+/* sum a[i] b[i] in 16 running lanes (i mod 16), then the lanes pairwise: a
+ * fixed order the compiler turns into vector instructions (a single running
+ * sum cannot be, without reassociating), the same on every run */
+static float dot_lanes(const float *a, const float *b, int n) {
+    enum { L = 16 };
+    float lane[L] = {0};
+    int i = 0;
+    for (; i + L <= n; i += L)
+        for (int l = 0; l < L; l++) lane[l] += a[i + l] * b[i + l];
+    for (; i < n; i++) lane[i % L] += a[i] * b[i];
+    for (int w = L / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+    return lane[0];
+}
+
 /* Causal grouped-query attention over the cache for heads h0..h1-1:
  * out[T, NH*HS]. q[T, NH*HS]; kc/vc [P, NKV*HS] hold positions
  * 0..pos0+T-1; att is scratch [P]. Scores are scaled by scale; window > 0
@@ -70,9 +85,7 @@ static void attention_forward(float *out, const float *q, const float *kc, const
             float mx = -INFINITY;
             for (int p = p0; p < P; p++) {
                 const float *k = kc + (size_t)p * KD + (size_t)kh * HS;
-                float s = 0;
-                for (int i = 0; i < HS; i++) s += qh[i] * k[i];
-                s *= scale;
+                float s = dot_lanes(qh, k, HS) * scale;
                 att[p] = s;
                 if (s > mx) mx = s;
             }

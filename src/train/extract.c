@@ -388,48 +388,95 @@ static int degenerate(const char *kept) {
     return n >= 3;
 }
 
-/* Form filling: the transcript grows "Field1:" → the model's line → "\nField2:"
- * ..., each line generated up to a newline with its own share of the token
- * budget; the prompt cache makes each step cost its new tokens only. ans
- * gets the lines as "Field: value" (values the model left unfinished are
- * dropped). */
-static int ask_fields(sc_llama *m, sc_gen_cache *cache, const char *prompt, const sc_extract_prompt_cfg *p,
-                      const sc_gen_params *g0, sc_strbuf *ans, sc_extract_stats *st, sc_error *err) {
-    sc_strbuf tr = {0};
-    sc_strbuf_str(&tr, prompt);
-    sc_gen_params g = *g0;
-    g.stops[0] = "\n";
-    g.n_stops = 1;
-    g.max_tokens = (g0->max_tokens + p->n_fields - 1) / p->n_fields;
-    if (g.max_tokens < 8) g.max_tokens = 8;
-    int rc = SC_OK;
-    for (int f = 0; f < p->n_fields && rc == SC_OK; f++) {
-        if (f) sc_strbuf_str(&tr, "\n");
-        sc_strbuf_str(&tr, p->fields[f]);
-        sc_strbuf_str(&tr, ":");
-        if (tr.oom) return sc_free(tr.s), sc_fail(err, SC_ENOMEM, "out of memory");
-        g.seed = g0->seed + (uint64_t)f * 0xD1B54A32D192ED03ull;
-        /* the first field starts from aligned prompt chunks (as a resumed run
-         * does), the later ones extend this entity's own transcript */
-        cache->extend = f > 0;
-        sc_gen_result res;
-        if ((rc = sc_generate_cached(m, cache, tr.s, &g, NULL, NULL, &res, err))) break;
-        st->tokens += res.n_generated;
-        st->gen_s += res.prompt_s + res.gen_s;
-        sc_strbuf_add(&tr, res.text, res.len);
-        if (res.end != SC_GEN_END_LENGTH) {
-            sc_strbuf_str(ans, p->fields[f]);
-            sc_strbuf_str(ans, ":");
-            sc_strbuf_add(ans, res.text, res.len);
-            sc_strbuf_str(ans, "\n");
-        }
-        int eos = res.end == SC_GEN_END_EOS;
-        sc_gen_result_free(&res);
-        if (eos) break; /* the model ended its turn: the rest stays empty */
+/* ---- entities in flight ----
+ *
+ * Up to --batch entities are asked at once: each step builds every busy
+ * slot's next prompt, sc_generate_batch runs them together (the weights are
+ * read once per token for all), and each slot takes its answer. Each slot
+ * has its own KV cache and prompt cache, so an entity's text is the one it
+ * gets alone (--batch 1 or any other batch size: the same texts; lines are
+ * written as entities finish).
+ *
+ * ask: fields fills in a form: the transcript grows "Field1:" → the model's
+ * line → "\nField2:" ..., each line generated up to a newline with its own
+ * share of the token budget; the prompt cache makes each step cost its new
+ * tokens only. The answer gets the lines as "Field: value" (values the model
+ * left unfinished are dropped). ask: once generates one answer. */
+
+typedef struct slot {
+    int busy;
+    int64_t r;                /* table row */
+    char *user;               /* the filled template (the user turn) */
+    sc_strbuf full;           /* the chat prompt (+ prefix for ask: once) */
+    sc_strbuf hist;           /* {history} text */
+    int attempt, field, truncated;
+    uint64_t seed;            /* of this attempt */
+    sc_strbuf tr;             /* ask: fields: the transcript of this attempt */
+    sc_strbuf ans;            /* the answer of this attempt */
+    sc_gen_params g;          /* this step's parameters */
+    sc_llama_kv *kv;
+    sc_gen_cache cache;
+} slot;
+
+static void slot_clear(slot *sl) {
+    sc_free(sl->user);
+    sc_free(sl->full.s);
+    sc_free(sl->hist.s);
+    sc_free(sl->tr.s);
+    sc_free(sl->ans.s);
+    sl->user = NULL;
+    memset(&sl->full, 0, sizeof sl->full);
+    memset(&sl->hist, 0, sizeof sl->hist);
+    memset(&sl->tr, 0, sizeof sl->tr);
+    memset(&sl->ans, 0, sizeof sl->ans);
+    sl->busy = 0;
+}
+
+/* Set up the next generation step of sl: its prompt (sl->tr.s or
+ * sl->full.s, returned) and parameters. */
+static const char *slot_step(slot *sl, const sc_extract_prompt_cfg *p, const sc_gen_params *g0) {
+    sl->g = *g0;
+    sl->g.seed = sl->seed;
+    if (p->ask_once) {
+        sl->cache.extend = 0;
+        return sl->full.s;
     }
-    if (tr.oom || ans->oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-    sc_free(tr.s);
-    return rc;
+    if (sl->field == 0) {
+        sl->tr.len = 0;
+        sc_strbuf_str(&sl->tr, sl->full.s);
+    } else {
+        sc_strbuf_str(&sl->tr, "\n");
+    }
+    sc_strbuf_str(&sl->tr, p->fields[sl->field]);
+    sc_strbuf_str(&sl->tr, ":");
+    sl->g.stops[0] = "\n";
+    sl->g.n_stops = 1;
+    sl->g.max_tokens = (g0->max_tokens + p->n_fields - 1) / p->n_fields;
+    if (sl->g.max_tokens < 8) sl->g.max_tokens = 8;
+    sl->g.seed = sl->seed + (uint64_t)sl->field * 0xD1B54A32D192ED03ull;
+    /* the first field starts from aligned prompt chunks (as a resumed run
+     * does), the later ones extend this entity's own transcript */
+    sl->cache.extend = sl->field > 0;
+    return sl->tr.s;
+}
+
+/* Take the step's result; 1 when the attempt's answer is complete. */
+static int slot_take(slot *sl, const sc_extract_prompt_cfg *p, const sc_gen_result *res) {
+    if (p->ask_once) {
+        if (p->prefix) sc_strbuf_str(&sl->ans, p->prefix);
+        sc_strbuf_add(&sl->ans, res->text, res->len);
+        sl->truncated = res->end == SC_GEN_END_LENGTH;
+        return 1;
+    }
+    sc_strbuf_add(&sl->tr, res->text, res->len);
+    if (res->end != SC_GEN_END_LENGTH) {
+        sc_strbuf_str(&sl->ans, p->fields[sl->field]);
+        sc_strbuf_str(&sl->ans, ":");
+        sc_strbuf_add(&sl->ans, res->text, res->len);
+        sc_strbuf_str(&sl->ans, "\n");
+    }
+    /* the model ended its turn: the rest stays empty */
+    return res->end == SC_GEN_END_EOS || ++sl->field == p->n_fields;
 }
 
 /* ---- the run ---- */
@@ -491,7 +538,9 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     history hist = {0};
     int have_hist = 0;
     sc_llama *m = NULL;
-    sc_gen_cache cache = {0};
+    slot *slots = NULL;
+    sc_gen_job *jobs = NULL;
+    int *busy = NULL, n_slots = 0;
     char *tmpl = NULL;
     cJSON *meta = NULL;
     sc_strmap done;
@@ -636,91 +685,126 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     }
     if (rc || todo == 0) goto done;
     if ((rc = sc_llama_load(&m, o->model_path, 0, err))) goto done;
-    sc_llama_reset(m);
+    int B = o->batch > 0 ? o->batch : 1;
+    if (B > todo) B = (int)todo;
+    slots = sc_calloc((size_t)B, sizeof *slots);
+    jobs = sc_calloc((size_t)B, sizeof *jobs);
+    busy = sc_calloc((size_t)B, sizeof *busy);
+    if (!slots || !jobs || !busy) {
+        rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        goto done;
+    }
+    n_slots = B;
+    for (int i = 0; i < B && rc == SC_OK; i++) rc = sc_llama_kv_new(m, 0, &slots[i].kv, err);
+    if (rc) goto done;
     sc_progress bar;
     sc_progress_begin(&bar, o->entity, todo, "entities");
     if (!o->progress) bar.enabled = 0;
-    for (int64_t r = 0; r < st->total && rc == SC_OK; r++) {
-        const char *key = tab.cells[r * tab.n_cols + tab.key_col], *ekey = ekeys[r];
-        int ins;
-        if (sc_strmap_find(&done, ekey, strlen(ekey)) >= 0) continue;
+    int64_t next = 0;
+    while (rc == SC_OK) {
+        /* fill free slots with the next entities not done yet */
+        for (int i = 0; i < B && rc == SC_OK; i++) {
+            slot *sl = &slots[i];
+            while (!sl->busy && next < st->total && rc == SC_OK) {
+                int64_t r = next++;
+                const char *key = tab.cells[r * tab.n_cols + tab.key_col], *ekey = ekeys[r];
+                int ins;
+                if (sc_strmap_find(&done, ekey, strlen(ekey)) >= 0) continue;
+                if (sc_strmap_insert(&done, ekey, strlen(ekey), 0, &ins) < 0) { /* duplicate keys in the table run once */
+                    rc = sc_fail(err, SC_ENOMEM, "out of memory");
+                    break;
+                }
+                sl->r = r;
+                sl->busy = 1;
+                sl->attempt = sl->field = 0;
+                sl->seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed);
+                sc_strbuf_add(&sl->hist, "", 0);
+                if (have_hist) history_text(&hist, key, &sl->hist);
+                row_ctx rx = {&tab, r, uses_history ? sl->hist.s : NULL};
+                char *chat = NULL;
+                rc = sc_template_render(p->template, lookup_row, &rx, &sl->user, err);
+                if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, sl->user, &chat, err);
+                if (!rc) {
+                    sc_strbuf_str(&sl->full, chat);
+                    if (p->prefix && p->ask_once) sc_strbuf_str(&sl->full, p->prefix);
+                    sc_strbuf_add(&sl->ans, "", 0);
+                    if (sl->full.oom || sl->hist.oom || sl->ans.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+                }
+                sc_free(chat);
+                if (!rc) rc = append_line(plog, ppath, ekey, "0", sl->full.s, NULL, err);
+            }
+        }
+        int nb = 0;
+        for (int i = 0; i < B; i++)
+            if (slots[i].busy) busy[nb++] = i;
+        if (rc || nb == 0) break;
         if (sc_interrupted()) {
             rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
                          (long long)st->done);
             break;
         }
-        if (sc_strmap_insert(&done, ekey, strlen(ekey), 0, &ins) < 0) { /* duplicate keys in the table run once */
-            rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            break;
-        }
-        sc_strbuf hb = {0};
-        sc_strbuf_add(&hb, "", 0);
-        if (have_hist) history_text(&hist, key, &hb);
-        row_ctx rx = {&tab, r, uses_history ? hb.s : NULL};
-        char *user = NULL, *chat = NULL, *kept = NULL, *text = NULL;
-        sc_strbuf full = {0};
-        rc = sc_template_render(p->template, lookup_row, &rx, &user, err);
-        if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, user, &chat, err);
-        if (!rc) {
-            sc_strbuf_str(&full, chat);
-            if (p->prefix && p->ask_once) sc_strbuf_str(&full, p->prefix);
-            if (full.oom || hb.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        }
-        if (!rc) rc = append_line(plog, ppath, ekey, "0", full.s, NULL, err);
-        int ok = 0;
-        for (int a = 0; a <= o->retries && !rc && !ok; a++) {
-            sc_gen_params g = o->gen;
-            g.seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed) + (uint64_t)a * 0x9E3779B97F4A7C15ull;
-            if (a) st->retries++;
-            sc_strbuf ans = {0};
-            sc_strbuf_add(&ans, "", 0);
-            int truncated = 0;
-            if (p->ask_once) {
-                sc_gen_result res;
-                if ((rc = sc_generate_cached(m, &cache, full.s, &g, NULL, NULL, &res, err))) {
-                    sc_fail_prefix(err, "entity '%s': ", key);
-                    sc_free(ans.s);
-                    break;
-                }
-                st->tokens += res.n_generated;
-                st->gen_s += res.prompt_s + res.gen_s;
-                if (p->prefix) sc_strbuf_str(&ans, p->prefix);
-                sc_strbuf_add(&ans, res.text, res.len);
-                truncated = res.end == SC_GEN_END_LENGTH;
-                sc_gen_result_free(&res);
-            } else if ((rc = ask_fields(m, &cache, full.s, p, &g, &ans, st, err))) {
-                sc_fail_prefix(err, "entity '%s': ", key);
-                sc_free(ans.s);
+        for (int k = 0; k < nb; k++) {
+            slot *sl = &slots[busy[k]];
+            const char *prompt = slot_step(sl, p, &o->gen);
+            if (sl->tr.oom) {
+                rc = sc_fail(err, SC_ENOMEM, "out of memory");
                 break;
             }
-            sc_free(kept);
-            int nk = ans.oom ? -1 : sc_extract_parse_against(ans.s, user, (const char *const *)p->fields, p->n_fields,
-                                                             truncated, &kept);
+            jobs[k] = (sc_gen_job){.prompt = prompt, .params = &sl->g, .kv = sl->kv, .cache = &sl->cache};
+        }
+        if (rc) break;
+        int failed;
+        double t0 = sc_now();
+        if ((rc = sc_generate_batch(m, jobs, nb, &failed, err))) {
+            if (failed >= 0)
+                sc_fail_prefix(err, "entity '%s': ", tab.cells[slots[busy[failed]].r * tab.n_cols + tab.key_col]);
+            break;
+        }
+        st->gen_s += sc_now() - t0;
+        for (int k = 0; k < nb && rc == SC_OK; k++) {
+            slot *sl = &slots[busy[k]];
+            st->tokens += jobs[k].res.n_generated;
+            int complete = slot_take(sl, p, &jobs[k].res);
+            sc_gen_result_free(&jobs[k].res);
+            if (!complete) continue;
+            /* the attempt's answer: keep it, retry or fall back */
+            const char *ekey = ekeys[sl->r];
+            char *kept = NULL, *text = NULL;
+            int nk = sl->ans.oom || sl->tr.oom ? -1
+                                               : sc_extract_parse_against(sl->ans.s, sl->user, (const char *const *)p->fields,
+                                                                          p->n_fields, sl->truncated, &kept);
             if (nk < 0 || !kept) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            ok = nk >= p->min_fields && !degenerate(kept);
+            int ok = !rc && nk >= p->min_fields && !degenerate(kept);
             char an[16], nf[16];
-            snprintf(an, sizeof an, "%d", a);
+            snprintf(an, sizeof an, "%d", sl->attempt);
             snprintf(nf, sizeof nf, "%d", nk);
-            if (!rc) rc = append_line(alog, lpath, ekey, an, nf, ans.s, err);
-            sc_free(ans.s);
+            if (!rc) rc = append_line(alog, lpath, ekey, an, nf, sl->ans.s, err);
+            if (!rc && !ok && sl->attempt < o->retries) { /* another seed */
+                sl->attempt++;
+                sl->field = 0;
+                sl->seed += 0x9E3779B97F4A7C15ull;
+                sl->ans.len = 0;
+                sl->ans.s[0] = 0;
+                st->retries++;
+                sc_free(kept);
+                continue;
+            }
+            row_ctx rx = {&tab, sl->r, uses_history ? sl->hist.s : NULL};
+            if (!rc && !ok) rc = fallback_text(p, &rx, &text, err);
+            if (!rc) {
+                rc = append_line(out, path, ekey, ok ? "ok" : "fallback", ok ? kept : text, NULL, err);
+                st->done++;
+                if (ok) st->ok++;
+                else st->fallback++, st->fallback_total++;
+            }
+            sc_free(kept);
+            sc_free(text);
+            slot_clear(sl);
+            char extra[96];
+            snprintf(extra, sizeof extra, "fallback %lld, %.1f tok/s", (long long)st->fallback,
+                     st->gen_s > 0 ? st->tokens / st->gen_s : 0.0);
+            sc_progress_update(&bar, st->done, extra);
         }
-        if (!rc && !ok) rc = fallback_text(p, &rx, &text, err);
-        if (!rc) {
-            rc = append_line(out, path, ekey, ok ? "ok" : "fallback", ok ? kept : text, NULL, err);
-            st->done++;
-            if (ok) st->ok++;
-            else st->fallback++, st->fallback_total++;
-        }
-        sc_free(user);
-        sc_free(chat);
-        sc_free(kept);
-        sc_free(text);
-        sc_free(full.s);
-        sc_free(hb.s);
-        char extra[96];
-        snprintf(extra, sizeof extra, "fallback %lld, %.1f tok/s", (long long)st->fallback,
-                 st->gen_s > 0 ? st->tokens / st->gen_s : 0.0);
-        sc_progress_update(&bar, st->done, extra);
     }
     sc_progress_end(&bar);
 done:
@@ -728,8 +812,15 @@ done:
     if (out) fclose(out);
     if (plog) fclose(plog);
     if (alog) fclose(alog);
+    for (int i = 0; i < n_slots; i++) {
+        slot_clear(&slots[i]);
+        sc_gen_cache_free(&slots[i].cache);
+        sc_llama_kv_free(slots[i].kv);
+    }
+    sc_free(slots);
+    sc_free(jobs);
+    sc_free(busy);
     sc_llama_free(m);
-    sc_gen_cache_free(&cache);
     sc_free(tmpl);
     cJSON_Delete(meta);
     sc_strmap_free(&done);

@@ -38,6 +38,7 @@ typedef struct sc_extract_opts {
     sc_gen_params gen;      /* max_tokens, temperature, top_p, top_k, seed (no stop strings) */
     int retries;            /* extra attempts for an off-format answer */
     int64_t limit;          /* only the first `limit` entities of the table (0: all) */
+    int batch;              /* entities asked together (< 1: 1); the texts do not depend on it */
     int force;              /* parameters differ from DIR's meta.json: start afresh instead of failing */
     int progress;           /* draw a progress bar on stderr */
 } sc_extract_opts;
