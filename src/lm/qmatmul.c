@@ -18,6 +18,7 @@
 /* SIMD kernels (qdot_x86.c); NULL when not built for this target */
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
+sc_qdot4_fn sc_qdot4_avx512(int wtype);
 sc_dequant_fn sc_dequant_avx2(int wtype);
 
 /* ---- helpers ---- */
@@ -392,6 +393,11 @@ sc_qdot_fn sc_qdot_best(int wtype) {
     return NULL;
 }
 
+sc_qdot4_fn sc_qdot4_best(int wtype) {
+    /* only where the single-row kernel is the AVX-512 one it mirrors */
+    return sc_qdot_best(wtype) == sc_qdot_get(wtype, SC_ISA_AVX512) ? sc_qdot4_avx512(wtype) : NULL;
+}
+
 void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out) {
     const uint8_t *src = w->data + (size_t)r0 * w->row_bytes;
     size_t n = (size_t)n_rows * w->cols;
@@ -417,12 +423,15 @@ typedef struct mm_job {
     float *const *outs;
     const sc_qtensor *const *ws;
     const float *x;        /* [T, IC] float input (F32 weights, sgemm) */
-    const sc_qrow *act;    /* [T] quantised rows (integer segments' rows only) */
+    const sc_qrow *act;    /* [n_int] quantised activations of the integer rows */
+    const int *int_rows;   /* [n_int] their row numbers */
+    int n_int;
     const int *seg;        /* segment s: rows seg[s] .. seg[s+1]-1 */
     const int *seg_mode;   /* SC_QMM_INT or SC_QMM_SGEMM per segment */
     int n_seg, any_sgemm;
     int task0[9];          /* first task of weight k; task0[n] = total */
     sc_qdot_fn dot[8];
+    sc_qdot4_fn dot4[8];   /* NULL: rows one by one */
     atomic_int failed;     /* scratch allocation failed in a task */
 } mm_job;
 
@@ -444,22 +453,28 @@ static void mm_task(void *ctx, int task) {
         }
         sc_qtensor_dequant_rows(w, r0, R, tile);
     }
-    sc_qdot_fn dot = j->dot[k];
     for (int s = 0; s < j->n_seg; s++) {
         int t0 = j->seg[s], t1 = j->seg[s + 1];
-        if (j->seg_mode[s] == SC_QMM_SGEMM) {
+        if (j->seg_mode[s] == SC_QMM_SGEMM)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, R, j->IC, 1.0f, j->x + (size_t)t0 * j->IC, j->IC,
                         tile, j->IC, 0.0f, out + (size_t)t0 * OC + r0, OC);
-            continue;
-        }
-        /* integer rows in chunks, so the chunk's activation rows stay in
-         * L1/L2 while the tile's weight rows are reused from L1 */
-        for (int c0 = t0; c0 < t1; c0 += TOK_INT) {
-            int c1 = c0 + TOK_INT < t1 ? c0 + TOK_INT : t1;
-            for (int r = r0; r < r1; r++) {
-                const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
-                for (int t = c0; t < c1; t++) out[(size_t)t * OC + r] = dot(wr, &j->act[t], j->IC);
+    }
+    /* the integer rows of all segments together (each row's products do not
+     * depend on the others), in chunks so the chunk's activation rows stay
+     * in L1/L2 while the tile's weight rows are reused from L1, 4 rows per
+     * unpacked weight row where a 4-row kernel exists */
+    sc_qdot_fn dot = j->dot[k];
+    sc_qdot4_fn dot4 = j->dot4[k];
+    for (int c0 = 0; c0 < j->n_int; c0 += TOK_INT) {
+        int c1 = c0 + TOK_INT < j->n_int ? c0 + TOK_INT : j->n_int;
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+            int c = c0;
+            for (float o4[4]; dot4 && c + 4 <= c1; c += 4) {
+                dot4(wr, &j->act[c], j->IC, o4);
+                for (int i = 0; i < 4; i++) out[(size_t)j->int_rows[c + i] * OC + r] = o4[i];
             }
+            for (; c < c1; c++) out[(size_t)j->int_rows[c] * OC + r] = dot(wr, &j->act[c], j->IC);
         }
     }
     sc_free(tile);
@@ -498,27 +513,35 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
     for (int k = 0; k < n; k++) {
         j.task0[k + 1] = j.task0[k] + (ws[k]->rows + j.rows_per_task - 1) / j.rows_per_task;
         j.dot[k] = sc_qdot_best(ws[k]->type);
+        j.dot4[k] = sc_qdot4_best(ws[k]->type);
     }
     uint8_t *buf = NULL;
     sc_qrow *act = NULL;
+    int *int_rows = NULL;
     if (any_int) {
         size_t rb = (sc_qact_bytes(atype, IC) + 63) & ~(size_t)63;
         act = sc_malloc((size_t)T * sizeof *act);
+        int_rows = sc_malloc((size_t)T * sizeof *int_rows);
         buf = rb ? sc_aligned_alloc((size_t)T * rb) : NULL;
-        if (!act || (rb && !buf)) {
+        if (!act || !int_rows || (rb && !buf)) {
             sc_free(act);
+            sc_free(int_rows);
             sc_free(buf);
             sc_free(seg_mode);
             return sc_fail(err, SC_ENOMEM, "out of memory quantising %d activation rows of %d", T, IC);
         }
         for (int s = 0; s < n_seg; s++)
             if (seg_mode[s] == SC_QMM_INT)
-                for (int t = seg[s]; t < seg[s + 1]; t++)
-                    sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf + (size_t)t * rb, &act[t]);
+                for (int t = seg[s]; t < seg[s + 1]; t++) {
+                    sc_qact_quantize(atype, x + (size_t)t * IC, IC, buf + (size_t)j.n_int * rb, &act[j.n_int]);
+                    int_rows[j.n_int++] = t;
+                }
         j.act = act;
+        j.int_rows = int_rows;
     }
     sc_pool_run(pool, j.task0[n], mm_task, &j);
     sc_free(act);
+    sc_free(int_rows);
     sc_free(buf);
     sc_free(seg_mode);
     if (j.failed) return sc_fail(err, SC_ENOMEM, "out of memory for a weight tile of %d x %d", j.rows_per_task, IC);

@@ -69,11 +69,20 @@ void sc_qact_quantize(int atype, const float *x, int n, void *buf, sc_qrow *row)
  * activation row of the matching type. */
 typedef float (*sc_qdot_fn)(const uint8_t *w, const sc_qrow *a, int n);
 
+/* The same for one weight row and 4 activation rows a[0..3] (out[4]), each
+ * result the same bits as the single-row kernel sc_qdot_best gives: the
+ * weight blocks are unpacked once for the 4. */
+typedef void (*sc_qdot4_fn)(const uint8_t *w, const sc_qrow *a, int n, float *out);
+
 /* The kernel for weight type wtype on isa; NULL when the CPU lacks isa or
  * that isa has no kernel of its own for the type. */
 sc_qdot_fn sc_qdot_get(int wtype, int isa);
 /* The fastest kernel the CPU runs for wtype (never NULL for a supported type). */
 sc_qdot_fn sc_qdot_best(int wtype);
+
+/* The 4-row kernel matching sc_qdot_best(wtype), or NULL where there is none
+ * (then rows go one by one). */
+sc_qdot4_fn sc_qdot4_best(int wtype);
 
 /* Dequantise nb blocks of a type from src into dst (the fastest kernel the
  * CPU has; bit-equal to sc_dequant). */
