@@ -341,21 +341,66 @@ Test(lm_qdot, rejects_bad_tensors) {
     cr_assert(w.rows == 4 && w.cols == 256 && w.row_bytes == 8 * 34);
 }
 
-/* the SIMD tile dequantisers of the sgemm path are bit-equal to sc_dequant */
+/* the SIMD tile dequantisers of the sgemm path are bit-equal to sc_dequant.
+ * Blocks are random bytes (so the K-quants' packed 6-bit scales and mins take
+ * every bit pattern, 0 and 63 included) with finite f16 scales; on some
+ * blocks the scale and the min change sign or are zero (signed zeros must
+ * come out the same too). */
+sc_dequant_fn sc_dequant_avx2(int wtype); /* qdot_x86.c */
+
+/* byte offsets of the f16 scale (and min, -1 where none) of a block of type */
+static void f16_fields(int type, int *d, int *m) {
+    *d = 0;
+    *m = -1;
+    switch (type) {
+    case SC_GGML_Q4_1: case SC_GGML_Q5_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: *m = 2; break;
+    case SC_GGML_Q6_K: *d = 208; break;
+    case SC_GGML_Q8_0: case SC_GGML_Q4_0: case SC_GGML_Q5_0: break;
+    default: *d = -1; break;
+    }
+}
+
 Test(lm_qdot, tile_dequant_equals_sc_dequant) {
     sc_rng r;
     sc_rng_seed(&r, 11);
     for (int ti = 0; ti < NTYPES; ti++) {
-        int type = TYPES[ti], IC = 512, OC = 5;
-        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
+        int type = TYPES[ti], IC = 512, OC = 9;
+        size_t bs = (size_t)sc_ggml_block_size(type), ts = (size_t)sc_ggml_type_size(type);
+        size_t rb = (size_t)IC / bs * ts;
+        if (sc_isa_available(SC_ISA_AVX2) && (type == SC_GGML_Q4_K || type == SC_GGML_Q5_K || type == SC_GGML_Q6_K))
+            cr_assert(sc_dequant_avx2(type) != NULL, "%s: no AVX2 tile dequantiser", sc_ggml_type_name(type));
         uint8_t *wd = malloc(rb * OC);
-        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
-        sc_qtensor w = {type, OC, IC, rb, wd};
         float *a = malloc((size_t)OC * IC * 4), *b = malloc((size_t)OC * IC * 4);
-        sc_error e;
-        cr_assert_eq(sc_dequant(type, wd + rb, a, (size_t)(OC - 1) * IC, "t", &e), SC_OK);
-        sc_qtensor_dequant_rows(&w, 1, OC - 1, b);
-        cr_assert_eq(memcmp(a, b, (size_t)(OC - 1) * IC * 4), 0, "%s", sc_ggml_type_name(type));
+        int fd, fm;
+        f16_fields(type, &fd, &fm);
+        for (int rep = 0; rep < 20; rep++) {
+            for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
+            for (size_t k = 0; fd >= 0 && k < rb * OC / ts; k++) {
+                int f[2] = {fd, fm};
+                for (int q = 0; q < 2 && f[q] >= 0; q++) {
+                    uint8_t *h = wd + k * ts + f[q];
+                    uint64_t c = sc_rng_below(&r, 6);
+                    if (c < 2) { /* negative */
+                        h[1] ^= 0x80;
+                    } else if (c == 2) { /* +0 or -0 */
+                        h[0] = 0;
+                        h[1] = (uint8_t)(sc_rng_below(&r, 2) << 7);
+                    }
+                }
+            }
+            sc_qtensor w = {type, OC, IC, rb, wd};
+            sc_error e;
+            int r0 = rep % 3, n = OC - r0 - rep % 2;
+            cr_assert_eq(sc_dequant(type, wd + (size_t)r0 * rb, a, (size_t)n * IC, "t", &e), SC_OK);
+            sc_qtensor_dequant_rows(&w, r0, n, b);
+            for (size_t i = 0; i < (size_t)n * IC; i++) {
+                uint32_t ua, ub;
+                memcpy(&ua, a + i, 4);
+                memcpy(&ub, b + i, 4);
+                cr_assert_eq(ua, ub, "%s rep %d element %zu: %08x (%g) vs %08x (%g)", sc_ggml_type_name(type), rep, i,
+                             ua, a[i], ub, b[i]);
+            }
+        }
         free(wd); free(a); free(b);
     }
 }

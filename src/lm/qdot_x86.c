@@ -287,6 +287,90 @@ static void AVX2 dq_q8_0_avx2(const uint8_t *src, float *dst, size_t nb) {
     }
 }
 
+/* ---- K-quant tiles (256-element blocks). dq_q4_k / dq_q5_k in quant.c
+ * compute d1 = d * s and m1 = dmin * m per 32-element sub-block as floats,
+ * then d1 * x - m1 per element (multiply, then subtract); dq_q6_k computes
+ * (d * sc) * x per element, its scale per 16 elements. Same here. ---- */
+
+/* 32 unsigned bytes v -> y[i] = d * v[i] - m */
+static inline void AVX2 store_k_u8x32(__m256i v, float d, float m, float *y) {
+    __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; k++) {
+        __m256 f = _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k])));
+        _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(f, mv));
+    }
+}
+
+/* Q4_K: {f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]}; Q5_K adds
+ * qh[32] before qs: bit 2j (low nibbles) and 2j + 1 (high) of qh[l] is the
+ * fifth bit of element l of the j-th 64 */
+static inline void AVX2 dq_q45_k_avx2(const uint8_t *src, float *dst, size_t nb, int five) {
+    const size_t ts = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        float d = f16_avx2(blk), min = f16_avx2(blk + 2);
+        float *y = dst + 256 * b;
+        __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            uint8_t s, m;
+            sc_q_scale_min_k4(2 * j, sc, &s, &m);
+            float d1 = d * s, m1 = min * m;
+            sc_q_scale_min_k4(2 * j + 1, sc, &s, &m);
+            float d2 = d * s, m2 = min * m;
+            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            }
+            store_k_u8x32(lo, d1, m1, y + 64 * j);
+            store_k_u8x32(hi, d2, m2, y + 64 * j + 32);
+        }
+    }
+}
+
+static void AVX2 dq_q4_k_avx2(const uint8_t *src, float *dst, size_t nb) { dq_q45_k_avx2(src, dst, nb, 0); }
+static void AVX2 dq_q5_k_avx2(const uint8_t *src, float *dst, size_t nb) { dq_q45_k_avx2(src, dst, nb, 1); }
+
+/* Q6_K: {uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d}; per half h,
+ * element 32k + l (l < 32) is a nibble of ql with two bits of qh[l], minus
+ * 32 (the 6-bit values as q6_k_avx2 builds them), scale sc[8h + 2k + l/16] */
+static void AVX2 dq_q6_k_avx2(const uint8_t *src, float *dst, size_t nb) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = src + b * 210;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        float d = f16_avx2(blk + 208);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+            __m256i qa = _mm256_loadu_si256((const __m256i *)ql), qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i v[4];
+            v[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+            v[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                float *y = dst + 256 * b + 128 * h + 32 * k;
+                const int8_t *s = sc + 8 * h + 2 * k;
+                __m256i x = _mm256_sub_epi8(v[k], c32); /* -32..31 */
+                __m128i lo = _mm256_castsi256_si128(x), hi = _mm256_extracti128_si256(x, 1);
+                __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+                for (int g = 0; g < 4; g++) {
+                    __m256 ds = _mm256_set1_ps(d * s[g / 2]);
+                    __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[g]));
+                    _mm256_storeu_ps(y + 8 * g, _mm256_mul_ps(ds, f));
+                }
+            }
+        }
+    }
+}
+
 sc_dequant_fn sc_dequant_avx2(int wtype);
 sc_dequant_fn sc_dequant_avx2(int wtype) {
     switch (wtype) {
@@ -294,6 +378,9 @@ sc_dequant_fn sc_dequant_avx2(int wtype) {
     case SC_GGML_Q4_0: return dq_q4_0_avx2;
     case SC_GGML_Q5_0: return dq_q5_0_avx2;
     case SC_GGML_Q8_0: return dq_q8_0_avx2;
+    case SC_GGML_Q4_K: return dq_q4_k_avx2;
+    case SC_GGML_Q5_K: return dq_q5_k_avx2;
+    case SC_GGML_Q6_K: return dq_q6_k_avx2;
     default: return NULL;
     }
 }
