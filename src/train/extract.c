@@ -701,9 +701,11 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     sc_progress_begin(&bar, o->entity, todo, "entities");
     if (!o->progress) bar.enabled = 0;
     int64_t next = 0;
+    int stopping = 0; /* interrupted: finish the entities in flight, start no more */
     while (rc == SC_OK) {
+        stopping = stopping || sc_interrupted();
         /* fill free slots with the next entities not done yet */
-        for (int i = 0; i < B && rc == SC_OK; i++) {
+        for (int i = 0; i < B && rc == SC_OK && !stopping; i++) {
             slot *sl = &slots[i];
             while (!sl->busy && next < st->total && rc == SC_OK) {
                 int64_t r = next++;
@@ -737,10 +739,11 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         int nb = 0;
         for (int i = 0; i < B; i++)
             if (slots[i].busy) busy[nb++] = i;
-        if (rc || nb == 0) break;
-        if (sc_interrupted()) {
-            rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
-                         (long long)st->done);
+        if (rc) break;
+        if (nb == 0) {
+            if (stopping)
+                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
+                             (long long)st->done);
             break;
         }
         for (int k = 0; k < nb; k++) {

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Knowledge-extraction throughput: `semctr extract` on the first --limit
+MovieLens items with the committed parameters, one entity at a time
+(--batch 1) against entities asked together (--batch B), and optionally
+against an older semctr binary (--old-bin, e.g. one built before batching),
+runs alternating, fresh output folder per run, SEMCTR_THREADS=1 unless
+--threads says otherwise. The texts of --batch 1 and --batch B must be
+identical (the script checks it and fails otherwise); an older binary may
+sample different texts (other float rounding) and is timed only.
+
+  python3 bench/bench_extract.py [--limit 40] [--batch 8] [--reps 5] [--threads 1]
+                                 [--old-bin PATH] [--name extract-ml100k]
+
+Items per minute is entities / wall time of the whole command (model load
+included: about 0.1 s). Writes bench/results/NAME.md and NAME.json (format:
+../shared/BENCH.md)."""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ARGS = ["extract", "--config", "configs/ml-100k.yaml", "--entity", "item", "--max-tokens", "64", "--seed", "1",
+        "--retries", "1"]
+
+
+def run(binary, limit, batch, threads):
+    out = tempfile.mkdtemp(prefix="sc_bench_extract_")
+    cmd = [binary] + ARGS + ["--out", out, "--limit", str(limit)] + (["--batch", str(batch)] if batch else [])
+    env = dict(os.environ, SEMCTR_THREADS=str(threads))
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True)
+    dt = time.perf_counter() - t0
+    with open(os.path.join(out, "item.tsv")) as f:
+        lines = sorted(f.read().splitlines())
+    shutil.rmtree(out)
+    return limit / dt * 60.0, lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "semctr"))
+    ap.add_argument("--old-bin", default=None)
+    ap.add_argument("--old-label", default="semctr before batching (afb385e)")
+    ap.add_argument("--name", default="extract-ml100k")
+    a = ap.parse_args()
+    sides = {"batch 1": (a.bin, 1), f"batch {a.batch}": (a.bin, a.batch)}
+    if a.old_bin:
+        sides[a.old_label] = (a.old_bin, 0)
+    rates = {k: [] for k in sides}
+    texts = {}
+    for rep in range(a.reps):
+        order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+        for k in order:
+            binary, batch = sides[k]
+            r, lines = run(binary, a.limit, batch, a.threads)
+            rates[k].append(r)
+            if binary == a.bin:
+                texts.setdefault(k, lines)
+            print(f"rep {rep} {k}: {r:.1f} items/min", file=sys.stderr, flush=True)
+    if texts["batch 1"] != texts[f"batch {a.batch}"]:
+        sys.exit("bench_extract: --batch 1 and --batch %d wrote different texts" % a.batch)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    base = "batch 1"
+    rows = [{"case": f"{a.limit} items, --batch {a.batch} vs --batch 1, {a.threads} thread(s)", "metric": "items/min",
+             "semctr": round(med[f"batch {a.batch}"], 1), "peer": "semctr --batch 1 (one entity at a time)",
+             "peer_value": round(med[base], 1), "ratio": round(med[f"batch {a.batch}"] / med[base], 2), "better": "higher"}]
+    if a.old_bin:
+        for k in (base, f"batch {a.batch}"):
+            rows.append({"case": f"{a.limit} items, this semctr --{k} vs {a.old_label}, "
+                                 f"{a.threads} thread(s)", "metric": "items/min", "semctr": round(med[k], 1),
+                         "peer": a.old_label, "peer_value": round(med[a.old_label], 1),
+                         "ratio": round(med[k] / med[a.old_label], 2), "better": "higher"})
+    cpu = "?"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = [round(x, 2) for x in os.getloadavg()]
+    cmd = "python3 bench/bench_extract.py " + " ".join(sys.argv[1:])
+    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(),
+           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_average_at_end": load},
+           "rows": rows, "runs": rates}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", a.name + ".json"), "w") as f:
+        json.dump(out, f, indent=1)
+    md = [f"# {a.name}: `semctr extract` throughput", "",
+          f"{out['date']}, `{out['command']}`, {cpu} ({os.cpu_count()} cores), SmolLM2-135M-Instruct Q4_1, "
+          f"the committed extraction parameters (configs/ml-100k.yaml, --max-tokens 64 --seed 1 --retries 1). "
+          f"Median of {a.reps} alternating runs, each a fresh process and output folder.", "",
+          "| case | metric | semctr | peer | peer value | ratio |", "| --- | --- | ---: | --- | ---: | ---: |"]
+    for r in rows:
+        md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r['peer']} | {r['peer_value']} | {r['ratio']} |")
+    md += ["", f"--batch 1 and --batch {a.batch} wrote the same texts (checked by the script). "
+           f"Load average at the end: {load}; per-run numbers are in the JSON file."]
+    with open(os.path.join(HERE, "results", a.name + ".md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
