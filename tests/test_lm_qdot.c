@@ -177,6 +177,14 @@ Test(lm_qdot, real_smollm2_tensors, .timeout = 60) {
     sc_gguf_close(&g);
 }
 
+/* a random [OC, IC] weight matrix of type (data malloc'ed) */
+static sc_qtensor random_matrix(int type, int OC, int IC, sc_rng *r) {
+    size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
+    uint8_t *wd = malloc(rb * OC);
+    for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, r);
+    return (sc_qtensor){type, OC, IC, rb, wd};
+}
+
 /* sc_qmatmul against the per-row kernels and the float reference */
 Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_rng r;
@@ -186,10 +194,9 @@ Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_pool *pool = sc_pool_new(2);
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         int type = types[ti];
-        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
-        uint8_t *wd = malloc(rb * OC);
-        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
-        sc_qtensor w = {type, OC, IC, rb, wd};
+        sc_qtensor w = random_matrix(type, OC, IC, &r);
+        uint8_t *wd = (uint8_t *)w.data;
+        size_t rb = w.row_bytes;
         int T = 67;
         float *x = malloc((size_t)T * IC * 4), *want = malloc((size_t)T * OC * 4), *got = malloc((size_t)T * OC * 4);
         float *wf = malloc((size_t)OC * IC * 4);
@@ -280,10 +287,8 @@ Test(lm_qdot, qmatmul_segments_equal_separate_calls) {
     int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q4_K};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         int type = types[ti];
-        size_t rb = (size_t)IC / sc_ggml_block_size(type) * sc_ggml_type_size(type);
-        uint8_t *wd = malloc(rb * OC);
-        for (int o = 0; o < OC; o++) random_row(type, IC, wd + o * rb, &r);
-        sc_qtensor w = {type, OC, IC, rb, wd};
+        sc_qtensor w = random_matrix(type, OC, IC, &r);
+        uint8_t *wd = (uint8_t *)w.data;
         float *x = malloc((size_t)T * IC * 4), *want = malloc((size_t)T * OC * 4), *got = malloc((size_t)T * OC * 4);
         for (int i = 0; i < T * IC; i++) x[i] = sc_rng_normal(&r);
         const sc_qtensor *ws[1] = {&w};

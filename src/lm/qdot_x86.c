@@ -207,24 +207,31 @@ static float AVX2 q5_k_avx2(const uint8_t *w, const sc_qrow *a, int n) { return 
 
 /* Q6_K: 6-bit values 0..63 x int8 through maddubs, minus 32 x sum(y);
  * int8 scales per 16 elements in madd */
+/* Q6_K half h (0, 1) of a block: the 128 unsigned 6-bit values (low 4 bits
+ * from ql, high 2 from qh) as 4 x 32 bytes, element 128h + 32k + i in v[k] */
+static inline void AVX2 q6_k_unpack_avx2(const uint8_t *blk, int h, __m256i v[4]) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+    __m256i qa = _mm256_loadu_si256((const __m256i *)ql), qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
+    v[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
+    v[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+}
+
 static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
     __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    const __m256i c32 = _mm256_set1_epi8(32);
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *blk = w + (size_t)b * 210;
         const int8_t *sc = (const int8_t *)(blk + 192), *y = a->qs + (size_t)b * 256;
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-            __m256i qa = _mm256_loadu_si256((const __m256i *)ql), qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
             __m256i v[4];
-            v[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            v[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            q6_k_unpack_avx2(blk, h, v);
             for (int k = 0; k < 4; k++) {
                 int e = 128 * h + 32 * k; /* first element; scales e/16 and e/16 + 1 */
                 __m256i yk = _mm256_loadu_si256((const __m256i *)(y + e));
@@ -339,22 +346,14 @@ static void AVX2 dq_q5_k_avx2(const uint8_t *src, float *dst, size_t nb) { dq_q4
  * element 32k + l (l < 32) is a nibble of ql with two bits of qh[l], minus
  * 32 (the 6-bit values as q6_k_avx2 builds them), scale sc[8h + 2k + l/16] */
 static void AVX2 dq_q6_k_avx2(const uint8_t *src, float *dst, size_t nb) {
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    const __m256i c32 = _mm256_set1_epi8(32);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *blk = src + b * 210;
         const int8_t *sc = (const int8_t *)(blk + 192);
         float d = f16_avx2(blk + 208);
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
-            __m256i qa = _mm256_loadu_si256((const __m256i *)ql), qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
             __m256i v[4];
-            v[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4));
-            v[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4));
-            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4));
-            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
+            q6_k_unpack_avx2(blk, h, v);
             for (int k = 0; k < 4; k++) {
                 float *y = dst + 256 * b + 128 * h + 32 * k;
                 const int8_t *s = sc + 8 * h + 2 * k;
