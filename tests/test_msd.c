@@ -228,6 +228,9 @@ Test(msd, tsv_reader_unescapes_and_names_bad_lines) {
     write_text(path, "key\tstatus\ttext\n1\tmaybe\tx\n");
     cr_assert_neq(sc_msd_tsv_read(path, &t, &err), 0);
     cr_assert(strstr(err.msg, ":2") && strstr(err.msg, "maybe"), "%s", err.msg);
+    write_text(path, "key\tstatus\ttext\n1\tok\tfine\n2\tok\tC:\\q is no escape\\x\n");
+    cr_assert_eq(sc_msd_tsv_read(path, &t, &err), SC_EFORMAT);
+    cr_assert(strstr(err.msg, "item.tsv:3") && strstr(err.msg, "backslash") && strstr(err.msg, "text"), "%s", err.msg);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);

@@ -61,7 +61,7 @@ int sc_tsv_unescape(const char *s, size_t n, char **out) {
         sc_strbuf_add(&b, r, 1);
     }
     *out = b.oom ? (sc_free(b.s), NULL) : b.s;
-    return *out ? 0 : -1;
+    return *out ? 0 : -2;
 }
 
 /* ---- answer parsing ---- */

@@ -72,7 +72,8 @@ int sc_extract_parse(const char *answer, const char *const *fields, int n_fields
 int sc_extract_parse_against(const char *answer, const char *prompt, const char *const *fields, int n_fields, int truncated,
                              char **out);
 
-/* TSV cell escaping: \t \n \r \\ ; unescape returns -1 on a bad escape. */
+/* TSV cell escaping: \t \n \r \\ ; unescape returns -1 on a bad escape, -2
+ * when out of memory. */
 char *sc_tsv_escape(const char *s);
 int sc_tsv_unescape(const char *s, size_t n, char **out);
 

@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "data/strmap.h"
 #include "train/elec_text.h"
+#include "train/extract.h" /* sc_tsv_unescape */
 #include "train/msd.h"
 
 void sc_msd_tsv_free(sc_msd_tsv *t) {
@@ -23,20 +24,6 @@ void sc_msd_tsv_free(sc_msd_tsv *t) {
     sc_free(t->texts);
     sc_free(t->ok);
     memset(t, 0, sizeof *t);
-}
-
-/* Unescape \t \n \\ in place (other backslashes stay). */
-static void unescape(char *s) {
-    char *o = s;
-    for (; *s; s++) {
-        if (*s == '\\' && (s[1] == 't' || s[1] == 'n' || s[1] == '\\' || s[1] == 'r')) {
-            s++;
-            *o++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : '\\';
-        } else {
-            *o++ = *s;
-        }
-    }
-    *o = '\0';
 }
 
 int sc_msd_tsv_read(const char *path, sc_msd_tsv *out, sc_error *err) {
@@ -82,13 +69,19 @@ int sc_msd_tsv_read(const char *path, sc_msd_tsv *out, sc_error *err) {
             }
             cap = nc;
         }
-        unescape(s);
-        unescape(t2 + 1);
-        out->keys[out->n] = sc_strdup(s);
-        out->texts[out->n] = sc_strdup(t2 + 1);
+        char *key = NULL, *text = NULL;
+        int uk = sc_tsv_unescape(s, strlen(s), &key), ut = uk ? 0 : sc_tsv_unescape(t2 + 1, strlen(t2 + 1), &text);
+        if (uk || ut) {
+            sc_free(key);
+            rc = uk == -2 || ut == -2 ? sc_fail(err, SC_ENOMEM, "%s: out of memory", path)
+                                      : sc_fail(err, SC_EFORMAT, "%s:%lld: a backslash other than \\t \\n \\r \\\\ in the %s",
+                                                path, (long long)line, uk ? "key" : "text");
+            break;
+        }
+        out->keys[out->n] = key;
+        out->texts[out->n] = text;
         out->ok[out->n] = ok;
         out->n++;
-        if (!out->keys[out->n - 1] || !out->texts[out->n - 1]) rc = sc_fail(err, SC_ENOMEM, "%s: out of memory", path);
     }
     sc_free(buf);
     if (rc) sc_msd_tsv_free(out);
