@@ -244,35 +244,65 @@ Test(lm_qdot, qmatmul_paths_and_threads) {
     sc_pool_free(pool);
 }
 
-/* the 4-row kernels give each row the single-row kernel's bits */
-Test(lm_qdot, four_row_kernels_equal_single_rows) {
-    sc_rng r;
-    sc_rng_seed(&r, 8);
-    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0};
-    int ns[] = {256, 96}; /* an even and an odd number of 32-blocks */
-    for (size_t ti = 0; ti < 2; ti++)
-        for (int ni = 0; ni < 2; ni++) {
-            int type = types[ti], n = ns[ni];
-            sc_qdot4_fn dot4 = sc_qdot4_best(type);
-            if (!dot4) continue; /* no AVX-512 here: rows go one by one */
-            size_t rb = (size_t)n / 32 * sc_ggml_type_size(type);
-            uint8_t *w = malloc(rb);
-            random_row(type, n, w, &r);
-            int atype = sc_qact_type(type);
-            size_t ab = (sc_qact_bytes(atype, n) + 63) & ~(size_t)63;
-            uint8_t *buf = sc_aligned_alloc(4 * ab);
-            float *x = malloc((size_t)n * 4), got[4];
+/* the 4-row kernels give each row the single-row kernel's bits: each isa's
+ * against that isa's single-row kernel, and sc_qdot4_best against
+ * sc_qdot_best, on random rows and activations (some with a zero block) */
+static void check_four_rows(int type, sc_qdot4_fn dot4, sc_qdot_fn dot, const char *what, sc_rng *r) {
+    int bs = sc_ggml_block_size(type);
+    /* 32-blocks: 1 and 3 (odd: the AVX-512 kernels' tail), 8 blocks;
+     * K-quants: 1 and 2 blocks */
+    int ns[] = {32, 96, 256, 512};
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        int n = ns[ni];
+        if (n % bs || (bs == 32 && n == 512)) continue;
+        size_t rb = (size_t)n / bs * sc_ggml_type_size(type);
+        int atype = sc_qact_type(type);
+        size_t ab = (sc_qact_bytes(atype, n) + 63) & ~(size_t)63;
+        uint8_t *w = malloc(rb), *buf = sc_aligned_alloc(4 * ab);
+        float *x = malloc((size_t)n * 4), got[4];
+        for (int rep = 0; rep < 8; rep++) {
+            random_row(type, n, w, r);
             sc_qrow a[4];
             for (int k = 0; k < 4; k++) {
-                for (int i = 0; i < n; i++) x[i] = sc_rng_normal(&r) * (k + 1);
+                for (int i = 0; i < n; i++) x[i] = sc_rng_normal(r) * (float)(k + 1) * (i % 64 < 32 ? 1.0f : 0.01f);
+                if (rep % 4 == 1 && k == rep % 3) memset(x, 0, (size_t)bs * 4);
                 sc_qact_quantize(atype, x, n, buf + k * ab, &a[k]);
             }
             dot4(w, a, n, got);
-            for (int k = 0; k < 4; k++)
-                cr_assert_eq(got[k], sc_qdot_best(type)(w, &a[k], n), "%s n=%d row %d", sc_ggml_type_name(type), n, k);
-            free(w); free(x);
-            sc_free(buf);
+            for (int k = 0; k < 4; k++) {
+                float want = dot(w, &a[k], n);
+                cr_assert(memcmp(&got[k], &want, 4) == 0, "%s %s n=%d rep %d row %d: %.9g vs %.9g", what,
+                          sc_ggml_type_name(type), n, rep, k, got[k], want);
+            }
         }
+        free(w); free(x);
+        sc_free(buf);
+    }
+}
+
+Test(lm_qdot, four_row_kernels_equal_single_rows) {
+    sc_rng r;
+    sc_rng_seed(&r, 8);
+    int checked = 0;
+    for (int ti = 0; ti < NTYPES; ti++) {
+        int type = TYPES[ti];
+        for (int isa = 0; isa < SC_ISA_N; isa++) {
+            sc_qdot4_fn dot4 = sc_qdot4_get(type, isa);
+            if (!dot4) continue;
+            cr_assert(sc_qdot_get(type, isa), "%s: a 4-row %s kernel without a single-row one", sc_ggml_type_name(type),
+                      sc_isa_name(isa));
+            check_four_rows(type, dot4, sc_qdot_get(type, isa), sc_isa_name(isa), &r);
+            checked++;
+        }
+        sc_qdot4_fn best4 = sc_qdot4_best(type);
+        if (best4) check_four_rows(type, best4, sc_qdot_best(type), "best", &r);
+        /* every quantised type with SIMD kernels has a 4-row one mirroring
+         * the best single-row kernel (Q5_1 has no SIMD kernel) */
+        int quant = type != SC_GGML_F32 && type != SC_GGML_F16 && type != SC_GGML_BF16 && type != SC_GGML_Q5_1;
+        if (quant && sc_isa_available(SC_ISA_AVX2))
+            cr_assert(best4, "%s: no 4-row kernel on this CPU", sc_ggml_type_name(type));
+    }
+    fprintf(stderr, "qdot: %d 4-row kernels checked\n", checked);
 }
 
 /* segments in one call == each segment alone, bit for bit, whatever path
@@ -284,7 +314,7 @@ Test(lm_qdot, qmatmul_segments_equal_separate_calls) {
     int seg[10] = {0, 1, 8, 9, 42, 43, 44, 45, 46, 47}; /* lengths 1, 7, 1, 33, 1, 1, 1, 1, 1 */
     int T = seg[9];
     sc_pool *pool = sc_pool_new(2);
-    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q4_K};
+    int types[] = {SC_GGML_Q4_1, SC_GGML_Q8_0, SC_GGML_Q4_K, SC_GGML_Q5_0, SC_GGML_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         int type = types[ti];
         sc_qtensor w = random_matrix(type, OC, IC, &r);

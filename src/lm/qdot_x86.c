@@ -17,6 +17,7 @@
 
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
+sc_qdot4_fn sc_qdot4_avx2(int wtype);
 sc_qdot4_fn sc_qdot4_avx512(int wtype);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -243,6 +244,146 @@ static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk + 208) * a->d[b]), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum256(acc);
+}
+
+/* ---- AVX2, one weight row x 4 activation rows ----
+ * As the AVX-512 ones below: each weight block is loaded and unpacked (and
+ * its scales converted) once for the 4 rows, and each row's arithmetic is
+ * exactly its single-row kernel's above, so the results are the same bits.
+ * The row loops are unrolled so that the 4 accumulators stay in registers. */
+
+/* 32-block types: x (int8 weights, or unsigned for Q4_1) for block b of w */
+static inline __m256i AVX2 x32_avx2(int wtype, const uint8_t *blk) {
+    switch (wtype) {
+    case SC_GGML_Q8_0: return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    case SC_GGML_Q4_0: return _mm256_sub_epi8(nibbles_avx2(blk + 2), _mm256_set1_epi8(8));
+    case SC_GGML_Q4_1: return nibbles_avx2(blk + 4);
+    default: { /* Q5_0 */
+        __m256i hi = _mm256_andnot_si256(bits_to_bytes_avx2(blk + 2), _mm256_set1_epi8((char)0xF0));
+        return _mm256_or_si256(nibbles_avx2(blk + 6), hi);
+    }
+    }
+}
+
+/* Q8_0, Q4_0, Q5_0 and Q4_1 (wtype a constant in each caller below) */
+static inline void AVX2 x4_32_avx2(int wtype, const uint8_t *w, const sc_qrow *a, int n, float *out) {
+    size_t ts = wtype == SC_GGML_Q8_0 ? 34 : wtype == SC_GGML_Q4_0 ? 18 : wtype == SC_GGML_Q4_1 ? 20 : 22;
+    __m256 acc[4];
+    float summs[4] = {0, 0, 0, 0};
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < n / 32; b++) {
+        const uint8_t *blk = w + (size_t)b * ts;
+        __m256i x = x32_avx2(wtype, blk);
+        float d = f16_avx2(blk);
+        if (wtype == SC_GGML_Q4_1) {
+            float m = f16_avx2(blk + 2);
+            #pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m256i y = _mm256_loadu_si256((const __m256i *)(a[r].qs + (size_t)b * 32));
+                __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(x, y), ones));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), p, acc[r]);
+                summs[r] += m * a[r].s[b];
+            }
+        } else {
+            #pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m256i y = _mm256_loadu_si256((const __m256i *)(a[r].qs + (size_t)b * 32));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), dot_i8_avx2(x, y), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = wtype == SC_GGML_Q4_1 ? hsum256(acc[r]) + summs[r] : hsum256(acc[r]);
+}
+
+static void AVX2 q8_0_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { x4_32_avx2(SC_GGML_Q8_0, w, a, n, out); }
+static void AVX2 q4_0_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { x4_32_avx2(SC_GGML_Q4_0, w, a, n, out); }
+static void AVX2 q4_1_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { x4_32_avx2(SC_GGML_Q4_1, w, a, n, out); }
+static void AVX2 q5_0_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { x4_32_avx2(SC_GGML_Q5_0, w, a, n, out); }
+
+/* Q4_K / Q5_K: the scales, mins, nibbles and fifth bits unpacked once */
+static inline void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out, int five) {
+    __m256 acc[4];
+    float mins[4] = {0, 0, 0, 0};
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    size_t ts = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        uint8_t s[8], m[8];
+        int msum[4] = {0, 0, 0, 0};
+        for (int j = 0; j < 8; j++) {
+            sc_q_scale_min_k4(j, sc, &s[j], &m[j]);
+            #pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const int16_t *bs = a[r].bsums + (size_t)b * 16;
+                msum[r] += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+            }
+        }
+        __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int r = 0; r < 4; r++) sumi[r] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            }
+            __m256i s0 = _mm256_set1_epi16(s[2 * j]), s1 = _mm256_set1_epi16(s[2 * j + 1]);
+            #pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                const int8_t *y = a[r].qs + (size_t)b * 256;
+                __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
+                __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s1);
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+            }
+        }
+        float d = f16_avx2(blk), dmin = f16_avx2(blk + 2);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            float dy = a[r].d[b];
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            mins[r] += dmin * dy * (float)msum[r];
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]) - mins[r];
+}
+
+static void AVX2 q4_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { q45_k_x4_avx2(w, a, n, out, 0); }
+static void AVX2 q5_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { q45_k_x4_avx2(w, a, n, out, 1); }
+
+/* Q6_K: each half's 6-bit values unpacked once */
+static void AVX2 q6_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) {
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i c32 = _mm256_set1_epi8(32);
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = w + (size_t)b * 210;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        __m256i sumi[4];
+        for (int r = 0; r < 4; r++) sumi[r] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i v[4];
+            q6_k_unpack_avx2(blk, h, v);
+            for (int k = 0; k < 4; k++) {
+                int e = 128 * h + 32 * k;
+                __m256i scl = _mm256_set_m128i(_mm_set1_epi16(sc[e / 16 + 1]), _mm_set1_epi16(sc[e / 16]));
+                #pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    __m256i yk = _mm256_loadu_si256((const __m256i *)(a[r].qs + (size_t)b * 256 + e));
+                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yk), _mm256_maddubs_epi16(c32, yk));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scl));
+                }
+            }
+        }
+        float d = f16_avx2(blk + 208);
+        for (int r = 0; r < 4; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[r].d[b]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]);
 }
 
 /* ---- dequantisation of weight tiles for the sgemm path: the same
@@ -493,6 +634,30 @@ static void AVX512 q8_0_x4_avx512(const uint8_t *w, const sc_qrow *a, int n, flo
     }
 }
 
+static void AVX512 q4_0_x4_avx512(const uint8_t *w, const sc_qrow *a, int n, float *out) {
+    __m512 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+    int nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *b0 = w + (size_t)b * 18, *b1 = b0 + 18;
+        __m512i x = _mm512_sub_epi8(join256(nibbles_avx2(b0 + 2), nibbles_avx2(b1 + 2)), _mm512_set1_epi8(8));
+        float d0 = f16_avx2(b0), d1 = f16_avx2(b1);
+        for (int r = 0; r < 4; r++) {
+            __m512i y = _mm512_loadu_si512((const void *)(a[r].qs + (size_t)b * 32));
+            acc[r] = _mm512_fmadd_ps(scales2(d0 * a[r].d[b], d1 * a[r].d[b + 1]), dot_i8_avx512(x, y), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+        if (b < nb) {
+            sc_qrow t = a[r];
+            t.qs += (size_t)b * 32;
+            t.d += b;
+            out[r] += q4_0_avx2(w + (size_t)b * 18, &t, 32);
+        }
+    }
+}
+
 static void AVX512 q4_1_x4_avx512(const uint8_t *w, const sc_qrow *a, int n, float *out) {
     __m512 acc[4];
     float summs[4] = {0, 0, 0, 0};
@@ -596,15 +761,30 @@ sc_qdot_fn sc_qdot_avx512(int wtype) {
     }
 }
 
+sc_qdot4_fn sc_qdot4_avx2(int wtype) {
+    switch (wtype) {
+    case SC_GGML_Q8_0: return q8_0_x4_avx2;
+    case SC_GGML_Q4_0: return q4_0_x4_avx2;
+    case SC_GGML_Q4_1: return q4_1_x4_avx2;
+    case SC_GGML_Q5_0: return q5_0_x4_avx2;
+    case SC_GGML_Q4_K: return q4_k_x4_avx2;
+    case SC_GGML_Q5_K: return q5_k_x4_avx2;
+    case SC_GGML_Q6_K: return q6_k_x4_avx2;
+    default: return NULL;
+    }
+}
+
 sc_qdot4_fn sc_qdot4_avx512(int wtype) {
     switch (wtype) {
     case SC_GGML_Q8_0: return q8_0_x4_avx512;
+    case SC_GGML_Q4_0: return q4_0_x4_avx512;
     case SC_GGML_Q4_1: return q4_1_x4_avx512;
     default: return NULL;
     }
 }
 
 #else
+sc_qdot4_fn sc_qdot4_avx2(int wtype) { (void)wtype; return NULL; }
 sc_qdot4_fn sc_qdot4_avx512(int wtype) { (void)wtype; return NULL; }
 sc_dequant_fn sc_dequant_avx2(int wtype);
 sc_dequant_fn sc_dequant_avx2(int wtype) { (void)wtype; return NULL; }

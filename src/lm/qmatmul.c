@@ -18,6 +18,7 @@
 /* SIMD kernels (qdot_x86.c); NULL when not built for this target */
 sc_qdot_fn sc_qdot_avx2(int wtype);
 sc_qdot_fn sc_qdot_avx512(int wtype);
+sc_qdot4_fn sc_qdot4_avx2(int wtype);
 sc_qdot4_fn sc_qdot4_avx512(int wtype);
 sc_dequant_fn sc_dequant_avx2(int wtype);
 
@@ -393,9 +394,19 @@ sc_qdot_fn sc_qdot_best(int wtype) {
     return NULL;
 }
 
+sc_qdot4_fn sc_qdot4_get(int wtype, int isa) {
+    if (!sc_isa_available(isa)) return NULL;
+    if (isa == SC_ISA_AVX2) return sc_qdot4_avx2(wtype);
+    if (isa == SC_ISA_AVX512) return sc_qdot4_avx512(wtype);
+    return NULL;
+}
+
 sc_qdot4_fn sc_qdot4_best(int wtype) {
-    /* only where the single-row kernel is the AVX-512 one it mirrors */
-    return sc_qdot_best(wtype) == sc_qdot_get(wtype, SC_ISA_AVX512) ? sc_qdot4_avx512(wtype) : NULL;
+    /* the isa sc_qdot_best takes its kernel from: never a 4-row kernel of
+     * another isa than the single-row one (their bits would differ) */
+    for (int isa = SC_ISA_N - 1; isa >= 0; isa--)
+        if (sc_qdot_get(wtype, isa)) return sc_qdot4_get(wtype, isa);
+    return NULL;
 }
 
 void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out) {

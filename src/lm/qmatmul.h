@@ -80,6 +80,9 @@ sc_qdot_fn sc_qdot_get(int wtype, int isa);
 /* The fastest kernel the CPU runs for wtype (never NULL for a supported type). */
 sc_qdot_fn sc_qdot_best(int wtype);
 
+/* The 4-row kernel of isa whose rows equal sc_qdot_get(wtype, isa)'s, or
+ * NULL (the CPU lacks isa, or isa has no 4-row kernel for the type). */
+sc_qdot4_fn sc_qdot4_get(int wtype, int isa);
 /* The 4-row kernel matching sc_qdot_best(wtype), or NULL where there is none
  * (then rows go one by one). */
 sc_qdot4_fn sc_qdot4_best(int wtype);
