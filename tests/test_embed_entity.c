@@ -12,15 +12,7 @@
 #include "lm/vecstore.h"
 #include "test_lm_util.h"
 
-static int run(const char *cmd_args, char *out, size_t cap) {
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "SEMCTR_MODEL='%s' '%s' embed %s 2>&1", lmt_model_dir(), getenv("SEMCTR_BIN"), cmd_args);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args, char *out, size_t cap) { return lmt_run_embed(args, out, cap); }
 
 static void write_file(const char *path, const char *body) {
     FILE *f = fopen(path, "wb");

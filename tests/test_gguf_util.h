@@ -16,6 +16,7 @@
 #include "lm/llama.h"
 #include "text/bpe.h"
 #include "text/spm.h"
+#include "test_cli_util.h"
 
 /* Fewer prompts under AddressSanitizer keep the sanitizer run short; the
  * plain run checks them all. */
@@ -53,18 +54,7 @@ static inline const char *ggt_gemma_path(void) {
 }
 
 /* stdout+stderr of `semctr ARGS` ($SEMCTR_BIN) into out; the exit status */
-static inline int ggt_run_cli(const char *args, char *out, size_t cap) {
-    char cmd[16384];
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static inline int ggt_run_cli(const char *args, char *out, size_t cap) { return tcli_run("", args, out, cap); }
 
 /* `semctr generate ARGS` with the SmolLM2 fixture model as the default */
 static inline int ggt_run_generate(const char *args, char *out, size_t cap) {

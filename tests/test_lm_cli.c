@@ -12,18 +12,7 @@
 #include "lm/vecstore.h"
 #include "test_lm_util.h"
 
-static int run(const char *args, char *out, size_t cap) {
-    char cmd[8192];
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "SEMCTR_MODEL='%s' '%s' embed %s 2>&1", lmt_model_dir(), bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args, char *out, size_t cap) { return lmt_run_embed(args, out, cap); }
 
 Test(lm_cli, text_prints_the_library_vector, .timeout = 60) {
     static char out[65536];

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_cli_util.h"
+
 /* The default model: $SEMCTR_MODEL, else the cache fetch_model.sh fills. */
 static inline const char *lmt_model_dir(void) {
     static char dir[4096];
@@ -36,6 +38,15 @@ static inline size_t lmt_unhex(const char *hex, size_t n, char *out) {
     }
     out[k] = '\0';
     return k;
+}
+
+/* `semctr embed ARGS` with the fixture encoder as the default model */
+static inline int lmt_run_embed(const char *args, char *out, size_t cap) {
+    char env[4200];
+    snprintf(env, sizeof env, "SEMCTR_MODEL='%s'", lmt_model_dir());
+    char a[8192];
+    snprintf(a, sizeof a, "embed %s", args);
+    return tcli_run(env, a, out, cap);
 }
 
 #endif

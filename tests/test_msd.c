@@ -22,6 +22,7 @@
 #include "semctr.h"
 #include "train/container.h"
 #include "train/msd.h"
+#include "test_cli_util.h"
 #include "test_nn_gradcheck.h"
 
 /* ---------------- the backbone with K dense fields ---------------- */
@@ -238,33 +239,6 @@ Test(msd, tsv_reader_unescapes_and_names_bad_lines) {
 
 /* ---------------- end to end ---------------- */
 
-static char out_buf[1 << 16];
-
-static int semctr(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "SEMCTR_QUIET=1 '%s' %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static double json_number(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    cr_assert(p, "no '%s' in %s", key, json);
-    return strtod(p + strlen(pat), NULL);
-}
-
 /* Stand-in extraction files (not LLM outputs): short texts keep the
  * encoder's work small under sanitizers; a few entities are left out so the
  * raw-text fallback is exercised. */
@@ -289,38 +263,38 @@ static void stand_in_texts(const char *dir) {
 Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeout = 900) {
     char d[] = "/tmp/sc_msd_XXXXXX";
     cr_assert(mkdtemp(d));
-    cr_assert_eq(semctr("prepare --config configs/ml-100k.yaml --out %s/data", d), 0, "%s", out_buf);
+    cr_assert_eq(tcli_semctr("prepare --config configs/ml-100k.yaml --out %s/data", d), 0, "%s", tcli_out());
     char tx[128];
     snprintf(tx, sizeof tx, "%s/texts", d);
     cr_assert_eq(sc_mkdirs(tx, NULL), 0);
     stand_in_texts(tx);
-    cr_assert_eq(semctr("train --method msd --msd-texts %s --data %s/data --model deepfm --out %s/m --epochs 2 "
+    cr_assert_eq(tcli_semctr("train --method msd --msd-texts %s --data %s/data --model deepfm --out %s/m --epochs 2 "
                         "--seed 3 --json",
                         tx, d, d),
-                 0, "%s", out_buf);
-    const char *test = strstr(out_buf, "\"test\"");
-    cr_assert(test, "%s", out_buf);
-    double auc = json_number(strstr(test, "\"all\""), "auc");
-    cr_assert(auc > 0.68, "test AUC %g\n%s", auc, out_buf);
-    cr_assert(json_number(strstr(test, "\"cold\""), "rows") > 50, "%s", out_buf);
+                 0, "%s", tcli_out());
+    const char *test = strstr(tcli_out(), "\"test\"");
+    cr_assert(test, "%s", tcli_out());
+    double auc = tcli_json_number(strstr(test, "\"all\""), "auc");
+    cr_assert(auc > 0.68, "test AUC %g\n%s", auc, tcli_out());
+    cr_assert(tcli_json_number(strstr(test, "\"cold\""), "rows") > 50, "%s", tcli_out());
     /* texts: extracted for the listed entities, the raw text for the others */
-    const char *item = strstr(out_buf, "\"item\":{");
-    cr_assert(item, "%s", out_buf);
-    cr_assert(json_number(item, "extracted") > 1500 && json_number(item, "raw_entity_text") >= 17, "%s", item);
-    cr_assert(json_number(item, "extracted_status_fallback") > 100, "%s", item);
+    const char *item = strstr(tcli_out(), "\"item\":{");
+    cr_assert(item, "%s", tcli_out());
+    cr_assert(tcli_json_number(item, "extracted") > 1500 && tcli_json_number(item, "raw_entity_text") >= 17, "%s", item);
+    cr_assert(tcli_json_number(item, "extracted_status_fallback") > 100, "%s", item);
     /* eval by table lookups, and with new entities encoded: the training-time test AUC */
-    cr_assert_eq(semctr("eval --model %s/m --data %s/data --json", d, d), 0, "%s", out_buf);
-    cr_assert(json_number(out_buf, "auc") > 0.6 && json_number(out_buf, "msd_unknown_ids") > 0, "%s", out_buf);
-    cr_assert_eq(semctr("eval --model %s/m --data %s/data --json --encoder %s/.cache/semctr/models/all-MiniLM-L6-v2", d,
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --json", d, d), 0, "%s", tcli_out());
+    cr_assert(tcli_json_number(tcli_out(), "auc") > 0.6 && tcli_json_number(tcli_out(), "msd_unknown_ids") > 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --json --encoder %s/.cache/semctr/models/all-MiniLM-L6-v2", d,
                         d, getenv("HOME")),
-                 0, "%s", out_buf);
-    cr_assert(fabs(json_number(out_buf, "auc") - auc) < 1e-4, "eval %g vs train %g", json_number(out_buf, "auc"), auc);
+                 0, "%s", tcli_out());
+    cr_assert(fabs(tcli_json_number(tcli_out(), "auc") - auc) < 1e-4, "eval %g vs train %g", tcli_json_number(tcli_out(), "auc"), auc);
     /* predict on raw rows: an unknown item id scores (zeros, counted) */
     char csv[128];
     snprintf(csv, sizeof csv, "%s/rows.csv", d);
     write_text(csv, "user_id,item_id\n1,1\n2,50\n7,999999\n");
-    cr_assert_eq(semctr("predict --model %s/m --input %s --output %s/p.csv", d, csv, d), 0, "%s", out_buf);
-    cr_assert(strstr(out_buf, "not in the model's semantic tables"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("predict --model %s/m --input %s --output %s/p.csv", d, csv, d), 0, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "not in the model's semantic tables"), "%s", tcli_out());
     /* the C API / server: known entities by lookup; a new item with item_text is encoded with --encoder */
     {
         char mp[128], enc[512];
@@ -378,27 +352,27 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
     sc_container_writer_free(&w);
     sc_container_close(&c);
     sc_free(copy);
-    cr_assert_eq(semctr("eval --model %s --data %s/data", bad, d), 1, "%s", out_buf);
-    cr_assert(strstr(out_buf, "msd/item.table") && strstr(out_buf, "adaptor version"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("eval --model %s --data %s/data", bad, d), 1, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "msd/item.table") && strstr(tcli_out(), "adaptor version"), "%s", tcli_out());
     /* bad settings and texts fail before training */
-    cr_assert_eq(semctr("train --method msd --msd-levels item,colour --data %s/data --model dnn --out %s/x", d, d), 2,
-                 "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --method msd --msd-levels item,colour --data %s/data --model dnn --out %s/x", d, d), 2,
+                 "%s", tcli_out());
     write_text(csv, "key\tstatus\ttext\n1\tok\n");
     char tx2[128], p2[160];
     snprintf(tx2, sizeof tx2, "%s/texts2", d);
     cr_assert_eq(sc_mkdirs(tx2, NULL), 0);
     snprintf(p2, sizeof p2, "%s/item.tsv", tx2);
     write_text(p2, "key\tstatus\ttext\n1\tok\n");
-    cr_assert_eq(semctr("train --method msd --msd-texts %s --data %s/data --model dnn --out %s/x", tx2, d, d), 1,
-                 "%s", out_buf);
-    cr_assert(strstr(out_buf, "item.tsv:2"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --method msd --msd-texts %s --data %s/data --model dnn --out %s/x", tx2, d, d), 1,
+                 "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "item.tsv:2"), "%s", tcli_out());
     /* a directory without extraction files is an error, not a silent raw-text run */
-    cr_assert_eq(semctr("train --method msd --msd-texts %s/no-such-dir --data %s/data --model dnn --out %s/x", d, d, d), 1,
-                 "%s", out_buf);
-    cr_assert(strstr(out_buf, "neither item.tsv nor user.tsv"), "%s", out_buf);
-    cr_assert_eq(semctr("train --method msd --msd-history genres --data %s/data --model dnn --out %s/x", d, d), 1,
-                 "%s", out_buf);
-    cr_assert(strstr(out_buf, "genres"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --method msd --msd-texts %s/no-such-dir --data %s/data --model dnn --out %s/x", d, d, d), 1,
+                 "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "neither item.tsv nor user.tsv"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --method msd --msd-history genres --data %s/data --model dnn --out %s/x", d, d), 1,
+                 "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "genres"), "%s", tcli_out());
     snprintf(tx, sizeof tx, "rm -rf '%s'", d);
     cr_assert_eq(system(tx), 0);
 }

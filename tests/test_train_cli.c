@@ -12,42 +12,15 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "train/container.h"
+#include "test_cli_util.h"
 #include "test_gguf_util.h"
 
-static char out_buf[1 << 16];
-
-/* Run `semctr ARGS` (stderr merged), return the exit code; output in out_buf. */
-static int semctr(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    const char *bin = getenv("SEMCTR_BIN");
-    cr_assert(bin, "SEMCTR_BIN not set (run through make test)");
-    snprintf(cmd, sizeof cmd, "SEMCTR_QUIET=1 '%s' %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* The number after "key": in a JSON text (the first occurrence). */
-static double json_number(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(json, pat);
-    cr_assert(p, "no '%s' in %s", key, json);
-    return strtod(p + strlen(pat), NULL);
-}
 
 /* A fresh temp dir with ml-100k prepared in DIR/data. */
 static void prepare(char *dir) {
     strcpy(dir, "/tmp/sc_train_cli_XXXXXX");
     cr_assert(mkdtemp(dir));
-    cr_assert_eq(semctr("prepare --config configs/ml-100k.yaml --out %s/data", dir), 0, "%s", out_buf);
+    cr_assert_eq(tcli_semctr("prepare --config configs/ml-100k.yaml --out %s/data", dir), 0, "%s", tcli_out());
 }
 
 static void cleanup(const char *dir) {
@@ -59,15 +32,15 @@ static void cleanup(const char *dir) {
 Test(train_cli, deepfm_learns_movielens, .timeout = 300) {
     char d[64];
     prepare(d);
-    cr_assert_eq(semctr("train --data %s/data --model deepfm --out %s/m --epochs 2 --seed 1 --log %s/log", d, d, d), 0,
-                 "%s", out_buf);
-    cr_assert_eq(semctr("eval --model %s/m --data %s/data --split test --json", d, d), 0, "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --data %s/data --model deepfm --out %s/m --epochs 2 --seed 1 --log %s/log", d, d, d), 0,
+                 "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --split test --json", d, d), 0, "%s", tcli_out());
     /* A trained DeepFM on this split reaches ~0.71-0.72 test AUC; chance is 0.5. */
-    double auc = json_number(out_buf, "auc"), gauc = json_number(out_buf, "gauc");
+    double auc = tcli_json_number(tcli_out(), "auc"), gauc = tcli_json_number(tcli_out(), "gauc");
     cr_assert(auc > 0.69 && auc < 0.80, "test AUC %f", auc);
     cr_assert(gauc > 0.65, "test gAUC %f", gauc);
-    cr_assert(json_number(out_buf, "logloss") < 0.66);
-    cr_assert_eq(json_number(out_buf, "n"), 10000);
+    cr_assert(tcli_json_number(tcli_out(), "logloss") < 0.66);
+    cr_assert_eq(tcli_json_number(tcli_out(), "n"), 10000);
     char path[128], *log;
     size_t n;
     snprintf(path, sizeof path, "%s/log", d);
@@ -81,8 +54,8 @@ Test(train_cli, same_seed_same_model_file, .timeout = 300) {
     char d[64];
     prepare(d);
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(semctr("train --data %s/data --model dcnv2 --out %s/m%d --epochs 1 --seed 7 --threads 2", d, d, i),
-                     0, "%s", out_buf);
+        cr_assert_eq(tcli_semctr("train --data %s/data --model dcnv2 --out %s/m%d --epochs 1 --seed 7 --threads 2", d, d, i),
+                     0, "%s", tcli_out());
     char cmd[256];
     snprintf(cmd, sizeof cmd, "cmp -s %s/m0 %s/m1", d, d);
     cr_assert_eq(system(cmd), 0, "two runs with the same seed and threads wrote different model files");
@@ -92,13 +65,13 @@ Test(train_cli, same_seed_same_model_file, .timeout = 300) {
 Test(train_cli, predict_scores_raw_rows_with_unknown_values, .timeout = 300) {
     char d[64], path[128];
     prepare(d);
-    cr_assert_eq(semctr("train --data %s/data --model fm --out %s/m --epochs 1", d, d), 0, "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --data %s/data --model fm --out %s/m --epochs 1", d, d), 0, "%s", tcli_out());
     snprintf(path, sizeof path, "%s/in.csv", d);
     FILE *f = fopen(path, "w");
     fputs("user_id,item_id,rating,timestamp\n196,242,3,881250949\nno-such-user,999999,,\n", f);
     fclose(f);
-    cr_assert_eq(semctr("predict --model %s/m --input %s/in.csv --output %s/out.csv --id-column item_id", d, d, d), 0,
-                 "%s", out_buf);
+    cr_assert_eq(tcli_semctr("predict --model %s/m --input %s/in.csv --output %s/out.csv --id-column item_id", d, d, d), 0,
+                 "%s", tcli_out());
     snprintf(path, sizeof path, "%s/out.csv", d);
     char *txt;
     size_t n;
@@ -116,31 +89,31 @@ Test(train_cli, predict_scores_raw_rows_with_unknown_values, .timeout = 300) {
 Test(train_cli, bad_model_files_are_refused_by_name, .timeout = 300) {
     char d[64], cmd[512];
     prepare(d);
-    cr_assert_eq(semctr("train --data %s/data --model lr --out %s/m --epochs 1", d, d), 0, "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --data %s/data --model lr --out %s/m --epochs 1", d, d), 0, "%s", tcli_out());
     snprintf(cmd, sizeof cmd, "head -c 1000 %s/m > %s/cut", d, d);
     cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(semctr("eval --model %s/cut --data %s/data", d, d), 1);
-    cr_assert(strstr(out_buf, "/cut") && strstr(out_buf, "truncated"), "%s", out_buf);
-    cr_assert_eq(semctr("eval --model %s/data/schema.scs --data %s/data", d, d), 1);
-    cr_assert(strstr(out_buf, "not a semctr model"), "%s", out_buf);
-    cr_assert_eq(semctr("eval --model %s/m --data %s/data --split nope", d, d), 2);
-    cr_assert_eq(semctr("train --data %s/data --model nosuch --out %s/x", d, d), 2);
-    cr_assert(strstr(out_buf, "unknown model 'nosuch'"), "%s", out_buf);
-    cr_assert_eq(semctr("train --data %s/missing --model lr --out %s/x", d, d), 1);
-    cr_assert(strstr(out_buf, "missing"), "%s", out_buf);
-    cr_assert_eq(semctr("export --model %s/m --network vanilla --out %s/x", d, d), 1);
-    cr_assert(strstr(out_buf, "no network 'vanilla'"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("eval --model %s/cut --data %s/data", d, d), 1);
+    cr_assert(strstr(tcli_out(), "/cut") && strstr(tcli_out(), "truncated"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("eval --model %s/data/schema.scs --data %s/data", d, d), 1);
+    cr_assert(strstr(tcli_out(), "not a semctr model"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --split nope", d, d), 2);
+    cr_assert_eq(tcli_semctr("train --data %s/data --model nosuch --out %s/x", d, d), 2);
+    cr_assert(strstr(tcli_out(), "unknown model 'nosuch'"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --data %s/missing --model lr --out %s/x", d, d), 1);
+    cr_assert(strstr(tcli_out(), "missing"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("export --model %s/m --network vanilla --out %s/x", d, d), 1);
+    cr_assert(strstr(tcli_out(), "no network 'vanilla'"), "%s", tcli_out());
     cleanup(d);
 }
 
 Test(train_cli, resume_continues_after_the_last_epoch, .timeout = 300) {
     char d[64];
     prepare(d);
-    cr_assert_eq(semctr("train --data %s/data --model dnn --out %s/m --epochs 1 --log %s/log --patience 5", d, d, d), 0,
-                 "%s", out_buf);
-    cr_assert_eq(semctr("train --data %s/data --model dnn --out %s/m --epochs 3 --log %s/log --patience 5 --resume", d,
+    cr_assert_eq(tcli_semctr("train --data %s/data --model dnn --out %s/m --epochs 1 --log %s/log --patience 5", d, d, d), 0,
+                 "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --data %s/data --model dnn --out %s/m --epochs 3 --log %s/log --patience 5 --resume", d,
                         d, d),
-                 0, "%s", out_buf);
+                 0, "%s", tcli_out());
     char path[128], *log;
     size_t n;
     snprintf(path, sizeof path, "%s/log", d);
@@ -180,8 +153,8 @@ Test(train_cli, sigterm_leaves_a_loadable_model, .timeout = 300) {
     int st;
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d", st);
-    cr_assert_eq(semctr("eval --model %s --data %s/data --json", model, d), 0, "%s", out_buf);
-    cr_assert(json_number(out_buf, "auc") > 0.6);
+    cr_assert_eq(tcli_semctr("eval --model %s --data %s/data --json", model, d), 0, "%s", tcli_out());
+    cr_assert(tcli_json_number(tcli_out(), "auc") > 0.6);
     cleanup(d);
 }
 
@@ -189,24 +162,24 @@ Test(train_cli, elec_end_to_end_and_vanilla_serves_without_lm, .timeout = 600) {
     char d[64];
     prepare(d);
     /* short texts (genres, occupation) keep the encoder's work small under sanitizers */
-    cr_assert_eq(semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
+    cr_assert_eq(tcli_semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
                         "--model deepfm --out %s/e --epochs 2 --patience 5 --adapter-epochs 1 --seed 3 --log %s/log --json",
                         d, d, d),
-                 0, "%s", out_buf);
-    const char *test = strstr(out_buf, "\"test\"");
-    cr_assert(test, "%s", out_buf);
-    cr_assert(json_number(strstr(test, "\"adapter\""), "auc") > 0.55, "%s", out_buf);
-    cr_assert(json_number(strstr(test, "\"gain\""), "auc") > 0.65, "%s", out_buf);
-    cr_assert(json_number(strstr(test, "\"vanilla\""), "auc") > 0.65, "%s", out_buf);
+                 0, "%s", tcli_out());
+    const char *test = strstr(tcli_out(), "\"test\"");
+    cr_assert(test, "%s", tcli_out());
+    cr_assert(tcli_json_number(strstr(test, "\"adapter\""), "auc") > 0.55, "%s", tcli_out());
+    cr_assert(tcli_json_number(strstr(test, "\"gain\""), "auc") > 0.65, "%s", tcli_out());
+    cr_assert(tcli_json_number(strstr(test, "\"vanilla\""), "auc") > 0.65, "%s", tcli_out());
     /* the vectors are cached; a resumed run continues with the pair's third epoch */
     char cache[128];
     snprintf(cache, sizeof cache, "%s/data/elec-entity-all-MiniLM-L6-v2.vec", d);
     cr_assert(sc_file_exists(cache));
-    cr_assert_eq(semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
+    cr_assert_eq(tcli_semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
                         "--model deepfm --out %s/e --epochs 3 --patience 5 --adapter-epochs 1 --seed 3 --log %s/log "
                         "--resume",
                         d, d, d),
-                 0, "%s", out_buf);
+                 0, "%s", tcli_out());
     char logp[128], *log;
     size_t n;
     snprintf(logp, sizeof logp, "%s/log", d);
@@ -214,9 +187,9 @@ Test(train_cli, elec_end_to_end_and_vanilla_serves_without_lm, .timeout = 600) {
     cr_assert(strstr(log, "\"epoch\": 3,"), "%s", log);
     cr_assert_null(strstr(strstr(log, "\"epoch\": 2,"), "\"epoch\": 1,"), "the pair restarted:\n%s", log);
     sc_free(log);
-    cr_assert_eq(semctr("export --model %s/e --network vanilla --out %s/v", d, d), 0, "%s", out_buf);
-    cr_assert_eq(semctr("export --model %s/e --network gain --out %s/g", d, d), 1);
-    cr_assert(strstr(out_buf, "language-model vectors"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("export --model %s/e --network vanilla --out %s/v", d, d), 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("export --model %s/e --network gain --out %s/g", d, d), 1);
+    cr_assert(strstr(tcli_out(), "language-model vectors"), "%s", tcli_out());
     /* the exported network holds no adapter and scores with no model reachable */
     char path[128];
     snprintf(path, sizeof path, "%s/v", d);
@@ -224,26 +197,26 @@ Test(train_cli, elec_end_to_end_and_vanilla_serves_without_lm, .timeout = 600) {
     cr_assert_eq(sc_container_open(&c, path, NULL), SC_OK);
     for (int i = 0; i < c.n; i++) cr_assert_neq(strncmp(c.entries[i].name, "adapter/", 8), 0, "%s", c.entries[i].name);
     sc_container_close(&c);
-    cr_assert_eq(semctr("eval --model %s/v --data %s/data --json", d, d), 0, "%s", out_buf);
-    cr_assert(json_number(out_buf, "auc") > 0.65);
+    cr_assert_eq(tcli_semctr("eval --model %s/v --data %s/data --json", d, d), 0, "%s", tcli_out());
+    cr_assert(tcli_json_number(tcli_out(), "auc") > 0.65);
     cleanup(d);
 }
 
 Test(train_cli, elec_bad_settings_fail_before_training, .timeout = 300) {
     char d[64], path[160];
     prepare(d);
-    cr_assert_eq(semctr("train --method elec --elec-text title,nosuch --data %s/data --model dnn --out %s/e", d, d), 1);
-    cr_assert(strstr(out_buf, "'nosuch' is not a text column") && strstr(out_buf, "title"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("train --method elec --elec-text title,nosuch --data %s/data --model dnn --out %s/e", d, d), 1);
+    cr_assert(strstr(tcli_out(), "'nosuch' is not a text column") && strstr(tcli_out(), "title"), "%s", tcli_out());
     /* a store of other vectors (semctr embed's: normalised sentence embeddings) is refused */
     snprintf(path, sizeof path, "%s/texts.txt", d);
     FILE *f = fopen(path, "w");
     fputs("a\tToy Story\n", f);
     fclose(f);
-    cr_assert_eq(semctr("embed --input %s --out %s/other.vec", path, d), 0, "%s", out_buf);
-    cr_assert_eq(semctr("train --method elec --elec-cache %s/other.vec --data %s/data --model dnn --out %s/e", d, d, d), 1);
-    cr_assert(strstr(out_buf, "other.vec") && strstr(out_buf, "not normalised"), "%s", out_buf);
-    cr_assert_eq(semctr("train --method elec --lm %s/nomodel --data %s/data --model dnn --out %s/e", d, d, d), 1);
-    cr_assert(strstr(out_buf, "nomodel"), "%s", out_buf);
+    cr_assert_eq(tcli_semctr("embed --input %s --out %s/other.vec", path, d), 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --method elec --elec-cache %s/other.vec --data %s/data --model dnn --out %s/e", d, d, d), 1);
+    cr_assert(strstr(tcli_out(), "other.vec") && strstr(tcli_out(), "not normalised"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --method elec --lm %s/nomodel --data %s/data --model dnn --out %s/e", d, d, d), 1);
+    cr_assert(strstr(tcli_out(), "nomodel"), "%s", tcli_out());
     snprintf(path, sizeof path, "%s/e", d);
     cr_assert(!sc_file_exists(path), "a failed run left a model file");
     cleanup(d);
@@ -254,11 +227,11 @@ Test(train_cli, elec_with_a_gguf_decoder_llm, .timeout = 600) {
     prepare(d);
     /* ELEC is LLM-agnostic: the same run with SmolLM2 (a Llama-family GGUF) as the LLM;
      * user texts only ("Occupation is writer. Gender is M."), a few dozen, to stay quick */
-    cr_assert_eq(semctr("train --method elec --lm %s --elec-granularity entity --elec-text occupation,gender "
+    cr_assert_eq(tcli_semctr("train --method elec --lm %s --elec-granularity entity --elec-text occupation,gender "
                         "--data %s/data --model dnn --out %s/e --epochs 1 --adapter-epochs 1 --json",
                         ggt_model_path(), d, d),
-                 0, "%s", out_buf);
-    cr_assert(strstr(out_buf, "SmolLM2") && strstr(out_buf, "mean last hidden state"), "%s", out_buf);
-    cr_assert(json_number(strstr(out_buf, "\"vanilla\""), "auc") > 0.6, "%s", out_buf);
+                 0, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "SmolLM2") && strstr(tcli_out(), "mean last hidden state"), "%s", tcli_out());
+    cr_assert(tcli_json_number(strstr(tcli_out(), "\"vanilla\""), "auc") > 0.6, "%s", tcli_out());
     cleanup(d);
 }
