@@ -76,8 +76,8 @@ typedef struct sc_llama_weights {
 struct sc_llama;
 
 /* The keys and values of one token sequence: its KV cache. The model has one
- * of its own (sc_llama_forward); more let several sequences decode together
- * (sc_llama_decode). */
+ * of its own (sc_llama_forward); more let several sequences run together
+ * (sc_llama_forward_batch). */
 typedef struct sc_llama_kv {
     const struct sc_llama *model; /* the model it was made for */
     int max_ctx;   /* positions it holds */
@@ -140,8 +140,10 @@ typedef struct sc_llama_seg {
 /* Several sequences in one forward pass: each segment is computed exactly
  * as sc_llama_forward_kv(seg.kv, seg.tokens, seg.n, seg.logits) alone
  * computes it (the same bits), while every weight is read (and decoded)
- * once for the whole batch: decoding B sequences together costs far less
- * than B separate steps. Segments of the same sequence take its positions
+ * once for the whole batch, and one token of each of 4 sequences goes
+ * through a 4-row kernel that unpacks each weight block once: decoding B
+ * sequences together costs less than B separate steps (docs/llm.md has the
+ * numbers). Segments of the same sequence take its positions
  * in order. SC_EINVAL for a bad token id, a full cache or a cache of another
  * model (then nothing is appended). */
 int sc_llama_forward_batch(sc_llama *m, const sc_llama_seg *segs, int n_seg, sc_error *err);
