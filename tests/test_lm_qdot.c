@@ -151,8 +151,9 @@ Test(lm_qdot, random_blocks_every_type_and_isa) {
     }
     int have = 0;
     for (int isa = 0; isa < SC_ISA_N; isa++) have += sc_isa_available(isa);
-    fprintf(stderr, "qdot: %d instruction sets available (%s%s%s)\n", have, sc_isa_name(0),
-            sc_isa_available(1) ? ", AVX2" : "", sc_isa_available(2) ? ", AVX-512" : "");
+    fprintf(stderr, "qdot: %d instruction sets available (%s%s%s)%s\n", have, sc_isa_name(0),
+            sc_isa_available(1) ? ", AVX2" : "", sc_isa_available(2) ? ", AVX-512" : "",
+            sc_cpu_has_vnni() ? ", integer kernels with VNNI" : "");
 }
 
 Test(lm_qdot, real_smollm2_tensors, .timeout = 60) {
@@ -438,4 +439,85 @@ Test(lm_qdot, tile_dequant_equals_sc_dequant) {
         }
         free(wd); free(a); free(b);
     }
+}
+
+/* The VNNI variants (vpdpbusd in place of maddubs + madd(ones): Q8_0, Q4_0,
+ * Q4_1 on AVX-512 and AVX2, Q5_0 on AVX2) give the same int32 sums, so the
+ * same bits as the kernels they replace: on random rows, and on rows of
+ * extreme bytes (0x80: Q8_0's -128, the sign trick's |x| = 128, pair sums
+ * 2 * 128 * 127; 0xFF: nibbles 15, Q5_0's 15) with activations all +-127,
+ * at several lengths (odd block counts: the AVX-512 kernels' AVX2 tail).
+ * Each variant's 4-row kernel gives each row its single-row kernel's bits,
+ * and sc_qdot_get picks the VNNI one. */
+static void check_vnni_rows(int type, sc_qdot_fn plain, sc_qdot_fn vnni, const char *what, sc_rng *r) {
+    int bs = sc_ggml_block_size(type), fd, fm;
+    f16_fields(type, &fd, &fm);
+    int ns[] = {32, 64, 96, 160, 256, 1536};
+    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        int n = ns[ni], atype = sc_qact_type(type);
+        if (n % bs) continue;
+        size_t ts = (size_t)sc_ggml_type_size(type), rb = (size_t)n / bs * ts;
+        uint8_t *w = malloc(rb), *buf = sc_aligned_alloc(sc_qact_bytes(atype, n) + 64);
+        float *x = malloc((size_t)n * 4);
+        for (int rep = 0; rep < 24; rep++) {
+            random_row(type, n, w, r);
+            int extreme = rep % 4 == 3;
+            if (extreme) {
+                uint16_t h[2] = {0, 0}; /* a finite scale (and min) from random_row */
+                memcpy(&h[0], w + fd, 2);
+                if (fm >= 0) memcpy(&h[1], w + fm, 2);
+                memset(w, rep % 8 == 3 ? 0x80 : 0xFF, rb);
+                for (size_t k = 0; k < rb / ts; k++) {
+                    memcpy(w + k * ts + fd, &h[0], 2);
+                    if (fm >= 0) memcpy(w + k * ts + fm, &h[1], 2);
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                float sign = (rep / 4) % 3 == 0 ? 1.0f : (rep / 4) % 3 == 1 ? -1.0f : (sc_rng_below(r, 2) ? 1.0f : -1.0f);
+                x[i] = extreme ? sign : sc_rng_normal(r) * (i % 64 < 32 ? 1.0f : 0.01f);
+            }
+            if (rep % 6 == 1) memset(x, 0, (size_t)bs * 4);
+            sc_qrow a;
+            sc_qact_quantize(atype, x, n, buf, &a);
+            float want = plain(w, &a, n), got = vnni(w, &a, n);
+            cr_assert(memcmp(&got, &want, 4) == 0, "%s %s n=%d rep %d: VNNI %.9g vs %.9g", what, sc_ggml_type_name(type),
+                      n, rep, got, want);
+        }
+        free(w); free(x);
+        sc_free(buf);
+    }
+}
+
+Test(lm_qdot, vnni_kernels_equal_maddubs_kernels) {
+    if (!sc_cpu_has_vnni()) {
+        cr_assert_null(sc_qdot_get_variant(SC_GGML_Q8_0, SC_ISA_AVX2, 1));
+        fprintf(stderr, "qdot: no AVX512_VNNI on this CPU, VNNI kernels not checked\n");
+        return;
+    }
+    sc_rng r;
+    sc_rng_seed(&r, 13);
+    int checked = 0;
+    for (int ti = 0; ti < NTYPES; ti++) {
+        int type = TYPES[ti];
+        for (int isa = SC_ISA_AVX2; isa <= SC_ISA_AVX512; isa++) {
+            sc_qdot_fn v = sc_qdot_get_variant(type, isa, 1), p = sc_qdot_get_variant(type, isa, 0);
+            int want = type == SC_GGML_Q8_0 || type == SC_GGML_Q4_0 || type == SC_GGML_Q4_1 ||
+                       (type == SC_GGML_Q5_0 && isa == SC_ISA_AVX2);
+            cr_assert_eq(v != NULL, want, "%s %s: VNNI kernel %s", sc_ggml_type_name(type), sc_isa_name(isa),
+                         v ? "unexpected" : "missing");
+            cr_assert_eq(sc_qdot_get(type, isa), v ? v : p, "%s %s: sc_qdot_get does not pick the VNNI kernel",
+                         sc_ggml_type_name(type), sc_isa_name(isa));
+            if (!v) continue;
+            cr_assert(p && v != p);
+            check_vnni_rows(type, p, v, sc_isa_name(isa), &r);
+            for (int vn = 0; vn < 2; vn++) {
+                sc_qdot4_fn f4 = sc_qdot4_get_variant(type, isa, vn);
+                cr_assert(f4, "%s %s: no 4-row kernel (vnni %d)", sc_ggml_type_name(type), sc_isa_name(isa), vn);
+                check_four_rows(type, f4, vn ? v : p, vn ? "VNNI" : "maddubs", &r);
+            }
+            cr_assert_eq(sc_qdot4_get(type, isa), sc_qdot4_get_variant(type, isa, 1));
+            checked++;
+        }
+    }
+    fprintf(stderr, "qdot: %d VNNI kernels equal the maddubs ones, bit for bit\n", checked);
 }

@@ -16,10 +16,10 @@
 #include "lm/safetensors.h" /* sc_f16_to_f32, sc_bf16_to_f32 */
 
 /* SIMD kernels (qdot_x86.c); NULL when not built for this target */
-sc_qdot_fn sc_qdot_avx2(int wtype);
-sc_qdot_fn sc_qdot_avx512(int wtype);
-sc_qdot4_fn sc_qdot4_avx2(int wtype);
-sc_qdot4_fn sc_qdot4_avx512(int wtype);
+sc_qdot_fn sc_qdot_avx2(int wtype, int vnni);
+sc_qdot_fn sc_qdot_avx512(int wtype, int vnni);
+sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni);
+sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni);
 sc_dequant_fn sc_dequant_avx2(int wtype);
 
 /* ---- helpers ---- */
@@ -329,6 +329,11 @@ static float dot_bf16(const uint8_t *w, const sc_qrow *a, int n) {
 
 /* ---- dispatch ---- */
 
+/* Bit ISA_VNNI of detect_isas: AVX512_VNNI and AVX512VL on top of
+ * SC_ISA_AVX512. Not an instruction-set level of its own: it picks the VNNI
+ * variants of the AVX2 and AVX-512 integer kernels (the same bits). */
+#define ISA_VNNI 8
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 
@@ -348,28 +353,35 @@ static int detect_isas(void) {
     int avx2 = b >> 5 & 1, avx512f = b >> 16 & 1, avx512bw = b >> 30 & 1;
     if (avx2 && fma && f16c) isas |= 1 << SC_ISA_AVX2;
     if ((isas & 1 << SC_ISA_AVX2) && avx512f && avx512bw && (xlo & 0xe0) == 0xe0) isas |= 1 << SC_ISA_AVX512;
+    int avx512vl = b >> 31 & 1, avx512vnni = c >> 11 & 1;
+    if ((isas & 1 << SC_ISA_AVX512) && avx512vl && avx512vnni) isas |= 1 << ISA_VNNI;
     return isas;
 }
 #else
 static int detect_isas(void) { return 1 << SC_ISA_PLAIN; }
 #endif
 
-int sc_isa_available(int isa) {
+static int cpu_isas(void) {
     static atomic_int cached = -1; /* cpuid traps in some VMs: ask once */
     int isas = atomic_load_explicit(&cached, memory_order_relaxed);
     if (isas < 0) atomic_store_explicit(&cached, isas = detect_isas(), memory_order_relaxed);
-    return isa >= 0 && isa < SC_ISA_N && (isas >> isa & 1);
+    return isas;
 }
+
+int sc_isa_available(int isa) { return isa >= 0 && isa < SC_ISA_N && (cpu_isas() >> isa & 1); }
+
+int sc_cpu_has_vnni(void) { return cpu_isas() >> ISA_VNNI & 1; }
 
 const char *sc_isa_name(int isa) {
     static const char *names[] = {"plain C", "AVX2", "AVX-512"};
     return isa >= 0 && isa < SC_ISA_N ? names[isa] : "?";
 }
 
-sc_qdot_fn sc_qdot_get(int wtype, int isa) {
-    if (!sc_isa_available(isa)) return NULL;
-    if (isa == SC_ISA_AVX2) return sc_qdot_avx2(wtype);
-    if (isa == SC_ISA_AVX512) return sc_qdot_avx512(wtype);
+sc_qdot_fn sc_qdot_get_variant(int wtype, int isa, int vnni) {
+    if (!sc_isa_available(isa) || (vnni && !sc_cpu_has_vnni())) return NULL;
+    if (isa == SC_ISA_AVX2) return sc_qdot_avx2(wtype, vnni);
+    if (isa == SC_ISA_AVX512) return sc_qdot_avx512(wtype, vnni);
+    if (vnni) return NULL;
     switch (wtype) {
     case SC_GGML_F32: return dot_f32;
     case SC_GGML_F16: return dot_f16;
@@ -386,6 +398,11 @@ sc_qdot_fn sc_qdot_get(int wtype, int isa) {
     }
 }
 
+/* the VNNI variant wherever the CPU has VNNI and the type has one */
+static int use_vnni(int wtype, int isa) { return sc_cpu_has_vnni() && sc_qdot_get_variant(wtype, isa, 1); }
+
+sc_qdot_fn sc_qdot_get(int wtype, int isa) { return sc_qdot_get_variant(wtype, isa, use_vnni(wtype, isa)); }
+
 sc_qdot_fn sc_qdot_best(int wtype) {
     for (int isa = SC_ISA_N - 1; isa >= 0; isa--) {
         sc_qdot_fn f = sc_qdot_get(wtype, isa);
@@ -394,12 +411,15 @@ sc_qdot_fn sc_qdot_best(int wtype) {
     return NULL;
 }
 
-sc_qdot4_fn sc_qdot4_get(int wtype, int isa) {
-    if (!sc_isa_available(isa)) return NULL;
-    if (isa == SC_ISA_AVX2) return sc_qdot4_avx2(wtype);
-    if (isa == SC_ISA_AVX512) return sc_qdot4_avx512(wtype);
+sc_qdot4_fn sc_qdot4_get_variant(int wtype, int isa, int vnni) {
+    if (!sc_isa_available(isa) || (vnni && !sc_cpu_has_vnni())) return NULL;
+    if (isa == SC_ISA_AVX2) return sc_qdot4_avx2(wtype, vnni);
+    if (isa == SC_ISA_AVX512) return sc_qdot4_avx512(wtype, vnni);
     return NULL;
 }
+
+/* the variant sc_qdot_get(wtype, isa) takes */
+sc_qdot4_fn sc_qdot4_get(int wtype, int isa) { return sc_qdot4_get_variant(wtype, isa, use_vnni(wtype, isa)); }
 
 sc_qdot4_fn sc_qdot4_best(int wtype) {
     /* the isa sc_qdot_best takes its kernel from: never a 4-row kernel of

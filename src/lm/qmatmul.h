@@ -33,6 +33,10 @@ enum { SC_ISA_PLAIN = 0, SC_ISA_AVX2 = 1, SC_ISA_AVX512 = 2, SC_ISA_N = 3 };
 /* 1 when the running CPU (and the compiler) supports isa. */
 int sc_isa_available(int isa);
 const char *sc_isa_name(int isa);
+/* 1 when the CPU has AVX512_VNNI and AVX512VL besides SC_ISA_AVX512: the
+ * Q8_0, Q4_0, Q4_1 and Q5_0 kernels of SC_ISA_AVX2 and SC_ISA_AVX512 then
+ * come in their VNNI variant (vpdpbusd for maddubs + madd), same bits. */
+int sc_cpu_has_vnni(void);
 
 /* 1 when weights of type can be multiplied (F32 F16 BF16 Q8_0 Q4_0 Q4_1
  * Q4_K Q5_K Q6_K). */
@@ -75,14 +79,20 @@ typedef float (*sc_qdot_fn)(const uint8_t *w, const sc_qrow *a, int n);
 typedef void (*sc_qdot4_fn)(const uint8_t *w, const sc_qrow *a, int n, float *out);
 
 /* The kernel for weight type wtype on isa; NULL when the CPU lacks isa or
- * that isa has no kernel of its own for the type. */
+ * that isa has no kernel of its own for the type. The VNNI variant where
+ * sc_cpu_has_vnni() and the type has one. */
 sc_qdot_fn sc_qdot_get(int wtype, int isa);
+/* The same with the variant chosen: vnni 0, the maddubs kernel; 1, the VNNI
+ * one (NULL where the CPU lacks VNNI or wtype has no VNNI kernel on isa). */
+sc_qdot_fn sc_qdot_get_variant(int wtype, int isa, int vnni);
 /* The fastest kernel the CPU runs for wtype (never NULL for a supported type). */
 sc_qdot_fn sc_qdot_best(int wtype);
 
 /* The 4-row kernel of isa whose rows equal sc_qdot_get(wtype, isa)'s, or
  * NULL (the CPU lacks isa, or isa has no 4-row kernel for the type). */
 sc_qdot4_fn sc_qdot4_get(int wtype, int isa);
+/* The 4-row kernel of sc_qdot_get_variant(wtype, isa, vnni), or NULL. */
+sc_qdot4_fn sc_qdot4_get_variant(int wtype, int isa, int vnni);
 /* The 4-row kernel matching sc_qdot_best(wtype), or NULL where there is none
  * (then rows go one by one). */
 sc_qdot4_fn sc_qdot4_best(int wtype);
