@@ -56,31 +56,21 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int cmd_bench_serve(int argc, char **argv) {
-    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *encoder = NULL, *v;
+    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *encoder = NULL;
     long threads = 1, callers = 1;
     double seconds = 1;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--model", &v)) == 1) model = v;
-        else if (r == 0 && (r = cli_take(&a, "--input", &v)) == 1) input = v;
-        else if (r == 0 && (r = cli_take(&a, "--batch", &v)) == 1) batches = v;
-        else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) encoder = v;
-        else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
-            if (cli_int("bench-serve", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
-        } else if (r == 0 && (r = cli_take(&a, "--callers", &v)) == 1) {
-            if (cli_int("bench-serve", "--callers", v, 1, 256, &callers)) return EXIT_USAGE;
-        } else if (r == 0 && (r = cli_take(&a, "--seconds", &v)) == 1) {
-            if (cli_float("bench-serve", "--seconds", v, &seconds) || seconds <= 0) return EXIT_USAGE;
-        } else {
-            if (r == 0) fprintf(stderr, "semctr bench-serve: unknown option '%s'\n%s", argv[a.i], USAGE);
-            return EXIT_USAGE;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--model", &model),
+        CLI_STR("--input", &input),
+        CLI_STR("--batch", &batches),
+        CLI_STR("--encoder", &encoder),
+        CLI_INT("--threads", &threads, 1, 256),
+        CLI_INT("--callers", &callers, 1, 256),
+        CLI_FLOAT("--seconds", &seconds),
+    };
+    int code = cli_parse("bench-serve", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
+    if (seconds <= 0) return EXIT_USAGE;
     if (!model || !input) {
         fprintf(stderr, "semctr bench-serve: --model and --input are required\n%s", USAGE);
         return EXIT_USAGE;

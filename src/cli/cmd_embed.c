@@ -27,17 +27,15 @@
 #include "lm/textvec.h"
 #include "lm/vecstore.h"
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: semctr embed --text TEXT [--model DIR|FILE.gguf]\n"
-            "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
-            "                    [--max-length N] [--no-normalize]\n"
-            "       semctr embed --config YAML --entity JOIN --template T --out STORE [same options]\n"
-            "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n"
-            "With --config, the rows of the dataset config's side table JOIN (e.g. item) become\n"
-            "texts through the template T, e.g. \"{title}. Genres: {genres}.\" (names: the table's\n"
-            "columns and the config's text columns of that entity); the id is the join key.\n");
-}
+static const char *USAGE =
+    "usage: semctr embed --text TEXT [--model DIR|FILE.gguf]\n"
+    "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
+    "                    [--max-length N] [--no-normalize]\n"
+    "       semctr embed --config YAML --entity JOIN --template T --out STORE [same options]\n"
+    "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n"
+    "With --config, the rows of the dataset config's side table JOIN (e.g. item) become\n"
+    "texts through the template T, e.g. \"{title}. Genres: {genres}.\" (names: the table's\n"
+    "columns and the config's text columns of that entity); the id is the join key.\n";
 
 /* The default model directory; fetched with scripts/fetch_model.sh when absent. */
 static int default_model(char *dir, size_t cap, sc_error *err) {
@@ -128,44 +126,24 @@ int cmd_embed(int argc, char **argv) {
     const char *config = NULL, *entity = NULL, *tmpl = NULL;
     long batch = 32, threads = 0, max_len = 0;
     int no_norm = 0;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        const char *v;
-        int r;
-        if ((r = cli_take(&a, "--text", &text)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--input", &input)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--config", &config)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--entity", &entity)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--template", &tmpl)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--out", &outp)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--model", &model)) != 0) {
-            if (r < 0) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--batch", &v)) != 0) {
-            if (r < 0 || cli_int("embed", "--batch", v, 1, 4096, &batch)) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--threads", &v)) != 0) {
-            if (r < 0 || cli_int("embed", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--max-length", &v)) != 0) {
-            if (r < 0 || cli_int("embed", "--max-length", v, 2, 1 << 20, &max_len)) return EXIT_USAGE;
-        } else if (cli_flag(&a, "--no-normalize")) {
-            no_norm = 1;
-        } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {
-            usage();
-            return 0;
-        } else {
-            fprintf(stderr, "semctr embed: unknown argument '%s'\n", argv[a.i]);
-            usage();
-            return EXIT_USAGE;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--text", &text),
+        CLI_STR("--input", &input),
+        CLI_STR("--config", &config),
+        CLI_STR("--entity", &entity),
+        CLI_STR("--template", &tmpl),
+        CLI_STR("--out", &outp),
+        CLI_STR("--model", &model),
+        CLI_INT("--batch", &batch, 1, 4096),
+        CLI_INT("--threads", &threads, 1, 256),
+        CLI_INT("--max-length", &max_len, 2, 1 << 20),
+        CLI_FLAG("--no-normalize", &no_norm),
+    };
+    int code = cli_parse("embed", "argument", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!!text + !!input + !!config != 1 || ((input || config) && !outp) || (text && outp) ||
         (config && (!entity || !tmpl)) || (!config && (entity || tmpl))) {
-        usage();
+        fputs(USAGE, stderr);
         return EXIT_USAGE;
     }
     sc_error err = {0};

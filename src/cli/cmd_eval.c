@@ -59,38 +59,28 @@ static int load(sc_model_bundle *b, const char *path, const char *network, int t
 
 int cmd_eval(int argc, char **argv) {
     const char *encoder = NULL;
-    const char *model_path = NULL, *data = NULL, *split = "test", *network = NULL, *baseline = NULL, *v;
+    const char *model_path = NULL, *data = NULL, *split = "test", *network = NULL, *baseline = NULL;
     int json = 0;
     long threads = sc_default_threads();
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--model", &v)) == 1) model_path = v;
-        else if (r == 0 && (r = cli_take(&a, "--data", &v)) == 1) data = v;
-        else if (r == 0 && (r = cli_take(&a, "--split", &v)) == 1) split = v;
-        else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) network = v;
-        else if (r == 0 && (r = cli_take(&a, "--baseline", &v)) == 1) baseline = v;
-        else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) encoder = v;
-        else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
-            if (cli_int("eval", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
-        } else if (r == 0 && cli_flag(&a, "--json")) json = 1;
-        else {
-            if (r == 0) fprintf(stderr, "semctr eval: unknown option '%s'\n%s", argv[a.i], USAGE);
-            return EXIT_USAGE;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--model", &model_path),
+        CLI_STR("--data", &data),
+        CLI_STR("--split", &split),
+        CLI_STR("--network", &network),
+        CLI_STR("--baseline", &baseline),
+        CLI_STR("--encoder", &encoder),
+        CLI_INT("--threads", &threads, 1, 256),
+        CLI_FLAG("--json", &json),
+    };
+    int code = cli_parse("eval", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!model_path || !data) {
         fprintf(stderr, "semctr eval: --model and --data are required\n%s", USAGE);
         return EXIT_USAGE;
     }
-    if (strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test")) {
-        fprintf(stderr, "semctr eval: --split must be train, valid or test, got '%s'\n", split);
-        return EXIT_USAGE;
-    }
+    static const char *const SPLITS[] = {"train", "valid", "test", NULL};
+    int split_k;
+    if (cli_choice("eval", "--split", split, SPLITS, &split_k)) return EXIT_USAGE;
     sc_error err = {0};
     sc_model_bundle bundle = {0}, base_bundle = {0};
     sc_model *model = NULL, *base = NULL;

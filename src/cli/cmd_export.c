@@ -1,7 +1,6 @@
 /* semctr export: write one network of a model file as a plain, servable
  * model (for ELEC: the vanilla network, which needs no language model). */
 #include <stdio.h>
-#include <string.h>
 
 #include "cli/cli.h"
 #include "train/modelfile.h"
@@ -13,22 +12,14 @@ static const char *USAGE =
     "model with the same schema, loadable by eval, predict and serve.\n";
 
 int cmd_export(int argc, char **argv) {
-    const char *in = NULL, *network = NULL, *out = NULL, *v;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--model", &v)) == 1) in = v;
-        else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) network = v;
-        else if (r == 0 && (r = cli_take(&a, "--out", &v)) == 1) out = v;
-        else {
-            if (r == 0) fprintf(stderr, "semctr export: unknown option '%s'\n%s", argv[a.i], USAGE);
-            return EXIT_USAGE;
-        }
-    }
+    const char *in = NULL, *network = NULL, *out = NULL;
+    const cli_opt opts[] = {
+        CLI_STR("--model", &in),
+        CLI_STR("--network", &network),
+        CLI_STR("--out", &out),
+    };
+    int code = cli_parse("export", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!in || !network || !out) {
         fprintf(stderr, "semctr export: --model, --network and --out are required\n%s", USAGE);
         return EXIT_USAGE;

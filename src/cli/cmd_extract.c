@@ -12,21 +12,19 @@
 #include "cli/cli.h"
 #include "train/extract.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: semctr extract --config FILE.yaml --entity NAME --out DIR [--data DIR] [--model FILE.gguf]\n"
-            "                      [--max-tokens N] [--seed S] [--temperature T] [--top-p P] [--top-k K]\n"
-            "                      [--limit N] [--retries N] [--batch N] [--force]\n"
-            "  Prompts come from the config's extract: section; DIR/<entity>.tsv gets key, status (ok|fallback), text.\n"
-            "  --data: a prepared dataset (semctr prepare), needed when the template uses {history}.\n"
-            "  An interrupted run continues where it stopped when rerun with the same parameters.\n"
-            "  --batch N: entities asked together (one pass of the model per token for all; the texts do not\n"
-            "  depend on N).\n"
-            "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2 --batch 8.\n");
-}
+static const char *USAGE =
+    "usage: semctr extract --config FILE.yaml --entity NAME --out DIR [--data DIR] [--model FILE.gguf]\n"
+    "                      [--max-tokens N] [--seed S] [--temperature T] [--top-p P] [--top-k K]\n"
+    "                      [--limit N] [--retries N] [--batch N] [--force]\n"
+    "  Prompts come from the config's extract: section; DIR/<entity>.tsv gets key, status (ok|fallback), text.\n"
+    "  --data: a prepared dataset (semctr prepare), needed when the template uses {history}.\n"
+    "  An interrupted run continues where it stopped when rerun with the same parameters.\n"
+    "  --batch N: entities asked together (one pass of the model per token for all; the texts do not\n"
+    "  depend on N).\n"
+    "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2 --batch 8.\n";
 
 int cmd_extract(int argc, char **argv) {
-    const char *C = "extract", *v, *model = NULL;
+    const char *C = "extract", *model = NULL, *temperature = NULL, *top_p = NULL;
     sc_extract_opts o = {0};
     sc_gen_params_default(&o.gen);
     o.gen.temperature = 0.7f;
@@ -34,72 +32,35 @@ int cmd_extract(int argc, char **argv) {
     o.retries = 2;
     o.batch = 8;
     o.progress = 1;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        long x;
-        double d;
-        if ((r = cli_take(&a, "--config", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            o.config_path = v;
-        } else if ((r = cli_take(&a, "--entity", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            o.entity = v;
-        } else if ((r = cli_take(&a, "--out", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            o.out_dir = v;
-        } else if ((r = cli_take(&a, "--data", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            o.data_dir = v;
-        } else if ((r = cli_take(&a, "--model", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            model = v;
-        } else if ((r = cli_take(&a, "--max-tokens", &v))) {
-            if (r < 0 || cli_int(C, "--max-tokens", v, 1, 100000, &x)) return EXIT_USAGE;
-            o.gen.max_tokens = (int)x;
-        } else if ((r = cli_take(&a, "--seed", &v))) {
-            if (r < 0 || cli_int(C, "--seed", v, 0, 0x7fffffffffffffffL, &x)) return EXIT_USAGE;
-            o.gen.seed = (uint64_t)x;
-        } else if ((r = cli_take(&a, "--temperature", &v))) {
-            if (r < 0 || cli_float(C, "--temperature", v, &d)) return EXIT_USAGE;
-            if (!(d >= 0 && d <= 100)) {
-                fprintf(stderr, "semctr extract: --temperature must be in [0, 100], got '%s'\n", v);
-                return EXIT_USAGE;
-            }
-            o.gen.temperature = (float)d;
-        } else if ((r = cli_take(&a, "--top-p", &v))) {
-            if (r < 0 || cli_float(C, "--top-p", v, &d)) return EXIT_USAGE;
-            if (!(d > 0 && d <= 1)) {
-                fprintf(stderr, "semctr extract: --top-p must be in (0, 1], got '%s'\n", v);
-                return EXIT_USAGE;
-            }
-            o.gen.top_p = (float)d;
-        } else if ((r = cli_take(&a, "--top-k", &v))) {
-            if (r < 0 || cli_int(C, "--top-k", v, 0, 1 << 30, &x)) return EXIT_USAGE;
-            o.gen.top_k = (int)x;
-        } else if ((r = cli_take(&a, "--limit", &v))) {
-            if (r < 0 || cli_int(C, "--limit", v, 1, 0x7fffffffffffffffL, &x)) return EXIT_USAGE;
-            o.limit = x;
-        } else if ((r = cli_take(&a, "--retries", &v))) {
-            if (r < 0 || cli_int(C, "--retries", v, 0, 100, &x)) return EXIT_USAGE;
-            o.retries = (int)x;
-        } else if ((r = cli_take(&a, "--batch", &v))) {
-            if (r < 0 || cli_int(C, "--batch", v, 1, 256, &x)) return EXIT_USAGE;
-            o.batch = (int)x;
-        } else if (cli_flag(&a, "--force")) {
-            o.force = 1;
-        } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "semctr extract: unknown argument '%s'\n", argv[a.i]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
+    long max_tokens = o.gen.max_tokens, seed = (long)o.gen.seed, top_k = o.gen.top_k, limit = 0, retries = o.retries,
+         batch = o.batch;
+    const cli_opt opts[] = {
+        CLI_STR("--config", &o.config_path),
+        CLI_STR("--entity", &o.entity),
+        CLI_STR("--out", &o.out_dir),
+        CLI_STR("--data", &o.data_dir),
+        CLI_STR("--model", &model),
+        CLI_INT("--max-tokens", &max_tokens, 1, 100000),
+        CLI_INT("--seed", &seed, 0, 0x7fffffffffffffffL),
+        CLI_STR("--temperature", &temperature),
+        CLI_STR("--top-p", &top_p),
+        CLI_INT("--top-k", &top_k, 0, 1 << 30),
+        CLI_INT("--limit", &limit, 1, 0x7fffffffffffffffL),
+        CLI_INT("--retries", &retries, 0, 100),
+        CLI_INT("--batch", &batch, 1, 256),
+        CLI_FLAG("--force", &o.force),
+    };
+    int code = cli_parse(C, "argument", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
+    if (cli_sampling(C, temperature, top_p, &o.gen.temperature, &o.gen.top_p)) return EXIT_USAGE;
+    o.gen.max_tokens = (int)max_tokens;
+    o.gen.seed = (uint64_t)seed;
+    o.gen.top_k = (int)top_k;
+    o.limit = limit;
+    o.retries = (int)retries;
+    o.batch = (int)batch;
     if (!o.config_path || !o.entity || !o.out_dir) {
-        fprintf(stderr, "semctr extract: --config, --entity and --out are required\n");
-        usage(stderr);
+        fprintf(stderr, "semctr extract: --config, --entity and --out are required\n%s", USAGE);
         return EXIT_USAGE;
     }
     char defpath[4096];

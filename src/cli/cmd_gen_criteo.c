@@ -5,33 +5,23 @@
 #include "cli/cli.h"
 #include "data/gen_criteo.h"
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: semctr gen-criteo --rows N --out FILE [--seed S]\n\n"
-                 "Write N rows of Criteo-shaped synthetic clicks in the Kaggle TSV layout\n"
-                 "(label, I1..I13, C1..C26), power-law category frequencies, a learnable\n"
-                 "label (~25%% clicks). Prepare it with configs/criteo.yaml.\n");
-}
+static const char *USAGE =
+    "usage: semctr gen-criteo --rows N --out FILE [--seed S]\n\n"
+    "Write N rows of Criteo-shaped synthetic clicks in the Kaggle TSV layout\n"
+    "(label, I1..I13, C1..C26), power-law category frequencies, a learnable\n"
+    "label (~25% clicks). Prepare it with configs/criteo.yaml.\n";
 
 int cmd_gen_criteo(int argc, char **argv) {
     const char *rows_s = NULL, *out = NULL, *seed_s = NULL;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--rows", &rows_s)) || (r = cli_take(&a, "--out", &out)) || (r = cli_take(&a, "--seed", &seed_s))) {
-            if (r < 0) return EXIT_USAGE;
-            continue;
-        }
-        fprintf(stderr, "semctr gen-criteo: unknown option '%s'\n", argv[a.i]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--rows", &rows_s),
+        CLI_STR("--out", &out),
+        CLI_STR("--seed", &seed_s),
+    };
+    int code = cli_parse("gen-criteo", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!rows_s || !out) {
-        fprintf(stderr, "semctr gen-criteo: --rows and --out are required\n");
-        usage(stderr);
+        fprintf(stderr, "semctr gen-criteo: --rows and --out are required\n%s", USAGE);
         return EXIT_USAGE;
     }
     long rows, seed = 42;

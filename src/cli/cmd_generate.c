@@ -19,15 +19,13 @@
 #include "lm/generate.h"
 #include "text/chat.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf] [--max-tokens N]\n"
-            "                       [--seed S] [--temperature T] [--top-p P] [--top-k K] [--stop STR]...\n"
-            "                       [--system TEXT] [--raw] [--ctx N] [--stats]\n"
-            "  --temperature 0 (default) is greedy; same seed and parameters, same text.\n"
-            "  --raw sends the prompt as is (special tokens such as <|im_start|> parsed);\n"
-            "  otherwise the model's chat template wraps it (--system sets the system prompt).\n");
-}
+static const char *USAGE =
+    "usage: semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf] [--max-tokens N]\n"
+    "                       [--seed S] [--temperature T] [--top-p P] [--top-k K] [--stop STR]...\n"
+    "                       [--system TEXT] [--raw] [--ctx N] [--stats]\n"
+    "  --temperature 0 (default) is greedy; same seed and parameters, same text.\n"
+    "  --raw sends the prompt as is (special tokens such as <|im_start|> parsed);\n"
+    "  otherwise the model's chat template wraps it (--system sets the system prompt).\n";
 
 static int emit_stdout(void *ctx, const char *s, size_t n) {
     (void)ctx;
@@ -48,82 +46,52 @@ const char *cli_default_gguf(char *buf, size_t cap) {
 
 int cmd_generate(int argc, char **argv) {
     const char *C = "generate";
-    const char *prompt = NULL, *prompt_file = NULL, *model = NULL, *system = NULL, *v;
+    const char *prompt = NULL, *prompt_file = NULL, *model = NULL, *system = NULL;
+    const char *seed = NULL, *temperature = NULL, *top_p = NULL;
     int raw = 0, stats = 0;
     long ctx = 0;
     sc_gen_params p;
     sc_gen_params_default(&p);
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        long x;
-        double d;
-        if ((r = cli_take(&a, "--prompt", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            prompt = v;
-        } else if ((r = cli_take(&a, "--prompt-file", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            prompt_file = v;
-        } else if ((r = cli_take(&a, "--model", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            model = v;
-        } else if ((r = cli_take(&a, "--system", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            system = v;
-        } else if ((r = cli_take(&a, "--max-tokens", &v))) {
-            if (r < 0 || cli_int(C, "--max-tokens", v, 1, 1000000, &x)) return EXIT_USAGE;
-            p.max_tokens = (int)x;
-        } else if ((r = cli_take(&a, "--ctx", &v))) {
-            if (r < 0 || cli_int(C, "--ctx", v, 16, 1 << 20, &ctx)) return EXIT_USAGE;
-        } else if ((r = cli_take(&a, "--seed", &v))) {
-            char *end;
-            if (r < 0) return EXIT_USAGE;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (!*v || *end || v[0] == '-') {
-                fprintf(stderr, "semctr generate: --seed must be a non-negative integer, got '%s'\n", v);
-                return EXIT_USAGE;
-            }
-            p.seed = s;
-        } else if ((r = cli_take(&a, "--temperature", &v))) {
-            if (r < 0 || cli_float(C, "--temperature", v, &d)) return EXIT_USAGE;
-            if (!(d >= 0 && d <= 100)) {
-                fprintf(stderr, "semctr generate: --temperature must be in [0, 100], got '%s'\n", v);
-                return EXIT_USAGE;
-            }
-            p.temperature = (float)d;
-        } else if ((r = cli_take(&a, "--top-p", &v))) {
-            if (r < 0 || cli_float(C, "--top-p", v, &d)) return EXIT_USAGE;
-            if (!(d > 0 && d <= 1)) {
-                fprintf(stderr, "semctr generate: --top-p must be in (0, 1], got '%s'\n", v);
-                return EXIT_USAGE;
-            }
-            p.top_p = (float)d;
-        } else if ((r = cli_take(&a, "--top-k", &v))) {
-            if (r < 0 || cli_int(C, "--top-k", v, 0, 1 << 30, &x)) return EXIT_USAGE;
-            p.top_k = (int)x;
-        } else if ((r = cli_take(&a, "--stop", &v))) {
-            if (r < 0) return EXIT_USAGE;
-            if (!v[0] || p.n_stops == SC_GEN_MAX_STOPS) {
-                fprintf(stderr, "semctr generate: --stop must be non-empty, at most %d times\n", SC_GEN_MAX_STOPS);
-                return EXIT_USAGE;
-            }
-            p.stops[p.n_stops++] = v;
-        } else if (cli_flag(&a, "--raw")) {
-            raw = 1;
-        } else if (cli_flag(&a, "--stats")) {
-            stats = 1;
-        } else if (cli_flag(&a, "-h") || cli_flag(&a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "semctr generate: unknown argument '%s'\n", argv[a.i]);
-            usage(stderr);
+    long max_tokens = p.max_tokens, top_k = p.top_k;
+    cli_list stops = {0};
+    const cli_opt opts[] = {
+        CLI_STR("--prompt", &prompt),
+        CLI_STR("--prompt-file", &prompt_file),
+        CLI_STR("--model", &model),
+        CLI_STR("--system", &system),
+        CLI_INT("--max-tokens", &max_tokens, 1, 1000000),
+        CLI_INT("--ctx", &ctx, 16, 1 << 20),
+        CLI_STR("--seed", &seed),
+        CLI_STR("--temperature", &temperature),
+        CLI_STR("--top-p", &top_p),
+        CLI_INT("--top-k", &top_k, 0, 1 << 30),
+        CLI_LIST("--stop", &stops),
+        CLI_FLAG("--raw", &raw),
+        CLI_FLAG("--stats", &stats),
+    };
+    int code = cli_parse(C, "argument", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
+    p.max_tokens = (int)max_tokens;
+    p.top_k = (int)top_k;
+    if (seed) {
+        char *end;
+        unsigned long long s = strtoull(seed, &end, 10);
+        if (!*seed || *end || seed[0] == '-') {
+            fprintf(stderr, "semctr generate: --seed must be a non-negative integer, got '%s'\n", seed);
             return EXIT_USAGE;
         }
+        p.seed = s;
+    }
+    if (cli_sampling(C, temperature, top_p, &p.temperature, &p.top_p)) return EXIT_USAGE;
+    for (int i = 0; i < stops.n; i++) {
+        if (i == SC_GEN_MAX_STOPS || !stops.val[i][0]) {
+            fprintf(stderr, "semctr generate: --stop must be non-empty, at most %d times\n", SC_GEN_MAX_STOPS);
+            return EXIT_USAGE;
+        }
+        p.stops[p.n_stops++] = stops.val[i];
     }
     if (!prompt == !prompt_file) {
-        fprintf(stderr, "semctr generate: give exactly one of --prompt and --prompt-file\n");
-        usage(stderr);
+        fprintf(stderr, "semctr generate: give exactly one of --prompt and --prompt-file\n%s", USAGE);
         return EXIT_USAGE;
     }
     if (raw && system) {

@@ -27,30 +27,20 @@ static const char *USAGE =
     "  --threads N       (all cores)\n";
 
 int cmd_predict(int argc, char **argv) {
-    const char *model_path = NULL, *input = NULL, *output = NULL, *network = NULL, *delim = ",", *id_col = NULL, *v;
+    const char *model_path = NULL, *input = NULL, *output = NULL, *network = NULL, *delim = ",", *id_col = NULL;
     long batch = 4096, threads = sc_default_threads();
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--model", &v)) == 1) model_path = v;
-        else if (r == 0 && (r = cli_take(&a, "--input", &v)) == 1) input = v;
-        else if (r == 0 && (r = cli_take(&a, "--output", &v)) == 1) output = v;
-        else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) network = v;
-        else if (r == 0 && (r = cli_take(&a, "--delimiter", &v)) == 1) delim = v;
-        else if (r == 0 && (r = cli_take(&a, "--id-column", &v)) == 1) id_col = v;
-        else if (r == 0 && (r = cli_take(&a, "--batch-size", &v)) == 1) {
-            if (cli_int("predict", "--batch-size", v, 1, 1 << 20, &batch)) return EXIT_USAGE;
-        } else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
-            if (cli_int("predict", "--threads", v, 1, 256, &threads)) return EXIT_USAGE;
-        } else {
-            if (r == 0) fprintf(stderr, "semctr predict: unknown option '%s'\n%s", argv[a.i], USAGE);
-            return EXIT_USAGE;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--model", &model_path),
+        CLI_STR("--input", &input),
+        CLI_STR("--output", &output),
+        CLI_STR("--network", &network),
+        CLI_STR("--delimiter", &delim),
+        CLI_STR("--id-column", &id_col),
+        CLI_INT("--batch-size", &batch, 1, 1 << 20),
+        CLI_INT("--threads", &threads, 1, 256),
+    };
+    int code = cli_parse("predict", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!model_path || !input || !output) {
         fprintf(stderr, "semctr predict: --model, --input and --output are required\n%s", USAGE);
         return EXIT_USAGE;

@@ -1,57 +1,38 @@
 /* semctr prepare --config FILE --out DIR [--bad-rows skip|fail] */
 #include <stdio.h>
-#include <string.h>
 
 #include "base/util.h"
 #include "cli/cli.h"
 #include "data/prepare.h"
 #include "data/schema.h"
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: semctr prepare --config FILE --out DIR [--bad-rows skip|fail]\n\n"
-            "Turn a click log (CSV/TSV, joins with side tables) into a binary dataset:\n"
-            "DIR/train.scd, valid.scd, test.scd (columnar, mmap'able), DIR/schema.scs\n"
-            "(fields, vocabularies from train only, join and text tables, the config)\n"
-            "and DIR/meta.json. The config format is described in docs/data.md.\n\n"
-            "  --config FILE      dataset config (YAML), e.g. configs/ml-100k.yaml\n"
-            "  --out DIR          output folder (created; files in it are replaced atomically)\n"
-            "  --bad-rows MODE    skip: drop bad rows and report them per reason;\n"
-            "                     fail: stop at the first one (default: the config's bad_rows, else skip)\n");
-}
+static const char *USAGE =
+    "usage: semctr prepare --config FILE --out DIR [--bad-rows skip|fail]\n\n"
+    "Turn a click log (CSV/TSV, joins with side tables) into a binary dataset:\n"
+    "DIR/train.scd, valid.scd, test.scd (columnar, mmap'able), DIR/schema.scs\n"
+    "(fields, vocabularies from train only, join and text tables, the config)\n"
+    "and DIR/meta.json. The config format is described in docs/data.md.\n\n"
+    "  --config FILE      dataset config (YAML), e.g. configs/ml-100k.yaml\n"
+    "  --out DIR          output folder (created; files in it are replaced atomically)\n"
+    "  --bad-rows MODE    skip: drop bad rows and report them per reason;\n"
+    "                     fail: stop at the first one (default: the config's bad_rows, else skip)\n";
 
 int cmd_prepare(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *bad = NULL;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if ((r = cli_take(&a, "--config", &config)) || (r = cli_take(&a, "--out", &out)) ||
-            (r = cli_take(&a, "--bad-rows", &bad))) {
-            if (r < 0) return EXIT_USAGE;
-            continue;
-        }
-        fprintf(stderr, "semctr prepare: unknown option '%s'\n", argv[a.i]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
+    const cli_opt opts[] = {
+        CLI_STR("--config", &config),
+        CLI_STR("--out", &out),
+        CLI_STR("--bad-rows", &bad),
+    };
+    int code = cli_parse("prepare", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
     if (!config || !out) {
-        fprintf(stderr, "semctr prepare: --config and --out are required\n");
-        usage(stderr);
+        fprintf(stderr, "semctr prepare: --config and --out are required\n%s", USAGE);
         return EXIT_USAGE;
     }
-    int bad_rows = -1;
-    if (bad) {
-        if (!strcmp(bad, "skip")) bad_rows = 0;
-        else if (!strcmp(bad, "fail")) bad_rows = 1;
-        else {
-            fprintf(stderr, "semctr prepare: --bad-rows must be skip or fail, got '%s'\n", bad);
-            return EXIT_USAGE;
-        }
-    }
+    static const char *const MODES[] = {"skip", "fail", NULL}; /* bad_rows 0, 1 */
+    int bad_rows = -1;                                         /* not given: the config's */
+    if (cli_choice("prepare", "--bad-rows", bad, MODES, &bad_rows)) return EXIT_USAGE;
     sc_install_signal_handlers();
     sc_error err = {0};
     sc_prepare_stats st;

@@ -95,68 +95,56 @@ int cmd_serve(int argc, char **argv) {
     sc_server_config cfg = {0};
     cfg.host = "127.0.0.1";
     cfg.port = 8501;
-    const char *port_file = NULL, *v;
+    const char *port_file = NULL;
     double watch = 1, drain = 10;
-    long x;
+    long port = cfg.port, threads = 0, max_body = 0, max_instances = 0, timeout = 0;
+    cli_list models = {0}; /* --model and --model-dir, in order */
+    const cli_opt opts[] = {
+        CLI_FLAG("--ignore-unknown", &cfg.ignore_unknown),
+        CLI_LIST("--model", &models),
+        CLI_LIST("--model-dir", &models),
+        CLI_STR("--host", &cfg.host),
+        CLI_INT("--port", &port, 0, 65535),
+        CLI_STR("--port-file", &port_file),
+        CLI_INT("--threads", &threads, 1, 256),
+        CLI_STR("--encoder", &cfg.encoder),
+        CLI_STR("--network", &cfg.network),
+        CLI_INT("--max-body", &max_body, 64, 1L << 31),
+        CLI_INT("--max-instances", &max_instances, 1, 1 << 24),
+        CLI_INT("--timeout", &timeout, 1, 3600),
+        CLI_FLOAT("--watch", &watch),
+        CLI_FLOAT("--drain", &drain),
+    };
+    int code = cli_parse("serve", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
+    if (watch < 0 || drain < 0) return EXIT_USAGE;
+    cfg.port = (int)port;
+    cfg.threads = (int)threads;
+    cfg.max_body = (size_t)max_body;
+    cfg.max_instances = (int)max_instances;
+    cfg.timeout_s = (int)timeout;
     int rc = 0;
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc && !rc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-        if (cli_flag(&a, "--ignore-unknown")) {
-            cfg.ignore_unknown = 1;
-        } else if ((r = cli_take(&a, "--model", &v)) == 1) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) {
-                fprintf(stderr, "semctr serve: --model takes NAME=FILE, got '%s'\n", v);
-                rc = EXIT_USAGE;
-            } else if (n >= MAX_SPECS) {
-                fprintf(stderr, "semctr serve: more than %d models\n", MAX_SPECS);
-                rc = EXIT_USAGE;
-            } else {
-                size_t l = (size_t)(eq - v);
-                char *name = sc_malloc(l + 1);
-                if (!name) return 1;
-                memcpy(name, v, l);
-                name[l] = '\0';
-                owned[2 * n + 1] = name;
-                specs[n++] = (sc_model_spec){name, eq + 1};
-            }
-        } else if (r == 0 && (r = cli_take(&a, "--model-dir", &v)) == 1) {
+    for (int i = 0; i < models.n && i < CLI_LIST_MAX && !rc; i++) {
+        const char *v = models.val[i];
+        if (!strcmp(models.opt[i], "--model-dir")) {
             if (add_dir(v, specs, owned, &n)) rc = EXIT_USAGE;
-        } else if (r == 0 && (r = cli_take(&a, "--host", &v)) == 1) {
-            cfg.host = v;
-        } else if (r == 0 && (r = cli_take(&a, "--port", &v)) == 1) {
-            if (cli_int("serve", "--port", v, 0, 65535, &x)) rc = EXIT_USAGE;
-            cfg.port = (int)x;
-        } else if (r == 0 && (r = cli_take(&a, "--port-file", &v)) == 1) {
-            port_file = v;
-        } else if (r == 0 && (r = cli_take(&a, "--threads", &v)) == 1) {
-            if (cli_int("serve", "--threads", v, 1, 256, &x)) rc = EXIT_USAGE;
-            cfg.threads = (int)x;
-        } else if (r == 0 && (r = cli_take(&a, "--encoder", &v)) == 1) {
-            cfg.encoder = v;
-        } else if (r == 0 && (r = cli_take(&a, "--network", &v)) == 1) {
-            cfg.network = v;
-        } else if (r == 0 && (r = cli_take(&a, "--max-body", &v)) == 1) {
-            if (cli_int("serve", "--max-body", v, 64, 1L << 31, &x)) rc = EXIT_USAGE;
-            cfg.max_body = (size_t)x;
-        } else if (r == 0 && (r = cli_take(&a, "--max-instances", &v)) == 1) {
-            if (cli_int("serve", "--max-instances", v, 1, 1 << 24, &x)) rc = EXIT_USAGE;
-            cfg.max_instances = (int)x;
-        } else if (r == 0 && (r = cli_take(&a, "--timeout", &v)) == 1) {
-            if (cli_int("serve", "--timeout", v, 1, 3600, &x)) rc = EXIT_USAGE;
-            cfg.timeout_s = (int)x;
-        } else if (r == 0 && (r = cli_take(&a, "--watch", &v)) == 1) {
-            if (cli_float("serve", "--watch", v, &watch) || watch < 0) rc = EXIT_USAGE;
-        } else if (r == 0 && (r = cli_take(&a, "--drain", &v)) == 1) {
-            if (cli_float("serve", "--drain", v, &drain) || drain < 0) rc = EXIT_USAGE;
-        } else {
-            if (r == 0) fprintf(stderr, "semctr serve: unknown option '%s'\n%s", argv[a.i], USAGE);
+            continue;
+        }
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v || !eq[1]) {
+            fprintf(stderr, "semctr serve: --model takes NAME=FILE, got '%s'\n", v);
             rc = EXIT_USAGE;
+        } else if (n >= MAX_SPECS) {
+            fprintf(stderr, "semctr serve: more than %d models\n", MAX_SPECS);
+            rc = EXIT_USAGE;
+        } else {
+            size_t l = (size_t)(eq - v);
+            char *name = sc_malloc(l + 1);
+            if (!name) return 1;
+            memcpy(name, v, l);
+            name[l] = '\0';
+            owned[2 * n + 1] = name;
+            specs[n++] = (sc_model_spec){name, eq + 1};
         }
     }
     if (!rc && n == 0) {

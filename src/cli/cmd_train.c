@@ -218,104 +218,124 @@ static int parse_hidden(const char *s, sc_model_config *cfg) {
 }
 
 int cmd_train(int argc, char **argv) {
-    const char *data = NULL, *model_name = NULL, *out = NULL, *v;
+    const char *data = NULL, *model_name = NULL, *out = NULL;
     sc_train_config tc;
     sc_train_config_default(&tc);
     const char *hidden = NULL, *ckpt = NULL;
-    long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1, x;
-    double dropout = -1, d;
+    long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1;
+    double dropout = -1;
     int json = 0, elec = 0, msd = 0;
     elec_args ea = {0};
     sc_msd_config md;
     sc_msd_config_default(&md);
     const char *msd_texts = NULL, *msd_encoder = NULL, *msd_cache = NULL;
     sc_elec_config_default(&ea.cfg);
-    cli_args a = {argc, argv, 1};
-    for (; a.i < argc; a.i++) {
-        int r;
-        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-#define TAKE(name) ((r = cli_take(&a, name, &v)) < 0 ? EXIT_USAGE : r)
-        if (TAKE("--data") == 1) data = v;
-        else if (r < 0) return EXIT_USAGE;
-        else if (TAKE("--model") == 1) model_name = v;
-        else if (TAKE("--out") == 1) out = v;
-        else if (TAKE("--epochs") == 1) { if (cli_int("train", "--epochs", v, 1, 100000, &x)) return EXIT_USAGE; tc.epochs = (int)x; }
-        else if (TAKE("--batch-size") == 1) { if (cli_int("train", "--batch-size", v, 1, 1 << 20, &x)) return EXIT_USAGE; tc.batch_size = (int)x; }
-        else if (TAKE("--lr") == 1) { if (cli_float("train", "--lr", v, &d) || !(d > 0)) return EXIT_USAGE; tc.lr = (float)d; }
-        else if (TAKE("--optimizer") == 1) {
-            if (!strcmp(v, "adam")) tc.optimizer = SC_OPT_ADAM;
-            else if (!strcmp(v, "adagrad")) tc.optimizer = SC_OPT_ADAGRAD;
-            else { fprintf(stderr, "semctr train: --optimizer must be adam or adagrad, got '%s'\n", v); return EXIT_USAGE; }
-        }
-        else if (TAKE("--l2-embed") == 1) { if (cli_float("train", "--l2-embed", v, &d) || d < 0) return EXIT_USAGE; tc.l2_embed = (float)d; }
-        else if (TAKE("--embed-dim") == 1) { if (cli_int("train", "--embed-dim", v, 1, 4096, &embed_dim)) return EXIT_USAGE; }
-        else if (TAKE("--hidden") == 1) hidden = v;
-        else if (TAKE("--dropout") == 1) { if (cli_float("train", "--dropout", v, &dropout) || dropout < 0 || dropout >= 1) { fprintf(stderr, "semctr train: --dropout must be in [0, 1)\n"); return EXIT_USAGE; } }
-        else if (TAKE("--cross") == 1) { if (cli_int("train", "--cross", v, 0, 64, &cross)) return EXIT_USAGE; }
-        else if (TAKE("--att-layers") == 1) { if (cli_int("train", "--att-layers", v, 0, 64, &att_layers)) return EXIT_USAGE; }
-        else if (TAKE("--att-heads") == 1) { if (cli_int("train", "--att-heads", v, 1, 64, &att_heads)) return EXIT_USAGE; }
-        else if (TAKE("--att-dim") == 1) { if (cli_int("train", "--att-dim", v, 1, 4096, &att_dim)) return EXIT_USAGE; }
-        else if (TAKE("--patience") == 1) { if (cli_int("train", "--patience", v, 1, 1000, &x)) return EXIT_USAGE; tc.patience = (int)x; }
-        else if (TAKE("--lr-decay") == 1) { if (cli_float("train", "--lr-decay", v, &d) || d <= 0 || d > 1) return EXIT_USAGE; tc.lr_decay = (float)d; }
-        else if (TAKE("--seed") == 1) { if (cli_int("train", "--seed", v, 0, 0x7fffffffL, &x)) return EXIT_USAGE; tc.seed = (uint64_t)x; }
-        else if (TAKE("--threads") == 1) { if (cli_int("train", "--threads", v, 1, 256, &x)) return EXIT_USAGE; tc.n_threads = (int)x; }
-        else if (TAKE("--log") == 1) tc.log_path = v;
-        else if (TAKE("--checkpoint") == 1) ckpt = v;
-        else if (TAKE("--max-steps") == 1) { if (cli_int("train", "--max-steps", v, 1, 0x7fffffffL, &x)) return EXIT_USAGE; tc.max_steps = x; }
-        else if (TAKE("--method") == 1) {
-            if (!strcmp(v, "elec")) elec = 1;
-            else if (!strcmp(v, "msd")) msd = 1;
-            else if (strcmp(v, "plain")) { fprintf(stderr, "semctr train: --method must be plain, elec or msd, got '%s'\n", v); return EXIT_USAGE; }
-        }
-        else if (TAKE("--msd-texts") == 1) msd_texts = v;
-        else if (TAKE("--msd-encoder") == 1) msd_encoder = v;
-        else if (TAKE("--msd-cache") == 1) msd_cache = v;
-        else if (TAKE("--msd-item-field") == 1) md.item_field = v;
-        else if (TAKE("--msd-user-field") == 1) md.user_field = v;
-        else if (TAKE("--msd-history") == 1) md.history_field = v;
-        else if (TAKE("--msd-levels") == 1) {
-            sc_error e2 = {0};
-            if (sc_msd_parse_levels(v, &md.levels, &e2)) { fprintf(stderr, "semctr train: %s\n", e2.msg); return EXIT_USAGE; }
-        }
-        else if (TAKE("--msd-adaptor-hidden") == 1) { if (cli_int("train", "--msd-adaptor-hidden", v, 0, 65536, &x)) return EXIT_USAGE; md.adaptor_hidden = (int)x; }
-        else if (TAKE("--msd-cold") == 1) { if (cli_int("train", "--msd-cold", v, 0, 0x7fffffffL, &x)) return EXIT_USAGE; md.cold_max = (int)x; }
-        else if (TAKE("--lm") == 1) ea.lm = v;
-        else if (TAKE("--elec-text") == 1) ea.text_cols = v;
-        else if (TAKE("--elec-cache") == 1) ea.cache = v;
-        else if (TAKE("--elec-granularity") == 1) {
-            if (!strcmp(v, "entity")) ea.granularity = SC_ELEC_ENTITY;
-            else if (!strcmp(v, "sample")) ea.granularity = SC_ELEC_SAMPLE;
-            else { fprintf(stderr, "semctr train: --elec-granularity must be sample or entity, got '%s'\n", v); return EXIT_USAGE; }
-        }
-        else if (TAKE("--alpha") == 1) { if (cli_float("train", "--alpha", v, &d) || d < 0) return EXIT_USAGE; ea.cfg.alpha = (float)d; }
-        else if (TAKE("--beta") == 1) { if (cli_float("train", "--beta", v, &d) || d < 0) return EXIT_USAGE; ea.cfg.beta = (float)d; }
-        else if (TAKE("--temperature") == 1) { if (cli_float("train", "--temperature", v, &d) || !(d > 0)) return EXIT_USAGE; ea.cfg.temperature = (float)d; }
-        else if (TAKE("--kd-score") == 1) {
-            if (!strcmp(v, "bce")) ea.cfg.score_loss = SC_KD_BCE;
-            else if (!strcmp(v, "mse")) ea.cfg.score_loss = SC_KD_MSE;
-            else { fprintf(stderr, "semctr train: --kd-score must be bce or mse, got '%s'\n", v); return EXIT_USAGE; }
-        }
-        else if (TAKE("--elec-schedule") == 1) {
-            if (!strcmp(v, "joint")) ea.cfg.schedule = SC_ELEC_JOINT;
-            else if (!strcmp(v, "staged")) ea.cfg.schedule = SC_ELEC_STAGED;
-            else { fprintf(stderr, "semctr train: --elec-schedule must be joint or staged, got '%s'\n", v); return EXIT_USAGE; }
-        }
-        else if (TAKE("--repr-dim") == 1) { if (cli_int("train", "--repr-dim", v, 1, 4096, &x)) return EXIT_USAGE; ea.cfg.repr_dim = (int)x; }
-        else if (TAKE("--adapter-hidden") == 1) { if (cli_int("train", "--adapter-hidden", v, 1, 65536, &x)) return EXIT_USAGE; ea.cfg.adapter_hidden = (int)x; }
-        else if (TAKE("--adapter-epochs") == 1) { if (cli_int("train", "--adapter-epochs", v, 0, 1000, &x)) return EXIT_USAGE; ea.cfg.adapter_epochs = (int)x; }
-        else if (cli_flag(&a, "--adapter-tune")) ea.cfg.adapter_tune = 1;
-        else if (cli_flag(&a, "--elec-time-llm")) ea.time_llm = 1;
-        else if (cli_flag(&a, "--resume")) tc.resume = 1;
-        else if (cli_flag(&a, "--json")) json = 1;
-        else {
-            fprintf(stderr, "semctr train: unknown option '%s'\n%s", argv[a.i], USAGE);
+    /* numbers read as long / double, into the configs after the checks; words checked after the parse */
+    long epochs = tc.epochs, batch_size = tc.batch_size, patience = tc.patience, seed = (long)tc.seed,
+         threads = tc.n_threads, max_steps = (long)tc.max_steps, msd_adaptor_hidden = md.adaptor_hidden,
+         msd_cold = md.cold_max, repr_dim = ea.cfg.repr_dim, adapter_hidden = ea.cfg.adapter_hidden,
+         adapter_epochs = ea.cfg.adapter_epochs;
+    double lr = tc.lr, l2_embed = tc.l2_embed, lr_decay = tc.lr_decay, alpha = ea.cfg.alpha, beta = ea.cfg.beta,
+           temperature = ea.cfg.temperature;
+    const char *dropout_s = NULL, *optimizer = NULL, *method = NULL, *msd_levels = NULL, *granularity = NULL,
+               *kd_score = NULL, *schedule = NULL;
+    const cli_opt opts[] = {
+        CLI_STR("--data", &data),
+        CLI_STR("--model", &model_name),
+        CLI_STR("--out", &out),
+        CLI_INT("--epochs", &epochs, 1, 100000),
+        CLI_INT("--batch-size", &batch_size, 1, 1 << 20),
+        CLI_FLOAT("--lr", &lr),
+        CLI_STR("--optimizer", &optimizer),
+        CLI_FLOAT("--l2-embed", &l2_embed),
+        CLI_INT("--embed-dim", &embed_dim, 1, 4096),
+        CLI_STR("--hidden", &hidden),
+        CLI_STR("--dropout", &dropout_s),
+        CLI_INT("--cross", &cross, 0, 64),
+        CLI_INT("--att-layers", &att_layers, 0, 64),
+        CLI_INT("--att-heads", &att_heads, 1, 64),
+        CLI_INT("--att-dim", &att_dim, 1, 4096),
+        CLI_INT("--patience", &patience, 1, 1000),
+        CLI_FLOAT("--lr-decay", &lr_decay),
+        CLI_INT("--seed", &seed, 0, 0x7fffffffL),
+        CLI_INT("--threads", &threads, 1, 256),
+        CLI_STR("--log", &tc.log_path),
+        CLI_STR("--checkpoint", &ckpt),
+        CLI_INT("--max-steps", &max_steps, 1, 0x7fffffffL),
+        CLI_STR("--method", &method),
+        CLI_STR("--msd-texts", &msd_texts),
+        CLI_STR("--msd-encoder", &msd_encoder),
+        CLI_STR("--msd-cache", &msd_cache),
+        CLI_STR("--msd-item-field", &md.item_field),
+        CLI_STR("--msd-user-field", &md.user_field),
+        CLI_STR("--msd-history", &md.history_field),
+        CLI_STR("--msd-levels", &msd_levels),
+        CLI_INT("--msd-adaptor-hidden", &msd_adaptor_hidden, 0, 65536),
+        CLI_INT("--msd-cold", &msd_cold, 0, 0x7fffffffL),
+        CLI_STR("--lm", &ea.lm),
+        CLI_STR("--elec-text", &ea.text_cols),
+        CLI_STR("--elec-cache", &ea.cache),
+        CLI_STR("--elec-granularity", &granularity),
+        CLI_FLOAT("--alpha", &alpha),
+        CLI_FLOAT("--beta", &beta),
+        CLI_FLOAT("--temperature", &temperature),
+        CLI_STR("--kd-score", &kd_score),
+        CLI_STR("--elec-schedule", &schedule),
+        CLI_INT("--repr-dim", &repr_dim, 1, 4096),
+        CLI_INT("--adapter-hidden", &adapter_hidden, 1, 65536),
+        CLI_INT("--adapter-epochs", &adapter_epochs, 0, 1000),
+        CLI_FLAG("--adapter-tune", &ea.cfg.adapter_tune),
+        CLI_FLAG("--elec-time-llm", &ea.time_llm),
+        CLI_FLAG("--resume", &tc.resume),
+        CLI_FLAG("--json", &json),
+    };
+    int code = cli_parse("train", "option", USAGE, opts, CLI_N(opts), argc, argv);
+    if (code != CLI_GO_ON) return code;
+    /* out-of-range numbers are refused without a message, as they always were */
+    if (!(lr > 0) || l2_embed < 0 || lr_decay <= 0 || lr_decay > 1 || alpha < 0 || beta < 0 || !(temperature > 0))
+        return EXIT_USAGE;
+    if (dropout_s && (cli_float("train", "--dropout", dropout_s, &dropout) || dropout < 0 || dropout >= 1)) {
+        fprintf(stderr, "semctr train: --dropout must be in [0, 1)\n");
+        return EXIT_USAGE;
+    }
+    /* words in the order of their enums */
+    static const char *const OPTIMIZERS[] = {"adam", "adagrad", NULL}, *const METHODS[] = {"plain", "elec", "msd", NULL},
+                             *const GRANULARITIES[] = {"sample", "entity", NULL}, *const KD[] = {"bce", "mse", NULL},
+                             *const SCHEDULES[] = {"joint", "staged", NULL};
+    int method_k = 0;
+    if (cli_choice("train", "--optimizer", optimizer, OPTIMIZERS, &tc.optimizer) ||
+        cli_choice("train", "--method", method, METHODS, &method_k))
+        return EXIT_USAGE;
+    elec = method_k == 1;
+    msd = method_k == 2;
+    if (msd_levels) {
+        sc_error e2 = {0};
+        if (sc_msd_parse_levels(msd_levels, &md.levels, &e2)) {
+            fprintf(stderr, "semctr train: %s\n", e2.msg);
             return EXIT_USAGE;
         }
-#undef TAKE
     }
+    if (cli_choice("train", "--elec-granularity", granularity, GRANULARITIES, &ea.granularity) ||
+        cli_choice("train", "--kd-score", kd_score, KD, &ea.cfg.score_loss) ||
+        cli_choice("train", "--elec-schedule", schedule, SCHEDULES, &ea.cfg.schedule))
+        return EXIT_USAGE;
+    tc.epochs = (int)epochs;
+    tc.batch_size = (int)batch_size;
+    tc.lr = (float)lr;
+    tc.l2_embed = (float)l2_embed;
+    tc.patience = (int)patience;
+    tc.lr_decay = (float)lr_decay;
+    tc.seed = (uint64_t)seed;
+    tc.n_threads = (int)threads;
+    tc.max_steps = max_steps;
+    md.adaptor_hidden = (int)msd_adaptor_hidden;
+    md.cold_max = (int)msd_cold;
+    ea.cfg.alpha = (float)alpha;
+    ea.cfg.beta = (float)beta;
+    ea.cfg.temperature = (float)temperature;
+    ea.cfg.repr_dim = (int)repr_dim;
+    ea.cfg.adapter_hidden = (int)adapter_hidden;
+    ea.cfg.adapter_epochs = (int)adapter_epochs;
     if (!data || !model_name || !out) {
         fprintf(stderr, "semctr train: --data, --model and --out are required\n%s", USAGE);
         return EXIT_USAGE;

@@ -10,24 +10,63 @@ int cli_fail(const char *cmd, const sc_error *err) {
     return 1;
 }
 
-int cli_take(cli_args *a, const char *name, const char **val) {
-    const char *arg = a->argv[a->i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0) return 0;
-    if (arg[n] == '=') {
-        *val = arg + n + 1;
-        return 1;
+/* The entry of opts that arg names: `--name`, or `--name=...` for an option with a value. */
+static const cli_opt *find_opt(const cli_opt *opts, int n_opts, const char *arg) {
+    for (int k = 0; k < n_opts; k++) {
+        size_t n = strlen(opts[k].name);
+        if (strncmp(arg, opts[k].name, n)) continue;
+        if (arg[n] == '\0' || (arg[n] == '=' && opts[k].kind != CLI_KIND_FLAG)) return &opts[k];
     }
-    if (arg[n] != '\0') return 0;
-    if (a->i + 1 >= a->argc) {
-        fprintf(stderr, "semctr: option %s needs a value\n", name);
-        return -1;
-    }
-    *val = a->argv[++a->i];
-    return 1;
+    return NULL;
 }
 
-int cli_flag(cli_args *a, const char *name) { return strcmp(a->argv[a->i], name) == 0; }
+int cli_parse(const char *cmd, const char *noun, const char *usage, const cli_opt *opts, int n_opts, int argc,
+              char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        const cli_opt *o = find_opt(opts, n_opts, arg);
+        if (!o) {
+            fprintf(stderr, "semctr %s: unknown %s '%s'\n%s", cmd, noun, arg, usage);
+            return EXIT_USAGE;
+        }
+        if (o->kind == CLI_KIND_FLAG) {
+            *(int *)o->dst = 1;
+            continue;
+        }
+        size_t n = strlen(o->name);
+        const char *v;
+        if (arg[n] == '=') v = arg + n + 1;
+        else if (i + 1 < argc) v = argv[++i];
+        else {
+            fprintf(stderr, "semctr: option %s needs a value\n", o->name);
+            return EXIT_USAGE;
+        }
+        switch (o->kind) {
+        case CLI_KIND_STR: *(const char **)o->dst = v; break;
+        case CLI_KIND_INT:
+            if (cli_int(cmd, o->name, v, o->lo, o->hi, o->dst)) return EXIT_USAGE;
+            break;
+        case CLI_KIND_FLOAT:
+            if (cli_float(cmd, o->name, v, o->dst)) return EXIT_USAGE;
+            break;
+        case CLI_KIND_LIST: {
+            cli_list *l = o->dst;
+            if (l->n < CLI_LIST_MAX) {
+                l->opt[l->n] = o->name;
+                l->val[l->n] = v;
+            }
+            l->n++;
+            break;
+        }
+        case CLI_KIND_FLAG: break;
+        }
+    }
+    return CLI_GO_ON;
+}
 
 int cli_int(const char *cmd, const char *name, const char *s, long lo, long hi, long *out) {
     char *end;
@@ -50,5 +89,40 @@ int cli_float(const char *cmd, const char *name, const char *s, double *out) {
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int cli_choice(const char *cmd, const char *name, const char *s, const char *const *words, int *index) {
+    if (!s) return 0;
+    for (int k = 0; words[k]; k++)
+        if (!strcmp(s, words[k])) {
+            *index = k;
+            return 0;
+        }
+    fprintf(stderr, "semctr %s: %s must be ", cmd, name);
+    for (int k = 0; words[k]; k++) fprintf(stderr, "%s%s", k == 0 ? "" : words[k + 1] ? ", " : " or ", words[k]);
+    fprintf(stderr, ", got '%s'\n", s);
+    return -1;
+}
+
+int cli_sampling(const char *cmd, const char *temperature, const char *top_p, float *temperature_out,
+                 float *top_p_out) {
+    double d;
+    if (temperature) {
+        if (cli_float(cmd, "--temperature", temperature, &d)) return EXIT_USAGE;
+        if (!(d >= 0 && d <= 100)) {
+            fprintf(stderr, "semctr %s: --temperature must be in [0, 100], got '%s'\n", cmd, temperature);
+            return EXIT_USAGE;
+        }
+        *temperature_out = (float)d;
+    }
+    if (top_p) {
+        if (cli_float(cmd, "--top-p", top_p, &d)) return EXIT_USAGE;
+        if (!(d > 0 && d <= 1)) {
+            fprintf(stderr, "semctr %s: --top-p must be in (0, 1], got '%s'\n", cmd, top_p);
+            return EXIT_USAGE;
+        }
+        *top_p_out = (float)d;
+    }
     return 0;
 }
