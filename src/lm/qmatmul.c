@@ -51,15 +51,8 @@ static float round_f16(float f) {
     return out;
 }
 
-int sc_qmatmul_supported(int type) {
-    switch (type) {
-    case SC_GGML_F32: case SC_GGML_F16: case SC_GGML_BF16: case SC_GGML_Q8_0: case SC_GGML_Q4_0:
-    case SC_GGML_Q4_1: case SC_GGML_Q5_0: case SC_GGML_Q5_1: case SC_GGML_Q4_K: case SC_GGML_Q5_K: case SC_GGML_Q6_K:
-        return 1;
-    default:
-        return 0;
-    }
-}
+/* every type sc_dequant reads has plain C dot products (sc_qdot_get) */
+int sc_qmatmul_supported(int type) { return sc_dequant_supported(type); }
 
 int sc_qtensor_from_gguf(sc_qtensor *w, const sc_gguf_tensor *t, const char *file, sc_error *err) {
     if (!sc_qmatmul_supported(t->type))
