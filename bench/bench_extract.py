@@ -16,7 +16,6 @@ included: about 0.1 s). Writes bench/results/NAME.md and NAME.json (format:
 ../shared/BENCH.md)."""
 import argparse
 import datetime
-import json
 import os
 import shutil
 import statistics
@@ -24,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchio import machine, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -82,19 +83,11 @@ def main():
                                  f"{a.threads} thread(s)", "metric": "items/min", "semctr": round(med[k], 1),
                          "peer": a.old_label, "peer_value": round(med[a.old_label], 1),
                          "ratio": round(med[k] / med[a.old_label], 2), "better": "higher"})
-    cpu = "?"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = [round(x, 2) for x in os.getloadavg()]
+    mach = machine()
+    cpu, load = mach["cpu"], mach["load_average_at_end"]
     cmd = "python3 bench/bench_extract.py " + " ".join(sys.argv[1:])
-    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(),
-           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_average_at_end": load},
+    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(), "machine": mach,
            "rows": rows, "runs": rates}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", a.name + ".json"), "w") as f:
-        json.dump(out, f, indent=1)
     md = [f"# {a.name}: `semctr extract` throughput", "",
           f"{out['date']}, `{out['command']}`, {cpu} ({os.cpu_count()} cores), SmolLM2-135M-Instruct Q4_1, "
           f"the committed extraction parameters (configs/ml-100k.yaml, --max-tokens 64 --seed 1 --retries 1). "
@@ -104,9 +97,7 @@ def main():
         md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r['peer']} | {r['peer_value']} | {r['ratio']} |")
     md += ["", f"--batch 1 and --batch {a.batch} wrote the same texts (checked by the script). "
            f"Load average at the end: {load}; per-run numbers are in the JSON file."]
-    with open(os.path.join(HERE, "results", a.name + ".md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    print(write_results(a.name, out, md), end="")
 
 
 if __name__ == "__main__":

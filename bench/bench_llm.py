@@ -23,12 +23,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from benchio import machine, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -69,7 +70,6 @@ def worker_llama(a):
 
 def batched_llama(llm, a, B, V):
     """B sequences decoded together through llama.cpp's own batch API."""
-    import ctypes
     import numpy as np
     import llama_cpp as L
     cp = L.llama_context_default_params()
@@ -162,20 +162,12 @@ def main():
     p = max(statistics.median(r["peak_rss_mb"] for r in res[t]["peer"]) for t in a.threads)
     rows.append({"case": "peak RSS (llama.cpp: minus the Python interpreter)", "metric": "MiB", "semctr": round(s, 1),
                  "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2), "better": "lower"})
-    cpu = "?"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = list(os.getloadavg())
+    mach = machine()
+    cpu, load = mach["cpu"], mach["load_average_at_end"]
     cmd = "python3 bench/bench_llm.py " + " ".join(sys.argv[1:])
-    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(),
-           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "load_average_at_end": load},
+    out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(), "machine": mach,
            "model": os.path.basename(a.model) + f" ({os.path.getsize(a.model) / 1048576:.1f} MiB)",
            "rows": rows, "details": details}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", a.name + ".json"), "w") as f:
-        json.dump(out, f, indent=1)
     md = [f"# {a.name}: semctr GGUF decoder vs llama.cpp", "",
           f"{out['date']}, `{out['command']}`, {cpu} ({os.cpu_count()} cores), model {out['model']}. "
           f"Median of {a.reps} alternating runs, each side a fresh process per run (load untimed); "
@@ -184,12 +176,10 @@ def main():
     for r in rows:
         md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r['peer_value']} | {r['ratio']} |")
     md += ["", "Ratio above 1 means semctr is ahead (throughput: semctr/peer; memory: peer/semctr).", "",
-           f"The machine is shared with other jobs (load average at the end: {[round(x, 2) for x in load]}); "
+           f"The machine is shared with other jobs (load average at the end: {load}); "
            "runs alternate so both sides see the same load, but read the ratios, not the absolute numbers. "
            "Per-run numbers are in the JSON file."]
-    with open(os.path.join(HERE, "results", a.name + ".md"), "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    print(write_results(a.name, out, md), end="")
 
 
 if __name__ == "__main__":

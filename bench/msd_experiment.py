@@ -22,8 +22,10 @@ Usage: python3 bench/msd_experiment.py [--texts DIR (default bench/results/msd-e
        `semctr extract` output; a missing DIR = raw entity texts only)] [--models deepfm,dcnv2] [--seeds 1,2,3]
 Writes docs/msd-results.md, docs/msd-results.svg, bench/results/msd-ml100k.{json,md}.
 """
-import argparse, csv, datetime, json, os, platform, subprocess, sys
+import argparse, csv, datetime, json, os, subprocess, sys
 import numpy as np
+
+from benchio import cpu_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEMCTR = os.path.join(ROOT, "build", "semctr")
@@ -164,8 +166,7 @@ def write_results(a, res, lat, sources, have_texts):
                         f"({med['serve_msd_lookup'] - med['serve_plain']:+.3f}) | {med['serve_msd_new_items']:.1f} | "
                         f"{med['serve_msd_new_items_cached']:.3f} | "
                         f"{med['plain_in_train']:.3f} | {med['msd_in_train']:.3f} |")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
-               platform.machine())
+    cpu = cpu_name()
     today = datetime.date.today().isoformat()
     cmd = "python3 bench/msd_experiment.py " + " ".join(sys.argv[1:])
     src = "; ".join(f"{lv}: {s['entities']} entities, {s['extracted']} with extracted texts "
@@ -176,7 +177,7 @@ def write_results(a, res, lat, sources, have_texts):
     with open(os.path.join(ROOT, "bench", "results", "msd-ml100k.json"), "w") as f:
         json.dump(out, f, indent=1)
     head = ["| backbone | variant | AUC | gAUC | logloss | RelaImpr | test rows |", "|---|---|---|---|---|---|---|"]
-    md = [f"# MSD on MovieLens-100K\n",
+    md = ["# MSD on MovieLens-100K\n",
           f"{today}, {cpu}, {a.threads} threads, `{cmd}`. Test split; mean ± std over seeds {a.seeds}; RelaImpr of "
           f"the mean AUC against the base backbone of the same slice. Encoder: all-MiniLM-L6-v2 (frozen). "
           f"Protocol and definitions: docs/msd.md. The machine is shared and noisy (2 cores used by several "

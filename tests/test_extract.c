@@ -122,6 +122,20 @@ static int count_lines(const char *path, const char *needle) {
     return c;
 }
 
+/* A folder with the item table, a one-row log and c.yaml = BASE + extract
+ * (a format with BASE first); cfg gets the config's path. */
+static void make_run_dir(char *dir, const char *items, char *cfg, size_t cap, const char *extract_fmt) {
+    char path[512], body[4096];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/items.txt", dir);
+    write_file(path, items);
+    snprintf(path, sizeof path, "%s/log.tsv", dir);
+    write_file(path, "7\t1\t1\n");
+    snprintf(cfg, cap, "%s/c.yaml", dir);
+    snprintf(body, sizeof body, extract_fmt, BASE);
+    write_file(cfg, body);
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* the two files have the same lines, in any order */
@@ -146,20 +160,12 @@ static void assert_same_lines(const char *a, const char *b) {
 
 Test(extract, run_resume_fallback_meta, .timeout = 300) {
     char dir[] = "/tmp/sc_extract_XXXXXX", cfg[256], path[512], out[300];
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/items.txt", dir);
-    write_file(path, "1|Toy Story|1995\n2|Heat|1995\n3|Fargo|1996\n");
-    snprintf(path, sizeof path, "%s/log.tsv", dir);
-    write_file(path, "7\t1\t1\n");
-    snprintf(cfg, sizeof cfg, "%s/c.yaml", dir);
+    make_run_dir(dir, "1|Toy Story|1995\n2|Heat|1995\n3|Fargo|1996\n", cfg, sizeof cfg,
+                 "%sextract:\n  prompts:\n    - entity: item\n      template: \"Movie: {title} ({year}). Answer in two lines:\\nGenre: ...\\nMood: ...\"\n"
+                 "      ask: once\n      prefix: 'Genre:'\n      fields: [Genre, Mood]\n      min_fields: 1\n"
+                 "      fallback: '{title} ({year})'\n"
+                 "    - {entity: user, template: 'Watched: {history}', fields: [Genres]}\n");
     char body[4096];
-    snprintf(body, sizeof body,
-             "%sextract:\n  prompts:\n    - entity: item\n      template: \"Movie: {title} ({year}). Answer in two lines:\\nGenre: ...\\nMood: ...\"\n"
-             "      ask: once\n      prefix: 'Genre:'\n      fields: [Genre, Mood]\n      min_fields: 1\n"
-             "      fallback: '{title} ({year})'\n"
-             "    - {entity: user, template: 'Watched: {history}', fields: [Genres]}\n",
-             BASE);
-    write_file(cfg, body);
     snprintf(out, sizeof out, "%s/out", dir);
     sc_extract_opts o = {.config_path = cfg, .entity = "item", .out_dir = out, .model_path = ggt_model_path(), .limit = 2};
     sc_gen_params_default(&o.gen);
@@ -337,20 +343,13 @@ static void *term_later(void *arg) {
 }
 
 Test(extract, sigterm_finishes_entities_in_flight, .timeout = 300) {
-    char dir[] = "/tmp/sc_extract_XXXXXX", cfg[256], path[512], out[300];
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/items.txt", dir);
-    write_file(path, "1|Toy Story|1995\n2|Heat|1995\n3|Fargo|1996\n4|Babe|1995\n5|Seven|1995\n6|Casino|1995\n"
-                     "7|Clueless|1995\n8|Jumanji|1995\n");
-    snprintf(path, sizeof path, "%s/log.tsv", dir);
-    write_file(path, "7\t1\t1\n");
-    snprintf(cfg, sizeof cfg, "%s/c.yaml", dir);
-    char body[2048];
-    snprintf(body, sizeof body,
-             "%sextract:\n  prompts:\n    - {entity: item, template: 'Describe the movie {title} ({year}) in two lines.', "
-             "fields: [Genre, Mood], min_fields: 1}\n",
-             BASE);
-    write_file(cfg, body);
+    char dir[] = "/tmp/sc_extract_XXXXXX", cfg[256], out[300];
+    make_run_dir(dir,
+                 "1|Toy Story|1995\n2|Heat|1995\n3|Fargo|1996\n4|Babe|1995\n5|Seven|1995\n6|Casino|1995\n"
+                 "7|Clueless|1995\n8|Jumanji|1995\n",
+                 cfg, sizeof cfg,
+                 "%sextract:\n  prompts:\n    - {entity: item, template: 'Describe the movie {title} ({year}) in two lines.', "
+                 "fields: [Genre, Mood], min_fields: 1}\n");
     snprintf(out, sizeof out, "%s/out", dir);
     sc_extract_opts o = {.config_path = cfg, .entity = "item", .out_dir = out, .model_path = ggt_model_path(), .batch = 3};
     sc_gen_params_default(&o.gen);
