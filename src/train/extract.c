@@ -536,7 +536,6 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     sc_dcfg *cfg = NULL;
     sc_entity_table tab = {0};
     history hist = {0};
-    int have_hist = 0;
     sc_llama *m = NULL;
     slot *slots = NULL;
     sc_gen_job *jobs = NULL;
@@ -569,12 +568,9 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         goto done;
     }
     if ((rc = sc_entity_table_load(&tab, o->config_path, o->entity, err))) goto done;
-    if (uses_history) {
-        if ((rc = history_load(&hist, o->data_dir, tab.col_names[tab.key_col], cfg->extract.history_column,
-                               cfg->extract.history, err)))
-            goto done;
-        have_hist = 1;
-    }
+    if (uses_history && (rc = history_load(&hist, o->data_dir, tab.col_names[tab.key_col],
+                                           cfg->extract.history_column, cfg->extract.history, err)))
+        goto done;
     /* every placeholder must resolve: render the first row once */
     if (tab.n_rows > 0) {
         row_ctx r0 = {&tab, 0, uses_history ? "" : NULL};
@@ -721,7 +717,7 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
                 sl->attempt = sl->field = 0;
                 sl->seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed);
                 sc_strbuf_add(&sl->hist, "", 0);
-                if (have_hist) history_text(&hist, key, &sl->hist);
+                if (uses_history) history_text(&hist, key, &sl->hist);
                 row_ctx rx = {&tab, r, uses_history ? sl->hist.s : NULL};
                 char *chat = NULL;
                 rc = sc_template_render(p->template, lookup_row, &rx, &sl->user, err);
@@ -829,7 +825,6 @@ done:
     sc_strmap_free(&done);
     for (int64_t i = 0; i < ekeys_n; i++) sc_free(ekeys[i]);
     sc_free(ekeys);
-    (void)have_hist;
     history_free(&hist);
     sc_entity_table_free(&tab);
     sc_dcfg_free(cfg);
