@@ -107,6 +107,19 @@ static inline __m512 AVX512 scales2(float s0, float s1) {
 
 /* ---- K-quants (256-blocks) against Q8_K activations ---- */
 
+/* Q4_K / Q5_K: the j-th 64 elements of a block as unsigned bytes, lo = the
+ * first 32 (low nibbles of ql[32j..]), hi = the next 32 (high nibbles); Q5_K
+ * adds bit 2j (lo) and 2j + 1 (hi) of the qh bytes hb as the fifth bit */
+static inline void AVX2 q45_k_unpack_avx2(const uint8_t *ql, __m256i hb, int j, int five, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+    }
+}
 
 /* Q4_K / Q5_K: per pair of 32-element sub-blocks, unsigned 4/5-bit values
  * x int8 through maddubs, weighted by the sub-block's 6-bit scale in madd;
@@ -115,7 +128,6 @@ static float AVX2 q45_k_avx2(const uint8_t *w, const sc_qrow *a, int n, int five
     __m256 acc = _mm256_setzero_ps();
     float mins = 0;
     size_t ts = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
         const int8_t *y = a->qs + (size_t)b * 256;
@@ -129,12 +141,8 @@ static float AVX2 q45_k_avx2(const uint8_t *w, const sc_qrow *a, int n, int five
         __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
-            }
+            __m256i lo, hi;
+            q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
             __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
             __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(s[2 * j]));
@@ -200,7 +208,6 @@ static inline void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n,
     float mins[4] = {0, 0, 0, 0};
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
     size_t ts = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
         uint8_t s[8], m[8];
@@ -217,12 +224,8 @@ static inline void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n,
         __m256i sumi[4];
         for (int r = 0; r < 4; r++) sumi[r] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
-            }
+            __m256i lo, hi;
+            q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
             __m256i s0 = _mm256_set1_epi16(s[2 * j]), s1 = _mm256_set1_epi16(s[2 * j + 1]);
             #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
@@ -396,7 +399,6 @@ static inline void AVX2 store_k_u8x32(__m256i v, float d, float m, float *y) {
  * fifth bit of element l of the j-th 64 */
 static inline void AVX2 dq_q45_k_avx2(const uint8_t *src, float *dst, size_t nb, int five) {
     const size_t ts = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     for (size_t b = 0; b < nb; b++) {
         const uint8_t *blk = src + b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
         float d = f16_avx2(blk), min = f16_avx2(blk + 2);
@@ -408,12 +410,8 @@ static inline void AVX2 dq_q45_k_avx2(const uint8_t *src, float *dst, size_t nb,
             float d1 = d * s, m1 = min * m;
             sc_q_scale_min_k4(2 * j + 1, sc, &s, &m);
             float d2 = d * s, m2 = min * m;
-            __m256i q = _mm256_loadu_si256((const __m256i *)(ql + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
-            }
+            __m256i lo, hi;
+            q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
             store_k_u8x32(lo, d1, m1, y + 64 * j);
             store_k_u8x32(hi, d2, m2, y + 64 * j + 32);
         }
