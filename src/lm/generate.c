@@ -196,7 +196,6 @@ typedef struct gen_state {
     int32_t *order;      /* [V] sampling scratch */
     sc_rng rng;
     size_t cap, emitted, maxstop;
-    int k;               /* tokens sampled */
     int32_t next;        /* the token to run next */
     int active, stop_early;
 } gen_state;
@@ -207,7 +206,6 @@ static int gen_step(sc_llama *m, sc_gen_job *j, gen_state *st, sc_error *err) {
     sc_gen_result *res = &j->res;
     int32_t tok = sc_sample_token(st->logits, m->cfg.n_vocab, p, &st->rng, st->order);
     res->n_generated++;
-    st->k++;
     st->active = 0;
     if (sc_llama_is_eog(m, tok)) { /* EOS or an end-of-turn marker of the chat families */
         res->end = SC_GEN_END_EOS;
@@ -233,7 +231,7 @@ static int gen_step(sc_llama *m, sc_gen_job *j, gen_state *st, sc_error *err) {
         st->emitted = safe;
         if (st->stop_early) return SC_OK;
     }
-    if (st->k == p->max_tokens) return SC_OK;
+    if (res->n_generated == p->max_tokens) return SC_OK;
     if (st->kv->n_past >= st->kv->max_ctx) {
         res->end = SC_GEN_END_CONTEXT;
         return SC_OK;
