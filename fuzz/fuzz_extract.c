@@ -10,8 +10,8 @@
 
 #include "base/alloc.h"
 #include "text/chat.h"
-#include "train/extract.h"
-#include "train/msd.h"
+#include "methods/msd/extract.h"
+#include "methods/msd/msd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;

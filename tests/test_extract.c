@@ -1,4 +1,4 @@
-/* train/extract (semctr extract): answer parsing, TSV escaping, the config's
+/* methods/msd/extract (semctr extract): answer parsing, TSV escaping, the config's
  * extract: section, and a real run with SmolLM2 on a three-row table:
  * resume after --limit, a torn last line redone, fallbacks counted, a
  * parameter change refused unless --force, {history} without --data refused,
@@ -18,7 +18,7 @@
 #include "base/file.h"
 #include "data/config.h"
 #include "test_gguf_util.h"
-#include "train/extract.h"
+#include "methods/msd/extract.h"
 
 static const char *F[] = {"Genre", "Era", "Tone"};
 

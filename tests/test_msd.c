@@ -17,11 +17,11 @@
 #include "base/util.h"
 #include "ctr/mlp.h"
 #include "ctr/model.h"
-#include "ctr/msd.h"
+#include "methods/msd/layers.h"
 #include "nn/layers.h"
 #include "semctr.h"
 #include "train/container.h"
-#include "train/msd.h"
+#include "methods/msd/msd.h"
 #include "test_cli_util.h"
 #include "test_nn_gradcheck.h"
 

@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "data/schema.h"
 #include "train/modelfile.h"
-#include "train/msd.h"
+#include "methods/msd/msd.h"
 #include "train/trainer.h"
 
 static const char *USAGE =

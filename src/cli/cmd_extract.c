@@ -1,5 +1,5 @@
 /* semctr extract: knowledge extraction per item / user with a decoder LLM
- * (MSD's teacher), cached and resumable. See train/extract.h, docs/extract.md.
+ * (MSD's teacher), cached and resumable. See methods/msd/extract.h, docs/extract.md.
  *
  *   semctr extract --config FILE.yaml --entity item|user --out DIR [--data DIR]
  *       [--model FILE.gguf] [--max-tokens N] [--seed S] [--temperature T]
@@ -10,7 +10,7 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
-#include "train/extract.h"
+#include "methods/msd/extract.h"
 
 static const char *USAGE =
     "usage: semctr extract --config FILE.yaml --entity NAME --out DIR [--data DIR] [--model FILE.gguf]\n"

@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 #include "data/schema.h"
 #include "train/modelfile.h"
-#include "train/msd.h"
+#include "methods/msd/msd.h"
 
 static const char *USAGE =
     "usage: semctr predict --model FILE --input CSV --output CSV [options]\n"

@@ -10,9 +10,9 @@
 #include "ctr/model.h"
 #include "data/dataset.h"
 #include "data/schema.h"
-#include "train/elec.h"
-#include "train/elec_text.h"
-#include "train/msd.h"
+#include "methods/elec/elec.h"
+#include "methods/elec/text.h"
+#include "methods/msd/msd.h"
 #include "train/trainer.h"
 
 static const char *USAGE =

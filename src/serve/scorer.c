@@ -15,7 +15,7 @@
 #include "ctr/model.h"
 #include "lm/textvec.h"
 #include "train/modelfile.h"
-#include "train/msd.h"
+#include "methods/msd/msd.h"
 
 #define SC_SCORER_MAX_CONTEXTS 256
 

@@ -1,6 +1,6 @@
 /* A loaded MSD model file: the adapted-vector tables by vocabulary id, the
  * item frequencies, the fusion and the adaptors, checked against each
- * other; semantic fields of a batch by table lookups (train/msd.h).
+ * other; semantic fields of a batch by table lookups (methods/msd/msd.h).
  * Dimension letters: B batch, D embedding size, S encoder size, V table
  * rows, W history width, K semantic fields. */
 #include <math.h>
@@ -9,8 +9,8 @@
 
 #include "base/alloc.h"
 #include "lm/textvec.h"
-#include "train/elec_text.h"
-#include "train/msd.h"
+#include "methods/elec/text.h"
+#include "methods/msd/msd.h"
 
 static const char *LEVEL[2] = {"item", "user"};
 

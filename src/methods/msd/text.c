@@ -11,9 +11,9 @@
 #include "base/file.h"
 #include "base/util.h"
 #include "data/strmap.h"
-#include "train/elec_text.h"
-#include "train/extract.h" /* sc_tsv_unescape */
-#include "train/msd.h"
+#include "methods/elec/text.h"
+#include "methods/msd/extract.h" /* sc_tsv_unescape */
+#include "methods/msd/msd.h"
 
 void sc_msd_tsv_free(sc_msd_tsv *t) {
     for (int64_t i = 0; i < t->n; i++) {

@@ -1,9 +1,9 @@
 /* MSD training: backbone + per-level feature adaptors + frequency-adaptive
- * history fusion, end to end on the CTR loss (train/msd.h, docs/msd.md).
+ * history fusion, end to end on the CTR loss (methods/msd/msd.h, docs/msd.md).
  * Dimension letters: B batch, U distinct items of a batch (current and
  * history), S encoder size, D embedding size, K semantic fields, W history
  * width, T entities of a level, V vocabulary size. */
-#include "train/msd.h"
+#include "methods/msd/msd.h"
 
 #include <math.h>
 #include <stdlib.h>

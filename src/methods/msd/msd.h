@@ -1,4 +1,4 @@
-/* MSD training, model files and scoring (arXiv 2412.06860; ctr/msd.h for
+/* MSD training, model files and scoring (arXiv 2412.06860; methods/msd/layers.h for
  * the layers, docs/msd.md for the method and its defaults).
  *
  * Texts per level (item, user) — from an extraction directory written by
@@ -19,11 +19,11 @@
  * Dimension letters: N rows of a split, B batch, S encoder size, D embedding
  * size, K semantic fields, T entities of a level, V vocabulary size, W
  * history width. */
-#ifndef SC_TRAIN_MSD_H
-#define SC_TRAIN_MSD_H
+#ifndef SC_METHODS_MSD_H
+#define SC_METHODS_MSD_H
 
 #include "ctr/mlp.h"
-#include "ctr/msd.h"
+#include "methods/msd/layers.h"
 #include "ctr/model.h"
 #include "data/schema.h"
 #include "train/modelfile.h"

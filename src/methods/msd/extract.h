@@ -19,8 +19,8 @@
  * - Users: {history} is the titles (history_column) of the user's last K
  *   items in the TRAIN split of a prepared dataset, most recent first, so no
  *   valid/test interaction leaks into the knowledge. */
-#ifndef SC_TRAIN_EXTRACT_H
-#define SC_TRAIN_EXTRACT_H
+#ifndef SC_METHODS_MSD_EXTRACT_H
+#define SC_METHODS_MSD_EXTRACT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "train/elec.h"
+#include "methods/elec/elec.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Knowledge extraction with a teacher LLM; see extract.h. */
-#include "train/extract.h"
+#include "methods/msd/extract.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

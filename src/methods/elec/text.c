@@ -1,4 +1,4 @@
-#include "train/elec_text.h"
+#include "methods/elec/text.h"
 
 #include <ctype.h>
 #include <stdlib.h>

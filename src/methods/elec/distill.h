@@ -5,8 +5,8 @@
  * "stop gradient").
  *
  * Dimension letters: B batch, H hidden size. */
-#ifndef SC_CTR_DISTILL_H
-#define SC_CTR_DISTILL_H
+#ifndef SC_METHODS_ELEC_DISTILL_H
+#define SC_METHODS_ELEC_DISTILL_H
 
 enum sc_kd_score_kind {
     SC_KD_BCE = 0, /* BCE(sigmoid(z_t / T), sigmoid(z_s / T)) · T², Hinton-style soft targets */

@@ -1,6 +1,6 @@
-/* MSD fusion layer and adaptor versioning (see ctr/msd.h).
+/* MSD fusion layer and adaptor versioning (see methods/msd/layers.h).
  * Dimension letters: B rows, W history slots, D embedding size. */
-#include "ctr/msd.h"
+#include "methods/msd/layers.h"
 
 #include <math.h>
 #include <string.h>

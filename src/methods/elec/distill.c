@@ -1,4 +1,4 @@
-#include "ctr/distill.h"
+#include "methods/elec/distill.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -6,11 +6,11 @@
  * served (`semctr export --network vanilla`).
  *
  * The LLM vectors of every row come in as sc_elec_vectors (frozen LLM,
- * computed once by train/elec_text.c and cached in vector stores). */
-#ifndef SC_TRAIN_ELEC_H
-#define SC_TRAIN_ELEC_H
+ * computed once by methods/elec/text.c and cached in vector stores). */
+#ifndef SC_METHODS_ELEC_H
+#define SC_METHODS_ELEC_H
 
-#include "ctr/distill.h"
+#include "methods/elec/distill.h"
 #include "ctr/model.h"
 #include "data/schema.h"
 #include "train/trainer.h"

@@ -10,12 +10,12 @@
  *           concatenated per row (cheap: 943 + 1,682 texts for MovieLens-100K).
  * Identical texts are encoded once; vectors are cached in a vector store
  * keyed by a hash of the text, so a rerun encodes nothing. */
-#ifndef SC_TRAIN_ELEC_TEXT_H
-#define SC_TRAIN_ELEC_TEXT_H
+#ifndef SC_METHODS_ELEC_TEXT_H
+#define SC_METHODS_ELEC_TEXT_H
 
 #include "data/dataset.h"
 #include "data/schema.h"
-#include "train/elec.h"
+#include "methods/elec/elec.h"
 
 enum sc_elec_granularity { SC_ELEC_SAMPLE = 0, SC_ELEC_ENTITY = 1 };
 

@@ -16,8 +16,8 @@
  * llm.c style: stateless forward/backward functions over caller buffers.
  * Dimension letters: B rows, W history slots per row, D embedding size,
  * S encoder size. */
-#ifndef SC_CTR_MSD_H
-#define SC_CTR_MSD_H
+#ifndef SC_METHODS_MSD_LAYERS_H
+#define SC_METHODS_MSD_LAYERS_H
 
 #include <stdint.h>
 
