@@ -62,12 +62,21 @@ static const char *USAGE =
     "  --adapter-hidden N   transformation MLP hidden size (256)\n"
     "  --adapter-epochs N   adapted-LLM epochs (10, early stopped; 0 = no pre-training)\n"
     "  --adapter-tune       keep training the transformation MLP with the gain network\n"
+    "  --elec-folds K       cross-fitting: training rows get out-of-fold representations from K\n"
+    "                       adapters, each fitted without them (5; 1 = in-sample)\n"
+    "  --elec-guard on|off  train the plain backbone too; distil only from a teacher that beats it on\n"
+    "                       validation, serve the distilled network only if it beats it (on)\n"
     "  --elec-time-llm      also time the language model on 1,000 test rows' texts\n"
     "\n"
     "MSD (--method msd; docs/msd.md):\n"
     "  --msd-texts DIR      extracted texts DIR/item.tsv, DIR/user.tsv (semctr extract); entities\n"
     "                       missing there (or without DIR) get their raw entity text\n"
-    "  --msd-levels L       item,user,fusion | all | none (all; none = the plain backbone)\n"
+    "  --msd-levels L       auto | item,user,fusion | all | none (auto: the plain backbone and each\n"
+    "                       level the dataset has are trained; the levels that beat the plain backbone\n"
+    "                       on validation are kept, and the best of them, their combination or the\n"
+    "                       plain backbone is written; a list forces those levels)\n"
+    "  --msd-adaptor-init X scale of the adaptors' output weights at init, times Xavier (0: the\n"
+    "                       semantic fields start at zero, the model as the plain backbone)\n"
     "  --msd-encoder DIR    the small encoder (default: the cached all-MiniLM-L6-v2)\n"
     "  --msd-cache FILE     vector store of the encoded texts (DATA/msd-MODEL.vec)\n"
     "  --msd-adaptor-hidden N  0: Linear adaptor (default); N: a two-layer MLP, hidden N\n"
@@ -185,7 +194,13 @@ static int run_msd(const char *data, const char *model_name, const char *out, co
     cJSON_AddStringToObject(e, "backbone", model_name);
     cJSON_AddNumberToObject(e, "seed", (double)tc->seed);
     sc_msd_report vr, tr;
-    rc = sc_msd_train(schema, train, valid, test, &sem, mc, tc, md, info, out, &vr, &tr, err);
+    if (md->levels == SC_MSD_AUTO) {
+        int chosen = 0;
+        rc = sc_msd_train_auto(schema, train, valid, test, &sem, mc, tc, md, info, out, &chosen, &vr, &tr, err);
+        sc_msd_levels_name(chosen, lv, sizeof lv);
+    } else {
+        rc = sc_msd_train(schema, train, valid, test, &sem, mc, tc, md, info, out, &vr, &tr, err);
+    }
     if (!rc) {
         sc_info("MSD %s (%s): valid AUC %.5f (cold slice %.5f, %lld rows); model written to %s", model_name, lv,
                 vr.all.auc, vr.cold.auc, (long long)vr.cold.n, out);
@@ -234,11 +249,11 @@ int cmd_train(int argc, char **argv) {
     long epochs = tc.epochs, batch_size = tc.batch_size, patience = tc.patience, seed = (long)tc.seed,
          threads = tc.n_threads, max_steps = (long)tc.max_steps, msd_adaptor_hidden = md.adaptor_hidden,
          msd_cold = md.cold_max, repr_dim = ea.cfg.repr_dim, adapter_hidden = ea.cfg.adapter_hidden,
-         adapter_epochs = ea.cfg.adapter_epochs;
+         adapter_epochs = ea.cfg.adapter_epochs, elec_folds = ea.cfg.folds;
     double lr = tc.lr, l2_embed = tc.l2_embed, lr_decay = tc.lr_decay, alpha = ea.cfg.alpha, beta = ea.cfg.beta,
-           temperature = ea.cfg.temperature;
+           temperature = ea.cfg.temperature, msd_adaptor_init = md.adaptor_init;
     const char *dropout_s = NULL, *optimizer = NULL, *method = NULL, *msd_levels = NULL, *granularity = NULL,
-               *kd_score = NULL, *schedule = NULL;
+               *kd_score = NULL, *schedule = NULL, *elec_guard = NULL;
     const cli_opt opts[] = {
         CLI_STR("--data", &data),
         CLI_STR("--model", &model_name),
@@ -272,6 +287,7 @@ int cmd_train(int argc, char **argv) {
         CLI_STR("--msd-levels", &msd_levels),
         CLI_INT("--msd-adaptor-hidden", &msd_adaptor_hidden, 0, 65536),
         CLI_INT("--msd-cold", &msd_cold, 0, 0x7fffffffL),
+        CLI_FLOAT("--msd-adaptor-init", &msd_adaptor_init),
         CLI_STR("--lm", &ea.lm),
         CLI_STR("--elec-text", &ea.text_cols),
         CLI_STR("--elec-cache", &ea.cache),
@@ -285,6 +301,8 @@ int cmd_train(int argc, char **argv) {
         CLI_INT("--adapter-hidden", &adapter_hidden, 1, 65536),
         CLI_INT("--adapter-epochs", &adapter_epochs, 0, 1000),
         CLI_FLAG("--adapter-tune", &ea.cfg.adapter_tune),
+        CLI_INT("--elec-folds", &elec_folds, 1, 100),
+        CLI_STR("--elec-guard", &elec_guard),
         CLI_FLAG("--elec-time-llm", &ea.time_llm),
         CLI_FLAG("--resume", &tc.resume),
         CLI_FLAG("--json", &json),
@@ -301,7 +319,7 @@ int cmd_train(int argc, char **argv) {
     /* words in the order of their enums */
     static const char *const OPTIMIZERS[] = {"adam", "adagrad", NULL}, *const METHODS[] = {"plain", "elec", "msd", NULL},
                              *const GRANULARITIES[] = {"sample", "entity", NULL}, *const KD[] = {"bce", "mse", NULL},
-                             *const SCHEDULES[] = {"joint", "staged", NULL};
+                             *const SCHEDULES[] = {"joint", "staged", NULL}, *const ONOFF[] = {"off", "on", NULL};
     int method_k = 0;
     if (cli_choice("train", "--optimizer", optimizer, OPTIMIZERS, &tc.optimizer) ||
         cli_choice("train", "--method", method, METHODS, &method_k))
@@ -317,7 +335,8 @@ int cmd_train(int argc, char **argv) {
     }
     if (cli_choice("train", "--elec-granularity", granularity, GRANULARITIES, &ea.granularity) ||
         cli_choice("train", "--kd-score", kd_score, KD, &ea.cfg.score_loss) ||
-        cli_choice("train", "--elec-schedule", schedule, SCHEDULES, &ea.cfg.schedule))
+        cli_choice("train", "--elec-schedule", schedule, SCHEDULES, &ea.cfg.schedule) ||
+        cli_choice("train", "--elec-guard", elec_guard, ONOFF, &ea.cfg.guard))
         return EXIT_USAGE;
     tc.epochs = (int)epochs;
     tc.batch_size = (int)batch_size;
@@ -330,12 +349,14 @@ int cmd_train(int argc, char **argv) {
     tc.max_steps = max_steps;
     md.adaptor_hidden = (int)msd_adaptor_hidden;
     md.cold_max = (int)msd_cold;
+    md.adaptor_init = (float)msd_adaptor_init;
     ea.cfg.alpha = (float)alpha;
     ea.cfg.beta = (float)beta;
     ea.cfg.temperature = (float)temperature;
     ea.cfg.repr_dim = (int)repr_dim;
     ea.cfg.adapter_hidden = (int)adapter_hidden;
     ea.cfg.adapter_epochs = (int)adapter_epochs;
+    ea.cfg.folds = (int)elec_folds;
     if (!data || !model_name || !out) {
         fprintf(stderr, "semctr train: --data, --model and --out are required\n%s", USAGE);
         return EXIT_USAGE;

@@ -21,6 +21,8 @@ void sc_elec_config_default(sc_elec_config *c) {
     c->adapter_epochs = 10;
     c->adapter_lr = 1e-3f;
     c->adapter_tune = 0;
+    c->folds = 5;
+    c->guard = 1;
 }
 
 enum phase { PHASE_ADAPTER, PHASE_JOINT, PHASE_GAIN, PHASE_VANILLA };
@@ -40,10 +42,19 @@ typedef struct elec_ctx {
     int n_adapter_params;
     sc_optim *opt_adapter, *opt_transform; /* the latter: transformation MLP alone, when tuned with the gain network */
     float *adapter_best; /* snapshot of all adapter weights */
+    float *adapter_init; /* the adapter's initial weights: every fold's adapter starts from them */
     int64_t adapter_size;
+    sc_train_config acfg; /* the adapter's training settings */
+    /* cross-fitting: fold_of[r] (N_train) is row r's fold; while an adapter is
+     * fitted, rows of fold `fold` are held out (-1: none) */
+    uint8_t *fold_of;
+    int fold;
+    int64_t *kept;   /* (cap) the rows of a batch the adapter trains on */
+    float *kept_lab; /* (cap) their labels */
     float *repr[3]; /* (N_s, R) the transformation output of every row */
     /* the pseudo-siamese pair; proj maps the vanilla representation to the gain one when sizes differ */
     sc_model *gain, *van, *gain_best, *van_best;
+    sc_model *base; /* the plain backbone trained alone (the guard's reference), or NULL */
     sc_mlp *proj;
     sc_optim *opt_gain, *opt_van, *opt_proj;
     int Hg, Hv;
@@ -79,8 +90,9 @@ static int adapter_forward(elec_ctx *c, const float *x, int n, const float **r, 
     return rc;
 }
 
-/* Probabilities (N) of the adapted LLM on split s; also fills repr[s] when keep_repr. */
-static int adapter_predict(elec_ctx *c, int s, float *prob, int keep_repr, sc_error *err) {
+/* Probabilities (N) of the adapted LLM on split s; also fills repr[s] when
+ * keep_repr, for the rows of fold `only_fold` of the training split (-1: all rows). */
+static int adapter_predict_fold(elec_ctx *c, int s, float *prob, int keep_repr, int only_fold, sc_error *err) {
     const sc_dataset *ds = c->split[s];
     int64_t rows[256];
     int rc = SC_OK;
@@ -91,11 +103,16 @@ static int adapter_predict(elec_ctx *c, int s, float *prob, int keep_repr, sc_er
         const float *r, *z;
         rc = adapter_forward(c, c->x, n, &r, &z, err);
         for (int i = 0; i < n && !rc; i++) {
+            if (only_fold >= 0 && c->fold_of[start + i] != only_fold) continue;
             if (prob) prob[start + i] = sigmoid(z[i]);
             if (keep_repr) memcpy(c->repr[s] + (start + i) * c->R, r + (int64_t)i * c->R, (size_t)c->R * sizeof(float));
         }
     }
     return rc;
+}
+
+static int adapter_predict(elec_ctx *c, int s, float *prob, int keep_repr, sc_error *err) {
+    return adapter_predict_fold(c, s, prob, keep_repr, -1, err);
 }
 
 static int eval_adapter(elec_ctx *c, int s, sc_metrics *m, sc_error *err) {
@@ -108,11 +125,12 @@ static int eval_adapter(elec_ctx *c, int s, sc_metrics *m, sc_error *err) {
     return rc;
 }
 
-static void adapter_snapshot(elec_ctx *c, int restore) {
+/* Copy all adapter weights into buf (restore = 0) or back from it. */
+static void adapter_copy(elec_ctx *c, float *buf, int restore) {
     int64_t off = 0;
     for (int k = 0; k < c->n_adapter_params; k++) {
         sc_param *p = &c->adapter_params[k];
-        float *dst = restore ? p->data : c->adapter_best + off, *src = restore ? c->adapter_best + off : p->data;
+        float *dst = restore ? p->data : buf + off, *src = restore ? buf + off : p->data;
         memcpy(dst, src, (size_t)p->size * sizeof(float));
         off += p->size;
     }
@@ -130,13 +148,21 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
     const sc_elec_config *e = c->e;
     int n = b0->n, rc;
     if (c->phase == PHASE_ADAPTER) {
-        gather_llm(&c->vec[0], rows, n, c->x);
+        int m = 0; /* the rows outside the held-out fold */
+        for (int i = 0; i < n; i++)
+            if (c->fold < 0 || c->fold_of[rows[i]] != c->fold) {
+                c->kept[m] = rows[i];
+                c->kept_lab[m++] = b0->label[i];
+            }
+        *loss = 0;
+        if (!m) return SC_OK;
+        gather_llm(&c->vec[0], c->kept, m, c->x);
         const float *r, *z;
-        rc = adapter_forward(c, c->x, n, &r, &z, err);
+        rc = adapter_forward(c, c->x, m, &r, &z, err);
         if (rc) return rc;
-        *loss = sc_bce_logits_forward(z, b0->label, n);
-        sc_bce_logits_backward(c->dzg, z, b0->label, n, 1.0f);
-        memset(c->dp, 0, (size_t)n * c->R * sizeof(float));
+        *loss = sc_bce_logits_forward(z, c->kept_lab, m);
+        sc_bce_logits_backward(c->dzg, z, c->kept_lab, m, 1.0f);
+        memset(c->dp, 0, (size_t)m * c->R * sizeof(float));
         sc_mlp_backward(c->head, c->dzg, c->dp);
         sc_mlp_backward(c->transform, c->dp, NULL);
         return sc_optim_step(c->opt_adapter, lr, err);
@@ -255,11 +281,11 @@ static int write_model(elec_ctx *c, sc_error *err) {
 static int save_best(void *ctx, sc_error *err) {
     elec_ctx *c = ctx;
     if (c->phase == PHASE_ADAPTER) {
-        adapter_snapshot(c, 0);
+        adapter_copy(c, c->adapter_best, 0);
         return SC_OK;
     }
     int rc = SC_OK;
-    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_snapshot(c, 0);
+    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_copy(c, c->adapter_best, 0);
     if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain_best, c->gain, err);
     if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van_best, c->van, err);
     if (!rc) rc = write_model(c, err);
@@ -269,7 +295,7 @@ static int save_best(void *ctx, sc_error *err) {
 static int restore_best(void *ctx, int from_file, sc_error *err) {
     elec_ctx *c = ctx;
     if (c->phase == PHASE_ADAPTER) {
-        adapter_snapshot(c, 1);
+        adapter_copy(c, c->adapter_best, 1);
         return SC_OK;
     }
     int rc = SC_OK;
@@ -283,7 +309,7 @@ static int restore_best(void *ctx, int from_file, sc_error *err) {
         sc_model_bundle_free(&prev);
         if (rc) return rc;
     }
-    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_snapshot(c, 1);
+    if (c->e->adapter_tune && c->phase != PHASE_VANILLA) adapter_copy(c, c->adapter_best, 1);
     if (c->phase != PHASE_VANILLA) rc = sc_model_copy_weights(c->gain, c->gain_best, err);
     if (!rc && c->phase != PHASE_GAIN) rc = sc_model_copy_weights(c->van, c->van_best, err);
     return rc;
@@ -330,7 +356,7 @@ static int adapter_from_checkpoint(elec_ctx *c, const char *path, sc_error *err)
     if (rc) return rc;
     rc = sc_checkpoint_load(&ck, "adapter", c->adapter_params, c->n_adapter_params, NULL, err);
     sc_container_close(&ck);
-    if (!rc) adapter_snapshot(c, 0);
+    if (!rc) adapter_copy(c, c->adapter_best, 0);
     return rc;
 }
 
@@ -343,11 +369,13 @@ static void free_ctx(elec_ctx *c) {
     if (c->opt_gain) sc_optim_free(c->opt_gain);
     if (c->opt_van) sc_optim_free(c->opt_van);
     if (c->opt_proj) sc_optim_free(c->opt_proj);
-    sc_model *ms[4] = {c->gain, c->van, c->gain_best, c->van_best};
-    for (int i = 0; i < 4; i++)
+    sc_model *ms[5] = {c->gain, c->van, c->gain_best, c->van_best, c->base};
+    for (int i = 0; i < 5; i++)
         if (ms[i]) sc_model_free(ms[i]);
     for (int s = 0; s < 3; s++) sc_free(c->repr[s]);
-    float *bufs[] = {c->adapter_best, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp, c->dextra};
+    sc_free(c->fold_of);
+    sc_free(c->kept);
+    float *bufs[] = {c->adapter_best, c->adapter_init, c->kept_lab, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp, c->dextra};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
 }
 
@@ -390,6 +418,84 @@ static void report_json(cJSON *o, const char *key, const sc_metrics *m) {
     cJSON_AddNumberToObject(j, "logloss", m->logloss);
 }
 
+/* Fit the adapted LLM from its initial weights on the training rows outside
+ * fold `fold` (-1: on all of them), early stopped on validation AUC. */
+static int fit_adapter(elec_ctx *c, const sc_fit_task *task, int fold, sc_error *err) {
+    adapter_copy(c, c->adapter_init, 1);
+    if (c->opt_adapter) sc_optim_free(c->opt_adapter);
+    c->opt_adapter = NULL;
+    int rc = sc_train_optim_create(&c->opt_adapter, &c->acfg, c->adapter_params, c->n_adapter_params, err);
+    if (rc) return rc;
+    c->phase = PHASE_ADAPTER;
+    c->fold = fold;
+    sc_train_result res;
+    rc = sc_fit(c->split[0], &c->acfg, task, &res, err);
+    c->fold = -1;
+    return rc;
+}
+
+/* Cross-fitting: the training rows fall into K folds of equal size (a
+ * seeded permutation); each fold's representations come from an adapter
+ * fitted on the other folds, all adapters starting from the same weights so
+ * that their representations stay comparable. */
+static int cross_fit(elec_ctx *c, const sc_fit_task *task, int K, sc_error *err) {
+    int64_t N = c->split[0]->n_rows;
+    c->fold_of = sc_malloc((size_t)N + 1);
+    int64_t *perm = sc_malloc(((size_t)N + 1) * sizeof *perm);
+    int rc = c->fold_of && perm ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory for the folds");
+    if (!rc) {
+        sc_rng r;
+        sc_rng_seed(&r, c->t->seed + 31);
+        for (int64_t i = 0; i < N; i++) perm[i] = i;
+        sc_shuffle_i64(perm, N, &r);
+        for (int64_t i = 0; i < N; i++) c->fold_of[perm[i]] = (uint8_t)(i % K);
+    }
+    sc_free(perm);
+    for (int f = 0; f < K && !rc; f++) {
+        sc_info("ELEC: cross-fitting the adapted LLM, fold %d/%d held out", f + 1, K);
+        rc = fit_adapter(c, task, f, err);
+        if (!rc) rc = adapter_predict_fold(c, 0, NULL, 1, f, err);
+    }
+    return rc;
+}
+
+/* The guard's reference: the plain backbone trained exactly as `semctr
+ * train` trains it (same config, seed and loop), its file a temporary. */
+static int train_base(elec_ctx *c, const sc_model_config *model_cfg, sc_error *err) {
+    sc_model_config bc = *model_cfg;
+    bc.extra_dim = 0;
+    const sc_dataset *train = c->split[0];
+    int rc = sc_model_create(&c->base, &bc, train->fields, train->n_fields, c->t->seed, err);
+    if (rc) return rc;
+    sc_train_config t = *c->t;
+    t.ckpt_path = NULL;
+    t.resume = 0;
+    t.log_path = NULL;
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.base.tmp", c->out_path);
+    sc_info("ELEC guard: training the plain backbone, the student without a teacher");
+    sc_train_result res;
+    rc = sc_train(c->base, c->schema, train, c->split[1], &t, tmp, &res, err);
+    remove(tmp);
+    return rc;
+}
+
+static void guard_json(cJSON *info, const sc_elec_config *e, int teacher_ok, const char *served, const char *reason,
+                       const sc_elec_report *vr) {
+    cJSON_DeleteItemFromObject(info, "guard");
+    cJSON *g = cJSON_AddObjectToObject(info, "guard");
+    cJSON_AddBoolToObject(g, "enabled", e->guard);
+    cJSON_AddNumberToObject(g, "folds", e->folds);
+    if (e->guard) {
+        cJSON_AddNumberToObject(g, "base_valid_auc", vr->base.auc);
+        cJSON_AddNumberToObject(g, "teacher_valid_auc", vr->gain.auc);
+        cJSON_AddNumberToObject(g, "vanilla_valid_auc", isnan(vr->vanilla.auc) ? -1 : vr->vanilla.auc);
+        cJSON_AddBoolToObject(g, "teacher_accepted", teacher_ok);
+    }
+    cJSON_AddStringToObject(g, "served", served);
+    cJSON_AddStringToObject(g, "reason", reason);
+}
+
 int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
                   const sc_dataset *test, const sc_elec_vectors vec[3], const sc_model_config *model_cfg,
                   const sc_train_config *tcfg, const sc_elec_config *ecfg, cJSON *info, const char *out_path,
@@ -418,6 +524,10 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     for (int k = 0; k < c.n_adapter_params; k++) c.adapter_size += c.adapter_params[k].size;
     size_t B = (size_t)c.cap;
     c.adapter_best = sc_malloc((size_t)c.adapter_size * sizeof(float));
+    c.adapter_init = sc_malloc((size_t)c.adapter_size * sizeof(float));
+    c.kept = sc_malloc(B * sizeof *c.kept);
+    c.kept_lab = sc_malloc(B * sizeof(float));
+    c.fold = -1;
     c.x = sc_malloc(B * (size_t)c.d * sizeof(float));
     c.extra = sc_malloc(B * (size_t)c.R * sizeof(float));
     c.zg = sc_malloc(B * sizeof(float));
@@ -427,7 +537,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     c.dextra = sc_malloc(B * (size_t)c.R * sizeof(float));
     for (int s = 0; s < 3; s++)
         if (c.split[s]) c.repr[s] = sc_malloc((size_t)c.split[s]->n_rows * c.R * sizeof(float) + 1);
-    if (!c.adapter_best || !c.x || !c.extra || !c.zg || !c.zv || !c.dzg || !c.dzv || !c.dextra || !c.repr[0] || !c.repr[1] ||
+    if (!c.adapter_best || !c.adapter_init || !c.kept || !c.kept_lab || !c.x || !c.extra || !c.zg || !c.zv || !c.dzg || !c.dzv || !c.dextra || !c.repr[0] || !c.repr[1] ||
         (test && !c.repr[2])) {
         rc = sc_fail(err, SC_ENOMEM, "out of memory for ELEC buffers");
         goto done;
@@ -457,14 +567,14 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         rc = sc_fail(err, SC_ENOMEM, "out of memory for ELEC buffers");
         goto done;
     }
-    sc_train_config acfg = *tcfg;
-    acfg.epochs = ecfg->adapter_epochs;
-    acfg.lr = ecfg->adapter_lr;
-    acfg.ckpt_path = NULL;
-    acfg.resume = 0;
-    acfg.log_path = NULL;
-    acfg.l2_embed = 0;
-    rc = sc_train_optim_create(&c.opt_adapter, &acfg, c.adapter_params, c.n_adapter_params, err);
+    c.acfg = *tcfg;
+    c.acfg.epochs = ecfg->adapter_epochs;
+    c.acfg.lr = ecfg->adapter_lr;
+    c.acfg.ckpt_path = NULL;
+    c.acfg.resume = 0;
+    c.acfg.log_path = NULL;
+    c.acfg.l2_embed = 0;
+    rc = sc_train_optim_create(&c.opt_adapter, &c.acfg, c.adapter_params, c.n_adapter_params, err);
     if (!rc && ecfg->adapter_tune) rc = sc_train_optim_create(&c.opt_transform, tcfg, pt, nt, err);
     if (rc) goto done;
     int np;
@@ -476,6 +586,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         p = sc_mlp_params(c.proj, &np);
         rc = sc_train_optim_create(&c.opt_proj, tcfg, p, np, err);
     }
+    if (!rc && ecfg->guard) rc = train_base(&c, model_cfg, err);
     if (rc) goto done;
 
     sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint};
@@ -487,21 +598,32 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         if (sc_file_exists(tcfg->ckpt_path)) resume_from = tcfg->ckpt_path;
         else if (ecfg->schedule == SC_ELEC_STAGED && sc_file_exists(ckpt_gain)) resume_from = ckpt_gain;
     }
+    /* the representations of the training rows: out of fold, unless the
+     * adapter is tuned with the gain network (then they come from the live MLP) */
+    int K = ecfg->adapter_tune || ecfg->adapter_epochs == 0 ? 1 : ecfg->folds;
+    adapter_copy(&c, c.adapter_init, 0);
+    if (K >= 2) rc = cross_fit(&c, &task, K, err);
+    if (rc) goto done;
     if (resume_from) {
         rc = adapter_from_checkpoint(&c, resume_from, err);
         if (rc) goto done;
         sc_info("ELEC: adapter restored from %s", resume_from);
     } else if (ecfg->adapter_epochs > 0) {
-        sc_info("ELEC: training the adapted LLM (%d -> %d -> %d -> 1) on frozen LLM vectors", c.d, ecfg->adapter_hidden,
-                c.R);
-        c.phase = PHASE_ADAPTER;
-        rc = sc_fit(train, &acfg, &task, &res, err);
+        sc_info("ELEC: training the adapted LLM (%d -> %d -> %d -> 1) on frozen LLM vectors%s", c.d,
+                ecfg->adapter_hidden, c.R, K >= 2 ? ", all training rows (validation, test, serving)" : "");
+        rc = fit_adapter(&c, &task, -1, err);
         if (rc) goto done;
     }
-    for (int s = 0; s < 3 && !rc; s++)
+    for (int s = K >= 2 ? 1 : 0; s < 3 && !rc; s++)
         if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
     if (rc) goto done;
 
+    sc_elec_report vr, tr;
+    memset(&vr, 0, sizeof vr);
+    memset(&tr, 0, sizeof tr);
+    if (c.base) rc = eval_net(&c, c.base, 1, 0, &vr.base, err);
+    if (rc) goto done;
+    int teacher_ok = 1, vanilla_trained = 1;
     if (ecfg->schedule == SC_ELEC_JOINT) {
         c.phase = PHASE_JOINT;
         sc_info("ELEC: training gain and vanilla networks jointly (alpha %g, beta %g)", ecfg->alpha, ecfg->beta);
@@ -518,29 +640,71 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         }
         for (int s = 0; s < 3 && !rc && ecfg->adapter_tune; s++)
             if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
+        if (!rc && c.base) {
+            rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);
+            teacher_ok = vr.gain.auc > vr.base.auc;
+        }
         if (rc) goto done;
-        c.phase = PHASE_VANILLA;
-        sc_info("ELEC staged: 2/2 the vanilla network from the frozen gain network (alpha %g, beta %g)", ecfg->alpha,
-                ecfg->beta);
-        rc = sc_fit(train, tcfg, &task, &res, err);
+        if (teacher_ok) {
+            c.phase = PHASE_VANILLA;
+            sc_info("ELEC staged: 2/2 the vanilla network from the frozen gain network (alpha %g, beta %g)",
+                    ecfg->alpha, ecfg->beta);
+            rc = sc_fit(train, tcfg, &task, &res, err);
+        } else {
+            vanilla_trained = 0;
+        }
     }
     if (rc) goto done;
 
     /* final metrics of every network with the best weights, written into the model file */
     for (int s = 0; s < 3 && ecfg->adapter_tune; s++)
         if (c.split[s] && (rc = adapter_predict(&c, s, NULL, 1, err))) goto done;
-    sc_elec_report vr, tr;
     rc = eval_adapter(&c, 1, &vr.adapter, err);
     if (!rc) rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);
-    if (!rc) rc = eval_net(&c, c.van, 1, 0, &vr.vanilla, err);
+    vr.vanilla.auc = vr.vanilla.gauc = vr.vanilla.logloss = NAN;
+    if (!rc && vanilla_trained) rc = eval_net(&c, c.van, 1, 0, &vr.vanilla, err);
+    if (rc) goto done;
+
+    /* the guard: distil only from a teacher that beats the plain backbone on
+     * validation, and serve the distilled network only if it beats it too */
+    const char *served = "distilled vanilla network", *why = "guard off";
+    char reason[256];
+    if (c.base) {
+        teacher_ok = vr.gain.auc > vr.base.auc;
+        if (!teacher_ok)
+            snprintf(reason, sizeof reason, "the teacher (gain network, valid AUC %.5f) does not beat the plain backbone "
+                     "(%.5f): not distilled", vr.gain.auc, vr.base.auc);
+        else if (!(vr.vanilla.auc > vr.base.auc))
+            snprintf(reason, sizeof reason, "the distilled vanilla network (valid AUC %.5f) does not beat the plain "
+                     "backbone (%.5f)", vr.vanilla.auc, vr.base.auc);
+        else
+            snprintf(reason, sizeof reason, "teacher %.5f and distilled vanilla network %.5f both beat the plain "
+                     "backbone's %.5f (valid AUC)", vr.gain.auc, vr.vanilla.auc, vr.base.auc);
+        why = reason;
+        if (!teacher_ok || !(vr.vanilla.auc > vr.base.auc)) {
+            served = "plain backbone";
+            rc = sc_model_copy_weights(c.van_best, c.base, err);
+        } else {
+            rc = sc_model_copy_weights(c.van_best, c.van, err);
+        }
+        sc_info("ELEC guard: serving the %s: %s", served, why);
+    } else {
+        rc = sc_model_copy_weights(c.van_best, c.van, err);
+    }
+    if (rc) goto done;
+    if (c.base) vr.served = teacher_ok && vr.vanilla.auc > vr.base.auc ? vr.vanilla : vr.base;
+    else vr.served = vr.vanilla;
     if (!rc) rc = time_scoring(&c, 1, 0, &vr.vanilla_ms_per_1000, err);
     if (!rc) rc = time_scoring(&c, 1, 1, &vr.gain_ms_per_1000, err);
     if (!rc && test) {
         tr.vanilla_ms_per_1000 = vr.vanilla_ms_per_1000;
         tr.gain_ms_per_1000 = vr.gain_ms_per_1000;
+        tr.vanilla.auc = tr.vanilla.gauc = tr.vanilla.logloss = NAN;
         rc = eval_adapter(&c, 2, &tr.adapter, err);
         if (!rc) rc = eval_net(&c, c.gain, 2, 1, &tr.gain, err);
-        if (!rc) rc = eval_net(&c, c.van, 2, 0, &tr.vanilla, err);
+        if (!rc && vanilla_trained) rc = eval_net(&c, c.van, 2, 0, &tr.vanilla, err);
+        if (!rc && c.base) rc = eval_net(&c, c.base, 2, 0, &tr.base, err);
+        if (!rc) rc = eval_net(&c, c.van_best, 2, 0, &tr.served, err);
     }
     if (rc) goto done;
     if (vrep) *vrep = vr;
@@ -548,22 +712,22 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     if (info) {
         cJSON_DeleteItemFromObject(info, "valid");
         cJSON_DeleteItemFromObject(info, "test");
-        cJSON *v = cJSON_AddObjectToObject(info, "valid");
-        report_json(v, "adapter", &vr.adapter);
-        report_json(v, "gain", &vr.gain);
-        report_json(v, "vanilla", &vr.vanilla);
-        if (test) {
-            cJSON *t = cJSON_AddObjectToObject(info, "test");
-            report_json(t, "adapter", &tr.adapter);
-            report_json(t, "gain", &tr.gain);
-            report_json(t, "vanilla", &tr.vanilla);
+        const sc_elec_report *reps[2] = {&vr, &tr};
+        for (int k = 0; k < (test ? 2 : 1); k++) {
+            cJSON *o = cJSON_AddObjectToObject(info, k ? "test" : "valid");
+            report_json(o, "adapter", &reps[k]->adapter);
+            report_json(o, "gain", &reps[k]->gain);
+            if (vanilla_trained) report_json(o, "vanilla", &reps[k]->vanilla);
+            else cJSON_AddNullToObject(o, "vanilla");
+            if (c.base) report_json(o, "base", &reps[k]->base);
+            report_json(o, "served", &reps[k]->served);
         }
         cJSON *l = cJSON_AddObjectToObject(info, "latency_ms_per_1000");
         cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
         cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
+        guard_json(info, ecfg, teacher_ok, served, why, &vr);
     }
     rc = sc_model_copy_weights(c.gain_best, c.gain, err);
-    if (!rc) rc = sc_model_copy_weights(c.van_best, c.van, err);
     if (!rc) rc = write_model(&c, err);
 done:
     free_ctx(&c);

@@ -32,6 +32,14 @@ typedef struct sc_elec_config {
     float adapter_lr;   /* its learning rate (default 1e-3) */
     int adapter_tune;   /* 0: the adapted LLM is frozen after its own training (the paper);
                            1: its transformation MLP keeps learning with the gain network's loss */
+    int folds;          /* cross-fitting (default 5): the representation of a training row comes from an
+                           adapter fitted on the other K-1 folds, so it carries no memory of the row's own
+                           label; validation, test and serving use the adapter fitted on all training rows.
+                           1 = in-sample (the adapter's own training rows), as in the paper */
+    int guard;          /* never worse than the plain backbone (default 1): the plain backbone is trained
+                           with the same seed; the gain network is distilled only if its validation AUC
+                           beats it, and the served vanilla network is the distilled one only if that
+                           beats it too, else the plain backbone's weights */
 } sc_elec_config;
 
 void sc_elec_config_default(sc_elec_config *c);
@@ -49,7 +57,8 @@ typedef struct sc_elec_vectors {
 
 /* Metrics of every ELEC network on one split. */
 typedef struct sc_elec_report {
-    sc_metrics adapter, gain, vanilla;
+    sc_metrics adapter, gain, vanilla; /* vanilla: the network as trained (before the guard) */
+    sc_metrics base, served;           /* the plain backbone (guard on), and the network served */
     /* scoring time of 1,000 rows (one batch, median of 7), milliseconds:
      * the vanilla network; the gain network with the adapted LLM, given the
      * LLM vectors (the language model's own time is measured by the caller) */
@@ -62,7 +71,11 @@ typedef struct sc_elec_report {
  * epoch (by the vanilla network's validation AUC; in staged mode each stage
  * by its own network) is written to out_path with networks "gain" and
  * "vanilla", the adapter's weights, and info (ELEC settings, test metrics
- * when test is given). vec[0..2] are train, valid, test (test may be NULL). */
+ * when test is given). vec[0..2] are train, valid, test (test may be NULL).
+ * With ecfg->guard the file's "vanilla" network is the served one: the
+ * distilled network, or the plain backbone's weights when the teacher or the
+ * distilled network does not beat the plain backbone on validation; info's
+ * "guard" object says which and why. */
 int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
                   const sc_dataset *test, const sc_elec_vectors vec[3], const sc_model_config *model_cfg,
                   const sc_train_config *tcfg, const sc_elec_config *ecfg, cJSON *info, const char *out_path,

@@ -45,6 +45,8 @@ void sc_msd_fuse_backward(float *dV, float *dab, const float *dP, const float *P
  * input: the current item's adapted vector, the user's, and the fused
  * history. K = the number of bits set. */
 enum { SC_MSD_ITEM = 1, SC_MSD_USER = 2, SC_MSD_FUSION = 4 };
+/* Not a level: "choose the levels on validation" (train/msd.h, sc_msd_train_auto). */
+enum { SC_MSD_AUTO = 8 };
 int sc_msd_n_fields(int levels);
 
 /* Build the extra input (B, K*D) of B rows from per-row vectors:

@@ -5,25 +5,33 @@
  * width, T entities of a level, V vocabulary size. */
 #include "methods/msd/msd.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/util.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
+#include "train/guard.h"
 
 void sc_msd_config_default(sc_msd_config *c) {
     memset(c, 0, sizeof *c);
-    c->levels = SC_MSD_ITEM | SC_MSD_USER | SC_MSD_FUSION;
+    c->levels = SC_MSD_AUTO;
     c->adaptor_hidden = 0;
+    c->adaptor_init = 0.0f;
     c->cold_max = 5;
 }
 
 int sc_msd_parse_levels(const char *s, int *levels, sc_error *err) {
     *levels = 0;
     if (!strcmp(s, "none")) return SC_OK;
+    if (!strcmp(s, "auto")) {
+        *levels = SC_MSD_AUTO;
+        return SC_OK;
+    }
     if (!strcmp(s, "all")) {
         *levels = SC_MSD_ITEM | SC_MSD_USER | SC_MSD_FUSION;
         return SC_OK;
@@ -35,12 +43,16 @@ int sc_msd_parse_levels(const char *s, int *levels, sc_error *err) {
         else if (!strcmp(t, "user")) *levels |= SC_MSD_USER;
         else if (!strcmp(t, "fusion")) *levels |= SC_MSD_FUSION;
         else
-            return sc_fail(err, SC_EINVAL, "--msd-levels: unknown level '%s' (item, user, fusion, all, none)", t);
+            return sc_fail(err, SC_EINVAL, "--msd-levels: unknown level '%s' (item, user, fusion, all, none, auto)", t);
     }
     return SC_OK;
 }
 
 const char *sc_msd_levels_name(int levels, char *buf, size_t cap) {
+    if (levels == SC_MSD_AUTO) {
+        snprintf(buf, cap, "auto");
+        return buf;
+    }
     snprintf(buf, cap, "%s%s%s%s%s", levels & SC_MSD_ITEM ? "item" : "",
              (levels & SC_MSD_ITEM) && (levels & (SC_MSD_USER | SC_MSD_FUSION)) ? "," : "",
              levels & SC_MSD_USER ? "user" : "", (levels & SC_MSD_USER) && (levels & SC_MSD_FUSION) ? "," : "",
@@ -552,6 +564,8 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         if (rc) break;
         int np;
         sc_param *p = sc_mlp_params(c.ad[l], &np);
+        /* the output layer's weight is the last but one tensor (then its bias, zero) */
+        for (int64_t i = 0; i < p[np - 2].size; i++) p[np - 2].data[i] *= mcfg->adaptor_init;
         memcpy(c.sp + c.n_sp, p, (size_t)np * sizeof *p);
         c.n_sp += np;
         c.adapted[l] = sc_malloc((size_t)(sem->T[l] ? sem->T[l] : 1) * c.D * sizeof(float));
@@ -667,5 +681,150 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
     if (!rc) rc = write_model(&c, err);
 done:
     free_ctx(&c);
+    return rc;
+}
+
+/* One candidate of sc_msd_train_auto, trained into its own temporary file. */
+typedef struct msd_candidate {
+    int levels;
+    char path[4400];
+    cJSON *info;
+    sc_msd_report vr, tr;
+    int trained;
+    float *prob;           /* (N_valid) the written model's validation probabilities */
+    sc_guard_verdict verdict; /* against the plain backbone */
+} msd_candidate;
+
+/* Validation probabilities of a written MSD model file, scored as eval and
+ * serving score it (semantic fields from the file's tables). */
+static int file_valid_prob(const char *path, const sc_dataset *valid, int n_threads, float **prob, sc_error *err) {
+    sc_model_bundle b;
+    int rc = sc_model_bundle_load(&b, path, n_threads, err);
+    if (rc) return rc;
+    sc_msd_model mm;
+    float *extra = NULL;
+    int64_t unknown = 0, encoded = 0;
+    sc_model *net = sc_model_bundle_network(&b, "main");
+    rc = net ? sc_msd_model_load(&mm, &b, err) : sc_fail(err, SC_EFORMAT, "%s: no network 'main'", path);
+    if (!rc) {
+        rc = sc_msd_model_extra_dataset(&mm, b.schema, valid, NULL, n_threads, &extra, &unknown, &encoded, err);
+        *prob = sc_malloc((size_t)(valid->n_rows + 1) * sizeof **prob);
+        if (!rc && !*prob) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        if (!rc) rc = sc_predict_dataset(net, valid, extra, 4096, *prob, err);
+        sc_msd_model_free(&mm);
+    }
+    sc_free(extra);
+    sc_model_bundle_free(&b);
+    return rc;
+}
+
+static int train_candidate(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+                           const sc_dataset *test, const sc_msd_semantics *sem, const sc_model_config *model_cfg,
+                           const sc_train_config *tcfg, const sc_msd_config *mcfg, const cJSON *info,
+                           const char *out_path, msd_candidate *k, sc_error *err) {
+    char lv[64];
+    sc_msd_config m = *mcfg;
+    m.levels = k->levels;
+    sc_train_config t = *tcfg;
+    t.ckpt_path = NULL;
+    t.resume = 0;
+    snprintf(k->path, sizeof k->path, "%s.%s.tmp", out_path, sc_msd_levels_name(k->levels, lv, sizeof lv));
+    k->info = info ? cJSON_Duplicate(info, 1) : cJSON_CreateObject();
+    if (!k->info) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int rc = sc_msd_train(schema, train, valid, test, sem, model_cfg, &t, &m, k->info, k->path, &k->vr, &k->tr, err);
+    k->trained = !rc;
+    if (!rc) rc = file_valid_prob(k->path, valid, tcfg->n_threads, &k->prob, err);
+    return rc;
+}
+
+static int judge_candidate(msd_candidate *k, const msd_candidate *base, const sc_dataset *valid, sc_error *err) {
+    char lv[64];
+    int rc = sc_guard_compare(valid->label, k->prob, base->prob, valid->n_rows, SC_GUARD_Z, &k->verdict, err);
+    if (!rc)
+        sc_info("MSD auto: %-18s valid AUC %.5f, %+.5f ± %.5f against the plain backbone: %s",
+                sc_msd_levels_name(k->levels, lv, sizeof lv), k->vr.all.auc, k->verdict.diff, k->verdict.se,
+                k->verdict.pass ? "kept" : "dropped");
+    return rc;
+}
+
+static void report_pair_json(cJSON *o, const char *key, const sc_msd_report *r) {
+    cJSON *j = cJSON_AddObjectToObject(o, key);
+    metrics_json(j, "all", &r->all);
+    metrics_json(j, "cold", &r->cold);
+}
+
+int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+                      const sc_dataset *test, const sc_msd_semantics *sem, const sc_model_config *model_cfg,
+                      const sc_train_config *tcfg, const sc_msd_config *mcfg, cJSON *info, const char *out_path,
+                      int *chosen_levels, sc_msd_report *vrep, sc_msd_report *trep, sc_error *err) {
+    /* base, then each available level alone, then the combination of the kept ones */
+    msd_candidate k[5];
+    memset(k, 0, sizeof k);
+    int n = 0, rc = SC_OK, kept = 0, n_kept = 0;
+    static const int SINGLE[3] = {SC_MSD_ITEM, SC_MSD_USER, SC_MSD_FUSION};
+    k[n++].levels = 0;
+    for (int i = 0; i < 3; i++)
+        if (sem->available & SINGLE[i]) k[n++].levels = SINGLE[i];
+    char lv[64];
+    sc_info("MSD auto: choosing among the levels %s on validation (the plain backbone first)",
+            sc_msd_levels_name(sem->available, lv, sizeof lv));
+    /* a candidate counts only if it beats the plain backbone by more than validation noise (train/guard.h) */
+    int n_single = n;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = train_candidate(schema, train, valid, test, sem, model_cfg, tcfg, mcfg, info, out_path, &k[i], err);
+        if (!rc && i > 0) rc = judge_candidate(&k[i], &k[0], valid, err);
+        if (!rc && i > 0 && k[i].verdict.pass) {
+            kept |= k[i].levels;
+            n_kept++;
+        }
+        if (i == n_single - 1 && n_kept >= 2) k[n++].levels = kept; /* then their combination */
+    }
+    if (!rc) sc_info("MSD auto: plain backbone valid AUC %.5f", k[0].vr.all.auc);
+    int best = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (k[i].verdict.pass && k[i].vr.all.auc > k[best].vr.all.auc) best = i;
+    if (!rc && rename(k[best].path, out_path))
+        rc = sc_fail(err, SC_EIO, "%s: cannot rename to %s: %s", k[best].path, out_path, strerror(errno));
+    if (!rc) {
+        *chosen_levels = k[best].levels;
+        if (vrep) *vrep = k[best].vr;
+        if (trep && test) *trep = k[best].tr;
+        sc_info("MSD auto: keeping %s (valid AUC %.5f; plain backbone %.5f)",
+                sc_msd_levels_name(k[best].levels, lv, sizeof lv), k[best].vr.all.auc, k[0].vr.all.auc);
+    }
+    if (!rc && info) {
+        /* the chosen candidate's info, with the selection and the plain backbone beside it */
+        cJSON *src = k[best].info;
+        for (cJSON *it = src->child; it; it = it->next) {
+            cJSON_DeleteItemFromObject(info, it->string);
+            cJSON_AddItemToObject(info, it->string, cJSON_Duplicate(it, 1));
+        }
+        cJSON_DeleteItemFromObject(info, "msd_selection");
+        cJSON_DeleteItemFromObject(info, "base");
+        cJSON *sel = cJSON_AddArrayToObject(info, "msd_selection");
+        for (int i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "levels", sc_msd_levels_name(k[i].levels, lv, sizeof lv));
+            cJSON_AddNumberToObject(o, "valid_auc", k[i].vr.all.auc);
+            if (i > 0) {
+                cJSON_AddNumberToObject(o, "diff_vs_base", k[i].verdict.diff);
+                cJSON_AddNumberToObject(o, "se", k[i].verdict.se);
+            }
+            cJSON_AddBoolToObject(o, "kept", i > 0 && k[i].verdict.pass);
+            cJSON_AddBoolToObject(o, "chosen", i == best);
+            cJSON_AddItemToArray(sel, o);
+        }
+        cJSON *b = cJSON_AddObjectToObject(info, "base");
+        report_pair_json(b, "valid", &k[0].vr);
+        if (test) report_pair_json(b, "test", &k[0].tr);
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(info, "msd");
+        if (m) cJSON_AddStringToObject(m, "requested", "auto");
+    }
+    for (int i = 0; i < n; i++) {
+        if (k[i].trained && i != best) remove(k[i].path);
+        if (rc && k[i].trained) remove(k[i].path);
+        cJSON_Delete(k[i].info);
+        sc_free(k[i].prob);
+    }
     return rc;
 }

@@ -30,8 +30,12 @@
 #include "train/trainer.h"
 
 typedef struct sc_msd_config {
-    int levels;          /* SC_MSD_ITEM | SC_MSD_USER | SC_MSD_FUSION (default: all); 0 = the plain backbone */
+    int levels;          /* SC_MSD_ITEM | SC_MSD_USER | SC_MSD_FUSION, 0 = the plain backbone, or SC_MSD_AUTO
+                            (default): the levels that help on validation (sc_msd_train_auto) */
     int adaptor_hidden;  /* 0: a Linear S -> D adaptor (default); H > 0: S -> H (ReLU) -> D */
+    float adaptor_init;  /* scale of the adaptor's output-layer weights at init, relative to Xavier: 0 (default)
+                            makes every semantic field start at zero, so the model starts as the plain
+                            backbone and the fields grow only as far as the CTR loss pulls them; 1 = Xavier */
     int cold_max;        /* cold-start slice: test rows whose item has <= cold_max train interactions (5) */
     const char *item_field;    /* the item id field (default "item_id") */
     const char *user_field;    /* the user id field (default "user_id") */
@@ -40,7 +44,7 @@ typedef struct sc_msd_config {
 
 void sc_msd_config_default(sc_msd_config *c);
 
-/* Parse "item,user,fusion" / "all" / "none" into a level set. */
+/* Parse "item,user,fusion" / "all" / "none" / "auto" into a level set. */
 int sc_msd_parse_levels(const char *s, int *levels, sc_error *err);
 /* "item,user,fusion" (or "none") into buf. */
 const char *sc_msd_levels_name(int levels, char *buf, size_t cap);
@@ -59,6 +63,7 @@ typedef struct sc_msd_semantics {
     float *item_freq;         /* (V[0]) interactions per item id in the train split */
     /* where the texts came from, per level */
     int64_t n_extracted[2], n_fallback_status[2], n_raw[2];
+    int available;            /* the levels these semantics can feed (a bit set) */
 } sc_msd_semantics;
 
 /* Build the semantics of the three splits (test may be NULL): texts from
@@ -95,6 +100,20 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
                  const sc_dataset *test, const sc_msd_semantics *sem, const sc_model_config *model_cfg,
                  const sc_train_config *tcfg, const sc_msd_config *mcfg, cJSON *info, const char *out_path,
                  sc_msd_report *valid_report, sc_msd_report *test_report, sc_error *err);
+
+/* --msd-levels auto: never worse than the plain backbone on validation. The
+ * plain backbone (levels none: the same weights as `semctr train`) and each
+ * level the semantics can feed alone are trained; a level is kept when its
+ * validation AUC beats the plain backbone's; with two or more kept, their
+ * combination is trained too. The candidate with the best validation AUC
+ * (the plain backbone when no level helps) is written to out_path; info gets
+ * "msd_selection" (every candidate, its validation AUC, kept or not) and
+ * "base" (the plain backbone's validation and test metrics). Candidates keep
+ * no checkpoints (each takes seconds); mcfg->levels is ignored. */
+int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
+                      const sc_dataset *test, const sc_msd_semantics *sem, const sc_model_config *model_cfg,
+                      const sc_train_config *tcfg, const sc_msd_config *mcfg, cJSON *info, const char *out_path,
+                      int *chosen_levels, sc_msd_report *valid_report, sc_msd_report *test_report, sc_error *err);
 
 /* ---- a loaded MSD model file ---- */
 typedef struct sc_msd_model {

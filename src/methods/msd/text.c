@@ -132,6 +132,9 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
     int need[2] = {!!(cfg->levels & (SC_MSD_ITEM | SC_MSD_FUSION)), !!(cfg->levels & SC_MSD_USER)};
     int rc = find_fields(schema, cfg, out->field, err);
     if (rc) return rc;
+    int auto_levels = cfg->levels == SC_MSD_AUTO; /* every level the dataset can have */
+    if (auto_levels)
+        for (int l = 0; l < 2; l++) need[l] = out->field[l] >= 0;
     for (int l = 0; l < 2; l++)
         if (need[l] && out->field[l] < 0)
             return sc_fail(err, SC_EINVAL, "MSD: the %s level needs the field '%s' in the dataset", LEVEL[l],
@@ -169,9 +172,12 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
     for (int l = 0; l < 2 && !rc; l++) {
         for (int p = 0; p < et.n_parts; p++)
             if (!strcmp(et.part_name[p], LEVEL[l])) part[l] = p;
-        if (need[l] && part[l] < 0)
+        if (need[l] && part[l] < 0 && auto_levels) need[l] = 0;
+        else if (need[l] && part[l] < 0)
             rc = sc_fail(err, SC_EINVAL, "MSD: the dataset has no text columns of the '%s' entity", LEVEL[l]);
     }
+    out->available = (need[0] ? SC_MSD_ITEM : 0) | (need[1] ? SC_MSD_USER : 0) |
+                     (need[0] && out->field[2] >= 0 ? SC_MSD_FUSION : 0);
     for (int l = 0; l < 2 && !rc; l++) {
         if (!need[l]) continue;
         int p = part[l];
