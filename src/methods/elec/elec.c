@@ -9,6 +9,7 @@
 #include "ctr/mlp.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
+#include "train/guard.h"
 
 void sc_elec_config_default(sc_elec_config *c) {
     c->alpha = 1.0f;
@@ -480,17 +481,39 @@ static int train_base(elec_ctx *c, const sc_model_config *model_cfg, sc_error *e
     return rc;
 }
 
+/* The guard's verdict on network m (the gain network reads extra) against
+ * the plain backbone, on validation. */
+static int judge(elec_ctx *c, sc_model *m, const float *extra, sc_guard_verdict *v, sc_error *err) {
+    const sc_dataset *ds = c->split[1];
+    float *p = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *p), *pb = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *pb);
+    int rc = p && pb ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+    if (!rc) rc = sc_predict_dataset(m, ds, extra, c->cap, p, err);
+    if (!rc) rc = sc_predict_dataset(c->base, ds, NULL, c->cap, pb, err);
+    if (!rc) rc = sc_guard_compare(ds->label, p, pb, ds->n_rows, SC_GUARD_Z, v, err);
+    sc_free(p);
+    sc_free(pb);
+    return rc;
+}
+
+static void verdict_json(cJSON *g, const char *key, const sc_guard_verdict *v) {
+    cJSON *o = cJSON_AddObjectToObject(g, key);
+    cJSON_AddNumberToObject(o, "valid_auc", v->auc_candidate);
+    cJSON_AddNumberToObject(o, "base_valid_auc", v->auc_base);
+    cJSON_AddNumberToObject(o, "diff", v->diff);
+    cJSON_AddNumberToObject(o, "se", v->se);
+    cJSON_AddBoolToObject(o, "pass", v->pass);
+}
+
 static void guard_json(cJSON *info, const sc_elec_config *e, int teacher_ok, const char *served, const char *reason,
-                       const sc_elec_report *vr) {
+                       const sc_guard_verdict *teacher, const sc_guard_verdict *vanilla) {
     cJSON_DeleteItemFromObject(info, "guard");
     cJSON *g = cJSON_AddObjectToObject(info, "guard");
     cJSON_AddBoolToObject(g, "enabled", e->guard);
     cJSON_AddNumberToObject(g, "folds", e->folds);
     if (e->guard) {
-        cJSON_AddNumberToObject(g, "base_valid_auc", vr->base.auc);
-        cJSON_AddNumberToObject(g, "teacher_valid_auc", vr->gain.auc);
-        cJSON_AddNumberToObject(g, "vanilla_valid_auc", isnan(vr->vanilla.auc) ? -1 : vr->vanilla.auc);
         cJSON_AddBoolToObject(g, "teacher_accepted", teacher_ok);
+        verdict_json(g, "teacher", teacher);
+        if (vanilla->auc_candidate > 0) verdict_json(g, "vanilla", vanilla);
     }
     cJSON_AddStringToObject(g, "served", served);
     cJSON_AddStringToObject(g, "reason", reason);
@@ -624,6 +647,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     if (c.base) rc = eval_net(&c, c.base, 1, 0, &vr.base, err);
     if (rc) goto done;
     int teacher_ok = 1, vanilla_trained = 1;
+    sc_guard_verdict teacher_v = {0}, vanilla_v = {0};
     if (ecfg->schedule == SC_ELEC_JOINT) {
         c.phase = PHASE_JOINT;
         sc_info("ELEC: training gain and vanilla networks jointly (alpha %g, beta %g)", ecfg->alpha, ecfg->beta);
@@ -640,10 +664,8 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         }
         for (int s = 0; s < 3 && !rc && ecfg->adapter_tune; s++)
             if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
-        if (!rc && c.base) {
-            rc = eval_net(&c, c.gain, 1, 1, &vr.gain, err);
-            teacher_ok = vr.gain.auc > vr.base.auc;
-        }
+        if (!rc && c.base) rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
+        if (!rc && c.base) teacher_ok = teacher_v.pass;
         if (rc) goto done;
         if (teacher_ok) {
             c.phase = PHASE_VANILLA;
@@ -669,31 +691,30 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
      * validation, and serve the distilled network only if it beats it too */
     const char *served = "distilled vanilla network", *why = "guard off";
     char reason[256];
+    int serve_distilled = 1;
     if (c.base) {
-        teacher_ok = vr.gain.auc > vr.base.auc;
+        rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
+        if (!rc && vanilla_trained) rc = judge(&c, c.van, NULL, &vanilla_v, err);
+        if (rc) goto done;
+        teacher_ok = teacher_v.pass;
+        serve_distilled = teacher_ok && vanilla_trained && vanilla_v.pass;
         if (!teacher_ok)
-            snprintf(reason, sizeof reason, "the teacher (gain network, valid AUC %.5f) does not beat the plain backbone "
-                     "(%.5f): not distilled", vr.gain.auc, vr.base.auc);
-        else if (!(vr.vanilla.auc > vr.base.auc))
-            snprintf(reason, sizeof reason, "the distilled vanilla network (valid AUC %.5f) does not beat the plain "
-                     "backbone (%.5f)", vr.vanilla.auc, vr.base.auc);
+            snprintf(reason, sizeof reason, "the teacher (gain network) does not beat the plain backbone on validation "
+                     "(AUC %+.5f ± %.5f): not distilled", teacher_v.diff, teacher_v.se);
+        else if (!serve_distilled)
+            snprintf(reason, sizeof reason, "the distilled vanilla network does not beat the plain backbone on "
+                     "validation (AUC %+.5f ± %.5f)", vanilla_v.diff, vanilla_v.se);
         else
-            snprintf(reason, sizeof reason, "teacher %.5f and distilled vanilla network %.5f both beat the plain "
-                     "backbone's %.5f (valid AUC)", vr.gain.auc, vr.vanilla.auc, vr.base.auc);
+            snprintf(reason, sizeof reason, "the teacher (AUC %+.5f ± %.5f) and the distilled vanilla network "
+                     "(%+.5f ± %.5f) beat the plain backbone on validation", teacher_v.diff, teacher_v.se,
+                     vanilla_v.diff, vanilla_v.se);
         why = reason;
-        if (!teacher_ok || !(vr.vanilla.auc > vr.base.auc)) {
-            served = "plain backbone";
-            rc = sc_model_copy_weights(c.van_best, c.base, err);
-        } else {
-            rc = sc_model_copy_weights(c.van_best, c.van, err);
-        }
+        if (!serve_distilled) served = "plain backbone";
         sc_info("ELEC guard: serving the %s: %s", served, why);
-    } else {
-        rc = sc_model_copy_weights(c.van_best, c.van, err);
     }
+    rc = sc_model_copy_weights(c.van_best, serve_distilled ? c.van : c.base, err);
     if (rc) goto done;
-    if (c.base) vr.served = teacher_ok && vr.vanilla.auc > vr.base.auc ? vr.vanilla : vr.base;
-    else vr.served = vr.vanilla;
+    vr.served = serve_distilled ? vr.vanilla : vr.base;
     if (!rc) rc = time_scoring(&c, 1, 0, &vr.vanilla_ms_per_1000, err);
     if (!rc) rc = time_scoring(&c, 1, 1, &vr.gain_ms_per_1000, err);
     if (!rc && test) {
@@ -725,7 +746,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         cJSON *l = cJSON_AddObjectToObject(info, "latency_ms_per_1000");
         cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
         cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
-        guard_json(info, ecfg, teacher_ok, served, why, &vr);
+        guard_json(info, ecfg, teacher_ok, served, why, &teacher_v, &vanilla_v);
     }
     rc = sc_model_copy_weights(c.gain_best, c.gain, err);
     if (!rc) rc = write_model(&c, err);
