@@ -24,6 +24,8 @@ void sc_elec_config_default(sc_elec_config *c) {
     c->adapter_tune = 0;
     c->folds = 5;
     c->guard = 1;
+    c->item_field = "item_id";
+    c->cold_max = 5;
 }
 
 enum phase { PHASE_ADAPTER, PHASE_JOINT, PHASE_GAIN, PHASE_VANILLA };
@@ -414,7 +416,7 @@ static int time_scoring(elec_ctx *c, int s, int gain, double *ms, sc_error *err)
 
 static void report_json(cJSON *o, const char *key, const sc_metrics *m) {
     cJSON *j = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(j, "auc", m->auc);
+    cJSON_AddNumberToObject(j, "auc", isnan(m->auc) ? -1 : m->auc);
     cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
     cJSON_AddNumberToObject(j, "logloss", m->logloss);
 }
@@ -517,6 +519,36 @@ static void guard_json(cJSON *info, const sc_elec_config *e, int teacher_ok, con
     }
     cJSON_AddStringToObject(g, "served", served);
     cJSON_AddStringToObject(g, "reason", reason);
+}
+
+/* info.test_cold: every network on the test rows of the cold-start slice
+ * (nothing when the dataset has no item field of that name). */
+static int cold_json(elec_ctx *c, cJSON *info, int vanilla_trained, sc_error *err) {
+    const sc_dataset *ds = c->split[2];
+    uint8_t *keep = sc_malloc((size_t)ds->n_rows + 1);
+    float *p = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *p);
+    int64_t n_cold = 0;
+    sc_error no_slice = {0};
+    int rc = keep && p ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+    if (!rc && !sc_cold_rows(c->split[0], ds, c->e->item_field, c->e->cold_max, keep, &n_cold, &no_slice)) {
+        struct { const char *name; sc_model *m; const float *extra; } nets[4] = {
+            {"gain", c->gain, c->repr[2]}, {"vanilla", vanilla_trained ? c->van : NULL, NULL},
+            {"base", c->base, NULL}, {"served", c->van_best, NULL}};
+        cJSON *o = cJSON_AddObjectToObject(info, "test_cold");
+        for (int k = 0; k < 4 && !rc; k++) {
+            if (!nets[k].m) continue;
+            sc_metrics m;
+            rc = sc_predict_dataset(nets[k].m, ds, nets[k].extra, c->cap, p, err);
+            if (!rc) rc = sc_metrics_on_rows(ds->label, p, ds->group, keep, ds->n_rows, &m, err);
+            if (!rc) {
+                report_json(o, nets[k].name, &m);
+                cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(o, nets[k].name), "rows", (double)m.n);
+            }
+        }
+    }
+    sc_free(keep);
+    sc_free(p);
+    return rc;
 }
 
 int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
@@ -665,7 +697,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         for (int s = 0; s < 3 && !rc && ecfg->adapter_tune; s++)
             if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
         if (!rc && c.base) rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
-        if (!rc && c.base) teacher_ok = teacher_v.pass;
+        if (!rc && c.base) teacher_ok = teacher_v.diff > 0;
         if (rc) goto done;
         if (teacher_ok) {
             c.phase = PHASE_VANILLA;
@@ -696,11 +728,11 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
         if (!rc && vanilla_trained) rc = judge(&c, c.van, NULL, &vanilla_v, err);
         if (rc) goto done;
-        teacher_ok = teacher_v.pass;
+        teacher_ok = teacher_v.diff > 0; /* a teacher must beat its student; what is served must beat it by more than noise */
         serve_distilled = teacher_ok && vanilla_trained && vanilla_v.pass;
         if (!teacher_ok)
             snprintf(reason, sizeof reason, "the teacher (gain network) does not beat the plain backbone on validation "
-                     "(AUC %+.5f ± %.5f): not distilled", teacher_v.diff, teacher_v.se);
+                     "(AUC %+.5f ± %.5f): distillation refused", teacher_v.diff, teacher_v.se);
         else if (!serve_distilled)
             snprintf(reason, sizeof reason, "the distilled vanilla network does not beat the plain backbone on "
                      "validation (AUC %+.5f ± %.5f)", vanilla_v.diff, vanilla_v.se);
@@ -747,6 +779,9 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
         cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
         guard_json(info, ecfg, teacher_ok, served, why, &teacher_v, &vanilla_v);
+        cJSON_DeleteItemFromObject(info, "test_cold");
+        if (test) rc = cold_json(&c, info, vanilla_trained, err);
+        if (rc) goto done;
     }
     rc = sc_model_copy_weights(c.gain_best, c.gain, err);
     if (!rc) rc = write_model(&c, err);

@@ -40,6 +40,9 @@ typedef struct sc_elec_config {
                            with the same seed; the gain network is distilled only if its validation AUC
                            beats it, and the served vanilla network is the distilled one only if that
                            beats it too, else the plain backbone's weights */
+    const char *item_field; /* the cold-start slice of the test report: rows whose item (this field,
+                               default "item_id") has <= cold_max (5) train interactions */
+    int cold_max;
 } sc_elec_config;
 
 void sc_elec_config_default(sc_elec_config *c);
