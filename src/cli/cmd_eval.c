@@ -1,5 +1,5 @@
 /* semctr eval: AUC, gAUC, logloss (and RelaImpr against a baseline) of a
- * model file on one split of a prepared dataset. */
+ * model file on one split of a prepared dataset, and on its cold-start slice. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,36 +8,70 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "data/schema.h"
-#include "train/modelfile.h"
 #include "methods/msd/msd.h"
+#include "train/metrics.h"
+#include "train/modelfile.h"
 #include "train/trainer.h"
 
 static const char *USAGE =
     "usage: semctr eval --model FILE --data DIR [--split test] [--network NAME]\n"
-    "                   [--baseline FILE] [--json] [--threads N]\n"
+    "                   [--baseline FILE] [--cold N [--item-field NAME]] [--json] [--threads N]\n"
     "\n"
     "  --split NAME      train | valid | test (test)\n"
     "  --network NAME    which network of a multi-network model (ELEC: gain | vanilla;\n"
     "                    default: main, or vanilla for ELEC)\n"
     "  --baseline FILE   also evaluate FILE and report RelaImpr against it\n"
-    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr)\n"
+    "  --cold N          also the cold-start slice: rows whose item has <= N interactions in\n"
+    "                    the train split (DIR/train.scd; unseen items count 0)\n"
+    "  --item-field NAME the item field of --cold (item_id)\n"
+    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr), (cold)\n"
     "  --encoder DIR     MSD: encode new users/items (ids not in the vocabulary) from their raw\n"
     "                    entity text with this small encoder (without: zeros); docs/msd.md\n";
 
-/* Metrics of a network on ds; an MSD model gets its semantic fields from the
- * file's tables (*n_unknown: ids not in them, given zeros). */
-static int evaluate(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
-                    sc_metrics *m, int64_t *n_unknown, sc_error *err) {
-    if (strcmp(b->method, "msd")) return sc_evaluate(model, ds, NULL, 4096, m, err);
+/* Scores of a network on ds (prob: N, allocated); an MSD model gets its
+ * semantic fields from the file's tables (*n_unknown: ids not in them, given
+ * zeros). */
+static int predict(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
+                   float **prob, int64_t *n_unknown, sc_error *err) {
+    if (ds->n_rows == 0) return sc_fail(err, SC_EINVAL, "cannot evaluate an empty split");
+    *prob = sc_malloc((size_t)ds->n_rows * sizeof **prob);
+    if (!*prob) return sc_fail(err, SC_ENOMEM, "out of memory for %lld scores", (long long)ds->n_rows);
+    if (strcmp(b->method, "msd")) return sc_predict_dataset(model, ds, NULL, 4096, *prob, err);
     sc_msd_model msd;
     float *extra = NULL;
     int64_t enc = 0;
     int rc = sc_msd_model_load(&msd, b, err);
     if (!rc) rc = sc_msd_model_extra_dataset(&msd, b->schema, ds, encoder, threads, &extra, n_unknown, &enc, err);
     if (!rc && encoder) sc_info("MSD: %lld new entities encoded with %s", (long long)enc, encoder);
-    if (!rc) rc = sc_evaluate(model, ds, extra, 4096, m, err);
+    if (!rc) rc = sc_predict_dataset(model, ds, extra, 4096, *prob, err);
     sc_free(extra);
     sc_msd_model_free(&msd);
+    return rc;
+}
+
+/* Metrics of a network on ds, and (keep not NULL) on the rows keep marks. */
+static int evaluate(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
+                    const uint8_t *keep, sc_metrics *m, sc_metrics *m_keep, int64_t *n_unknown, sc_error *err) {
+    float *prob = NULL;
+    int rc = predict(b, model, ds, encoder, threads, &prob, n_unknown, err);
+    if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, m, err);
+    if (!rc && keep) rc = sc_metrics_on_rows(ds->label, prob, ds->group, keep, ds->n_rows, m_keep, err);
+    sc_free(prob);
+    return rc;
+}
+
+/* The rows of ds whose item has at most max interactions in DIR/train.scd. */
+static int cold_rows(const char *data, const sc_dataset *ds, const char *field, long max, uint8_t **keep,
+                     sc_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/train.scd", data);
+    sc_dataset train = {0};
+    int rc = sc_dataset_open(&train, path, err);
+    if (!rc && !(*keep = sc_malloc((size_t)ds->n_rows + 1)))
+        rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld rows", (long long)ds->n_rows);
+    if (!rc) rc = sc_cold_rows(&train, ds, field, max, *keep, NULL, err);
+    if (rc) sc_fail_prefix(err, "--cold: ");
+    sc_dataset_close(&train);
     return rc;
 }
 
@@ -58,7 +92,8 @@ static int load(sc_model_bundle *b, const char *path, const char *network, int t
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *encoder = NULL;
+    const char *encoder = NULL, *item_field = NULL;
+    long cold = -1;
     const char *model_path = NULL, *data = NULL, *split = "test", *network = NULL, *baseline = NULL;
     int json = 0;
     long threads = sc_default_threads();
@@ -70,6 +105,8 @@ int cmd_eval(int argc, char **argv) {
         CLI_STR("--baseline", &baseline),
         CLI_STR("--encoder", &encoder),
         CLI_INT("--threads", &threads, 1, 256),
+        CLI_INT("--cold", &cold, 0, INT32_MAX),
+        CLI_STR("--item-field", &item_field),
         CLI_FLAG("--json", &json),
     };
     int code = cli_parse("eval", "option", USAGE, opts, CLI_N(opts), argc, argv);
@@ -78,6 +115,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "semctr eval: --model and --data are required\n%s", USAGE);
         return EXIT_USAGE;
     }
+    if (item_field && cold < 0) {
+        fprintf(stderr, "semctr eval: --item-field needs --cold N\n%s", USAGE);
+        return EXIT_USAGE;
+    }
+    if (!item_field) item_field = "item_id";
     static const char *const SPLITS[] = {"train", "valid", "test", NULL};
     int split_k;
     if (cli_choice("eval", "--split", split, SPLITS, &split_k)) return EXIT_USAGE;
@@ -85,14 +127,16 @@ int cmd_eval(int argc, char **argv) {
     sc_model_bundle bundle = {0}, base_bundle = {0};
     sc_model *model = NULL, *base = NULL;
     sc_dataset ds = {0};
-    sc_metrics m, mb;
+    sc_metrics m, mb, mc = {0};
+    uint8_t *keep = NULL;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.scd", data, split);
     int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
+    if (!rc && cold >= 0) rc = cold_rows(data, &ds, item_field, cold, &keep, &err);
     int64_t unknown = 0;
-    if (!rc) rc = evaluate(&bundle, model, &ds, encoder, (int)threads, &m, &unknown, &err);
+    if (!rc) rc = evaluate(&bundle, model, &ds, encoder, (int)threads, keep, &m, &mc, &unknown, &err);
     double ms = 0;
     int is_msd = !strcmp(bundle.method, "msd");
     /* an MSD network needs its semantic fields: its scoring time is in the training info (latency_ms_per_100) */
@@ -102,7 +146,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
-        if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, &mb, NULL, &err);
+        if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, NULL, &mb, NULL, NULL, &err);
     }
     if (!rc) {
         if (json) {
@@ -112,6 +156,11 @@ int cmd_eval(int argc, char **argv) {
             if (baseline)
                 printf(", \"baseline_auc\": %.9f, \"relaimpr\": %.6f", mb.auc, sc_relaimpr(m.auc, mb.auc));
             if (is_msd) printf(", \"msd_unknown_ids\": %lld", (long long)unknown);
+            if (keep)
+                printf(", \"cold\": {\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"rows\": %lld, "
+                       "\"positives\": %lld, \"max_train_interactions\": %ld, \"item_field\": \"%s\"}",
+                       nan_to(mc.auc, -1), nan_to(mc.gauc, -1), nan_to(mc.logloss, -1), (long long)mc.n,
+                       (long long)mc.n_pos, cold, item_field);
             printf("}\n");
         } else {
             printf("%s on %s (%lld rows, %lld positive)\n", model_path, split, (long long)m.n, (long long)m.n_pos);
@@ -121,8 +170,13 @@ int cmd_eval(int argc, char **argv) {
             else printf("  MSD      %lld ids not in the semantic tables (zeros)\n", (long long)unknown);
             if (baseline)
                 printf("  RelaImpr %+.3f%%  against %s (AUC %.6f)\n", sc_relaimpr(m.auc, mb.auc), baseline, mb.auc);
+            if (keep)
+                printf("  cold     AUC %.6f  gAUC %.6f  logloss %.6f  (%lld rows, %lld positive, %s with <= %ld train "
+                       "interactions)\n",
+                       mc.auc, mc.gauc, mc.logloss, (long long)mc.n, (long long)mc.n_pos, item_field, cold);
         }
     }
+    sc_free(keep);
     sc_dataset_close(&ds);
     sc_model_bundle_free(&bundle);
     sc_model_bundle_free(&base_bundle);

@@ -3,6 +3,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/alloc.h"
 
@@ -116,4 +117,76 @@ int sc_metrics_compute(const float *label, const float *prob, const int32_t *gro
 
 double sc_relaimpr(double auc_model, double auc_base) {
     return ((auc_model - 0.5) / (auc_base - 0.5) - 1.0) * 100.0;
+}
+
+int sc_metrics_on_rows(const float *label, const float *prob, const int32_t *group, const uint8_t *keep,
+                       int64_t n, sc_metrics *out, sc_error *err) {
+    int64_t k = 0;
+    if (!keep) return sc_metrics_compute(label, prob, group, n, out, err);
+    for (int64_t i = 0; i < n; i++) k += keep[i] != 0;
+    if (k == 0) {
+        *out = (sc_metrics){.auc = NAN, .gauc = NAN, .logloss = NAN};
+        return SC_OK;
+    }
+    float *lab = sc_malloc((size_t)k * sizeof *lab), *pr = sc_malloc((size_t)k * sizeof *pr);
+    int32_t *grp = group ? sc_malloc((size_t)k * sizeof *grp) : NULL;
+    int rc = SC_OK;
+    if (!lab || !pr || (group && !grp)) {
+        rc = sc_fail(err, SC_ENOMEM, "metrics: out of memory for %lld rows", (long long)k);
+    } else {
+        for (int64_t i = 0, j = 0; i < n; i++) {
+            if (!keep[i]) continue;
+            lab[j] = label[i];
+            pr[j] = prob[i];
+            if (grp) grp[j] = group[i];
+            j++;
+        }
+        rc = sc_metrics_compute(lab, pr, grp, k, out, err);
+    }
+    sc_free(lab);
+    sc_free(pr);
+    sc_free(grp);
+    return rc;
+}
+
+/* *f = the index of the categorical field `field` of ds. */
+static int find_id_field(const sc_dataset *ds, const char *field, const char *which, int *f, sc_error *err) {
+    for (*f = 0; *f < ds->n_fields; (*f)++) {
+        if (strcmp(ds->fields[*f].name, field)) continue;
+        if (ds->fields[*f].kind != SC_FIELD_CATEGORICAL)
+            return sc_fail(err, SC_EINVAL, "cold-start slice: field '%s' is not categorical (one id per row)", field);
+        return SC_OK;
+    }
+    char names[1024] = "";
+    size_t len = 0;
+    for (int k = 0; k < ds->n_fields && len + 70 < sizeof names; k++)
+        if (ds->fields[k].kind == SC_FIELD_CATEGORICAL)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", ds->fields[k].name);
+    return sc_fail(err, SC_ENOTFOUND, "cold-start slice: the %s split has no field '%s' (categorical fields: %s)",
+                   which, field, names);
+}
+
+int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t max_train,
+                 uint8_t *keep, int64_t *n_cold, sc_error *err) {
+    int ft, fd, rc = find_id_field(train, field, "train", &ft, err);
+    if (!rc) rc = find_id_field(ds, field, "evaluated", &fd, err);
+    if (rc) return rc;
+    int64_t V = train->fields[ft].vocab_size;
+    if (ds->fields[fd].vocab_size != V)
+        return sc_fail(err, SC_EINVAL,
+                       "cold-start slice: field '%s' has %lld ids in the train split but %lld in the evaluated one",
+                       field, (long long)V, (long long)ds->fields[fd].vocab_size);
+    int64_t *count = sc_calloc((size_t)V, sizeof *count);
+    if (!count) return sc_fail(err, SC_ENOMEM, "cold-start slice: out of memory for %lld ids", (long long)V);
+    const int32_t *tid = train->ids[ft], *did = ds->ids[fd];
+    for (int64_t r = 0; r < train->n_rows; r++) count[tid[r]]++;
+    int64_t n = 0;
+    for (int64_t r = 0; r < ds->n_rows; r++) {
+        int32_t id = did[r];
+        keep[r] = (id >= 2 ? count[id] : 0) <= max_train;
+        n += keep[r];
+    }
+    sc_free(count);
+    if (n_cold) *n_cold = n;
+    return SC_OK;
 }

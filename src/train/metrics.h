@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "data/dataset.h"
 
 typedef struct sc_metrics {
     double auc;      /* NAN when the labels are all equal */
@@ -32,5 +33,22 @@ int sc_metrics_compute(const float *label, const float *prob, const int32_t *gro
                        sc_metrics *out, sc_error *err);
 
 double sc_relaimpr(double auc_model, double auc_base);
+
+/* Metrics of the rows i < n with keep[i] != 0 (keep NULL: every row). Unlike
+ * sc_metrics_compute, no kept row is not an error: out->n = 0 and auc, gauc
+ * and logloss are NAN. Allocates O(kept rows) scratch. */
+int sc_metrics_on_rows(const float *label, const float *prob, const int32_t *group, const uint8_t *keep,
+                       int64_t n, sc_metrics *out, sc_error *err);
+
+/* The cold-start slice of ds: keep[i] (ds->n_rows, out) = 1 when the id of
+ * row i in `field` (by name; a categorical field, one id per row) occurs in
+ * at most max_train rows of train, else 0; *n_cold (may be NULL) = rows kept.
+ * Ids 0 (padding) and 1 (out of vocabulary: unseen in train) count 0
+ * interactions, the definition MSD's report uses (item_freq = interactions
+ * per id in the train split). Errors name the field: absent from either
+ * split (listing the categorical fields there are), not categorical, or
+ * with a different vocabulary size in the two splits. */
+int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t max_train,
+                 uint8_t *keep, int64_t *n_cold, sc_error *err);
 
 #endif
