@@ -268,7 +268,8 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
     snprintf(tx, sizeof tx, "%s/texts", d);
     cr_assert_eq(sc_mkdirs(tx, NULL), 0);
     stand_in_texts(tx);
-    cr_assert_eq(tcli_semctr("train --method msd --msd-texts %s --data %s/data --model deepfm --out %s/m --epochs 2 "
+    /* the levels forced: this test is about the semantic fields, not their selection (test_methods_guard.c) */
+    cr_assert_eq(tcli_semctr("train --method msd --msd-levels item,user,fusion --msd-texts %s --data %s/data --model deepfm --out %s/m --epochs 2 "
                         "--seed 3 --json",
                         tx, d, d),
                  0, "%s", tcli_out());
