@@ -1,166 +1,114 @@
 #!/usr/bin/env python3
-"""ELEC on MovieLens-100K: base backbone, adapted LLM alone, gain network,
-vanilla network without distillation, with score-level distillation only,
-representation-level only, and both; DeepFM and DCNv2, 3 seeds each.
+"""ELEC against the plain backbone on one dataset, seed-paired.
 
-Protocol: configs/ml-100k.yaml (label rating >= 4, split by time 80/10/10,
-vocabularies from train), all-MiniLM-L6-v2 as the frozen LLM (mean-pooled last
-hidden state), ELEC texts per sample ("Title is ... Genres is ... Occupation is
-..."), semctr train defaults otherwise (Adam, batch 256, lr 1e-3, early stopping
-on validation AUC with patience 2). Test metrics from the best validation epoch.
+For every backbone m and seed s (docs/elec.md for the method):
+  base                 semctr train (plain) + semctr eval --cold N
+  elec gain            semctr train --method elec --json: test.gain (needs LLM vectors to serve)
+  elec vanilla         the same run: test.vanilla (the distilled network as trained)
+  elec vanilla served  semctr export --network vanilla, then semctr eval --cold N of that file
+  elec vanilla no kd   a second ELEC run with --alpha 0 --beta 0: test.vanilla
+and each on the cold-start slice (test_cold / eval's cold). The guard's decision
+(elec.guard) is recorded per seed. Arguments after `--` go to every ELEC training.
 
-Usage: python3 bench/elec_experiment.py [--models deepfm,dcnv2] [--seeds 1,2,3] [--granularity sample]
-Writes docs/elec-results.md, docs/elec-results.svg, bench/results/elec-ml100k.{json,md}.
+Usage: python3 bench/elec_experiment.py [--config configs/ml-100k.yaml] [--data DIR] [--bin build/semctr]
+       [--seeds 1,2,3,4,5] [--models deepfm,dcnv2] [--threads 2] [--cold 5] [--self-test] [-- ELEC ARGS]
+Writes bench/results/elec-NAME.{json,md,svg}, NAME the config's `name:`.
 """
-import argparse, datetime, json, os, platform, subprocess, sys
-import numpy as np
+import os
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEMCTR = os.path.join(ROOT, "build", "semctr")
-VARIANTS = [  # (name, alpha, beta)
-    ("vanilla, no distillation", 0, 0),
-    ("vanilla, score-level only", 1, 0),
-    ("vanilla, representation-level only", 0, 1),
-    ("vanilla, score + representation (ELEC)", 1, 1),
-]
+from benchio import (ROOT, base_run, eval_run, experiment_args, finish_args, log, md_preamble, md_tables, metrics, need,
+                     result_rows, same_slice, self_test_rows, sh, sh_json, write_experiment)
+
+ORDER = ["base", "elec gain", "elec vanilla", "elec vanilla served", "elec vanilla no kd"]
 
 
-def sh(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, SEMCTR_QUIET="1"))
-    if r.returncode:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr}")
-    return r.stdout
+def elec_variants(info, src):
+    """Variants of one ELEC --json info: {name: metrics} and the guard record."""
+    out = {}
+    for name, net in (("elec gain", "gain"), ("elec vanilla", "vanilla")):
+        out[name] = metrics(info, "test", net, src=src)
+        out[name + " cold"] = metrics(info, "test_cold", net, src=src, rows=True)
+    guard = need(info, "elec", "guard", src=src)
+    rec = {"teacher_accepted": need(guard, "teacher_accepted", src=src + " elec.guard"),
+           "served": need(guard, "served", src=src + " elec.guard"), "guard": guard,
+           "test": info["test"], "test_cold": info["test_cold"]}
+    return out, rec
 
 
-def metrics(d):
-    return {"auc": d["auc"], "gauc": d["gauc"], "logloss": d["logloss"]}
+def run_seed(a, work, model, seed, res, runs):
+    res.setdefault("base", {})[seed], res.setdefault("base cold", {})[seed] = base_run(a, work, model, seed)
+    common = ["--data", a.data, "--model", model, "--seed", seed, "--threads", a.threads, "--json"]
+    out = os.path.join(work, f"{model}-elec-{seed}.model")
+    cmd = [a.bin, "train", "--method", "elec", "--out", out, *common, *a.extra]
+    src = " ".join(map(str, cmd))
+    v, rec = elec_variants(sh_json(cmd), src)
+    runs[str(seed)] = rec
+    served = os.path.join(work, f"{model}-elec-{seed}.served")
+    sh([a.bin, "export", "--model", out, "--network", "vanilla", "--out", served])
+    v["elec vanilla served"], v["elec vanilla served cold"] = eval_run(a, served)
+    nokd = os.path.join(work, f"{model}-elec-nokd-{seed}.model")
+    cmd = [a.bin, "train", "--method", "elec", "--out", nokd, *common, *a.extra, "--alpha", "0", "--beta", "0"]
+    src = " ".join(map(str, cmd))
+    info = sh_json(cmd)
+    v["elec vanilla no kd"] = metrics(info, "test", "vanilla", src=src)
+    v["elec vanilla no kd cold"] = metrics(info, "test_cold", "vanilla", src=src, rows=True)
+    for name, m in v.items():
+        if name.endswith(" cold"):
+            same_slice(m, res["base cold"][seed], f"{model} seed {seed} {name}")
+        res.setdefault(name, {})[seed] = m
+    log(f"{model} seed {seed}: base {res['base'][seed]['auc']:.5f}, vanilla {v['elec vanilla']['auc']:.5f}, "
+        f"served {v['elec vanilla served']['auc']:.5f}, teacher accepted: {rec['teacher_accepted']}")
+
+
+def guard_lines(runs):
+    out = ["\n## The guard, per seed\n", "| backbone | seed | teacher accepted | served | reason |",
+           "|---|---|---|---|---|"]
+    for model, by_seed in runs.items():
+        out += [f"| {model} | {s} | {'yes' if r['teacher_accepted'] else 'no'} | {r['served']} | "
+                f"{r['guard'].get('reason', '')} |" for s, r in by_seed.items()]
+    return out
+
+
+def self_test():
+    self_test_rows()
+    t = {"auc": 0.7, "gauc": 0.69, "logloss": 0.6}
+    info = {"test": {"gain": t, "vanilla": t}, "test_cold": {"gain": {**t, "rows": 3}, "vanilla": {**t, "rows": 3}},
+            "elec": {"guard": {"teacher_accepted": False, "served": "base", "valid_auc": 0.7}}}
+    v, rec = elec_variants(info, "toy")
+    assert v["elec vanilla cold"]["rows"] == 3 and not rec["teacher_accepted"] and rec["served"] == "base"
+    assert "| deepfm | 1 | no | base |  |" in guard_lines({"deepfm": {"1": rec}})
+    del info["elec"]["guard"]["served"]
+    try:
+        elec_variants(info, "toy")
+        raise AssertionError("a missing guard key passed")
+    except SystemExit as e:
+        assert "'served'" in str(e), e
+    print("self-test passed")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="deepfm,dcnv2")
-    ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--granularity", default="sample")
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    data = os.path.join(ROOT, "runs", "ml-100k")
-    work = os.path.join(ROOT, "runs", "elec-experiment")
+    ap, argv, extra = experiment_args(__doc__)
+    a = finish_args(ap, argv, extra)
+    if a.self_test:
+        return self_test()
+    name = f"elec-{a.dataset}"
+    work = os.path.join(ROOT, "runs", name)
     os.makedirs(work, exist_ok=True)
-    if not os.path.exists(os.path.join(data, "train.scd")):
-        sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "ml-100k.yaml"), "--out", data])
-    res = {}  # (model, variant) -> list of metric dicts
-    lat = {}  # model -> lists of latencies
-    common = ["--threads", str(a.threads)]
-    for model in a.models.split(","):
-        L = lat.setdefault(model, {"plain": [], "vanilla": [], "exported_vanilla": [], "gain": [], "llm": []})
-        for seed in map(int, a.seeds.split(",")):
-            base = os.path.join(work, f"{model}-{seed}.model")
-            sh([SEMCTR, "train", "--data", data, "--model", model, "--out", base, "--seed", str(seed)] + common)
-            e = json.loads(sh([SEMCTR, "eval", "--model", base, "--data", data, "--split", "test", "--json"] + common))
-            res.setdefault((model, "base backbone"), []).append(metrics(e))
-            L["plain"].append(e["score_ms_per_1000"])
-            for name, alpha, beta in VARIANTS:
-                out = os.path.join(work, f"{model}-elec-{alpha}-{beta}-{seed}.model")
-                info = json.loads(sh([SEMCTR, "train", "--method", "elec", "--data", data, "--model", model,
-                                      "--out", out, "--seed", str(seed), "--alpha", str(alpha), "--beta", str(beta),
-                                      "--elec-granularity", a.granularity, "--json"] + common +
-                                     (["--elec-time-llm"] if alpha == 1 and beta == 1 else [])))
-                res.setdefault((model, name), []).append(info["test"]["vanilla"])
-                if alpha == 1 and beta == 1:
-                    res.setdefault((model, "adapted LLM alone"), []).append(info["test"]["adapter"])
-                    res.setdefault((model, "gain network (LLM + tabular)"), []).append(info["test"]["gain"])
-                    L["vanilla"].append(info["latency_ms_per_1000"]["vanilla"])
-                    L["gain"].append(info["latency_ms_per_1000"]["gain_given_llm_vectors"])
-                    L["llm"].append(info["elec"]["llm_encode_ms_per_1000_rows"])
-                    exp = os.path.join(work, f"{model}-vanilla-{seed}.model")
-                    sh([SEMCTR, "export", "--model", out, "--network", "vanilla", "--out", exp])
-                    ev = json.loads(sh([SEMCTR, "eval", "--model", exp, "--data", data, "--json"] + common))
-                    L["exported_vanilla"].append(ev["score_ms_per_1000"])
-                print(model, seed, name, info["test"]["vanilla"]["auc"], flush=True)
-    order = ["base backbone", "adapted LLM alone", "gain network (LLM + tabular)"] + [v[0] for v in VARIANTS]
-    rows, md_rows = [], []
-    for model in a.models.split(","):
-        base_auc = np.mean([m["auc"] for m in res[(model, "base backbone")]])
-        for name in order:
-            ms = res[(model, name)]
-            for metric in ("auc", "gauc", "logloss"):
-                v = np.array([m[metric] for m in ms])
-                rows.append({"case": f"{model}, {name}, seed mean of {len(v)}", "metric": metric,
-                             "semctr": round(float(v.mean()), 5), "std": round(float(v.std()), 5),
-                             "peer": None, "peer_value": None})
-            auc = np.array([m["auc"] for m in ms])
-            relaimpr = ((auc.mean() - 0.5) / (base_auc - 0.5) - 1) * 100
-            g = np.array([m["gauc"] for m in ms])
-            ll = np.array([m["logloss"] for m in ms])
-            md_rows.append(f"| {model} | {name} | {auc.mean():.4f} ± {auc.std():.4f} | {g.mean():.4f} ± {g.std():.4f} | "
-                           f"{ll.mean():.4f} ± {ll.std():.4f} | {relaimpr:+.2f}% |")
-    lat_rows = []
-    for model, L in lat.items():
-        med = {k: float(np.median(v)) for k, v in L.items() if v}
-        for k, v in med.items():
-            rows.append({"case": f"{model}, scoring 1,000 test rows in one batch: {k}", "metric": "ms",
-                         "semctr": round(v, 3), "peer": None, "peer_value": None, "better": "lower"})
-        lat_rows.append(f"| {model} | {med['plain']:.2f} | {med['exported_vanilla']:.2f} | {med['vanilla']:.2f} | "
-                        f"{med['gain']:.2f} | {med['llm']:.1f} | {(med['gain'] + med['llm']) / med['vanilla']:.0f}x |")
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    today = datetime.date.today().isoformat()
-    cmd = "python3 bench/elec_experiment.py " + " ".join(sys.argv[1:])
-    out = {"name": "elec-ml100k", "date": today, "command": cmd,
-           "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None}, "rows": rows}
-    with open(os.path.join(ROOT, "bench", "results", "elec-ml100k.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    md = [f"# ELEC on MovieLens-100K\n",
-          f"{today}, {cpu}, {a.threads} threads, `{cmd}`. Test split; mean ± std over seeds "
-          f"{a.seeds}; RelaImpr of the mean AUC against the base backbone. LLM: all-MiniLM-L6-v2 (frozen, "
-          f"mean-pooled), texts per {a.granularity}. Protocol: docs/elec.md.\n",
-          "| backbone | variant | AUC | gAUC | logloss | RelaImpr |", "|---|---|---|---|---|---|"] + md_rows + [
-          "\nScoring latency, milliseconds per 1,000 test rows (one batch, median over seeds of the median of 7): "
-          "the plain backbone, ELEC's vanilla network exported alone, the vanilla network inside the ELEC model, "
-          "the gain network with the adapted LLM given cached LLM vectors, and the language model encoding those "
-          "rows' texts (what the gain network needs for texts not seen before).\n",
-          "| backbone | plain | exported vanilla | vanilla | gain (vectors cached) | LLM encoding | gain+LLM / vanilla |",
-          "|---|---|---|---|---|---|---|"] + lat_rows
-    text = "\n".join(md) + "\n"
-    for p in (os.path.join(ROOT, "bench", "results", "elec-ml100k.md"), os.path.join(ROOT, "docs", "elec-results.md")):
-        with open(p, "w") as f:
-            f.write(text)
-    write_svg(res, a.models.split(","), order, os.path.join(ROOT, "docs", "elec-results.svg"))
-    print(text)
-
-
-def write_svg(res, models, order, path):
-    """Grouped bars of mean test AUC (± std) per variant and backbone, as plain SVG."""
-    colors = ["#777777", "#c9a227", "#2a7fb8", "#bbbbbb", "#8fbf6a", "#5aa05a", "#2e7d32"]
-    aucs = [[np.mean([m["auc"] for m in res[(mo, n)]]) for n in order] for mo in models]
-    stds = [[np.std([m["auc"] for m in res[(mo, n)]]) for n in order] for mo in models]
-    lo = min(min(r) for r in aucs) - 0.01
-    hi = max(max(r) for r in aucs) + 0.005
-    W, H, left, top, bottom = 760, 360, 60, 30, 60
-    bw = (W - left - 20) / (len(models) * (len(order) + 1))
-    y = lambda v: top + (H - top - bottom) * (1 - (v - lo) / (hi - lo))
-    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 150}" font-family="sans-serif" font-size="11">',
-         f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13">ELEC on MovieLens-100K: test AUC (mean ± std over seeds)</text>']
-    for k in range(6):
-        v = lo + (hi - lo) * k / 5
-        s.append(f'<line x1="{left}" x2="{W - 20}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eee"/>'
-                 f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    for i, mo in enumerate(models):
-        x0 = left + i * (len(order) + 1) * bw + bw / 2
-        for j in range(len(order)):
-            x = x0 + j * bw
-            s.append(f'<rect x="{x:.1f}" y="{y(aucs[i][j]):.1f}" width="{bw * 0.9:.1f}" '
-                     f'height="{H - bottom - y(aucs[i][j]):.1f}" fill="{colors[j % len(colors)]}"/>')
-            s.append(f'<line x1="{x + bw * 0.45:.1f}" x2="{x + bw * 0.45:.1f}" y1="{y(aucs[i][j] - stds[i][j]):.1f}" '
-                     f'y2="{y(aucs[i][j] + stds[i][j]):.1f}" stroke="black"/>')
-        s.append(f'<text x="{x0 + len(order) * bw / 2:.1f}" y="{H - bottom + 16}" text-anchor="middle" '
-                 f'font-size="13">{mo}</text>')
-    for j, n in enumerate(order):
-        s.append(f'<rect x="{left}" y="{H + j * 18}" width="12" height="12" fill="{colors[j % len(colors)]}"/>'
-                 f'<text x="{left + 18}" y="{H + j * 18 + 10}">{n}</text>')
-    s.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(s))
+    results, runs = {}, {}
+    for model in a.models:
+        for seed in a.seeds:
+            run_seed(a, work, model, seed, results.setdefault(model, {}), runs.setdefault(model, {}))
+    rows = result_rows(a.dataset, results, ORDER)
+    md = md_preamble(f"ELEC on {a.dataset}", a, [
+        "Variants (docs/elec.md): *elec gain* the gain network (tabular + adapted LLM vector; needs the LLM to "
+        "serve new texts), *elec vanilla* the distilled vanilla network as trained, *elec vanilla served* the "
+        "vanilla network of the model file exported alone (`semctr export --network vanilla`) and evaluated by "
+        "`semctr eval` (what the file serves: see the guard table below), *elec vanilla "
+        "no kd* the vanilla network of a run with `--alpha 0 --beta 0` (no distillation).\n"])
+    md += md_tables(rows, a.models) + guard_lines(runs)
+    print(write_experiment(name, a, rows, md, {"elec_runs": runs}))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
