@@ -508,8 +508,10 @@ static void verdict_json(cJSON *g, const char *key, const sc_guard_verdict *v) {
 
 static void guard_json(cJSON *info, const sc_elec_config *e, int teacher_ok, const char *served, const char *reason,
                        const sc_guard_verdict *teacher, const sc_guard_verdict *vanilla) {
-    cJSON_DeleteItemFromObject(info, "guard");
-    cJSON *g = cJSON_AddObjectToObject(info, "guard");
+    cJSON *sec = cJSON_GetObjectItemCaseSensitive(info, "elec");
+    if (!sec) sec = cJSON_AddObjectToObject(info, "elec");
+    cJSON_DeleteItemFromObject(sec, "guard");
+    cJSON *g = cJSON_AddObjectToObject(sec, "guard");
     cJSON_AddBoolToObject(g, "enabled", e->guard);
     cJSON_AddNumberToObject(g, "folds", e->folds);
     if (e->guard) {

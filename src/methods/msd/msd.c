@@ -799,9 +799,11 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
             cJSON_DeleteItemFromObject(info, it->string);
             cJSON_AddItemToObject(info, it->string, cJSON_Duplicate(it, 1));
         }
-        cJSON_DeleteItemFromObject(info, "msd_selection");
         cJSON_DeleteItemFromObject(info, "base");
-        cJSON *sel = cJSON_AddArrayToObject(info, "msd_selection");
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(info, "msd");
+        if (!m) m = cJSON_AddObjectToObject(info, "msd");
+        cJSON_AddStringToObject(m, "requested", "auto");
+        cJSON *sel = cJSON_AddArrayToObject(m, "selection");
         for (int i = 0; i < n; i++) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "levels", sc_msd_levels_name(k[i].levels, lv, sizeof lv));
@@ -817,8 +819,6 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         cJSON *b = cJSON_AddObjectToObject(info, "base");
         report_pair_json(b, "valid", &k[0].vr);
         if (test) report_pair_json(b, "test", &k[0].tr);
-        cJSON *m = cJSON_GetObjectItemCaseSensitive(info, "msd");
-        if (m) cJSON_AddStringToObject(m, "requested", "auto");
     }
     for (int i = 0; i < n; i++) {
         if (k[i].trained && i != best) remove(k[i].path);
