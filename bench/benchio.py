@@ -156,6 +156,9 @@ def same_slice(cold, ref, what):
                  f"not the same slice (pass the method's cold threshold / item field after --)")
 
 
+TIE = 1e-9
+
+
 def paired(values, base, metric):
     """One metric of a variant over seeds, paired with the same seeds' base; None values
     (undefined) are left out of the statistics."""
@@ -168,7 +171,8 @@ def paired(values, base, metric):
             vals.append(v)
         if d is not None:
             deltas.append(d)
-            won += d > 0 if HIGHER[metric] else d < 0
+            # identical models (a guard that served the plain backbone) tie: floating-point noise is no win
+            won += d > TIE if HIGHER[metric] else d < -TIE
     return {"semctr": statistics.fmean(vals) if vals else None,
             "std": statistics.stdev(vals) if len(vals) > 1 else None,
             "n_seeds": len(vals),
@@ -233,7 +237,7 @@ def md_preamble(title, a, extra_lines=()):
             f"Dataset `{a.dataset}` ({os.path.relpath(a.config, ROOT)}), test split, seeds "
             f"{','.join(map(str, a.seeds))}. Each cell: mean ± sample std over seeds; **Δ** = mean over seeds of "
             f"(variant − the same seed's base), a plain difference for every metric (so for logloss a negative Δ is "
-            f"the improvement); **won** = seeds where the variant beat the same seed's base (higher AUC/gAUC, lower "
+            f"the improvement); **won** = seeds where the variant beat the same seed's base by more than 1e-9 (higher AUC/gAUC, lower "
             f"logloss) / seeds compared. *cold* rows: the cold-start slice, test rows whose item has at most "
             f"{a.cold} interactions in the train split (unseen items included), compared with *base cold*; AUC "
             f"undefined on a slice (one class) counts as n/a."
