@@ -6,7 +6,7 @@ For every backbone m and seed s (docs/elec.md for the method):
   elec gain            semctr train --method elec --json: test.gain (needs LLM vectors to serve)
   elec vanilla         the same run: test.vanilla (the distilled network as trained)
   elec vanilla served  semctr export --network vanilla, then semctr eval --cold N of that file
-  elec vanilla no kd   a second ELEC run with --alpha 0 --beta 0: test.vanilla
+  elec vanilla no kd   a second ELEC run with --alpha 0 --beta 0 --adapter-epochs 0: test.vanilla
 and each on the cold-start slice (test_cold / eval's cold). The guard's decision
 (elec.guard) is recorded per seed. Arguments after `--` go to every ELEC training.
 
@@ -48,7 +48,10 @@ def run_seed(a, work, model, seed, res, runs):
     sh([a.bin, "export", "--model", out, "--network", "vanilla", "--out", served])
     v["elec vanilla served"], v["elec vanilla served cold"] = eval_run(a, served)
     nokd = os.path.join(work, f"{model}-elec-nokd-{seed}.model")
-    cmd = [a.bin, "train", "--method", "elec", "--out", nokd, *common, *a.extra, "--alpha", "0", "--beta", "0"]
+    # without distillation the vanilla network never reads the adapter or the gain network, so the
+    # adapter is not trained (--adapter-epochs 0): the same vanilla network, a fraction of the time
+    cmd = [a.bin, "train", "--method", "elec", "--out", nokd, *common, *a.extra, "--alpha", "0", "--beta", "0",
+           "--adapter-epochs", "0"]
     src = " ".join(map(str, cmd))
     info = sh_json(cmd)
     v["elec vanilla no kd"] = metrics(info, "test", "vanilla", src=src)

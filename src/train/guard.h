@@ -29,7 +29,7 @@ typedef struct sc_guard_verdict {
 
 /* label (n), the two models' probabilities p_cand, p_base (n). A block with
  * one class only is left out of the standard error; with fewer than two
- * usable blocks se is the whole difference (nothing passes). */
+ * usable blocks se is the whole difference (nothing passes at z >= 1). */
 int sc_guard_compare(const float *label, const float *p_cand, const float *p_base, int64_t n, double z,
                      sc_guard_verdict *v, sc_error *err);
 

@@ -506,14 +506,14 @@ static void verdict_json(cJSON *g, const char *key, const sc_guard_verdict *v) {
     cJSON_AddBoolToObject(o, "pass", v->pass);
 }
 
-static void guard_json(cJSON *info, const sc_elec_config *e, int teacher_ok, const char *served, const char *reason,
+static void guard_json(cJSON *info, const sc_elec_config *e, int folds, int teacher_ok, const char *served, const char *reason,
                        const sc_guard_verdict *teacher, const sc_guard_verdict *vanilla) {
     cJSON *sec = cJSON_GetObjectItemCaseSensitive(info, "elec");
     if (!sec) sec = cJSON_AddObjectToObject(info, "elec");
     cJSON_DeleteItemFromObject(sec, "guard");
     cJSON *g = cJSON_AddObjectToObject(sec, "guard");
     cJSON_AddBoolToObject(g, "enabled", e->guard);
-    cJSON_AddNumberToObject(g, "folds", e->folds);
+    cJSON_AddNumberToObject(g, "folds", folds); /* the folds used: 1 when there was no adapter to cross-fit */
     if (e->guard) {
         cJSON_AddBoolToObject(g, "teacher_accepted", teacher_ok);
         verdict_json(g, "teacher", teacher);
@@ -658,6 +658,9 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     /* the representations of the training rows: out of fold, unless the
      * adapter is tuned with the gain network (then they come from the live MLP) */
     int K = ecfg->adapter_tune || ecfg->adapter_epochs == 0 ? 1 : ecfg->folds;
+    if (K != ecfg->folds)
+        sc_info("ELEC: no cross-fitting (%s)", ecfg->adapter_tune ? "--adapter-tune: the representation comes from the "
+                                                                    "live transformation MLP" : "--adapter-epochs 0");
     adapter_copy(&c, c.adapter_init, 0);
     if (K >= 2) rc = cross_fit(&c, &task, K, err);
     if (rc) goto done;
@@ -780,7 +783,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         cJSON *l = cJSON_AddObjectToObject(info, "latency_ms_per_1000");
         cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
         cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
-        guard_json(info, ecfg, teacher_ok, served, why, &teacher_v, &vanilla_v);
+        guard_json(info, ecfg, K, teacher_ok, served, why, &teacher_v, &vanilla_v);
         cJSON_DeleteItemFromObject(info, "test_cold");
         if (test) rc = cold_json(&c, info, vanilla_trained, err);
         if (rc) goto done;

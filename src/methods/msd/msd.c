@@ -780,9 +780,11 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         if (i == n_single - 1 && n_kept >= 2) k[n++].levels = kept; /* then their combination */
     }
     if (!rc) sc_info("MSD auto: plain backbone valid AUC %.5f", k[0].vr.all.auc);
+    if (!rc && n == 1) k[0].verdict.auc_base = k[0].vr.all.auc; /* no candidate: nothing was judged */
+    /* ranked by the scores the guard judged: the written file's, as eval and serving score it */
     int best = 0;
     for (int i = 1; i < n && !rc; i++)
-        if (k[i].verdict.pass && k[i].vr.all.auc > k[best].vr.all.auc) best = i;
+        if (k[i].verdict.pass && (best == 0 || k[i].verdict.auc_candidate > k[best].verdict.auc_candidate)) best = i;
     if (!rc && rename(k[best].path, out_path))
         rc = sc_fail(err, SC_EIO, "%s: cannot rename to %s: %s", k[best].path, out_path, strerror(errno));
     if (!rc) {
@@ -790,7 +792,8 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         if (vrep) *vrep = k[best].vr;
         if (trep && test) *trep = k[best].tr;
         sc_info("MSD auto: keeping %s (valid AUC %.5f; plain backbone %.5f)",
-                sc_msd_levels_name(k[best].levels, lv, sizeof lv), k[best].vr.all.auc, k[0].vr.all.auc);
+                sc_msd_levels_name(k[best].levels, lv, sizeof lv), best ? k[best].verdict.auc_candidate : k[0].vr.all.auc,
+                k[0].vr.all.auc);
     }
     if (!rc && info) {
         /* the chosen candidate's info, with the selection and the plain backbone beside it */
@@ -807,7 +810,8 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         for (int i = 0; i < n; i++) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "levels", sc_msd_levels_name(k[i].levels, lv, sizeof lv));
-            cJSON_AddNumberToObject(o, "valid_auc", k[i].vr.all.auc);
+            /* the file's validation AUC (new entities get zeros, as eval without --encoder gives them) */
+            cJSON_AddNumberToObject(o, "valid_auc", i ? k[i].verdict.auc_candidate : k[1 < n ? 1 : 0].verdict.auc_base);
             if (i > 0) {
                 cJSON_AddNumberToObject(o, "diff_vs_base", k[i].verdict.diff);
                 cJSON_AddNumberToObject(o, "se", k[i].verdict.se);

@@ -159,6 +159,7 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
         const int32_t *ids = split[0]->ids[out->field[0]];
         for (int64_t r = 0; r < split[0]->n_rows; r++) out->item_freq[ids[r]] += 1.0f;
     }
+    if (auto_levels && sc_schema_n_text(schema) == 0) need[0] = need[1] = 0; /* no text: only the plain backbone */
     if (!need[0] && !need[1]) return SC_OK; /* the plain backbone through the MSD loop */
 
     /* ELEC's entity texts: one per distinct entity, and each row's entity */
