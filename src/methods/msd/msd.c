@@ -742,7 +742,7 @@ static int judge_candidate(msd_candidate *k, const msd_candidate *base, const sc
     int rc = sc_guard_compare(valid->label, k->prob, base->prob, valid->n_rows, SC_GUARD_Z, &k->verdict, err);
     if (!rc)
         sc_info("MSD auto: %-18s valid AUC %.5f, %+.5f ± %.5f against the plain backbone: %s",
-                sc_msd_levels_name(k->levels, lv, sizeof lv), k->vr.all.auc, k->verdict.diff, k->verdict.se,
+                sc_msd_levels_name(k->levels, lv, sizeof lv), k->verdict.auc_candidate, k->verdict.diff, k->verdict.se,
                 k->verdict.pass ? "kept" : "dropped");
     return rc;
 }
