@@ -190,3 +190,11 @@ int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *fiel
     if (n_cold) *n_cold = n;
     return SC_OK;
 }
+
+void sc_metrics_json(cJSON *o, const char *key, const sc_metrics *m) {
+    cJSON *j = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(j, "auc", isnan(m->auc) ? -1 : m->auc);
+    cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
+    cJSON_AddNumberToObject(j, "logloss", isnan(m->logloss) ? -1 : m->logloss);
+    cJSON_AddNumberToObject(j, "rows", (double)m->n);
+}

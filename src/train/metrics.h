@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/error.h"
 #include "data/dataset.h"
 
@@ -33,6 +35,10 @@ int sc_metrics_compute(const float *label, const float *prob, const int32_t *gro
                        sc_metrics *out, sc_error *err);
 
 double sc_relaimpr(double auc_model, double auc_base);
+
+/* o[key] = {"auc", "gauc", "logloss", "rows"}, an undefined value (NAN: one
+ * class, an empty slice) written as -1 as every --json of the CLI does. */
+void sc_metrics_json(cJSON *o, const char *key, const sc_metrics *m);
 
 /* Metrics of the rows i < n with keep[i] != 0 (keep NULL: every row). Unlike
  * sc_metrics_compute, no kept row is not an error: out->n = 0 and auc, gauc

@@ -57,7 +57,8 @@ typedef struct elec_ctx {
     float *repr[3]; /* (N_s, R) the transformation output of every row */
     /* the pseudo-siamese pair; proj maps the vanilla representation to the gain one when sizes differ */
     sc_model *gain, *van, *gain_best, *van_best;
-    sc_model *base; /* the plain backbone trained alone (the guard's reference), or NULL */
+    sc_model *base;   /* the plain backbone trained alone (the guard's reference), or NULL */
+    float *base_prob; /* (N_valid) its validation probabilities, scored once */
     sc_mlp *proj;
     sc_optim *opt_gain, *opt_van, *opt_proj;
     int Hg, Hv;
@@ -378,6 +379,7 @@ static void free_ctx(elec_ctx *c) {
     for (int s = 0; s < 3; s++) sc_free(c->repr[s]);
     sc_free(c->fold_of);
     sc_free(c->kept);
+    sc_free(c->base_prob);
     float *bufs[] = {c->adapter_best, c->adapter_init, c->kept_lab, c->x, c->extra, c->zg, c->zv, c->dzg, c->dzv, c->dhv, c->dp, c->dextra};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
 }
@@ -412,13 +414,6 @@ static int time_scoring(elec_ctx *c, int s, int gain, double *ms, sc_error *err)
     sc_free(rows);
     sc_batch_free(&b);
     return rc;
-}
-
-static void report_json(cJSON *o, const char *key, const sc_metrics *m) {
-    cJSON *j = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(j, "auc", isnan(m->auc) ? -1 : m->auc);
-    cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
-    cJSON_AddNumberToObject(j, "logloss", m->logloss);
 }
 
 /* Fit the adapted LLM from its initial weights on the training rows outside
@@ -480,6 +475,10 @@ static int train_base(elec_ctx *c, const sc_model_config *model_cfg, sc_error *e
     sc_train_result res;
     rc = sc_train(c->base, c->schema, train, c->split[1], &t, tmp, &res, err);
     remove(tmp);
+    const sc_dataset *valid = c->split[1];
+    if (!rc) c->base_prob = sc_malloc(((size_t)valid->n_rows + 1) * sizeof *c->base_prob);
+    if (!rc && !c->base_prob) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    if (!rc) rc = sc_predict_dataset(c->base, valid, NULL, c->cap, c->base_prob, err);
     return rc;
 }
 
@@ -487,13 +486,11 @@ static int train_base(elec_ctx *c, const sc_model_config *model_cfg, sc_error *e
  * the plain backbone, on validation. */
 static int judge(elec_ctx *c, sc_model *m, const float *extra, sc_guard_verdict *v, sc_error *err) {
     const sc_dataset *ds = c->split[1];
-    float *p = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *p), *pb = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *pb);
-    int rc = p && pb ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+    float *p = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *p);
+    int rc = p ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
     if (!rc) rc = sc_predict_dataset(m, ds, extra, c->cap, p, err);
-    if (!rc) rc = sc_predict_dataset(c->base, ds, NULL, c->cap, pb, err);
-    if (!rc) rc = sc_guard_compare(ds->label, p, pb, ds->n_rows, SC_GUARD_Z, v, err);
+    if (!rc) rc = sc_guard_compare(ds->label, p, c->base_prob, ds->n_rows, SC_GUARD_Z, v, err);
     sc_free(p);
-    sc_free(pb);
     return rc;
 }
 
@@ -507,7 +504,7 @@ static void verdict_json(cJSON *g, const char *key, const sc_guard_verdict *v) {
 }
 
 static void guard_json(cJSON *info, const sc_elec_config *e, int folds, int teacher_ok, const char *served, const char *reason,
-                       const sc_guard_verdict *teacher, const sc_guard_verdict *vanilla) {
+                       const sc_guard_verdict *teacher, const sc_guard_verdict *vanilla /* NULL: not trained */) {
     cJSON *sec = cJSON_GetObjectItemCaseSensitive(info, "elec");
     if (!sec) sec = cJSON_AddObjectToObject(info, "elec");
     cJSON_DeleteItemFromObject(sec, "guard");
@@ -517,7 +514,7 @@ static void guard_json(cJSON *info, const sc_elec_config *e, int folds, int teac
     if (e->guard) {
         cJSON_AddBoolToObject(g, "teacher_accepted", teacher_ok);
         verdict_json(g, "teacher", teacher);
-        if (vanilla->auc_candidate > 0) verdict_json(g, "vanilla", vanilla);
+        if (vanilla) verdict_json(g, "vanilla", vanilla);
     }
     cJSON_AddStringToObject(g, "served", served);
     cJSON_AddStringToObject(g, "reason", reason);
@@ -542,10 +539,7 @@ static int cold_json(elec_ctx *c, cJSON *info, int vanilla_trained, sc_error *er
             sc_metrics m;
             rc = sc_predict_dataset(nets[k].m, ds, nets[k].extra, c->cap, p, err);
             if (!rc) rc = sc_metrics_on_rows(ds->label, p, ds->group, keep, ds->n_rows, &m, err);
-            if (!rc) {
-                report_json(o, nets[k].name, &m);
-                cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(o, nets[k].name), "rows", (double)m.n);
-            }
+            if (!rc) sc_metrics_json(o, nets[k].name, &m);
         }
     }
     sc_free(keep);
@@ -681,9 +675,9 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     sc_elec_report vr, tr;
     memset(&vr, 0, sizeof vr);
     memset(&tr, 0, sizeof tr);
-    if (c.base) rc = eval_net(&c, c.base, 1, 0, &vr.base, err);
+    if (c.base) rc = sc_metrics_compute(valid->label, c.base_prob, valid->group, valid->n_rows, &vr.base, err);
     if (rc) goto done;
-    int teacher_ok = 1, vanilla_trained = 1;
+    int teacher_ok = 1, vanilla_trained = 1, teacher_judged = 0;
     sc_guard_verdict teacher_v = {0}, vanilla_v = {0};
     if (ecfg->schedule == SC_ELEC_JOINT) {
         c.phase = PHASE_JOINT;
@@ -702,6 +696,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         for (int s = 0; s < 3 && !rc && ecfg->adapter_tune; s++)
             if (c.split[s]) rc = adapter_predict(&c, s, NULL, 1, err);
         if (!rc && c.base) rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
+        teacher_judged = c.base != NULL;
         if (!rc && c.base) teacher_ok = teacher_v.diff > 0;
         if (rc) goto done;
         if (teacher_ok) {
@@ -730,7 +725,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     char reason[256];
     int serve_distilled = 1;
     if (c.base) {
-        rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
+        if (!teacher_judged) rc = judge(&c, c.gain, c.repr[1], &teacher_v, err);
         if (!rc && vanilla_trained) rc = judge(&c, c.van, NULL, &vanilla_v, err);
         if (rc) goto done;
         teacher_ok = teacher_v.diff > 0; /* a teacher must beat its student; what is served must beat it by more than noise */
@@ -752,7 +747,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     rc = sc_model_copy_weights(c.van_best, serve_distilled ? c.van : c.base, err);
     if (rc) goto done;
     vr.served = serve_distilled ? vr.vanilla : vr.base;
-    if (!rc) rc = time_scoring(&c, 1, 0, &vr.vanilla_ms_per_1000, err);
+    rc = time_scoring(&c, 1, 0, &vr.vanilla_ms_per_1000, err);
     if (!rc) rc = time_scoring(&c, 1, 1, &vr.gain_ms_per_1000, err);
     if (!rc && test) {
         tr.vanilla_ms_per_1000 = vr.vanilla_ms_per_1000;
@@ -773,17 +768,17 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
         const sc_elec_report *reps[2] = {&vr, &tr};
         for (int k = 0; k < (test ? 2 : 1); k++) {
             cJSON *o = cJSON_AddObjectToObject(info, k ? "test" : "valid");
-            report_json(o, "adapter", &reps[k]->adapter);
-            report_json(o, "gain", &reps[k]->gain);
-            if (vanilla_trained) report_json(o, "vanilla", &reps[k]->vanilla);
+            sc_metrics_json(o, "adapter", &reps[k]->adapter);
+            sc_metrics_json(o, "gain", &reps[k]->gain);
+            if (vanilla_trained) sc_metrics_json(o, "vanilla", &reps[k]->vanilla);
             else cJSON_AddNullToObject(o, "vanilla");
-            if (c.base) report_json(o, "base", &reps[k]->base);
-            report_json(o, "served", &reps[k]->served);
+            if (c.base) sc_metrics_json(o, "base", &reps[k]->base);
+            sc_metrics_json(o, "served", &reps[k]->served);
         }
         cJSON *l = cJSON_AddObjectToObject(info, "latency_ms_per_1000");
         cJSON_AddNumberToObject(l, "vanilla", vr.vanilla_ms_per_1000);
         cJSON_AddNumberToObject(l, "gain_given_llm_vectors", vr.gain_ms_per_1000);
-        guard_json(info, ecfg, K, teacher_ok, served, why, &teacher_v, &vanilla_v);
+        guard_json(info, ecfg, K, teacher_ok, served, why, &teacher_v, vanilla_trained ? &vanilla_v : NULL);
         cJSON_DeleteItemFromObject(info, "test_cold");
         if (test) rc = cold_json(&c, info, vanilla_trained, err);
         if (rc) goto done;

@@ -489,14 +489,6 @@ static int time_100(msd_ctx *c, sc_model *m, int s, int with_msd, double *ms, sc
     return rc;
 }
 
-static void metrics_json(cJSON *o, const char *key, const sc_metrics *m) {
-    cJSON *j = cJSON_AddObjectToObject(o, key);
-    cJSON_AddNumberToObject(j, "auc", isnan(m->auc) ? -1 : m->auc);
-    cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
-    cJSON_AddNumberToObject(j, "logloss", m->logloss);
-    cJSON_AddNumberToObject(j, "rows", (double)m->n);
-}
-
 /* Metrics of split s overall and on its cold-start slice. */
 static int report_split(msd_ctx *c, int s, sc_msd_report *r, sc_error *err) {
     float *prob = NULL;
@@ -649,12 +641,12 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         cJSON_DeleteItemFromObject(info, "test");
         cJSON_DeleteItemFromObject(info, "msd");
         cJSON *v = cJSON_AddObjectToObject(info, "valid");
-        metrics_json(v, "all", &vr.all);
-        metrics_json(v, "cold", &vr.cold);
+        sc_metrics_json(v, "all", &vr.all);
+        sc_metrics_json(v, "cold", &vr.cold);
         if (test) {
             cJSON *t = cJSON_AddObjectToObject(info, "test");
-            metrics_json(t, "all", &tr.all);
-            metrics_json(t, "cold", &tr.cold);
+            sc_metrics_json(t, "all", &tr.all);
+            sc_metrics_json(t, "cold", &tr.cold);
         }
         cJSON *m = cJSON_AddObjectToObject(info, "msd");
         cJSON_AddStringToObject(m, "levels", sc_msd_levels_name(c.levels, lv, sizeof lv));
@@ -692,6 +684,7 @@ typedef struct msd_candidate {
     sc_msd_report vr, tr;
     int trained;
     float *prob;           /* (N_valid) the written model's validation probabilities */
+    double valid_auc;      /* their AUC: what the guard judges and the selection ranks */
     sc_guard_verdict verdict; /* against the plain backbone */
 } msd_candidate;
 
@@ -734,6 +727,9 @@ static int train_candidate(const sc_schema *schema, const sc_dataset *train, con
     int rc = sc_msd_train(schema, train, valid, test, sem, model_cfg, &t, &m, k->info, k->path, &k->vr, &k->tr, err);
     k->trained = !rc;
     if (!rc) rc = file_valid_prob(k->path, valid, tcfg->n_threads, &k->prob, err);
+    sc_metrics vm;
+    if (!rc) rc = sc_metrics_compute(valid->label, k->prob, NULL, valid->n_rows, &vm, err);
+    if (!rc) k->valid_auc = vm.auc;
     return rc;
 }
 
@@ -742,15 +738,15 @@ static int judge_candidate(msd_candidate *k, const msd_candidate *base, const sc
     int rc = sc_guard_compare(valid->label, k->prob, base->prob, valid->n_rows, SC_GUARD_Z, &k->verdict, err);
     if (!rc)
         sc_info("MSD auto: %-18s valid AUC %.5f, %+.5f ± %.5f against the plain backbone: %s",
-                sc_msd_levels_name(k->levels, lv, sizeof lv), k->verdict.auc_candidate, k->verdict.diff, k->verdict.se,
+                sc_msd_levels_name(k->levels, lv, sizeof lv), k->valid_auc, k->verdict.diff, k->verdict.se,
                 k->verdict.pass ? "kept" : "dropped");
     return rc;
 }
 
 static void report_pair_json(cJSON *o, const char *key, const sc_msd_report *r) {
     cJSON *j = cJSON_AddObjectToObject(o, key);
-    metrics_json(j, "all", &r->all);
-    metrics_json(j, "cold", &r->cold);
+    sc_metrics_json(j, "all", &r->all);
+    sc_metrics_json(j, "cold", &r->cold);
 }
 
 int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
@@ -772,6 +768,7 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
     int n_single = n;
     for (int i = 0; i < n && !rc; i++) {
         rc = train_candidate(schema, train, valid, test, sem, model_cfg, tcfg, mcfg, info, out_path, &k[i], err);
+        if (!rc && i == 0) sc_info("MSD auto: plain backbone     valid AUC %.5f", k[0].valid_auc);
         if (!rc && i > 0) rc = judge_candidate(&k[i], &k[0], valid, err);
         if (!rc && i > 0 && k[i].verdict.pass) {
             kept |= k[i].levels;
@@ -779,12 +776,10 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         }
         if (i == n_single - 1 && n_kept >= 2) k[n++].levels = kept; /* then their combination */
     }
-    if (!rc) sc_info("MSD auto: plain backbone valid AUC %.5f", k[0].vr.all.auc);
-    if (!rc && n == 1) k[0].verdict.auc_base = k[0].vr.all.auc; /* no candidate: nothing was judged */
     /* ranked by the scores the guard judged: the written file's, as eval and serving score it */
     int best = 0;
     for (int i = 1; i < n && !rc; i++)
-        if (k[i].verdict.pass && (best == 0 || k[i].verdict.auc_candidate > k[best].verdict.auc_candidate)) best = i;
+        if (k[i].verdict.pass && (best == 0 || k[i].valid_auc > k[best].valid_auc)) best = i;
     if (!rc && rename(k[best].path, out_path))
         rc = sc_fail(err, SC_EIO, "%s: cannot rename to %s: %s", k[best].path, out_path, strerror(errno));
     if (!rc) {
@@ -792,8 +787,7 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         if (vrep) *vrep = k[best].vr;
         if (trep && test) *trep = k[best].tr;
         sc_info("MSD auto: keeping %s (valid AUC %.5f; plain backbone %.5f)",
-                sc_msd_levels_name(k[best].levels, lv, sizeof lv), best ? k[best].verdict.auc_candidate : k[0].vr.all.auc,
-                k[0].vr.all.auc);
+                sc_msd_levels_name(k[best].levels, lv, sizeof lv), k[best].valid_auc, k[0].valid_auc);
     }
     if (!rc && info) {
         /* the chosen candidate's info, with the selection and the plain backbone beside it */
@@ -811,7 +805,7 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "levels", sc_msd_levels_name(k[i].levels, lv, sizeof lv));
             /* the file's validation AUC (new entities get zeros, as eval without --encoder gives them) */
-            cJSON_AddNumberToObject(o, "valid_auc", i ? k[i].verdict.auc_candidate : k[1 < n ? 1 : 0].verdict.auc_base);
+            cJSON_AddNumberToObject(o, "valid_auc", k[i].valid_auc);
             if (i > 0) {
                 cJSON_AddNumberToObject(o, "diff_vs_base", k[i].verdict.diff);
                 cJSON_AddNumberToObject(o, "se", k[i].verdict.se);
@@ -825,8 +819,7 @@ int sc_msd_train_auto(const sc_schema *schema, const sc_dataset *train, const sc
         if (test) report_pair_json(b, "test", &k[0].tr);
     }
     for (int i = 0; i < n; i++) {
-        if (k[i].trained && i != best) remove(k[i].path);
-        if (rc && k[i].trained) remove(k[i].path);
+        if (k[i].trained && (rc || i != best)) remove(k[i].path);
         cJSON_Delete(k[i].info);
         sc_free(k[i].prob);
     }
