@@ -37,15 +37,9 @@ static int predict(const sc_model_bundle *b, sc_model *model, const sc_dataset *
     *prob = sc_malloc((size_t)ds->n_rows * sizeof **prob);
     if (!*prob) return sc_fail(err, SC_ENOMEM, "out of memory for %lld scores", (long long)ds->n_rows);
     if (strcmp(b->method, "msd")) return sc_predict_dataset(model, ds, NULL, 4096, *prob, err);
-    sc_msd_model msd;
-    float *extra = NULL;
     int64_t enc = 0;
-    int rc = sc_msd_model_load(&msd, b, err);
-    if (!rc) rc = sc_msd_model_extra_dataset(&msd, b->schema, ds, encoder, threads, &extra, n_unknown, &enc, err);
+    int rc = sc_msd_bundle_predict(b, model, ds, encoder, threads, *prob, n_unknown, &enc, err);
     if (!rc && encoder) sc_info("MSD: %lld new entities encoded with %s", (long long)enc, encoder);
-    if (!rc) rc = sc_predict_dataset(model, ds, extra, 4096, *prob, err);
-    sc_free(extra);
-    sc_msd_model_free(&msd);
     return rc;
 }
 

@@ -293,3 +293,19 @@ int sc_msd_model_adapt_items_level(sc_msd_model *m, int l, const float *x, int n
     if (!rc) memcpy(out, o, (size_t)n * m->D * sizeof(float));
     return rc;
 }
+
+int sc_msd_bundle_predict(const sc_model_bundle *b, sc_model *net, const sc_dataset *ds, const char *encoder_dir,
+                          int n_threads, float *prob, int64_t *n_unknown, int64_t *n_encoded, sc_error *err) {
+    sc_msd_model msd;
+    float *extra = NULL;
+    int64_t unknown = 0, encoded = 0;
+    int rc = sc_msd_model_load(&msd, b, err);
+    if (rc) return rc;
+    rc = sc_msd_model_extra_dataset(&msd, b->schema, ds, encoder_dir, n_threads, &extra, &unknown, &encoded, err);
+    if (!rc) rc = sc_predict_dataset(net, ds, extra, 4096, prob, err);
+    if (n_unknown) *n_unknown = unknown;
+    if (n_encoded) *n_encoded = encoded;
+    sc_free(extra);
+    sc_msd_model_free(&msd);
+    return rc;
+}

@@ -694,19 +694,11 @@ static int file_valid_prob(const char *path, const sc_dataset *valid, int n_thre
     sc_model_bundle b;
     int rc = sc_model_bundle_load(&b, path, n_threads, err);
     if (rc) return rc;
-    sc_msd_model mm;
-    float *extra = NULL;
-    int64_t unknown = 0, encoded = 0;
     sc_model *net = sc_model_bundle_network(&b, "main");
-    rc = net ? sc_msd_model_load(&mm, &b, err) : sc_fail(err, SC_EFORMAT, "%s: no network 'main'", path);
-    if (!rc) {
-        rc = sc_msd_model_extra_dataset(&mm, b.schema, valid, NULL, n_threads, &extra, &unknown, &encoded, err);
-        *prob = sc_malloc((size_t)(valid->n_rows + 1) * sizeof **prob);
-        if (!rc && !*prob) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        if (!rc) rc = sc_predict_dataset(net, valid, extra, 4096, *prob, err);
-        sc_msd_model_free(&mm);
-    }
-    sc_free(extra);
+    *prob = sc_malloc((size_t)(valid->n_rows + 1) * sizeof **prob);
+    rc = !net ? sc_fail(err, SC_EFORMAT, "%s: no network 'main'", path)
+              : !*prob ? sc_fail(err, SC_ENOMEM, "out of memory") : SC_OK;
+    if (!rc) rc = sc_msd_bundle_predict(&b, net, valid, NULL, n_threads, *prob, NULL, NULL, err);
     sc_model_bundle_free(&b);
     return rc;
 }

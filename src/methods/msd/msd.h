@@ -151,6 +151,13 @@ int sc_msd_model_extra_dataset(sc_msd_model *m, const sc_schema *schema, const s
                                const char *encoder_dir, int n_threads, float **extra, int64_t *n_unknown,
                                int64_t *n_encoded, sc_error *err);
 
+/* Scores prob (N, the caller's) of network `net` of a loaded MSD bundle on
+ * every row of ds, its semantic fields from the file's tables (and, with
+ * encoder_dir, new entities encoded as sc_msd_model_extra_dataset does):
+ * what `semctr eval` scores. *n_unknown / *n_encoded may be NULL. */
+int sc_msd_bundle_predict(const sc_model_bundle *b, sc_model *net, const sc_dataset *ds, const char *encoder_dir,
+                          int n_threads, float *prob, int64_t *n_unknown, int64_t *n_encoded, sc_error *err);
+
 /* Adapt encoder vectors x (n, S) of new entities of level 0 (item) or 1
  * (user) with the stored adaptor: out (n, D). Not thread-safe
  * on one sc_msd_model (the adaptor keeps activations): callers lock. */
