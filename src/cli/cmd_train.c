@@ -312,6 +312,10 @@ int cmd_train(int argc, char **argv) {
     /* out-of-range numbers are refused without a message, as they always were */
     if (!(lr > 0) || l2_embed < 0 || lr_decay <= 0 || lr_decay > 1 || alpha < 0 || beta < 0 || !(temperature > 0))
         return EXIT_USAGE;
+    if (!(msd_adaptor_init >= 0 && msd_adaptor_init <= 100)) {
+        fprintf(stderr, "semctr train: --msd-adaptor-init must be in [0, 100] (0: fields start at zero, 1: Xavier)\n");
+        return EXIT_USAGE;
+    }
     if (dropout_s && (cli_float("train", "--dropout", dropout_s, &dropout) || dropout < 0 || dropout >= 1)) {
         fprintf(stderr, "semctr train: --dropout must be in [0, 1)\n");
         return EXIT_USAGE;
