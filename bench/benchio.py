@@ -65,6 +65,7 @@ def experiment_args(doc, argv=None):
     ap.add_argument("--models", default="deepfm,dcnv2")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cold", type=int, default=5, help="cold-start slice: items with <= N train interactions")
+    ap.add_argument("--tag", help="file the results as NAME-TAG (e.g. a run with another --lm after `--`)")
     ap.add_argument("--self-test", action="store_true", help="check the aggregation on hand-made results, run nothing")
     return ap, argv, extra
 
@@ -75,6 +76,8 @@ def finish_args(ap, argv, extra):
     if a.self_test:
         return a
     a.dataset = config_name(a.config)
+    if a.tag and not re.fullmatch(r"[A-Za-z0-9._-]+", a.tag):
+        sys.exit(f"--tag {a.tag!r}: letters, digits, '.', '_' and '-' only (it names result files)")
     a.data = a.data or os.path.join(ROOT, "runs", a.dataset)
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.models = a.models.split(",")

@@ -11,8 +11,10 @@ and each on the cold-start slice (test_cold / eval's cold). The guard's decision
 (elec.guard) is recorded per seed. Arguments after `--` go to every ELEC training.
 
 Usage: python3 bench/elec_experiment.py [--config configs/ml-100k.yaml] [--data DIR] [--bin build/semctr]
-       [--seeds 1,2,3,4,5] [--models deepfm,dcnv2] [--threads 2] [--cold 5] [--self-test] [-- ELEC ARGS]
-Writes bench/results/elec-NAME.{json,md,svg}, NAME the config's `name:`.
+       [--seeds 1,2,3,4,5] [--models deepfm,dcnv2] [--threads 2] [--cold 5] [--tag TAG] [--self-test]
+       [-- ELEC ARGS]
+Writes bench/results/elec-NAME[-TAG].{json,md,svg}, NAME the config's `name:`. A decoder as the LLM:
+  python3 bench/elec_experiment.py --tag qwen2.5-0.5b -- --lm ~/.cache/semctr/models/QWEN.gguf
 """
 import os
 import sys
@@ -95,7 +97,7 @@ def main():
     a = finish_args(ap, argv, extra)
     if a.self_test:
         return self_test()
-    name = f"elec-{a.dataset}"
+    name = f"elec-{a.dataset}" + (f"-{a.tag}" if a.tag else "")
     work = os.path.join(ROOT, "runs", name)
     os.makedirs(work, exist_ok=True)
     results, runs = {}, {}
