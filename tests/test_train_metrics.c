@@ -14,6 +14,34 @@
 #define FIXTURE_DIR "tests/fixtures/metrics"
 #endif
 
+/* CASE.calib: the reliability diagram of sklearn's calibration_curve (uniform, 10 bins). */
+static void check_calibration(const char *name, const float *label, const float *prob, int64_t n, const sc_metrics *m) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%.*s.calib", FIXTURE_DIR, (int)(strlen(name) - 4), name);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    double ece, mean_pred, ctr;
+    cr_assert_eq(fscanf(f, "%lf %lf %lf", &ece, &mean_pred, &ctr), 3);
+    cr_assert(fabs(m->ece - ece) < 1e-9, "%s: ece %.17g vs reference %.17g", name, m->ece, ece);
+    cr_assert(fabs(m->mean_pred - mean_pred) < 1e-9, "%s: mean_pred %.17g vs %.17g", name, m->mean_pred, mean_pred);
+    cr_assert(fabs(m->ctr - ctr) < 1e-12, "%s: ctr %.17g vs %.17g", name, m->ctr, ctr);
+    sc_calib_bin bins[SC_CALIB_BINS];
+    cr_assert(fabs(sc_calibration_bins(label, prob, n, SC_CALIB_BINS, bins) - ece) < 1e-9);
+    for (int b = 0; b < SC_CALIB_BINS; b++) {
+        long long nb;
+        char sp[64], sc[64];
+        cr_assert_eq(fscanf(f, "%lld %63s %63s", &nb, sp, sc), 3, "%s: bin %d", path, b);
+        cr_assert_eq(bins[b].n, nb, "%s: bin %d holds %lld rows, sklearn's %lld", name, b, (long long)bins[b].n, nb);
+        if (nb == 0) {
+            cr_assert(isnan(bins[b].mean_pred) && isnan(bins[b].ctr));
+            continue;
+        }
+        cr_assert(fabs(bins[b].mean_pred - atof(sp)) < 1e-9, "%s: bin %d mean_pred", name, b);
+        cr_assert(fabs(bins[b].ctr - atof(sc)) < 1e-12, "%s: bin %d ctr", name, b);
+    }
+    fclose(f);
+}
+
 static void check_fixture(const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, name);
@@ -41,6 +69,7 @@ static void check_fixture(const char *name) {
     cr_assert(fabs(m.auc - auc) < 1e-9, "%s: auc %.17g vs sklearn %.17g", name, m.auc, auc);
     cr_assert(fabs(m.gauc - gauc) < 1e-9, "%s: gauc %.17g vs reference %.17g", name, m.gauc, gauc);
     cr_assert(fabs(m.logloss - ll) < 1e-9, "%s: logloss %.17g vs sklearn %.17g", name, m.logloss, ll);
+    check_calibration(name, label, prob, n, &m);
     free(label);
     free(prob);
     free(group);
@@ -49,6 +78,27 @@ static void check_fixture(const char *name) {
 Test(metrics, matches_sklearn_continuous) { check_fixture("continuous.txt"); }
 Test(metrics, matches_sklearn_with_ties_and_clipping) { check_fixture("ties.txt"); }
 Test(metrics, matches_sklearn_constant_scores) { check_fixture("constant.txt"); }
+
+/* The bin edges: p = 0.1 (as a double) falls in the first bin, like numpy.searchsorted(side="left");
+ * 0 and 1 fall in the first and last bins; a perfectly calibrated bin adds nothing. */
+Test(metrics, calibration_bin_edges) {
+    float label[6] = {0, 1, 0, 1, 1, 0};
+    float prob[6] = {0.0f, 0.5f, 0.5f, 1.0f, 0.95f, 0.15f};
+    sc_calib_bin b[SC_CALIB_BINS];
+    double ece = sc_calibration_bins(label, prob, 6, SC_CALIB_BINS, b);
+    cr_assert_eq(b[0].n, 1);
+    cr_assert_eq(b[1].n, 1);
+    cr_assert_eq(b[4].n, 2); /* 0.5 is in (0.4, 0.5] */
+    cr_assert_eq(b[9].n, 2);
+    cr_assert_float_eq(b[4].ctr, 0.5, 1e-12);
+    /* |0 - 0| + |0 - 0.15| + 2·|0.5 - 0.5| + 2·|1 - 0.975|, over 6 rows */
+    cr_assert(fabs(ece - (0.15f + 2 * (1 - (0.95f + 1.0f) / 2)) / 6) < 1e-7, "ece %.9g", ece);
+    float edge_label[1] = {1};
+    double x = 0.1;
+    float edge_prob[1] = {(float)x}; /* float 0.1 is 0.100000001 > the double edge 0.1: bin 1 */
+    sc_calibration_bins(edge_label, edge_prob, 1, SC_CALIB_BINS, b);
+    cr_assert_eq(b[1].n, 1);
+}
 
 Test(metrics, perfect_and_inverted_ranking) {
     float label[4] = {0, 0, 1, 1}, good[4] = {0.1f, 0.2f, 0.8f, 0.9f}, bad[4] = {0.9f, 0.8f, 0.2f, 0.1f};

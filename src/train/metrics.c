@@ -54,14 +54,37 @@ static int cmp_grouped(const void *a, const void *b) {
     return (x->score > y->score) - (x->score < y->score);
 }
 
+double sc_calibration_bins(const float *label, const float *prob, int64_t n, int n_bins, sc_calib_bin *out) {
+    const double width = 1.0 / n_bins; /* numpy.linspace(0, 1, n_bins + 1)'s step */
+    double *sum_p = sc_calloc((size_t)n_bins * 2, sizeof *sum_p), *sum_y = sum_p + n_bins;
+    for (int b = 0; b < n_bins; b++) out[b] = (sc_calib_bin){b * width, b + 1 == n_bins ? 1.0 : (b + 1) * width};
+    if (!sum_p) return NAN; /* out of memory for 2 · n_bins doubles: no calibration rather than a wrong one */
+    for (int64_t i = 0; i < n; i++) {
+        double p = prob[i];
+        int b = 0; /* numpy.searchsorted(inner edges, p, side="left"): the inner edges strictly below p */
+        while (b + 1 < n_bins && (b + 1) * width < p) b++;
+        out[b].n++;
+        sum_p[b] += p;
+        sum_y[b] += label[i];
+    }
+    double ece = 0;
+    for (int b = 0; b < n_bins; b++) {
+        out[b].mean_pred = out[b].n ? sum_p[b] / (double)out[b].n : NAN;
+        out[b].ctr = out[b].n ? sum_y[b] / (double)out[b].n : NAN;
+        if (out[b].n) ece += (double)out[b].n / (double)n * fabs(out[b].ctr - out[b].mean_pred);
+    }
+    sc_free(sum_p);
+    return ece;
+}
+
 int sc_metrics_compute(const float *label, const float *prob, const int32_t *group, int64_t n,
                        sc_metrics *out, sc_error *err) {
-    out->auc = out->gauc = out->logloss = NAN;
+    out->auc = out->gauc = out->logloss = out->ece = out->mean_pred = out->ctr = NAN;
     out->n = n;
     out->n_pos = 0;
     out->n_groups_used = 0;
     if (n <= 0) return sc_fail(err, SC_EINVAL, "metrics: no rows to evaluate");
-    double ll = 0;
+    double ll = 0, sum_p = 0;
     const double eps = DBL_EPSILON;
     for (int64_t i = 0; i < n; i++) {
         if (label[i] != 0.0f && label[i] != 1.0f)
@@ -71,12 +94,17 @@ int sc_metrics_compute(const float *label, const float *prob, const int32_t *gro
         if (!(p >= 0.0 && p <= 1.0))
             return sc_fail(err, SC_EINVAL, "metrics: probability of row %lld is %g, outside [0, 1]",
                            (long long)i, p);
+        sum_p += p;
         if (p < eps) p = eps;
         if (p > 1 - eps) p = 1 - eps;
         out->n_pos += label[i] == 1.0f;
         ll -= label[i] == 1.0f ? log(p) : log(1 - p);
     }
     out->logloss = ll / (double)n;
+    out->mean_pred = sum_p / (double)n;
+    out->ctr = (double)out->n_pos / (double)n;
+    sc_calib_bin bins[SC_CALIB_BINS];
+    out->ece = sc_calibration_bins(label, prob, n, SC_CALIB_BINS, bins);
 
     scored *s = sc_malloc((size_t)n * sizeof *s);
     if (!s) return sc_fail(err, SC_ENOMEM, "metrics: out of memory for %lld rows", (long long)n);
@@ -125,7 +153,7 @@ int sc_metrics_on_rows(const float *label, const float *prob, const int32_t *gro
     if (!keep) return sc_metrics_compute(label, prob, group, n, out, err);
     for (int64_t i = 0; i < n; i++) k += keep[i] != 0;
     if (k == 0) {
-        *out = (sc_metrics){.auc = NAN, .gauc = NAN, .logloss = NAN};
+        *out = (sc_metrics){.auc = NAN, .gauc = NAN, .logloss = NAN, .ece = NAN, .mean_pred = NAN, .ctr = NAN};
         return SC_OK;
     }
     float *lab = sc_malloc((size_t)k * sizeof *lab), *pr = sc_malloc((size_t)k * sizeof *pr);
@@ -196,5 +224,8 @@ void sc_metrics_json(cJSON *o, const char *key, const sc_metrics *m) {
     cJSON_AddNumberToObject(j, "auc", isnan(m->auc) ? -1 : m->auc);
     cJSON_AddNumberToObject(j, "gauc", isnan(m->gauc) ? -1 : m->gauc);
     cJSON_AddNumberToObject(j, "logloss", isnan(m->logloss) ? -1 : m->logloss);
+    cJSON_AddNumberToObject(j, "ece", isnan(m->ece) ? -1 : m->ece);
+    cJSON_AddNumberToObject(j, "mean_pred", isnan(m->mean_pred) ? -1 : m->mean_pred);
+    cJSON_AddNumberToObject(j, "ctr", isnan(m->ctr) ? -1 : m->ctr);
     cJSON_AddNumberToObject(j, "rows", (double)m->n);
 }
