@@ -19,7 +19,7 @@ static const char *USAGE =
     "usage: semctr train --data DIR --model NAME --out FILE [options]\n"
     "\n"
     "Train a CTR model on a dataset made by `semctr prepare`. The best epoch by\n"
-    "validation AUC is written to FILE (atomically) as soon as it is found.\n"
+    "validation AUC (or --monitor logloss) is written to FILE (atomically) as soon as it is found.\n"
     "\n"
     "  --data DIR           prepared dataset (train.scd, valid.scd, schema)\n"
     "  --model NAME         lr fm dnn widedeep deepfm dcn dcnv2 autoint\n"
@@ -36,8 +36,10 @@ static const char *USAGE =
     "  --att-layers N       AutoInt attention layers (3)\n"
     "  --att-heads N        AutoInt heads (2)\n"
     "  --att-dim N          AutoInt size per head (embed-dim / heads)\n"
-    "  --patience N         early stop after N epochs without a better valid AUC (2)\n"
-    "  --lr-decay X         multiply the lr by X when valid AUC stalls (0.1; 1 = off)\n"
+    "  --monitor M          auc | logloss: the validation metric that picks the best epoch, decays\n"
+    "                       the lr and stops early (auc; logloss when the probability itself is used)\n"
+    "  --patience N         early stop after N epochs without a better monitored metric (2)\n"
+    "  --lr-decay X         multiply the lr by X when the monitored metric stalls (0.1; 1 = off)\n"
     "  --seed N             weights, shuffle, dropout (2026)\n"
     "  --threads N          (all cores)\n"
     "  --log FILE           JSON-lines metrics log, one object per epoch\n"
@@ -253,7 +255,7 @@ int cmd_train(int argc, char **argv) {
     double lr = tc.lr, l2_embed = tc.l2_embed, lr_decay = tc.lr_decay, alpha = ea.cfg.alpha, beta = ea.cfg.beta,
            temperature = ea.cfg.temperature, msd_adaptor_init = md.adaptor_init;
     const char *dropout_s = NULL, *optimizer = NULL, *method = NULL, *msd_levels = NULL, *granularity = NULL,
-               *kd_score = NULL, *schedule = NULL, *elec_guard = NULL;
+               *kd_score = NULL, *schedule = NULL, *elec_guard = NULL, *monitor = NULL;
     const cli_opt opts[] = {
         CLI_STR("--data", &data),
         CLI_STR("--model", &model_name),
@@ -270,6 +272,7 @@ int cmd_train(int argc, char **argv) {
         CLI_INT("--att-layers", &att_layers, 0, 64),
         CLI_INT("--att-heads", &att_heads, 1, 64),
         CLI_INT("--att-dim", &att_dim, 1, 4096),
+        CLI_STR("--monitor", &monitor),
         CLI_INT("--patience", &patience, 1, 1000),
         CLI_FLOAT("--lr-decay", &lr_decay),
         CLI_INT("--seed", &seed, 0, 0x7fffffffL),
@@ -323,7 +326,8 @@ int cmd_train(int argc, char **argv) {
     /* words in the order of their enums */
     static const char *const OPTIMIZERS[] = {"adam", "adagrad", NULL}, *const METHODS[] = {"plain", "elec", "msd", NULL},
                              *const GRANULARITIES[] = {"sample", "entity", NULL}, *const KD[] = {"bce", "mse", NULL},
-                             *const SCHEDULES[] = {"joint", "staged", NULL}, *const ONOFF[] = {"off", "on", NULL};
+                             *const SCHEDULES[] = {"joint", "staged", NULL}, *const ONOFF[] = {"off", "on", NULL},
+                             *const MONITORS[] = {"auc", "logloss", NULL};
     int method_k = 0;
     if (cli_choice("train", "--optimizer", optimizer, OPTIMIZERS, &tc.optimizer) ||
         cli_choice("train", "--method", method, METHODS, &method_k))
@@ -340,7 +344,8 @@ int cmd_train(int argc, char **argv) {
     if (cli_choice("train", "--elec-granularity", granularity, GRANULARITIES, &ea.granularity) ||
         cli_choice("train", "--kd-score", kd_score, KD, &ea.cfg.score_loss) ||
         cli_choice("train", "--elec-schedule", schedule, SCHEDULES, &ea.cfg.schedule) ||
-        cli_choice("train", "--elec-guard", elec_guard, ONOFF, &ea.cfg.guard))
+        cli_choice("train", "--elec-guard", elec_guard, ONOFF, &ea.cfg.guard) ||
+        cli_choice("train", "--monitor", monitor, MONITORS, &tc.monitor))
         return EXIT_USAGE;
     tc.epochs = (int)epochs;
     tc.batch_size = (int)batch_size;
@@ -435,11 +440,12 @@ int cmd_train(int argc, char **argv) {
         sc_info("best epoch %d: valid AUC %.5f, gAUC %.5f, logloss %.5f; model written to %s", res.best_epoch,
                 res.best_valid.auc, res.best_valid.gauc, res.best_valid.logloss, out);
         if (json)
-            printf("{\"model\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, \"valid_gauc\": %.6f, "
-                   "\"valid_logloss\": %.6f, \"samples_per_s\": %.1f, \"dense_flops_per_sample\": %.0f, \"steps\": %lld, "
+            printf("{\"model\": \"%s\", \"monitor\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, "
+                   "\"valid_gauc\": %.6f, \"valid_logloss\": %.6f, \"valid_ece\": %.6f, \"samples_per_s\": %.1f, \"dense_flops_per_sample\": %.0f, \"steps\": %lld, "
                    "\"peak_rss_bytes\": %lld, \"out\": \"%s\"}\n",
-                   model_name, res.best_epoch, res.epochs_run, res.best_valid.auc,
-                   isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss, res.samples_per_s,
+                   model_name, sc_monitor_name(tc.monitor), res.best_epoch, res.epochs_run, res.best_valid.auc,
+                   isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss,
+                   isnan(res.best_valid.ece) ? -1.0 : res.best_valid.ece, res.samples_per_s,
                    sc_model_flops_per_sample(model), (long long)res.steps, (long long)sc_peak_rss_bytes(), out);
     }
     if (model) sc_model_free(model);

@@ -16,6 +16,7 @@ void sc_train_config_default(sc_train_config *c) {
     c->lr = 1e-3f;
     c->optimizer = SC_OPT_ADAM;
     c->l2_embed = 1e-5f;
+    c->monitor = SC_MONITOR_AUC;
     c->patience = 2;
     c->lr_decay = 0.1f;
     c->lr_patience = 1;
@@ -118,17 +119,24 @@ void sc_shuffle_order(int64_t *order, int64_t n, int shuffle, uint64_t seed) {
     sc_free(blocks);
 }
 
+const char *sc_monitor_name(int monitor) { return monitor == SC_MONITOR_LOGLOSS ? "logloss" : "auc"; }
+
+/* The monitored metric as a score where higher is better (NAN: undefined, never an improvement). */
+static double monitored(int monitor, const sc_metrics *m) {
+    return monitor == SC_MONITOR_LOGLOSS ? -m->logloss : m->auc;
+}
+
 typedef struct loop_state {
     int epoch;      /* epochs completed */
-    int bad_epochs; /* epochs since the best validation AUC */
+    int bad_epochs; /* epochs since the best monitored metric */
     int plateau;    /* epochs since the last improvement or lr decay */
     float lr;
-    double best_auc;
+    double best_score; /* the best monitored() so far, -INFINITY before the first epoch */
     int best_epoch;
     int64_t steps;
 } loop_state;
 
-static int save_checkpoint(const char *path, const sc_fit_task *t, const loop_state *st, sc_error *err) {
+static int save_checkpoint(const char *path, const sc_fit_task *t, const loop_state *st, int monitor, sc_error *err) {
     sc_container_writer w;
     sc_container_writer_init(&w);
     cJSON *h = cJSON_CreateObject();
@@ -138,7 +146,8 @@ static int save_checkpoint(const char *path, const sc_fit_task *t, const loop_st
     cJSON_AddNumberToObject(l, "bad_epochs", st->bad_epochs);
     cJSON_AddNumberToObject(l, "plateau", st->plateau);
     cJSON_AddNumberToObject(l, "lr", st->lr);
-    cJSON_AddNumberToObject(l, "best_auc", st->best_auc);
+    cJSON_AddStringToObject(l, "monitor", sc_monitor_name(monitor));
+    cJSON_AddNumberToObject(l, "best_score", st->best_epoch ? st->best_score : 0);
     cJSON_AddNumberToObject(l, "best_epoch", st->best_epoch);
     cJSON_AddNumberToObject(l, "steps", (double)st->steps);
     int rc = t->stage_checkpoint(t->ctx, &w, h, err);
@@ -153,7 +162,7 @@ static double json_num(const cJSON *o, const char *key, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *st, sc_error *err) {
+static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *st, int monitor, sc_error *err) {
     sc_container c;
     int rc = sc_container_open(&c, path, err);
     if (rc) return rc;
@@ -163,14 +172,24 @@ static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *s
         sc_container_close(&c);
         return sc_fail(err, SC_EFORMAT, "%s: not a semctr training checkpoint", path);
     }
+    /* checkpoints before --monitor recorded "best_auc" and always monitored AUC */
+    const cJSON *mon = cJSON_GetObjectItemCaseSensitive(loop, "monitor");
+    const char *was = cJSON_IsString(mon) ? mon->valuestring : "auc";
+    if (strcmp(was, sc_monitor_name(monitor))) {
+        rc = sc_fail(err, SC_EINVAL, "%s: the run being resumed monitored %s, this one %s (pass --monitor %s)", path,
+                     was, sc_monitor_name(monitor), was);
+        sc_container_close(&c);
+        return rc;
+    }
     rc = t->load_checkpoint(t->ctx, &c, err);
     if (!rc) {
         st->epoch = (int)json_num(loop, "epoch", 0);
         st->bad_epochs = (int)json_num(loop, "bad_epochs", 0);
         st->plateau = (int)json_num(loop, "plateau", 0);
         st->lr = (float)json_num(loop, "lr", st->lr);
-        st->best_auc = json_num(loop, "best_auc", -1);
         st->best_epoch = (int)json_num(loop, "best_epoch", 0);
+        st->best_score = st->best_epoch ? json_num(loop, cJSON_IsString(mon) ? "best_score" : "best_auc", -INFINITY)
+                                        : -INFINITY;
         st->steps = (int64_t)json_num(loop, "steps", 0);
     }
     sc_container_close(&c);
@@ -194,7 +213,8 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
     sc_batch b = {0};
     int64_t *order = NULL;
     FILE *log = NULL;
-    loop_state st = {.lr = cfg->lr, .best_auc = -1};
+    loop_state st = {.lr = cfg->lr, .best_score = -INFINITY};
+    const char *metric = cfg->monitor == SC_MONITOR_LOGLOSS ? "logloss" : "AUC";
 
     rc = sc_batch_alloc(&b, train->fields, train->n_fields, cfg->batch_size, err);
     if (rc) goto done;
@@ -211,9 +231,10 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         }
     }
     if (cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path)) {
-        rc = load_checkpoint(cfg->ckpt_path, t, &st, err);
+        rc = load_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err);
         if (rc) goto done;
-        sc_info("resuming after epoch %d (best valid AUC %.5f at epoch %d)", st.epoch, st.best_auc, st.best_epoch);
+        sc_info("resuming after epoch %d (best valid %s %.5f at epoch %d)", st.epoch, metric,
+                cfg->monitor == SC_MONITOR_LOGLOSS ? -st.best_score : st.best_score, st.best_epoch);
     }
 
     double train_time = 0;
@@ -267,10 +288,14 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         sc_metrics m;
         rc = t->validate(t->ctx, &m, err);
         if (rc) goto done;
-        int improved = m.auc > st.best_auc;
+        double score = monitored(cfg->monitor, &m);
+        int improved = score > st.best_score;
         st.epoch = epoch;
+        double sps = dt > 0 ? (double)seen / dt : 0, mean_loss = n_batches ? loss_sum / (double)n_batches : 0;
+        sc_info("epoch %d: train loss %.5f, valid AUC %.5f, gAUC %.5f, logloss %.5f, %.0f samples/s%s", epoch,
+                mean_loss, m.auc, m.gauc, m.logloss, sps, improved ? " (best so far, saved)" : "");
         if (improved) {
-            st.best_auc = m.auc;
+            st.best_score = score;
             st.best_epoch = epoch;
             st.bad_epochs = st.plateau = 0;
             res->best_valid = m;
@@ -282,21 +307,18 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             if (st.plateau >= cfg->lr_patience && cfg->lr_decay < 1) {
                 st.lr *= cfg->lr_decay;
                 st.plateau = 0;
-                sc_info("validation AUC did not improve: learning rate now %g", st.lr);
+                sc_info("validation %s did not improve: learning rate now %g", metric, st.lr);
             }
         }
-        double sps = dt > 0 ? (double)seen / dt : 0, mean_loss = n_batches ? loss_sum / (double)n_batches : 0;
-        sc_info("epoch %d: train loss %.5f, valid AUC %.5f, gAUC %.5f, logloss %.5f, %.0f samples/s%s", epoch,
-                mean_loss, m.auc, m.gauc, m.logloss, sps, improved ? " (best so far, saved)" : "");
         log_epoch(log, epoch, mean_loss, &m, st.lr, sps, improved);
         res->epochs_run++;
         if (cfg->ckpt_path) {
-            rc = save_checkpoint(cfg->ckpt_path, t, &st, err);
+            rc = save_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err);
             if (rc) goto done;
         }
         if (st.bad_epochs >= cfg->patience) {
             res->stopped_early = stop = 1;
-            sc_info("early stop: no better validation AUC for %d epochs", st.bad_epochs);
+            sc_info("early stop: no better validation %s for %d epochs", metric, st.bad_epochs);
         }
         if (cfg->max_steps && st.steps >= cfg->max_steps) stop = 1;
     }

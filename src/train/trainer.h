@@ -19,13 +19,18 @@
 
 enum sc_optimizer_kind { SC_OPT_ADAM = 0, SC_OPT_ADAGRAD = 1 };
 
+/* What picks the best epoch, decays the learning rate and stops early. */
+enum sc_monitor_kind { SC_MONITOR_AUC = 0, SC_MONITOR_LOGLOSS = 1 };
+
 typedef struct sc_train_config {
     int epochs;            /* maximum epochs (default 10) */
     int batch_size;        /* default 256 */
     float lr;              /* initial learning rate (default 1e-3) */
     int optimizer;         /* enum sc_optimizer_kind (default Adam) */
     float l2_embed;        /* L2 on touched embedding rows (default 1e-5, DeepCTR's l2_reg_embedding) */
-    int patience;          /* stop after this many epochs without a better validation AUC (default 2) */
+    int monitor;           /* enum sc_monitor_kind: the validation metric that picks the best epoch (default AUC;
+                              logloss when the predicted probability itself matters, e.g. bidding) */
+    int patience;          /* stop after this many epochs without a better monitored metric (default 2) */
     float lr_decay;        /* multiply lr by this on a plateau (default 0.1; 1 = never) */
     int lr_patience;       /* epochs without improvement before decaying (default 1) */
     uint64_t seed;         /* weights init, shuffle order, dropout (default 2026) */
@@ -38,6 +43,9 @@ typedef struct sc_train_config {
 } sc_train_config;
 
 void sc_train_config_default(sc_train_config *c);
+
+/* "auc" or "logloss" (the checkpoint records it). */
+const char *sc_monitor_name(int monitor);
 
 typedef struct sc_train_result {
     int epochs_run;
@@ -57,7 +65,7 @@ typedef struct sc_fit_task {
     void *ctx;
     /* One optimisation step on batch b (its dataset rows are rows[0..b->n)). */
     int (*step)(void *ctx, const sc_batch *b, const int64_t *rows, float lr, double *loss, sc_error *err);
-    /* Metrics on the validation split; m->auc picks the best epoch. */
+    /* Metrics on the validation split; m->auc or m->logloss (cfg->monitor) picks the best epoch. */
     int (*validate)(void *ctx, sc_metrics *m, sc_error *err);
     /* This epoch is the best so far: snapshot the weights and write the model file. */
     int (*save_best)(void *ctx, sc_error *err);
