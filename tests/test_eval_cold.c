@@ -101,6 +101,39 @@ Test(eval_cold_cli, slice_rows_match_raw_counts) {
     cr_assert(strstr(tcli_out(), "cold     AUC") && strstr(tcli_out(), "item_id with <= 5 train"), "%s", tcli_out());
 }
 
+/* eval's calibration: the reliability diagram covers every row and agrees with ECE, mean_pred and ctr
+ * (the metric itself is checked against scikit-learn in test_train_metrics.c). */
+Test(eval_cold_cli, calibration_is_reported_and_consistent) {
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --split test --json", g_dir, g_dir), 0, "%s",
+                 tcli_out());
+    const char *out = tcli_out(), *cal = strstr(out, "\"calibration\"");
+    cr_assert(cal, "%s", out);
+    double n = tcli_json_number(out, "n"), ece = tcli_json_number(out, "ece");
+    cr_assert_float_eq(tcli_json_number(out, "ctr"), tcli_json_number(out, "positives") / n, 1e-9);
+    double rows = 0, pos = 0, pred = 0, ece_bins = 0;
+    const char *p = cal;
+    for (int k = 0; k < 10; k++) {
+        p = strstr(p, "{\"lo\"");
+        cr_assert(p, "bin %d missing: %s", k, cal);
+        double r = tcli_json_number(p, "rows");
+        if (r > 0) {
+            double bp = tcli_json_number(p, "mean_pred"), bc = tcli_json_number(p, "ctr");
+            rows += r;
+            pos += r * bc;
+            pred += r * bp;
+            ece_bins += r / n * fabs(bc - bp);
+        }
+        p++;
+    }
+    cr_assert_eq(rows, n);
+    cr_assert(fabs(pos - tcli_json_number(out, "positives")) < 1e-2, "%f", pos);
+    cr_assert(fabs(pred / n - tcli_json_number(out, "mean_pred")) < 1e-5);
+    cr_assert(fabs(ece_bins - ece) < 1e-5, "ece %f, from the bins %f", ece, ece_bins);
+    cr_assert(ece > 0 && ece < 0.5, "%f", ece);
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data", g_dir, g_dir), 0, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "ECE      ") && strstr(tcli_out(), "observed CTR"), "%s", tcli_out());
+}
+
 Test(eval_cold_cli, bad_item_field_is_an_error_naming_it) {
     cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --json --cold 5 --item-field nosuch", g_dir, g_dir), 1);
     cr_assert(strstr(tcli_out(), "'nosuch'") && strstr(tcli_out(), "item_id"), "%s", tcli_out());

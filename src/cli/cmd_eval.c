@@ -24,7 +24,8 @@ static const char *USAGE =
     "  --cold N          also the cold-start slice: rows whose item has <= N interactions in\n"
     "                    the train split (DIR/train.scd; unseen items count 0)\n"
     "  --item-field NAME the item field of --cold (item_id)\n"
-    "  --json            one JSON object on stdout: auc, gauc, logloss, n, (relaimpr), (cold)\n"
+    "  --json            one JSON object on stdout: auc, gauc, logloss, ece, mean_pred, ctr, calibration\n"
+    "                    (a reliability diagram), n, (relaimpr), (cold)\n"
     "  --encoder DIR     MSD: encode new users/items (ids not in the vocabulary) from their raw\n"
     "                    entity text with this small encoder (without: zeros); docs/msd.md\n";
 
@@ -43,12 +44,15 @@ static int predict(const sc_model_bundle *b, sc_model *model, const sc_dataset *
     return rc;
 }
 
-/* Metrics of a network on ds, and (keep not NULL) on the rows keep marks. */
+/* Metrics of a network on ds, (keep not NULL) on the rows keep marks, and
+ * (bins not NULL) its reliability diagram, SC_CALIB_BINS bins. */
 static int evaluate(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
-                    const uint8_t *keep, sc_metrics *m, sc_metrics *m_keep, int64_t *n_unknown, sc_error *err) {
+                    const uint8_t *keep, sc_metrics *m, sc_metrics *m_keep, sc_calib_bin *bins, int64_t *n_unknown,
+                    sc_error *err) {
     float *prob = NULL;
     int rc = predict(b, model, ds, encoder, threads, &prob, n_unknown, err);
     if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, m, err);
+    if (!rc && bins) sc_calibration_bins(ds->label, prob, ds->n_rows, SC_CALIB_BINS, bins);
     if (!rc && keep) rc = sc_metrics_on_rows(ds->label, prob, ds->group, keep, ds->n_rows, m_keep, err);
     sc_free(prob);
     return rc;
@@ -130,7 +134,8 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
     if (!rc && cold >= 0) rc = cold_rows(data, &ds, item_field, cold, &keep, &err);
     int64_t unknown = 0;
-    if (!rc) rc = evaluate(&bundle, model, &ds, encoder, (int)threads, keep, &m, &mc, &unknown, &err);
+    sc_calib_bin bins[SC_CALIB_BINS];
+    if (!rc) rc = evaluate(&bundle, model, &ds, encoder, (int)threads, keep, &m, &mc, bins, &unknown, &err);
     double ms = 0;
     int is_msd = !strcmp(bundle.method, "msd");
     /* an MSD network needs its semantic fields: its scoring time is in the training info (latency_ms_per_100) */
@@ -140,26 +145,34 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && baseline) {
         rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
-        if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, NULL, &mb, NULL, NULL, &err);
+        if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, NULL, &mb, NULL, NULL, NULL, &err);
     }
     if (!rc) {
         if (json) {
             printf("{\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"n\": %lld, \"positives\": %lld, "
                    "\"split\": \"%s\", \"score_ms_per_1000\": %.4f",
                    m.auc, nan_to(m.gauc, -1), m.logloss, (long long)m.n, (long long)m.n_pos, split, ms);
+            printf(", \"ece\": %.9f, \"mean_pred\": %.9f, \"ctr\": %.9f, \"calibration\": [", m.ece, m.mean_pred, m.ctr);
+            for (int k = 0; k < SC_CALIB_BINS; k++)
+                printf("%s{\"lo\": %.2f, \"hi\": %.2f, \"rows\": %lld, \"mean_pred\": %.6f, \"ctr\": %.6f}", k ? ", " : "",
+                       bins[k].lo, bins[k].hi, (long long)bins[k].n, nan_to(bins[k].mean_pred, -1),
+                       nan_to(bins[k].ctr, -1));
+            printf("]");
             if (baseline)
                 printf(", \"baseline_auc\": %.9f, \"relaimpr\": %.6f", mb.auc, sc_relaimpr(m.auc, mb.auc));
             if (is_msd) printf(", \"msd_unknown_ids\": %lld", (long long)unknown);
             if (keep)
-                printf(", \"cold\": {\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"rows\": %lld, "
+                printf(", \"cold\": {\"auc\": %.9f, \"gauc\": %.9f, \"logloss\": %.9f, \"ece\": %.9f, \"rows\": %lld, "
                        "\"positives\": %lld, \"max_train_interactions\": %ld, \"item_field\": \"%s\"}",
-                       nan_to(mc.auc, -1), nan_to(mc.gauc, -1), nan_to(mc.logloss, -1), (long long)mc.n,
-                       (long long)mc.n_pos, cold, item_field);
+                       nan_to(mc.auc, -1), nan_to(mc.gauc, -1), nan_to(mc.logloss, -1), nan_to(mc.ece, -1),
+                       (long long)mc.n, (long long)mc.n_pos, cold, item_field);
             printf("}\n");
         } else {
             printf("%s on %s (%lld rows, %lld positive)\n", model_path, split, (long long)m.n, (long long)m.n_pos);
             printf("  AUC      %.6f\n  gAUC     %.6f  (%lld groups with both labels)\n  logloss  %.6f\n", m.auc,
                    m.gauc, (long long)m.n_groups_used, m.logloss);
+            printf("  ECE      %.6f  (mean predicted %.4f, observed CTR %.4f; %d bins)\n", m.ece, m.mean_pred, m.ctr,
+                   SC_CALIB_BINS);
             if (!is_msd) printf("  scoring  %.3f ms per 1,000 rows (one batch, median of 7)\n", ms);
             else printf("  MSD      %lld ids not in the semantic tables (zeros)\n", (long long)unknown);
             if (baseline)
