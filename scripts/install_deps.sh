@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(build-essential clang pkg-config python3 python3-pip unzip curl
       libopenblas-dev libutf8proc-dev libpcre2-dev libyaml-dev libcjson-dev
-      libxxhash-dev libmicrohttpd-dev libcriterion-dev wrk)
+      libxxhash-dev libmicrohttpd-dev libcriterion-dev wrk
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
