@@ -1,4 +1,4 @@
-/* Llama-family and Gemma 3 forward pass, llm.c style.
+/* Llama-family, Gemma 3 and Qwen2 forward pass, llm.c style.
  *
  * Dimension letters: T tokens in the batch, P = n_past + T positions in the
  * cache, C model width, NH query heads, NKV key/value heads, HS head size
@@ -186,6 +186,13 @@ static void attention_task(void *ctx, int task) {
         attention_gemm(out, q, kv->k + off, kv->v + off, att, T, pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h);
 }
 
+/* x[t] += bias for each of T rows of n; nothing when bias is NULL */
+static void add_bias(float *x, const float *bias, int T, int n) {
+    if (!bias) return;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) x[(size_t)t * n + i] += bias[i];
+}
+
 /* h = silu(g) * u, in place into g */
 static void swiglu_forward(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
@@ -265,6 +272,15 @@ static int load_tensor(sc_gguf *g, const char *name, int64_t ne0, int64_t ne1, f
     return SC_OK;
 }
 
+/* blk.<layer>.<name>.bias [n] into *out when the file has it; absent: *out
+ * stays NULL, an error when required */
+static int load_bias(sc_gguf *g, int layer, const char *name, int64_t n, int required, float **out, sc_error *err) {
+    char key[64];
+    snprintf(key, sizeof key, "blk.%d.%s.bias", layer, name);
+    if (!required && !sc_gguf_tensor_find(g, key)) return SC_OK;
+    return load_tensor(g, key, n, 1, out, err);
+}
+
 /* a matrix [ne1 rows, ne0 cols] left in its GGUF type, pointing into the map */
 static int load_matrix(sc_gguf *g, const char *name, int64_t ne0, int64_t ne1, sc_qtensor *out, sc_error *err) {
     const sc_gguf_tensor *t = sc_gguf_tensor_find(g, name);
@@ -292,6 +308,7 @@ void sc_llama_free(sc_llama *m) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             sc_llama_layer *y = &w->layers[l];
             sc_free(y->attn_norm); sc_free(y->ffn_norm);
+            sc_free(y->bq); sc_free(y->bk); sc_free(y->bv); sc_free(y->bo);
             sc_free(y->q_norm); sc_free(y->k_norm); sc_free(y->post_attn_norm); sc_free(y->post_ffn_norm);
         }
         sc_free(w->layers);
@@ -320,7 +337,8 @@ int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err) {
 /* "<arch>.<suffix>" */
 static const char *akey(const sc_llama_config *c, const char *suffix) {
     static _Thread_local char k[128];
-    snprintf(k, sizeof k, "%s.%s", c->arch == SC_ARCH_GEMMA3 ? "gemma3" : "llama", suffix);
+    static const char *names[] = {"llama", "gemma3", "qwen2"};
+    snprintf(k, sizeof k, "%s.%s", names[c->arch], suffix);
     return k;
 }
 
@@ -371,6 +389,7 @@ static int read_config(sc_gguf *g, sc_llama_config *c, sc_error *err) {
         return rc;
     c->embd_scale = 1.0f;
     c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
+    c->rope_neox = c->arch == SC_ARCH_QWEN2; /* llama.cpp: LLAMA_ROPE_TYPE_NEOX */
     if (c->arch == SC_ARCH_GEMMA3) {
         c->rope_neox = 1;
         c->embd_scale = sqrtf((float)c->dim);
@@ -428,8 +447,10 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
         c->arch = SC_ARCH_LLAMA;
     } else if (!strcmp(arch, "gemma3")) {
         c->arch = SC_ARCH_GEMMA3;
+    } else if (!strcmp(arch, "qwen2")) {
+        c->arch = SC_ARCH_QWEN2;
     } else {
-        rc = sc_fail(err, SC_EFORMAT, "%s: general.architecture is '%s'; supported: 'llama', 'gemma3'", path, arch);
+        rc = sc_fail(err, SC_EFORMAT, "%s: general.architecture is '%s'; supported: 'llama', 'gemma3', 'qwen2'", path, arch);
         goto done;
     }
     if ((rc = read_config(&g, c, err)) != SC_OK) goto done;
@@ -472,6 +493,11 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
             goto done;
         if (c->post_norms && ((rc = load_tensor(&g, n[11], C, 1, &y->post_attn_norm, err)) ||
                               (rc = load_tensor(&g, n[12], C, 1, &y->post_ffn_norm, err))))
+            goto done;
+        /* biases: required by qwen2 on Q/K/V, taken wherever present */
+        int need = c->arch == SC_ARCH_QWEN2;
+        if ((rc = load_bias(&g, l, "attn_q", QD, need, &y->bq, err)) || (rc = load_bias(&g, l, "attn_k", KD, need, &y->bk, err)) ||
+            (rc = load_bias(&g, l, "attn_v", KD, need, &y->bv, err)) || (rc = load_bias(&g, l, "attn_output", C, 0, &y->bo, err)))
             goto done;
     }
     if ((rc = read_swa_layers(&g, m, err)) != SC_OK) goto done;
@@ -536,6 +562,9 @@ static int forward(sc_llama *m, const fwd_batch *b, float *const *logits, float 
         float *qkv[3] = {q, kt, vt};
         const sc_qtensor *wqkv[3] = {&y->wq, &y->wk, &y->wv};
         if ((rc = sc_qmatmul_seg(3, qkv, wqkv, xn, b->seg, b->n_seg, m->pool, mode, err))) goto done;
+        add_bias(q, y->bq, T, QD);
+        add_bias(kt, y->bk, T, KD);
+        add_bias(vt, y->bv, T, KD);
         if (c->qk_norm) { /* per head: rows of HS */
             rmsnorm_forward(q, q, y->q_norm, T * NH, HS, c->eps);
             rmsnorm_forward(kt, kt, y->k_norm, T * NKV, HS, c->eps);
@@ -552,6 +581,7 @@ static int forward(sc_llama *m, const fwd_batch *b, float *const *logits, float 
         sc_pool_run(m->pool, b->n_seg * NH, attention_task, &aj);
         const sc_qtensor *wo = &y->wo;
         if ((rc = sc_qmatmul_seg(1, &xn, &wo, ao, b->seg, b->n_seg, m->pool, mode, err))) goto done;
+        add_bias(xn, y->bo, T, C);
         if (c->post_norms) rmsnorm_forward(xn, xn, y->post_attn_norm, T, C, c->eps);
         for (size_t i = 0; i < TC; i++) x[i] += xn[i];
         rmsnorm_forward(xn, x, y->ffn_norm, T, C, c->eps);

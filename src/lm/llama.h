@@ -11,6 +11,11 @@
  *    layers with their own rope base between global ones, optional final
  *    logit soft-capping. (The converter already stores Gemma's norm weights
  *    as 1 + w.)
+ *  - "qwen2" (Qwen2 / Qwen2.5, 0.5B ... 72B): the llama skeleton with biases
+ *    on Q, K and V, NeoX rope (base <arch>.rope.freq_base, 1e6 for Qwen2.5)
+ *    and a separate or tied output matrix as the file has it.
+ * Biases on Q/K/V/O are read wherever a file has them (llama.cpp's llama
+ * graph also takes them when present); qwen2 requires the Q/K/V ones.
  * Matrix weights stay in their GGUF type inside the mmapped file and are
  * multiplied on the quantised blocks (lm/qmatmul.h); norm vectors are
  * copied to float.
@@ -28,7 +33,7 @@
 #include "text/bpe.h"
 #include "text/spm.h"
 
-typedef enum sc_llama_arch { SC_ARCH_LLAMA = 0, SC_ARCH_GEMMA3 = 1 } sc_llama_arch;
+typedef enum sc_llama_arch { SC_ARCH_LLAMA = 0, SC_ARCH_GEMMA3 = 1, SC_ARCH_QWEN2 = 2 } sc_llama_arch;
 
 typedef struct sc_llama_config {
     sc_llama_arch arch;
@@ -42,7 +47,7 @@ typedef struct sc_llama_config {
     int rope_dim;   /* rotated dimensions of each head (<= HS) */
     float rope_base;       /* global layers: <arch>.rope.freq_base */
     float rope_base_local; /* sliding-window layers: <arch>.rope.freq_base_swa, default 10000 */
-    int rope_neox;         /* 1: rotate pairs (i, i + rope_dim/2) (NeoX, Gemma); 0: (2i, 2i+1) */
+    int rope_neox;         /* 1: rotate pairs (i, i + rope_dim/2) (NeoX: Gemma, Qwen2); 0: (2i, 2i+1) */
     float eps;
     int ctx_train;         /* <arch>.context_length */
     float embd_scale;      /* token embeddings are multiplied by it (Gemma: sqrt(C)) */
@@ -57,6 +62,7 @@ typedef struct sc_llama_config {
 typedef struct sc_llama_layer {
     float *attn_norm;        /* [C] */
     sc_qtensor wq, wk, wv, wo; /* [NH*HS,C] [NKV*HS,C] [NKV*HS,C] [C,NH*HS], row = output */
+    float *bq, *bk, *bv, *bo;  /* [NH*HS] [NKV*HS] [NKV*HS] [C]; NULL where the file has none */
     float *ffn_norm;         /* [C] */
     sc_qtensor w_gate, w_up; /* [F,C] */
     sc_qtensor w_down;       /* [C,F] */
@@ -99,7 +105,7 @@ typedef struct sc_llama {
     int qmm_mode;      /* SC_QMM_* for T > 1 (SC_QMM_AUTO) */
 } sc_llama;
 
-/* Load a GGUF of general.architecture "llama" or "gemma3"; max_ctx bounds
+/* Load a GGUF of general.architecture "llama", "gemma3" or "qwen2"; max_ctx bounds
  * the KV cache (0: min(2048, context_length)). The file stays mapped until
  * sc_llama_free. Threads: $SEMCTR_THREADS if set, else the online CPUs
  * (at most 8); change with sc_llama_set_threads. */

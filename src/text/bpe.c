@@ -78,6 +78,11 @@ static int pre_regexes(const char *pre, const char **r) {
         r[0] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
         return 1;
     }
+    /* Qwen2: llama3's expression with digits one at a time (\p{N}, not \p{N}{1,3}) */
+    if (!strcmp(pre, "qwen2") || !strcmp(pre, "deepseek-r1-qwen") || !strcmp(pre, "stablelm2")) {
+        r[0] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+        return 1;
+    }
     if (!strcmp(pre, "gpt-2") || !strcmp(pre, "default")) {
         r[0] = GPT2;
         return 1;
