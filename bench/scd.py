@@ -1,6 +1,7 @@
 """Read semctr's binary split files (.scd) with numpy, so that Python peers
 (DeepCTR-Torch) train on exactly the rows, ids and values semctr trains on.
-Layout: src/data/dataset.h (version 1)."""
+Layout: src/data/dataset.h (version 2; the checksum is not verified here:
+the files come from a `semctr prepare` that semctr itself reads and checks)."""
 import struct
 import numpy as np
 
@@ -13,8 +14,8 @@ def read_scd(path):
     if buf[:8] != b"SCDSPLIT":
         raise ValueError(f"{path}: not a semctr split file")
     version, F, N, cap, flags, T = struct.unpack_from("<IIqqII", buf, 8)
-    if version != 1:
-        raise ValueError(f"{path}: split version {version}, this reader knows 1")
+    if version != 2:
+        raise ValueError(f"{path}: split version {version}, this reader knows 2; re-run `semctr prepare`")
     off = 64
     fields = []
     for _ in range(F):

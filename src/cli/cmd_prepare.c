@@ -64,6 +64,13 @@ int cmd_prepare(int argc, char **argv) {
                    (long long)sc_schema_text_count(s, t));
         sc_schema_free(s);
     }
+    for (int j = 0; j < st.n_joins; j++) {
+        const sc_join_stats *js = &st.joins[j];
+        printf("  join %-17s %lld rows; %lld input rows (%.2f%%) have no match", js->name, (long long)js->rows,
+               (long long)js->unmatched, total ? 100.0 * (double)js->unmatched / (double)total : 0.0);
+        if (js->unmatched) printf(" (first: %s)", js->first);
+        printf("\n");
+    }
     int any = 0;
     for (int r = 0; r < SC_BAD_COUNT; r++)
         if (st.bad[r]) {

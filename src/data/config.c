@@ -304,7 +304,8 @@ static int parse_table(ctx *c, yaml_node_t *n, sc_table_cfg *t, int is_join) {
             has_header = 1;
         } else if (!strcmp(k, "columns")) {
             if (get_strlist(c, v, k, &t->columns, &t->n_columns)) return -1;
-            if (t->n_columns < 1) return FAILN(c, v, "'columns' is empty");
+            if (t->n_columns < 1 || t->n_columns > SC_MAX_COLUMNS)
+                return FAILN(c, v, "'columns' needs 1 to %d names", SC_MAX_COLUMNS);
             for (int i = 0; i < t->n_columns; i++) {
                 if (!t->columns[i][0] || strlen(t->columns[i]) >= SC_NAME_MAX)
                     return FAILN(c, v, "column name '%s' must have 1 to %d bytes", t->columns[i], SC_NAME_MAX - 1);
@@ -378,14 +379,86 @@ static int parse_label(ctx *c, yaml_node_t *v) {
 
 static const char *const kind_names[] = {"categorical", "numeric", "multi", "sequence", NULL};
 
+/* The keys of a field and the types they apply to (bit 1 << enum
+ * sc_field_kind). A key given to a type it does not apply to is an error,
+ * never silently ignored. Finer rules (bucketing, flags, hash_buckets) follow
+ * in key_misplaced. */
+#define K_C (1 << SC_FIELD_CATEGORICAL)
+#define K_N (1 << SC_FIELD_NUMERIC)
+#define K_M (1 << SC_FIELD_MULTI)
+#define K_S (1 << SC_FIELD_SEQUENCE)
+static const struct field_key {
+    const char *key;
+    int kinds;
+    const char *applies; /* for the message */
+} field_keys[] = {
+    {"name", K_C | K_N | K_M | K_S, ""},
+    {"names", K_C | K_N | K_M | K_S, ""},
+    {"type", K_C | K_N | K_M | K_S, ""},
+    {"column", K_C | K_N | K_M, "categorical, numeric and multi fields (a sequence field takes 'of' and 'by')"},
+    {"pattern", K_C | K_N | K_M, "categorical, numeric and multi fields"},
+    {"min_count", K_C | K_N | K_M, "fields with a vocabulary: categorical, multi, numeric with 'bucketize: log2'"},
+    {"hash_buckets", K_C | K_M, "categorical and multi fields"},
+    {"normalize", K_N, "numeric fields"},
+    {"fill", K_N, "numeric fields"},
+    {"buckets", K_N, "numeric fields"},
+    {"quantiles", K_N, "numeric fields"},
+    {"bucketize", K_N, "numeric fields"},
+    {"separator", K_M | K_S, "multi and sequence fields"},
+    {"max_len", K_M | K_S, "multi and sequence fields"},
+    {"pooling", K_M | K_S, "multi and sequence fields"},
+    {"flags", K_M, "multi fields"},
+    {"of", K_S, "sequence fields"},
+    {"by", K_S, "sequence fields"},
+    {"share_embedding", K_S, "sequence fields"},
+    {NULL, 0, NULL},
+};
+#define FIELD_KEY_MAX 32 /* > the entries above */
+
+static int field_key_index(const char *k) {
+    for (int i = 0; field_keys[i].key; i++)
+        if (!strcmp(field_keys[i].key, k)) return i;
+    return -1;
+}
+
+/* NULL when the given keys suit field f of this kind, else the message. */
+static const char *key_misplaced(const sc_field_cfg *f, int kind, const int *given, char *msg, size_t cap) {
+    for (int i = 0; field_keys[i].key; i++)
+        if (given[i] && !(field_keys[i].kinds & (1 << kind))) {
+            snprintf(msg, cap, "field '%s': '%s' applies to %s, not to a %s field", f->name, field_keys[i].key,
+                     field_keys[i].applies, kind_names[kind]);
+            return msg;
+        }
+    int bucketed = f->transform == SC_TR_BUCKET, log2 = f->transform == SC_TR_LOG2;
+    const char *why = NULL;
+    if (given[field_key_index("min_count")] && kind == SC_FIELD_NUMERIC && !log2)
+        why = "'min_count' applies to a numeric field only with 'bucketize: log2' (the others have no vocabulary)";
+    else if (given[field_key_index("min_count")] && f->hash_buckets)
+        why = "'min_count' and 'hash_buckets' exclude each other (hashed fields have no vocabulary)";
+    else if (given[field_key_index("fill")] && (bucketed || log2))
+        why = "'fill' applies to plain numeric fields (bucketed: a missing cell is OOV; log2: the category \"\")";
+    else if (f->n_flags && given[field_key_index("column")])
+        why = "give 'column' or 'flags', not both";
+    else if (f->n_flags && given[field_key_index("separator")])
+        why = "'separator' splits a cell; a field from 'flags' has none";
+    else if (f->n_flags && given[field_key_index("pattern")])
+        why = "'pattern' applies to a cell; a field from 'flags' has none";
+    if (!why) return NULL;
+    snprintf(msg, cap, "field '%s': %s", f->name, why);
+    return msg;
+}
+
 static int parse_field(ctx *c, yaml_node_t *n, sc_field_cfg *f, const char *name) {
     f->line = line_of(n);
     f->min_count = 1;
     strcpy(f->sep, "|");
     f->pooling = SC_POOL_MEAN;
     int kind = -1, bucketize = 0;
+    int given[FIELD_KEY_MAX] = {0};
     if (name) snprintf(f->name, sizeof f->name, "%s", name);
     FOR_PAIRS(c, n, k, v) {
+        int ki = field_key_index(k);
+        if (ki >= 0) given[ki] = 1; /* check_map let only known keys through */
         if (!strcmp(k, "name")) {
             if (get_str(c, v, k, f->name, sizeof f->name)) return -1;
         } else if (!strcmp(k, "names")) {
@@ -442,7 +515,7 @@ static int parse_field(ctx *c, yaml_node_t *n, sc_field_cfg *f, const char *name
             if (get_enum(c, v, k, pl, &f->pooling)) return -1;
         } else if (!strcmp(k, "flags")) {
             if (get_strlist(c, v, k, &f->flags, &f->n_flags)) return -1;
-            if (f->n_flags < 1) return FAILN(c, v, "'flags' is empty");
+            if (f->n_flags < 1 || f->n_flags > SC_MAX_FLAGS) return FAILN(c, v, "'flags' needs 1 to %d columns", SC_MAX_FLAGS);
         } else if (!strcmp(k, "pattern")) {
             if (get_strdup(c, v, k, &f->pattern)) return -1;
         } else if (!strcmp(k, "of")) {
@@ -478,14 +551,11 @@ static int parse_field(ctx *c, yaml_node_t *n, sc_field_cfg *f, const char *name
         f->transform = SC_TR_SEQUENCE;
         if (!f->max_len) return FAILN(c, n, "sequence field '%s' needs 'max_len'", f->name);
         if (!f->of[0]) return FAILN(c, n, "sequence field '%s' needs 'of' (the field whose values it collects)", f->name);
-        if (!f->by[0]) return FAILN(c, n, "sequence field '%s' needs 'by' (the user column)", f->name);
+        if (!f->by[0]) return FAILN(c, n, "sequence field '%s' needs 'by' (the field or column naming the user)", f->name);
         break;
     }
-    if (bucketize && kind != SC_FIELD_NUMERIC) return FAILN(c, n, "field '%s': bucketing applies to numeric fields", f->name);
-    if (f->normalize && kind != SC_FIELD_NUMERIC) return FAILN(c, n, "field '%s': 'normalize' applies to numeric fields", f->name);
-    if (f->hash_buckets && (kind == SC_FIELD_NUMERIC || kind == SC_FIELD_SEQUENCE))
-        return FAILN(c, n, "field '%s': 'hash_buckets' applies to categorical and multi fields", f->name);
-    if (f->n_flags && kind != SC_FIELD_MULTI) return FAILN(c, n, "field '%s': 'flags' applies to multi fields", f->name);
+    char msg[300];
+    if (key_misplaced(f, kind, given, msg, sizeof msg)) return FAILN(c, n, "%s", msg);
     return 0;
 }
 
@@ -495,9 +565,10 @@ static int parse_fields(ctx *c, yaml_node_t *n) {
     int total = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *fn = node(c, *it);
-        static const char *const keys[] = {"name", "names", "column", "type", "min_count", "hash_buckets", "normalize",
-                                           "fill", "buckets", "quantiles", "bucketize", "separator", "max_len",
-                                           "pooling", "flags", "pattern", "of", "by", "share_embedding", NULL};
+        const char *keys[FIELD_KEY_MAX + 1];
+        int nk = 0;
+        while (field_keys[nk].key) keys[nk] = field_keys[nk].key, nk++;
+        keys[nk] = NULL;
         if (check_map(c, fn, "a field", keys)) return -1;
         int cnt = 1;
         FOR_PAIRS(c, fn, k, v) {
@@ -548,26 +619,42 @@ static int parse_texts(ctx *c, yaml_node_t *n) {
     if (!cfg->texts) return sc_fail(c->err, SC_ENOMEM, "out of memory");
     for (int i = 0; i < cnt; i++) {
         yaml_node_t *tn = node(c, n->data.sequence.items.start[i]);
-        static const char *const keys[] = {"name", "column", "flags", "joiner", "pattern", NULL};
+        static const char *const keys[] = {"name", "column", "flags", "separator", "joiner", "pattern", NULL};
         if (check_map(c, tn, "a text column", keys)) return -1;
         sc_text_cfg *t = &cfg->texts[cfg->n_texts++];
         t->line = line_of(tn);
         strcpy(t->joiner, ", ");
+        int has_column = 0, has_joiner = 0;
         FOR_PAIRS(c, tn, k, v) {
             if (!strcmp(k, "name")) {
                 if (get_str(c, v, k, t->name, sizeof t->name)) return -1;
             } else if (!strcmp(k, "column")) {
                 if (get_str(c, v, k, t->column, sizeof t->column)) return -1;
+                has_column = 1;
             } else if (!strcmp(k, "flags")) {
                 if (get_strlist(c, v, k, &t->flags, &t->n_flags)) return -1;
-                if (!t->n_flags) return FAILN(c, v, "'flags' is empty");
+                if (t->n_flags < 1 || t->n_flags > SC_MAX_FLAGS)
+                    return FAILN(c, v, "'flags' needs 1 to %d columns", SC_MAX_FLAGS);
+            } else if (!strcmp(k, "separator")) {
+                if (get_str(c, v, k, t->sep, sizeof t->sep)) return -1;
+                if (!t->sep[0]) return FAILN(c, v, "'separator' must not be empty");
             } else if (!strcmp(k, "joiner")) {
                 if (get_str(c, v, k, t->joiner, sizeof t->joiner)) return -1;
+                has_joiner = 1;
             } else if (!strcmp(k, "pattern")) {
                 if (get_strdup(c, v, k, &t->pattern)) return -1;
             }
         }
         if (!t->name[0]) return FAILN(c, tn, "a text column needs 'name'");
+        const char *nm = t->name;
+        if (has_column && t->n_flags) return FAILN(c, tn, "text column '%s': give 'column' or 'flags', not both", nm);
+        if (t->n_flags && t->sep[0])
+            return FAILN(c, tn, "text column '%s': 'separator' splits a cell; text from 'flags' has none", nm);
+        if (t->n_flags && t->pattern)
+            return FAILN(c, tn, "text column '%s': 'pattern' applies to a cell; text from 'flags' has none", nm);
+        if (has_joiner && !t->n_flags && !t->sep[0])
+            return FAILN(c, tn, "text column '%s': 'joiner' joins the values of 'flags' or of a cell split at "
+                                "'separator'; give one of them", nm);
         if (!t->column[0] && !t->n_flags) snprintf(t->column, sizeof t->column, "%s", t->name);
         for (int j = 0; j < i; j++)
             if (!strcmp(cfg->texts[j].name, t->name)) return FAILN(c, tn, "text column '%s' defined twice", t->name);
@@ -587,6 +674,7 @@ static int parse_split(ctx *c, yaml_node_t *n) {
             has_method = 1;
         } else if (!strcmp(k, "column")) {
             if (get_str(c, v, k, cfg->split_column, sizeof cfg->split_column)) return -1;
+            cfg->split_line = line_of(v);
         } else if (!strcmp(k, "seed")) {
             long long x;
             if (get_int(c, v, k, 0, INT64_MAX, &x)) return -1;
@@ -713,11 +801,12 @@ static int parse_root(ctx *c) {
             has[0] = 1;
         } else if (!strcmp(k, "label")) {
             if (parse_label(c, v)) return -1;
+            cfg->label_line = line_of(v);
             has[1] = 1;
         } else if (!strcmp(k, "joins")) {
             if (v->type != YAML_SEQUENCE_NODE) return FAILN(c, v, "'joins' must be a list");
             int cnt = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
-            if (cnt > 64) return FAILN(c, v, "at most 64 joins");
+            if (cnt > SC_MAX_JOINS) return FAILN(c, v, "at most %d joins", SC_MAX_JOINS);
             cfg->joins = sc_calloc((size_t)cnt + 1, sizeof *cfg->joins);
             if (!cfg->joins) return sc_fail(c->err, SC_ENOMEM, "out of memory");
             for (int i = 0; i < cnt; i++) {
@@ -739,6 +828,7 @@ static int parse_root(ctx *c) {
             has[3] = 1;
         } else if (!strcmp(k, "group")) {
             if (get_str(c, v, k, cfg->group, sizeof cfg->group)) return -1;
+            cfg->group_line = line_of(v);
         } else if (!strcmp(k, "bad_rows")) {
             static const char *const br[] = {"skip", "fail", NULL};
             if (get_enum(c, v, k, br, &cfg->bad_rows_fail)) return -1;
@@ -772,10 +862,10 @@ static int parse_root(ctx *c) {
 
 void sc_dcfg_free(sc_dcfg *c) {
     if (!c) return;
-    sc_table_cfg *tabs[65];
+    sc_table_cfg *tabs[SC_MAX_JOINS + 1];
     int nt = 0;
     tabs[nt++] = &c->input;
-    for (int i = 0; i < c->n_joins && nt < 65; i++) tabs[nt++] = &c->joins[i];
+    for (int i = 0; i < c->n_joins && nt < SC_MAX_JOINS + 1; i++) tabs[nt++] = &c->joins[i];
     for (int t = 0; t < nt; t++) {
         for (int i = 0; i < tabs[t]->n_paths; i++) sc_free(tabs[t]->paths[i]);
         sc_free(tabs[t]->paths);
@@ -814,6 +904,50 @@ void sc_dcfg_free(sc_dcfg *c) {
     sc_free(c);
 }
 
+/* Nesting deeper than this is refused before the document is built: a real
+ * config nests 5 levels, and libyaml's scanner takes time quadratic in the
+ * depth of flow collections (100,000 '[' took 22 s before its error). */
+#define YAML_MAX_DEPTH 64
+
+static int yaml_syntax_error(sc_error *err, const char *name, const yaml_parser_t *parser) {
+    return sc_fail(err, SC_EINVAL, "%s:%d: YAML syntax error: %s%s%s", name, (int)parser->problem_mark.line + 1,
+                   parser->problem ? parser->problem : "unknown", parser->context ? " " : "",
+                   parser->context ? parser->context : "");
+}
+
+/* One pass over the events (no document built) that stops at the first
+ * collection nested deeper than YAML_MAX_DEPTH: linear in the text up to
+ * that point. */
+static int check_depth(const char *text, size_t len, const char *name, sc_error *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return sc_fail(err, SC_ENOMEM, "out of memory (YAML parser)");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = SC_OK;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = yaml_syntax_error(err, name, &parser);
+            break;
+        }
+        yaml_event_type_t type = ev.type;
+        int line = (int)ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > YAML_MAX_DEPTH) {
+                rc = sc_fail(err, SC_EINVAL, "%s:%d: lists and mappings nested deeper than %d levels", name, line,
+                             YAML_MAX_DEPTH);
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (type == YAML_STREAM_END_EVENT) {
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 int sc_dcfg_parse(sc_dcfg **out, const char *text, size_t len, const char *name, const char *base_dir, sc_error *err) {
     *out = NULL;
     ctx c = {.name = name ? name : "config", .base_dir = base_dir, .err = err};
@@ -829,6 +963,11 @@ int sc_dcfg_parse(sc_dcfg **out, const char *text, size_t len, const char *name,
     }
     memcpy(cfg->text, text, len);
     cfg->text[len] = 0;
+    int drc = check_depth(text, len, c.name, err);
+    if (drc) {
+        sc_dcfg_free(cfg);
+        return drc;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         sc_dcfg_free(cfg);
@@ -836,9 +975,7 @@ int sc_dcfg_parse(sc_dcfg **out, const char *text, size_t len, const char *name,
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &c.doc)) {
-        int rc = sc_fail(err, SC_EINVAL, "%s:%d: YAML syntax error: %s%s%s", c.name, (int)parser.problem_mark.line + 1,
-                         parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-                         parser.context ? parser.context : "");
+        int rc = yaml_syntax_error(err, c.name, &parser);
         yaml_parser_delete(&parser);
         sc_dcfg_free(cfg);
         return rc;

@@ -12,6 +12,9 @@
 #include "base/error.h"
 
 #define SC_NAME_MAX 64
+#define SC_MAX_COLUMNS 4096 /* columns of a table */
+#define SC_MAX_FLAGS 4096   /* flag columns of a multi field or a text column */
+#define SC_MAX_JOINS 64
 
 enum sc_transform {
     SC_TR_CATEGORICAL = 0, /* vocabulary (min_count) or hash buckets */
@@ -71,6 +74,7 @@ typedef struct sc_text_cfg {
     char column[2 * SC_NAME_MAX];
     char **flags;                 /* text = names of the flag columns that hold 1, joined by `joiner` */
     int n_flags;
+    char sep[16];                 /* "" or: the cell's values split here, joined by `joiner` ("A|B" -> "A, B") */
     char joiner[16];
     char *pattern;
     int line;
@@ -110,6 +114,7 @@ typedef struct sc_dcfg {
     char label_column[2 * SC_NAME_MAX];
     int label_op;                 /* enum sc_label_op; NONE: the column holds 0 or 1 */
     double label_value;
+    int label_line, split_line, group_line; /* lines of `label`, `split.column`, `group`, for messages */
     sc_field_cfg *fields;
     int n_fields;
     sc_text_cfg *texts;

@@ -218,3 +218,25 @@ int sc_parse_double(const char *p, size_t len, double *out) {
     *out = v;
     return 0;
 }
+
+size_t sc_split_join_cap(size_t len, const char *sep, const char *joiner) {
+    size_t sl = strlen(sep), jl = strlen(joiner);
+    /* at most len / sl + 1 values, so at most len / sl joiners where separators were */
+    return len + 1 + (jl > sl ? len / sl * (jl - sl) : 0);
+}
+
+size_t sc_split_join(const char *src, size_t len, const char *sep, const char *joiner, char *dst) {
+    size_t sl = strlen(sep), jl = strlen(joiner), w = 0;
+    const char *p = src, *end = src + len;
+    while (p <= end) {
+        const char *q = p;
+        while (q < end && !((size_t)(end - q) >= sl && memcmp(q, sep, sl) == 0)) q++;
+        if (q > p) {
+            if (w) memcpy(dst + w, joiner, jl), w += jl;
+            memcpy(dst + w, p, (size_t)(q - p));
+            w += (size_t)(q - p);
+        }
+        p = q + sl;
+    }
+    return w;
+}

@@ -50,6 +50,12 @@ size_t sc_latin1_to_utf8(const char *src, size_t len, char *dst);
  * bad byte when non-NULL. */
 int sc_utf8_valid(const char *p, size_t len, size_t *bad_at);
 
+/* The values of src[0..len) split at sep, empty ones dropped, joined by
+ * joiner into dst ("Crime|Drama||Horror" -> "Crime, Drama, Horror"); returns
+ * the bytes written. dst needs sc_split_join_cap(len, sep, joiner) bytes. */
+size_t sc_split_join(const char *src, size_t len, const char *sep, const char *joiner, char *dst);
+size_t sc_split_join_cap(size_t len, const char *sep, const char *joiner);
+
 /* Strict number parsing of a cell (surrounding spaces allowed, nothing
  * else): 0 and *out, or -1. Empty cells are not numbers. */
 int sc_parse_double(const char *p, size_t len, double *out);

@@ -8,9 +8,11 @@
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "base/alloc.h"
+#include "data/datadir.h"
 
 #define HDR_FIXED 64
 #define FIELD_REC 88
@@ -29,6 +31,24 @@ static uint64_t header_bytes(uint64_t F, uint64_t T) {
 }
 
 static int field_is_ids(const sc_field_info *f) { return f->kind != SC_FIELD_NUMERIC; }
+
+/* The checksum of dataset.h: the header (checksum field as 0) then the
+ * digest of each column, as little-endian bytes. */
+static uint64_t split_checksum(const uint8_t *header, size_t hb, const uint64_t *digest, int n_cols) {
+    XXH3_state_t state, *st = &state;
+    static const uint8_t zero[8] = {0};
+    XXH3_INITSTATE(st);
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, header, 40);
+    XXH3_64bits_update(st, zero, 8);
+    XXH3_64bits_update(st, header + 48, hb - 48);
+    for (int c = 0; c < n_cols; c++) {
+        uint8_t b[8];
+        put_u64(b, digest[c]);
+        XXH3_64bits_update(st, b, 8);
+    }
+    return XXH3_64bits_digest(st);
+}
 
 /* ------------------------------------------------------------------ reader */
 
@@ -50,10 +70,11 @@ int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err) {
     }
     uint32_t version = get_u32(d + 8);
     if (version != SC_SCD_VERSION) {
-        rc = sc_fail(err, SC_EVERSION, "%s: split file version %u, this build reads version %d; rerun `semctr prepare`",
+        rc = sc_fail(err, SC_EVERSION, "%s: split file version %u, this build reads version %d; re-run `semctr prepare`",
                      path, version, SC_SCD_VERSION);
         goto fail;
     }
+    ds->checksum = get_u64(d + 40);
     uint32_t F = get_u32(d + 12), T = get_u32(d + 36), flags = get_u32(d + 32);
     int64_t N = (int64_t)get_u64(d + 16), cap = (int64_t)get_u64(d + 24);
     if (F < 1 || F > SC_MAX_FIELDS || T > SC_MAX_FIELDS || N < 0 || cap < N || (flags & ~1u)) {
@@ -119,6 +140,11 @@ int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err) {
         }
     }
     const uint8_t *cols = d + HDR_FIXED + (size_t)F * FIELD_REC + (size_t)T * NAME_LEN;
+    uint64_t *digest = sc_calloc(2 + (size_t)F + T, sizeof *digest);
+    if (!digest) {
+        rc = sc_fail(err, SC_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
     for (uint32_t c = 0; c < 2 + F + T; c++) {
         uint64_t off = get_u64(cols + 16 * (size_t)c), bytes = get_u64(cols + 16 * (size_t)c + 8);
         uint64_t w = 1;
@@ -131,9 +157,11 @@ int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err) {
             rc = sc_fail(err, SC_EFORMAT,
                          "%s: truncated or corrupt split file: column '%s' needs %llu bytes at offset %llu, file has %zu",
                          path, what, (unsigned long long)need, (unsigned long long)off, size);
+            sc_free(digest);
             goto fail;
         }
         const void *p = need ? d + off : NULL;
+        digest[c] = XXH3_64bits(p ? p : "", need);
         if (c == 0) ds->label = p;
         else if (c == 1) ds->group = p;
         else if (c < 2 + F) {
@@ -141,6 +169,16 @@ int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err) {
             else ds->values[c - 2] = p;
         }
     }
+    uint64_t sum = split_checksum(d, (size_t)hb, digest, (int)(2 + F + T));
+    sc_free(digest);
+    if (sum != ds->checksum) {
+        rc = sc_fail(err, SC_EFORMAT,
+                     "%s: checksum mismatch (header %016llx, contents %016llx): the file was damaged or changed after "
+                     "`semctr prepare` wrote it; re-run `semctr prepare`",
+                     path, (unsigned long long)ds->checksum, (unsigned long long)sum);
+        goto fail;
+    }
+    if ((rc = sc_datadir_check_file(path, ds->checksum, err))) goto fail;
     /* Ids index embedding tables: check every one once here. */
     for (uint32_t f = 0; f < F; f++) {
         const int32_t *ids = ds->ids[f];
@@ -270,9 +308,12 @@ struct sc_split_writer {
     int64_t cap, n;
     uint64_t *col_off; /* (2 + F + T) */
     uint64_t *col_bytes;
+    XXH3_state_t **hash; /* (2 + F + T) each column's digest so far: columns are appended in row order */
 };
 
-static int pwrite_all(sc_split_writer *w, const void *buf, size_t n, uint64_t off, sc_error *err) {
+/* Write buf at off of column c (hashed into the column's digest). */
+static int pwrite_all(sc_split_writer *w, int c, const void *buf, size_t n, uint64_t off, sc_error *err) {
+    if (c >= 0) XXH3_64bits_update(w->hash[c], buf, n);
     const uint8_t *p = buf;
     while (n) {
         ssize_t k = pwrite(w->fd, p, n, (off_t)off);
@@ -304,7 +345,10 @@ int sc_split_writer_open(sc_split_writer **out, const char *path, const sc_field
     w->text_names = sc_calloc((size_t)n_text + 1, NAME_LEN);
     w->col_off = sc_calloc((size_t)nc, sizeof *w->col_off);
     w->col_bytes = sc_calloc((size_t)nc, sizeof *w->col_bytes);
-    if (!w->fields || !w->text_names || !w->col_off || !w->col_bytes) {
+    w->hash = sc_calloc((size_t)nc, sizeof *w->hash);
+    int ok = w->fields && w->text_names && w->col_off && w->col_bytes && w->hash;
+    for (int c = 0; ok && c < nc; c++) ok = (w->hash[c] = XXH3_createState()) != NULL && XXH3_64bits_reset(w->hash[c]) == XXH_OK;
+    if (!ok) {
         sc_split_writer_abort(w);
         return sc_fail(err, SC_ENOMEM, "%s: out of memory", path);
     }
@@ -341,12 +385,12 @@ int sc_split_writer_append(sc_split_writer *w, const sc_batch *b, const int32_t 
     if (n <= 0) return SC_OK;
     if (w->n + n > w->cap)
         return sc_fail(err, SC_EINTERNAL, "%s: more rows than reserved (%lld)", w->file.path, (long long)w->cap);
-    int rc = pwrite_all(w, b->label, (size_t)n * 4, w->col_off[0] + (uint64_t)w->n * 4, err);
-    if (!rc && w->has_group) rc = pwrite_all(w, b->group, (size_t)n * 4, w->col_off[1] + (uint64_t)w->n * 4, err);
+    int rc = pwrite_all(w, 0, b->label, (size_t)n * 4, w->col_off[0] + (uint64_t)w->n * 4, err);
+    if (!rc && w->has_group) rc = pwrite_all(w, 1, b->group, (size_t)n * 4, w->col_off[1] + (uint64_t)w->n * 4, err);
     for (int f = 0; !rc && f < w->n_fields; f++) {
         uint64_t W = (uint64_t)w->fields[f].width;
         const void *src = field_is_ids(&w->fields[f]) ? (const void *)b->ids[f] : (const void *)b->values[f];
-        rc = pwrite_all(w, src, (size_t)n * W * 4, w->col_off[2 + f] + (uint64_t)w->n * W * 4, err);
+        rc = pwrite_all(w, 2 + f, src, (size_t)n * W * 4, w->col_off[2 + f] + (uint64_t)w->n * W * 4, err);
     }
     if (w->n_text && !rc) {
         /* text arrives row-major (B, T); the file is column-major */
@@ -355,8 +399,8 @@ int sc_split_writer_append(sc_split_writer *w, const sc_batch *b, const int32_t 
             for (int i0 = 0; !rc && i0 < n; i0 += 4096) {
                 int m = n - i0 < 4096 ? n - i0 : 4096;
                 for (int i = 0; i < m; i++) buf[i] = text ? text[(size_t)(i0 + i) * w->n_text + t] : -1;
-                rc = pwrite_all(w, buf, (size_t)m * 4, w->col_off[2 + w->n_fields + t] + (uint64_t)(w->n + i0) * 4,
-                                err);
+                rc = pwrite_all(w, 2 + w->n_fields + t, buf, (size_t)m * 4,
+                                w->col_off[2 + w->n_fields + t] + (uint64_t)(w->n + i0) * 4, err);
             }
     }
     if (!rc) w->n += n;
@@ -366,6 +410,9 @@ int sc_split_writer_append(sc_split_writer *w, const sc_batch *b, const int32_t 
 int64_t sc_split_writer_rows(const sc_split_writer *w) { return w->n; }
 
 static void writer_free(sc_split_writer *w) {
+    if (w->hash)
+        for (int c = 0; c < 2 + w->n_fields + w->n_text; c++) XXH3_freeState(w->hash[c]);
+    sc_free(w->hash);
     sc_free(w->fields);
     sc_free(w->text_names);
     sc_free(w->col_off);
@@ -373,7 +420,7 @@ static void writer_free(sc_split_writer *w) {
     sc_free(w);
 }
 
-int sc_split_writer_commit(sc_split_writer *w, sc_error *err) {
+int sc_split_writer_commit(sc_split_writer *w, uint64_t *checksum, sc_error *err) {
     int F = w->n_fields, T = w->n_text, nc = 2 + F + T;
     size_t hb = (size_t)header_bytes((uint64_t)F, (uint64_t)T);
     uint8_t *h = sc_calloc(1, hb);
@@ -401,11 +448,22 @@ int sc_split_writer_commit(sc_split_writer *w, sc_error *err) {
     }
     for (int t = 0; t < T; t++) memcpy(h + HDR_FIXED + (size_t)F * FIELD_REC + (size_t)t * NAME_LEN, w->text_names[t], NAME_LEN);
     uint8_t *cols = h + HDR_FIXED + (size_t)F * FIELD_REC + (size_t)T * NAME_LEN;
+    uint64_t *digest = sc_calloc((size_t)nc, sizeof *digest);
+    if (!digest) {
+        sc_free(h);
+        sc_split_writer_abort(w);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
     for (int c = 0; c < nc; c++) {
         put_u64(cols + 16 * (size_t)c, w->col_off[c]);
         put_u64(cols + 16 * (size_t)c + 8, w->col_bytes[c]);
+        digest[c] = XXH3_64bits_digest(w->hash[c]);
     }
-    int rc = pwrite_all(w, h, hb, 0, err);
+    uint64_t sum = split_checksum(h, hb, digest, nc);
+    sc_free(digest);
+    put_u64(h + 40, sum);
+    if (checksum) *checksum = sum;
+    int rc = pwrite_all(w, -1, h, hb, 0, err);
     sc_free(h);
     if (rc) {
         sc_split_writer_abort(w);

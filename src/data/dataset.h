@@ -47,9 +47,15 @@ typedef struct sc_dataset {
     const int32_t *group;    /* (N) group id per row for gAUC (e.g. the user), or NULL */
     const int32_t **ids;     /* (F) -> (N, W) ids, NULL for numeric fields; owned array */
     const float **values;    /* (F) -> (N) values, NULL for id fields; owned array */
+    uint64_t checksum;       /* the header's, verified against the contents */
 } sc_dataset;
 
-/* Open and validate a split file (magic, version, sizes against the file size). */
+/* Open and validate a split file of a prepared dataset folder: magic,
+ * version, sizes against the file size, ids against vocabularies, its
+ * checksum, and that it belongs with the other files of its folder (the
+ * folder's meta.json lists this file with the same checksum, see
+ * data/datadir.h). A file of another `prepare` run, or one changed since,
+ * is refused with a message that says to re-run `semctr prepare`. */
 int sc_dataset_open(sc_dataset *ds, const char *path, sc_error *err);
 void sc_dataset_close(sc_dataset *ds);
 
@@ -78,17 +84,18 @@ void sc_batch_gather(sc_batch *b, const sc_dataset *ds, const int64_t *rows, int
 
 /* ---- additions (data module): the on-disk format, text columns, writer ----
  *
- * Split file layout (.scd), all little-endian, version 1:
+ * Split file layout (.scd), all little-endian, version 2:
  *
  *   0   char     magic[8] = "SCDSPLIT"
- *   8   uint32   version = 1
+ *   8   uint32   version = 2
  *   12  uint32   F (fields)
  *   16  int64    N (rows)
  *   24  int64    cap (rows reserved per column, >= N; columns may be
  *                followed by unused space when rows were dropped late)
  *   32  uint32   flags (bit 0: has a group column)
  *   36  uint32   T (text columns)
- *   40  uint64   0 (reserved) x 3
+ *   40  uint64   checksum (below)
+ *   48  uint64   0 (reserved) x 2
  *   64  F field records of 88 bytes: char name[64], int32 kind, int32 width,
  *       int64 vocab_size, int32 pooling, int32 share_with
  *   ..  T text-column names, char[64] each
@@ -100,12 +107,20 @@ void sc_batch_gather(sc_batch *b, const sc_dataset *ds, const int64_t *rows, int
  *       text t: int32 (N), an index into text column t's string table in the
  *       schema (see data/schema.h), -1 when the row has no such text.
  *
+ * checksum = XXH3-64 of the header's first H bytes (everything before the
+ * first column) with the checksum field taken as 0, followed by one 8-byte
+ * XXH3-64 digest per column record in order, each over the column's first
+ * N * W * 4 bytes (0 bytes for an absent group column). The writer hashes
+ * each column as it appends to it; the unused space past N rows is not
+ * covered.
+ *
  * sc_dataset_open checks the magic, the version, every size and offset
- * against the file size, the field records, and that every id lies in
- * [0, vocab_size) so that an embedding lookup can never read out of bounds. */
+ * against the file size, the field records, the checksum, and that every
+ * id lies in [0, vocab_size) so that an embedding lookup can never read out
+ * of bounds. Version 1 (no checksum) is refused: re-run `semctr prepare`. */
 
 #define SC_SCD_MAGIC "SCDSPLIT"
-#define SC_SCD_VERSION 1
+#define SC_SCD_VERSION 2
 #define SC_MAX_FIELDS 4096
 #define SC_MAX_WIDTH 65536
 
@@ -127,8 +142,9 @@ int sc_split_writer_open(sc_split_writer **w, const char *path, const sc_field_i
 /* Append b->n rows; text is (b->n, n_text) or NULL when n_text == 0. */
 int sc_split_writer_append(sc_split_writer *w, const sc_batch *b, const int32_t *text, sc_error *err);
 int64_t sc_split_writer_rows(const sc_split_writer *w);
-/* Write the header, fsync, rename into place; frees w in every case. */
-int sc_split_writer_commit(sc_split_writer *w, sc_error *err);
+/* Write the header, fsync, rename into place; frees w in every case.
+ * *checksum (may be NULL) gets the file's checksum. */
+int sc_split_writer_commit(sc_split_writer *w, uint64_t *checksum, sc_error *err);
 /* Remove the temporary file; frees w. NULL is fine. */
 void sc_split_writer_abort(sc_split_writer *w);
 

@@ -168,6 +168,14 @@ int sc_entity_table_load(sc_entity_table *t, const char *config_path, const char
                         if (buf[0]) strncat(buf, x->joiner[0] ? x->joiner : ", ", sizeof buf - strlen(buf) - 1);
                         strncat(buf, x->flags[f], sizeof buf - strlen(buf) - 1);
                     }
+                } else if (x->sep[0]) { /* "Crime|Drama" -> "Crime, Drama", as prepare writes it */
+                    const char *cell = row[text_source(t, n_raw, x)];
+                    size_t len = strlen(cell);
+                    char *v = sc_malloc(sc_split_join_cap(len, x->sep, x->joiner));
+                    if (!v) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+                    else v[sc_split_join(cell, len, x->sep, x->joiner, v)] = '\0';
+                    row[n_raw + i] = v;
+                    continue;
                 } else {
                     snprintf(buf, sizeof buf, "%s", row[text_source(t, n_raw, x)]);
                 }

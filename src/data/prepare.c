@@ -12,11 +12,11 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "base/util.h"
+#include "data/datadir.h"
 #include "data/schema_impl.h"
 
 #define BATCH_ROWS 4096
 #define RESERVOIR 100000
-#define MAX_FILE_COLS 4096
 
 static const char *const bad_names[SC_BAD_COUNT] = {"wrong column count", "bad UTF-8", "missing or bad label",
                                                     "not a number"};
@@ -60,7 +60,7 @@ typedef struct prep {
     tcols *joinc;
     int *main_file_idx;   /* (n_main) */
     int time_idx;         /* main_cols index of the split column, -1 */
-    sc_cell *cells;       /* (MAX_FILE_COLS) */
+    sc_cell *cells;       /* (SC_MAX_COLUMNS) */
     sc_cell *main;        /* (n_main) */
     int64_t *jrow;
     char *conv;
@@ -76,6 +76,8 @@ typedef struct prep {
     int64_t n_rows;
     char *linebuf;
     size_t linebuf_cap;
+    char colbuf[600];     /* column_list's message buffer */
+    uint64_t split_sum[3], schema_sum; /* checksums for the manifest in meta.json */
 } prep;
 
 static int oom(prep *p) { return sc_fail(p->err, SC_ENOMEM, "prepare: out of memory"); }
@@ -101,8 +103,8 @@ static int read_header(prep *p, const sc_table_cfg *t, tcols *out) {
         sc_line_reader_close(&lr);
         return rc < 0 ? rc : sc_fail(p->err, SC_EINVAL, "%s: empty file (expected a header row)", path);
     }
-    int n = sc_csv_split(line, len, t->delim, (size_t)t->dlen, t->quote, p->cells, MAX_FILE_COLS);
-    if (n < 1 || n > MAX_FILE_COLS) {
+    int n = sc_csv_split(line, len, t->delim, (size_t)t->dlen, t->quote, p->cells, SC_MAX_COLUMNS);
+    if (n < 1 || n > SC_MAX_COLUMNS) {
         sc_line_reader_close(&lr);
         return sc_fail(p->err, SC_EINVAL, "%s:1: cannot read the header row", path);
     }
@@ -123,6 +125,16 @@ static int read_header(prep *p, const sc_table_cfg *t, tcols *out) {
     }
     sc_line_reader_close(&lr);
     return SC_OK;
+}
+
+/* "a, b, c": the columns of a table, for messages (cut at cap). */
+static const char *column_list(const tcols *t, char *buf, size_t cap) {
+    size_t w = 0;
+    buf[0] = 0;
+    for (int i = 0; i < t->n && w < cap; i++)
+        w += (size_t)snprintf(buf + w, cap - w, "%s%s", i ? ", " : "", t->name[i]);
+    if (w >= cap && cap > 4) strcpy(buf + cap - 4, "...");
+    return buf;
 }
 
 static int col_index(const tcols *t, const char *name) {
@@ -202,8 +214,9 @@ static int resolve(prep *p, const char *ref, sc_src *out, const char *what, int 
         return SC_OK;
     }
 unknown:
-    return sc_fail(p->err, SC_EINVAL, "%s:%d: %s: unknown column '%s' (not in the input%s)", cfg->source, line, what, ref,
-                   cfg->n_joins ? " nor in any join" : "");
+    return sc_fail(p->err, SC_EINVAL, "%s:%d: %s: unknown column '%s' (not in the input%s; input columns: %s)",
+                   cfg->source, line, what, ref, cfg->n_joins ? " nor in any join" : "",
+                   column_list(&p->mainc, p->colbuf, sizeof p->colbuf));
 }
 
 /* Where a field's or a text column's value comes from: one column, or (with
@@ -222,6 +235,25 @@ static int resolve_source(prep *p, const char *column, char **cfg_flags, int n_f
     }
     *src = (*flag_src)[0];
     return SC_OK;
+}
+
+/* A sequence field's `by`: a field (its column's raw values name the user),
+ * or else a column, as `of` and `group` name fields. */
+static int resolve_by(prep *p, const sc_field_cfg *fc, sc_src *out) {
+    const sc_dcfg *cfg = p->cfg;
+    char what[320];
+    for (int j = 0; j < cfg->n_fields; j++) {
+        const sc_field_cfg *u = &cfg->fields[j];
+        if (strcmp(u->name, fc->by)) continue;
+        if (u->transform == SC_TR_MULTI || u->transform == SC_TR_SEQUENCE)
+            return sc_fail(p->err, SC_EINVAL, "%s:%d: sequence field '%s': 'by: %s' names a %s field; name the field "
+                           "(or column) that holds one user per row", cfg->source, fc->line, fc->name, fc->by,
+                           u->transform == SC_TR_MULTI ? "multi" : "sequence");
+        snprintf(what, sizeof what, "sequence field '%s' (by: field '%s')", fc->name, u->name);
+        return resolve(p, u->column, out, what, fc->line);
+    }
+    snprintf(what, sizeof what, "sequence field '%s': 'by: %s' names no field, and as a column", fc->name, fc->by);
+    return resolve(p, fc->by, out, what, fc->line);
 }
 
 /* Build the schema skeleton: columns, joins' used columns, field encoders. */
@@ -245,8 +277,9 @@ static int build_schema(prep *p) {
         t->on_idx = main_col(p, t->on);
         if (t->on_idx == -2) return oom(p);
         if (t->on_idx < 0)
-            return sc_fail(p->err, SC_EINVAL, "%s:%d: join '%s': 'on: %s' is not a column of the input",
-                           cfg->source, cfg->joins[j].line, t->name, t->on);
+            return sc_fail(p->err, SC_EINVAL, "%s:%d: join '%s': 'on: %s' is not a column of the input (its columns: %s)",
+                           cfg->source, cfg->joins[j].line, t->name, t->on,
+                           column_list(&p->mainc, p->colbuf, sizeof p->colbuf));
     }
     /* label */
     snprintf(s->label_col, sizeof s->label_col, "%s", cfg->label_column);
@@ -256,12 +289,17 @@ static int build_schema(prep *p) {
     if (cfg->label_op) snprintf(s->label_rule, sizeof s->label_rule, "%s %s %g", cfg->label_column, opn[cfg->label_op], cfg->label_value);
     else snprintf(s->label_rule, sizeof s->label_rule, "%s (0 or 1)", cfg->label_column);
     s->label_idx = main_col(p, cfg->label_column);
-    if (s->label_idx < 0) return sc_fail(p->err, SC_EINVAL, "config: label column '%s' is not a column of the input", cfg->label_column);
+    if (s->label_idx == -2) return oom(p);
+    if (s->label_idx < 0)
+        return sc_fail(p->err, SC_EINVAL, "%s:%d: label column '%s' is not a column of the input (its columns: %s)", cfg->source,
+                       cfg->label_line, cfg->label_column, column_list(&p->mainc, p->colbuf, sizeof p->colbuf));
     p->time_idx = -1;
     if (cfg->split == SC_SPLIT_TIME) {
         p->time_idx = main_col(p, cfg->split_column);
+        if (p->time_idx == -2) return oom(p);
         if (p->time_idx < 0)
-            return sc_fail(p->err, SC_EINVAL, "config: split column '%s' is not a column of the input", cfg->split_column);
+            return sc_fail(p->err, SC_EINVAL, "%s:%d: split column '%s' is not a column of the input (its columns: %s)", cfg->source,
+                           cfg->split_line, cfg->split_column, column_list(&p->mainc, p->colbuf, sizeof p->colbuf));
     }
     /* fields */
     s->fenc = sc_calloc((size_t)cfg->n_fields, sizeof *s->fenc);
@@ -307,7 +345,7 @@ static int build_schema(prep *p) {
                 return sc_fail(p->err, SC_EINVAL, "%s:%d: sequence field '%s': 'of: %s' must name a field listed before it",
                                cfg->source, fc->line, fc->name, fc->of);
             if (fc->share) e->info.share_with = e->of;
-            if ((rc = resolve(p, fc->by, &e->by, what, fc->line))) return rc;
+            if ((rc = resolve_by(p, fc, &e->by))) return rc;
             continue;
         }
         rc = resolve_source(p, fc->column, fc->flags, fc->n_flags, what, fc->line, &e->src, &e->flags, &e->flag_src,
@@ -316,7 +354,8 @@ static int build_schema(prep *p) {
     }
     if (cfg->group[0]) s->group = sc_schema_field_index(s, cfg->group);
     if (s->group >= 0 && s->fenc[s->group].info.kind == SC_FIELD_NUMERIC)
-        return sc_fail(p->err, SC_EINVAL, "config: group field '%s' must not be numeric", cfg->group);
+        return sc_fail(p->err, SC_EINVAL, "%s:%d: group field '%s' must not be numeric", cfg->source, cfg->group_line,
+                       cfg->group);
     /* text columns */
     s->tenc = sc_calloc((size_t)cfg->n_texts + 1, sizeof *s->tenc);
     if (!s->tenc) return oom(p);
@@ -328,6 +367,7 @@ static int build_schema(prep *p) {
         snprintf(what, sizeof what, "text column '%s'", tc->name);
         snprintf(e->name, sizeof e->name, "%s", tc->name);
         snprintf(e->joiner, sizeof e->joiner, "%s", tc->joiner);
+        snprintf(e->sep, sizeof e->sep, "%s", tc->sep);
         if (tc->pattern && !(e->pattern = sc_strdup(tc->pattern))) return oom(p);
         rc = resolve_source(p, tc->column, tc->flags, tc->n_flags, what, tc->line, &e->src, &e->flags, &e->flag_src,
                             &e->n_flags);
@@ -397,7 +437,7 @@ static int split_line(prep *p, const sc_table_cfg *t, int ncols, char **line, si
         if (!sc_utf8_valid(*line, *len, &at))
             return bad_row(p, SC_BAD_UTF8, count, path, line_no, "not valid UTF-8 at byte %zu (set 'encoding: latin1' if the file is Latin-1)", at + 1);
     }
-    int n = sc_csv_split(*line, *len, t->delim, (size_t)t->dlen, t->quote, p->cells, MAX_FILE_COLS);
+    int n = sc_csv_split(*line, *len, t->delim, (size_t)t->dlen, t->quote, p->cells, SC_MAX_COLUMNS);
     if (n < 0) return bad_row(p, SC_BAD_COLUMNS, count, path, line_no, "unterminated quote");
     if (n != ncols) return bad_row(p, SC_BAD_COLUMNS, count, path, line_no, "%d columns, expected %d", n, ncols);
     return 1;
@@ -583,6 +623,19 @@ static void iter_close(iter *it) {
     it->open = 0;
 }
 
+/* Where n rows are cut: train is [0, cut[0]), valid [cut[0], cut[1]), test
+ * the rest. The cuts are cumulative, floor(n * f0) and floor(n * (f0 + f1)),
+ * so that equal valid and test fractions get sizes at most one row apart
+ * (100,837 rows at 0.8/0.1/0.1: 80,669 / 10,084 / 10,084). The 1e-7 keeps
+ * 0.7 + 0.2 = 0.8999999999999999 from losing a row to floating point. */
+static void split_cuts(int64_t n, const double fr[3], int64_t cut[2]) {
+    cut[0] = (int64_t)floor((double)n * fr[0] + 1e-7);
+    cut[1] = (int64_t)floor((double)n * (fr[0] + fr[1]) + 1e-7);
+    if (cut[0] > n) cut[0] = n;
+    if (cut[1] > n) cut[1] = n;
+    if (cut[1] < cut[0]) cut[1] = cut[0];
+}
+
 /* Pass 0: rows per split (streaming), or load, check and sort (time). */
 static int count_rows(prep *p, iter *it, int64_t cap[3]) {
     const sc_dcfg *cfg = p->cfg;
@@ -602,9 +655,7 @@ static int count_rows(prep *p, iter *it, int64_t cap[3]) {
         iter_close(it);
         if (k < 0) return k;
         if (cfg->split == SC_SPLIT_SEQUENTIAL) {
-            it->cut[0] = (int64_t)floor((double)total * cfg->fractions[0]);
-            it->cut[1] = it->cut[0] + (int64_t)floor((double)total * cfg->fractions[1]);
-            if (it->cut[1] > total) it->cut[1] = total;
+            split_cuts(total, cfg->fractions, it->cut);
             cap[0] = it->cut[0];
             cap[1] = it->cut[1] - it->cut[0];
             cap[2] = total - it->cut[1];
@@ -871,6 +922,20 @@ static int hist_row(prep *p, int f, sc_batch *b, int i) {
     return SC_OK;
 }
 
+/* Count the row in every join that lacks its key. */
+static void count_unmatched(prep *p, const char *path, int64_t line_no) {
+    sc_schema *s = p->s;
+    for (int j = 0; j < s->n_joins; j++) {
+        if (p->jrow[j] >= 0) continue;
+        sc_join_stats *js = &p->st->joins[j];
+        if (!js->unmatched++) {
+            sc_cell k = p->main[s->joins[j].on_idx];
+            snprintf(js->first, sizeof js->first, "%s:%lld: %s '%.*s'", path, (long long)line_no, s->joins[j].on,
+                     (int)(k.len > 60 ? 60 : k.len), k.p ? k.p : "");
+        }
+    }
+}
+
 static int encode_row(prep *p, out_split *o, float label, int split) {
     sc_schema *s = p->s;
     sc_batch *b = &o->b;
@@ -896,7 +961,9 @@ static int encode_row(prep *p, out_split *o, float label, int split) {
     for (int t = 0; t < s->n_text; t++) {
         sc_cell c;
         int32_t idx = -1;
-        if (sc_text_value(s, &s->tenc[t], &v, &p->sc, &c) == 0) {
+        int got = sc_text_value(s, &s->tenc[t], &v, &p->sc, &c);
+        if (got < 0) return oom(p);
+        if (got == 0) {
             int64_t k = sc_strmap_insert(&s->tenc[t].strings, c.p, c.len, 0, NULL);
             if (k < 0) return oom(p);
             idx = (int32_t)k;
@@ -924,7 +991,7 @@ static int write_bytes_atomic(const char *path, const void *buf, size_t n, sc_at
     return rc;
 }
 
-static char *meta_json(prep *p, const char *out_dir) {
+static char *meta_json(prep *p) {
     sc_schema *s = p->s;
     cJSON *root = cJSON_CreateObject();
     static const char *const sn[3] = {"train", "valid", "test"};
@@ -962,6 +1029,14 @@ static char *meta_json(prep *p, const char *out_dir) {
         cJSON_AddItemToArray(texts, o);
     }
     if (s->group >= 0) cJSON_AddStringToObject(root, "group", s->fenc[s->group].info.name);
+    cJSON *joins = cJSON_AddObjectToObject(root, "joins");
+    for (int j = 0; j < p->st->n_joins; j++) {
+        const sc_join_stats *js = &p->st->joins[j];
+        cJSON *o = cJSON_AddObjectToObject(joins, js->name);
+        cJSON_AddNumberToObject(o, "rows", (double)js->rows);
+        cJSON_AddNumberToObject(o, "unmatched", (double)js->unmatched);
+        if (js->unmatched) cJSON_AddStringToObject(o, "first_unmatched", js->first);
+    }
     cJSON *bad = cJSON_AddObjectToObject(root, "bad_rows");
     for (int r = 0; r < SC_BAD_COUNT; r++) {
         if (!p->st->bad[r]) continue;
@@ -969,7 +1044,16 @@ static char *meta_json(prep *p, const char *out_dir) {
         cJSON_AddNumberToObject(o, "count", (double)p->st->bad[r]);
         cJSON_AddStringToObject(o, "first", p->st->bad_first[r]);
     }
-    (void)out_dir;
+    /* the manifest (data/datadir.h): which files belong to this dataset */
+    cJSON_AddStringToObject(root, "config", p->cfg->source);
+    cJSON *files = cJSON_AddObjectToObject(root, "files");
+    const char *names[4] = {SC_SCHEMA_FILE, "train.scd", "valid.scd", "test.scd"};
+    const uint64_t sums[4] = {p->schema_sum, p->split_sum[0], p->split_sum[1], p->split_sum[2]};
+    for (int k = 0; k < 4; k++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)sums[k]);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(files, names[k]), "checksum", hex);
+    }
     char *txt = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     return txt;
@@ -1020,6 +1104,8 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
     out_split outs[3];
     memset(outs, 0, sizeof outs);
     sc_atomic_file fschema = {0}, fmeta = {0};
+    char final[4096], stage[4096];
+    int staged = 0;
     uint8_t *sbuf = NULL;
     char *meta = NULL;
     int rc;
@@ -1027,7 +1113,7 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
         return sc_fail(err, SC_EINVAL, "config: with 'split: files' give the files under split.files, not input.path");
     if (cfg->split != SC_SPLIT_FILES && !cfg->input.n_paths) return sc_fail(err, SC_EINVAL, "config: 'input' needs 'path'");
     p->s = sc_schema_new();
-    p->cells = sc_calloc(MAX_FILE_COLS, sizeof *p->cells);
+    p->cells = sc_calloc(SC_MAX_COLUMNS, sizeof *p->cells);
     if (!p->s || !p->cells) {
         sc_schema_free(p->s);
         sc_free(p->cells);
@@ -1039,8 +1125,12 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
         goto done;
     }
     if ((rc = build_schema(p))) goto done;
-    for (int j = 0; j < cfg->n_joins; j++)
+    stats->n_joins = cfg->n_joins;
+    for (int j = 0; j < cfg->n_joins; j++) {
         if ((rc = load_join(p, j))) goto done;
+        snprintf(stats->joins[j].name, sizeof stats->joins[j].name, "%s", cfg->joins[j].name);
+        stats->joins[j].rows = (int64_t)p->s->joins[j].keys.n;
+    }
     sc_info("prepare: reading %s%s", cfg->split == SC_SPLIT_FILES ? cfg->split_files[0] : cfg->input.paths[0],
             (cfg->split == SC_SPLIT_FILES || cfg->input.n_paths > 1) ? " and more" : "");
 
@@ -1053,10 +1143,9 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
     if (cfg->split == SC_SPLIT_TIME) {
         /* stable sort by time (ties keep file order), then cut by fractions */
         qsort(p->rows, (size_t)p->n_rows, sizeof *p->rows, cmp_time);
-        int64_t n = p->n_rows;
-        int64_t c0 = (int64_t)floor((double)n * cfg->fractions[0]);
-        int64_t c1 = c0 + (int64_t)floor((double)n * cfg->fractions[1]);
-        if (c1 > n) c1 = n;
+        int64_t n = p->n_rows, cut[2];
+        split_cuts(n, cfg->fractions, cut);
+        int64_t c0 = cut[0], c1 = cut[1];
         for (int64_t r = 0; r < n; r++) p->rows[r].split = r < c0 ? 0 : r < c1 ? 1 : 2;
         cap[0] = c0, cap[1] = c1 - c0, cap[2] = n - c1;
     }
@@ -1099,8 +1188,9 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
     if ((rc = fit_finish(p))) goto done;
     if ((rc = sc_schema_finish(p->s, err))) goto done;
 
-    /* pass 2: encode and write */
-    if ((rc = sc_mkdirs(out_dir, err))) goto done;
+    /* pass 2: encode and write, into a private folder that replaces out_dir at the end (data/datadir.h) */
+    if ((rc = sc_datadir_begin(out_dir, final, stage, sizeof stage, err))) goto done;
+    staged = 1;
     {
         static const char *const sn[3] = {"train.scd", "valid.scd", "test.scd"};
         const char **tn = sc_calloc((size_t)p->s->n_text + 1, sizeof *tn);
@@ -1111,7 +1201,7 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
         for (int t = 0; t < p->s->n_text; t++) tn[t] = p->s->tenc[t].name;
         for (int k = 0; k < 3 && !rc; k++) {
             char path[4200];
-            snprintf(path, sizeof path, "%s/%s", out_dir, sn[k]);
+            snprintf(path, sizeof path, "%s/%s", stage, sn[k]);
             rc = sc_split_writer_open(&outs[k].w, path, p->s->infos, p->s->n_fields, p->s->group >= 0, p->s->n_text, tn,
                                       cap[k], err);
             if (!rc) rc = sc_batch_alloc(&outs[k].b, p->s->infos, p->s->n_fields, BATCH_ROWS, err);
@@ -1131,6 +1221,7 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
         sc_progress prog;
         sc_progress_begin(&prog, "prepare", cap[0] + cap[1] + cap[2], "rows");
         while ((k = next_row(p, &it, 2, &split, &y, &path, &ln)) > 0) {
+            count_unmatched(p, path, ln);
             if ((rc = encode_row(p, &outs[split], y, split))) break;
             if ((++done_rows & 0xFFFF) == 0) {
                 sc_progress_update(&prog, done_rows, NULL);
@@ -1155,32 +1246,39 @@ int sc_prepare(const sc_dcfg *cfg, const char *out_dir, int bad_rows, sc_prepare
         goto done;
     }
 
-    /* schema, meta, then the splits: all temporaries first, renames last */
+    /* the splits, the schema, then meta.json with their checksums; then the folder replaces out_dir */
     {
-        char path[4200];
+        for (int s = 0; s < 3 && !rc; s++) {
+            rc = sc_split_writer_commit(outs[s].w, &p->split_sum[s], err);
+            outs[s].w = NULL;
+        }
+        if (rc) goto done;
+        sc_fault_point("prepare.splits");
+        char path[sizeof stage + 32];
         size_t slen;
         if ((rc = sc_schema_serialize(p->s, &sbuf, &slen, err))) goto done;
-        snprintf(path, sizeof path, "%s/%s", out_dir, SC_SCHEMA_FILE);
-        if ((rc = write_bytes_atomic(path, sbuf, slen, &fschema, err))) goto done;
+        p->schema_sum = XXH3_64bits(sbuf, slen);
+        snprintf(path, sizeof path, "%s/%s", stage, SC_SCHEMA_FILE);
+        if ((rc = write_bytes_atomic(path, sbuf, slen, &fschema, err)) || (rc = sc_atomic_commit(&fschema, err)))
+            goto done;
         for (int f = 0; f < p->s->n_fields; f++) stats->vocab_total += p->s->fenc[f].info.share_with < 0 && p->s->fenc[f].info.kind != SC_FIELD_NUMERIC ? p->s->fenc[f].info.vocab_size : 0;
         stats->seconds = sc_now() - t0;
-        meta = meta_json(p, out_dir);
+        meta = meta_json(p);
         if (!meta) {
             rc = oom(p);
             goto done;
         }
-        snprintf(path, sizeof path, "%s/meta.json", out_dir);
-        if ((rc = write_bytes_atomic(path, meta, strlen(meta), &fmeta, err))) goto done;
-        if ((rc = sc_atomic_commit(&fschema, err))) goto done;
-        if ((rc = sc_atomic_commit(&fmeta, err))) goto done;
-        for (int s = 0; s < 3 && !rc; s++) {
-            rc = sc_split_writer_commit(outs[s].w, err);
-            outs[s].w = NULL;
-        }
+        snprintf(path, sizeof path, "%s/%s", stage, SC_META_FILE);
+        if ((rc = write_bytes_atomic(path, meta, strlen(meta), &fmeta, err)) || (rc = sc_atomic_commit(&fmeta, err)))
+            goto done;
+        sc_fault_point("prepare.staged");
+        if ((rc = sc_datadir_commit(stage, final, err))) goto done;
+        staged = 0;
     }
 done:
     if (fschema.fp) sc_atomic_abort(&fschema);
     if (fmeta.fp) sc_atomic_abort(&fmeta);
+    if (staged) sc_datadir_discard(stage, final);
     for (int s = 0; s < 3; s++) {
         sc_split_writer_abort(outs[s].w);
         sc_batch_free(&outs[s].b);

@@ -17,11 +17,22 @@
 
 enum sc_bad_reason { SC_BAD_COLUMNS = 0, SC_BAD_UTF8, SC_BAD_LABEL, SC_BAD_NUMBER, SC_BAD_COUNT };
 
+/* A join's rows, and the good rows of the input whose key it lacks (their
+ * joined fields are missing: OOV, padding or fill). */
+typedef struct sc_join_stats {
+    char name[SC_NAME_MAX];
+    int64_t rows;          /* rows of the side table */
+    int64_t unmatched;     /* input rows whose key is empty or not in the table */
+    char first[512];       /* "file:line: key 'x'" of the first one */
+} sc_join_stats;
+
 typedef struct sc_prepare_stats {
     int64_t rows[3];       /* train, valid, test */
     int64_t positives[3];
     int64_t bad[SC_BAD_COUNT];          /* rows skipped per reason */
     char bad_first[SC_BAD_COUNT][512];  /* "file:line: what" of the first one */
+    int n_joins;
+    sc_join_stats joins[SC_MAX_JOINS];
     int64_t vocab_total;
     double seconds;
 } sc_prepare_stats;

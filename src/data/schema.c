@@ -9,6 +9,7 @@
 
 #include "base/alloc.h"
 #include "base/file.h"
+#include "data/datadir.h"
 
 sc_schema *sc_schema_new(void) {
     sc_schema *s = sc_calloc(1, sizeof *s);
@@ -340,6 +341,17 @@ int sc_text_value(const sc_schema *s, const sc_tenc *t, const sc_rowview *v, sc_
     sc_cell c = sc_rowview_cell(s, v, t->src);
     if (!c.p) return 1;
     if (sc_apply_pattern(t->re, sc, c, &c)) return 1;
+    if (t->sep[0]) { /* "Crime|Drama" -> "Crime, Drama" */
+        size_t need = sc_split_join_cap(c.len, t->sep, t->joiner);
+        if (need > sc->text_cap) {
+            char *nb = sc_realloc(sc->text, need);
+            if (!nb) return -1;
+            sc->text = nb;
+            sc->text_cap = need;
+        }
+        c.len = (uint32_t)sc_split_join(c.p, c.len, t->sep, t->joiner, sc->text);
+        c.p = sc->text;
+    }
     *out = c;
     return 0;
 }
@@ -683,7 +695,7 @@ static int r_flags(rbuf *r, const sc_schema *s, int *n_flags, char (**flags)[SC_
                    const char *what) {
     uint32_t n = r_u32(r);
     if (r->bad) return -1;
-    if (n > 4096) return r_bad(r, "%s: %u flag columns", what, n);
+    if (n > SC_MAX_FLAGS) return r_bad(r, "%s: %u flag columns", what, n);
     *flags = sc_calloc((size_t)n + 1, SC_NAME_MAX);
     *fsrc = sc_calloc((size_t)n + 1, sizeof **fsrc);
     if (!*flags || !*fsrc) return r_bad(r, "out of memory");
@@ -736,7 +748,7 @@ int sc_schema_deserialize(sc_schema **out, const uint8_t *buf, size_t len, sc_er
     }
     uint32_t nj = r_u32(r);
     if (r->bad) goto fail;
-    if (nj > 64) {
+    if (nj > SC_MAX_JOINS) {
         r_bad(r, "%u joins", nj);
         goto fail;
     }
@@ -914,9 +926,13 @@ int sc_schema_load(sc_schema **out, const char *dataset_dir, sc_error *err) {
     *out = NULL;
     int rc = sc_mmap_open(&m, path, err);
     if (rc) return rc;
-    rc = sc_schema_deserialize(out, m.data, m.size, err);
+    /* the schema must be the one the folder's manifest lists, as the splits must */
+    rc = sc_datadir_check_file(path, XXH3_64bits(m.data ? (const void *)m.data : "", m.size), err);
+    if (!rc) {
+        rc = sc_schema_deserialize(out, m.data, m.size, err);
+        if (rc) sc_fail_prefix(err, "%s: ", path);
+    }
     sc_mmap_close(&m);
-    if (rc) sc_fail_prefix(err, "%s: ", path);
     return rc;
 }
 

@@ -21,7 +21,8 @@
 #define SC_SCHEMA_VERSION 1
 #define SC_SCHEMA_FILE "schema.scs"
 
-/* Load <dataset_dir>/schema.scs. *out is the caller's (sc_schema_free). */
+/* Load <dataset_dir>/schema.scs, after checking that the folder's meta.json
+ * lists it (data/datadir.h). *out is the caller's (sc_schema_free). */
 int sc_schema_load(sc_schema **out, const char *dataset_dir, sc_error *err);
 void sc_schema_free(sc_schema *s);
 

@@ -60,6 +60,7 @@ typedef struct sc_tenc {
     int n_flags;
     char (*flags)[SC_NAME_MAX];
     sc_src *flag_src;
+    char sep[16];         /* prepare only (not serialised: the strings below are what a loaded schema has) */
     char joiner[16];
     char *pattern;
     pcre2_code *re;
@@ -130,7 +131,7 @@ void sc_encode_fields(const sc_schema *s, const sc_rowview *v, sc_encscratch *sc
 /* Encode sequence field f from a list of raw values (most recent first). */
 void sc_encode_sequence_cell(const sc_schema *s, int f, sc_cell cell, sc_batch *b, int i);
 /* The text of text column t for a row: 0 and the string (in sc->text or the
- * cell), 1 when missing. */
+ * cell), 1 when missing, -1 when out of memory. */
 int sc_text_value(const sc_schema *s, const sc_tenc *t, const sc_rowview *v, sc_encscratch *sc, sc_cell *out);
 /* Label of a row from its label cell: 0 and *y, or -1 (missing / bad). */
 int sc_label_value(const sc_schema *s, sc_cell cell, float *y);
