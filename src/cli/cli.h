@@ -13,6 +13,7 @@
 /* Exit codes: 0 ok, 1 failure reported by the library, 2 bad usage. */
 enum { EXIT_USAGE = 2 };
 
+int cmd_init(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_gen_criteo(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -12,6 +12,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"init", cmd_init, "draft a commented dataset config from the files (for prepare)"},
     {"prepare", cmd_prepare, "turn a click log into a binary dataset (config: YAML)"},
     {"train", cmd_train, "train a CTR model (backbones; --method elec | msd for ELEC, MSD)"},
     {"eval", cmd_eval, "AUC, gAUC, logloss, RelaImpr of a model on a split"},

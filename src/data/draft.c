@@ -1,0 +1,783 @@
+/* Drafting a dataset config from the files (see draft.h). Each column of
+ * each table gets a decision (what it becomes and why), then the YAML is
+ * written section by section. */
+#include "data/draft.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/util.h"
+#include "data/sniff.h"
+
+#define MAX_TABLES (1 + SC_MAX_JOINS)
+#define FLAG_GROUP_MIN 3 /* this many 0/1 columns in a table become one multi field */
+
+enum kind {
+    K_SKIP = 0, /* not a field (why says so) */
+    K_KEY,      /* a join's key column: the input's id field stands for it */
+    K_CAT,
+    K_NUM_STD,  /* numeric, standardised */
+    K_NUM_QUANT,/* numeric integers, bucketed at quantiles */
+    K_MULTI,    /* values split at a separator */
+    K_FLAG,     /* one of the table's 0/1 columns: together one multi field */
+    K_TEXT,     /* long strings: a text column only */
+    K_YEAR,     /* a date: only its year, as a numeric field */
+};
+
+typedef struct coldec {
+    int kind;
+    int sep;        /* K_MULTI: index into sc_sniff_seps */
+    int year;       /* also a numeric field of the year found in it */
+    int text;       /* also a text column (for the LLM methods) */
+    int min_count2; /* many rare values: min_count 2 */
+    char why[200];
+} coldec;
+
+typedef struct table {
+    sc_sniff sn;
+    char name[SC_NAME_MAX]; /* "input" or the join's name */
+    int is_join;
+    int key, on;            /* join: its key column, the input's column holding the key */
+    coldec *dec;            /* (n_cols) */
+    char rel[4096];         /* the path as the config writes it */
+} table;
+
+typedef struct draft {
+    table t[MAX_TABLES];
+    int nt;
+    int label, time;        /* input columns, -1 for none */
+    char label_rule[160];   /* after the column name: "" or " >= 4" */
+    char label_why[200];
+    int criteo;
+    int user, item;         /* input columns of the id fields the sequence uses, -1 */
+    sc_strbuf out;
+    /* names given so far, to keep field (and text) names unique */
+    char (*fnames)[SC_NAME_MAX];
+    int nf, fcap;
+    char (*tnames)[SC_NAME_MAX];
+    int ntx, tcap;
+} draft;
+
+/* ------------------------------------------------------------ helpers */
+
+static double frac(int64_t a, int64_t b) { return b ? (double)a / (double)b : 0; }
+
+static int64_t distinct(const sc_sniff_col *k) { return (int64_t)k->values.n; }
+
+/* The column's name says it holds ids: "id", "user_id", "movieId", "asin", "zip"... */
+static int id_name(const char *n) {
+    size_t l = strlen(n);
+    if (!strcasecmp(n, "id") || !strcasecmp(n, "asin") || !strcasecmp(n, "zip") || !strcasecmp(n, "key")) return 1;
+    if (l > 2 && (!strcmp(n + l - 2, "Id") || !strcmp(n + l - 2, "ID") || !strcasecmp(n + l - 3, "_id"))) return 1;
+    return l > 3 && !strcasecmp(n + l - 3, "_key");
+}
+
+static int name_has(const char *n, const char *const *words) {
+    char low[SC_NAME_MAX];
+    size_t i = 0;
+    for (; n[i] && i + 1 < sizeof low; i++) low[i] = (char)tolower((unsigned char)n[i]);
+    low[i] = 0;
+    for (int w = 0; words[w]; w++)
+        if (strstr(low, words[w])) return 1;
+    return 0;
+}
+
+static const char *const LABEL_WORDS[] = {"click", "label", "target", "convert", "purchase", NULL};
+static const char *const RATING_WORDS[] = {"rating", "star", "score", "overall", "grade", NULL};
+static const char *const TIME_WORDS[] = {"time", "date", "ts", NULL};
+
+/* A YAML scalar: plain when that reads back as the same string, else double-quoted. */
+static void yv(sc_strbuf *b, const char *s) {
+    static const char *const reserved[] = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~", NULL};
+    int plain = (isalpha((unsigned char)s[0]) || s[0] == '_') && strlen(s) < 200;
+    for (const char *p = s; plain && *p; p++) plain = isalnum((unsigned char)*p) || strchr("_.-/", *p);
+    for (int i = 0; plain && reserved[i]; i++) plain = strcasecmp(s, reserved[i]) != 0;
+    if (plain) {
+        sc_strbuf_str(b, s);
+        return;
+    }
+    sc_strbuf_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') snprintf(esc, sizeof esc, "\\%c", *p);
+        else if (*p == '\t') snprintf(esc, sizeof esc, "\\t");
+        else if (*p < 0x20 || *p == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *p);
+        else esc[0] = (char)*p, esc[1] = 0;
+        sc_strbuf_str(b, esc);
+    }
+    sc_strbuf_add(b, "\"", 1);
+}
+
+__attribute__((format(printf, 2, 3))) static void out(draft *d, const char *fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sc_strbuf_str(&d->out, buf);
+}
+
+/* A name not given yet (fields and text columns each have their own). */
+static void unique_name(char (**names)[SC_NAME_MAX], int *n, int *cap, const char *want, char *got) {
+    char base[SC_NAME_MAX];
+    snprintf(base, sizeof base, "%s", want);
+    snprintf(got, SC_NAME_MAX, "%s", base);
+    for (int k = 2;; k++) {
+        int seen = 0;
+        for (int i = 0; i < *n && !seen; i++) seen = !strcmp((*names)[i], got);
+        if (!seen) break;
+        snprintf(got, SC_NAME_MAX, "%.50s_%d", base, k);
+    }
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 64;
+        void *p = sc_realloc(*names, (size_t)nc * SC_NAME_MAX);
+        if (!p) return; /* the name stays usable; only later uniqueness checks miss it */
+        *names = p;
+        *cap = nc;
+    }
+    snprintf((*names)[(*n)++], SC_NAME_MAX, "%s", got);
+}
+
+static void field_name(draft *d, const char *want, char *got) { unique_name(&d->fnames, &d->nf, &d->fcap, want, got); }
+static void text_name(draft *d, const char *want, char *got) { unique_name(&d->tnames, &d->ntx, &d->tcap, want, got); }
+
+/* Input column c holds the keys of a join. */
+static int is_join_on(const draft *d, int c) {
+    for (int j = 1; j < d->nt; j++)
+        if (d->t[j].on == c) return 1;
+    return 0;
+}
+
+/* The name a field or text column of column c of t wants: the column's,
+ * or "<join>_<column>" when another table has a column of that name. */
+static void wanted_name(const draft *d, const table *t, int c, char *want) {
+    const char *n = t->sn.cols[c].name;
+    int clash = 0;
+    for (int i = 0; i < d->nt && t->is_join; i++) clash |= &d->t[i] != t && sc_sniff_col_index(&d->t[i].sn, n) >= 0;
+    if (clash) snprintf(want, SC_NAME_MAX, "%.20s_%.40s", t->name, n);
+    else snprintf(want, SC_NAME_MAX, "%s", n);
+}
+
+/* "col" for the input, "join.col" for a join. */
+static void col_ref(const table *t, int c, char *buf, size_t cap) {
+    if (t->is_join) snprintf(buf, cap, "%s.%s", t->name, t->sn.cols[c].name);
+    else snprintf(buf, cap, "%s", t->sn.cols[c].name);
+}
+
+/* Up to three example values, for comments. */
+static void examples(const sc_sniff_col *k, char *buf, size_t cap) {
+    size_t w = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < k->values.n && i < 3 && w + 8 < cap; i++) {
+        int l = (int)(k->values.len[i] > 24 ? 24 : k->values.len[i]);
+        char v[32];
+        int j = 0;
+        for (int x = 0; x < l; x++) v[j++] = (char)(isprint((unsigned char)k->values.key[i][x]) ? k->values.key[i][x] : '?');
+        v[j] = 0;
+        w += (size_t)snprintf(buf + w, cap - w, "%s%s%s", i ? ", " : "", v, k->values.len[i] > 24 ? "..." : "");
+    }
+}
+
+/* ------------------------------------------------------------ relative paths */
+
+static void rel_path(const char *file, const char *config_path, char *out, size_t cap) {
+    char rf[PATH_MAX], dir[PATH_MAX], rd[PATH_MAX];
+    if (!realpath(file, rf)) {
+        snprintf(out, cap, "%s", file);
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s", config_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    size_t n;
+    if (realpath(dir, rd) && (n = strlen(rd)) && !strncmp(rf, rd, n) && rf[n] == '/') snprintf(out, cap, "%s", rf + n + 1);
+    else snprintf(out, cap, "%s", rf);
+}
+
+/* ------------------------------------------------------------ decisions */
+
+/* The label: a 0/1 column, or a small rating scale cut at the highest
+ * value with at least 30% of rows at or above it. */
+static void rating_cut(const sc_sniff_col *k, int64_t rows, double *cut, double *pos) {
+    *cut = k->max;
+    *pos = 0;
+    for (int h = 0; h < k->n_hist; h++) {
+        double v = k->hist_value[h];
+        int64_t above = 0;
+        for (int g = 0; g < k->n_hist; g++) above += k->hist_value[g] >= v ? k->hist_count[g] : 0;
+        double f = frac(above, rows);
+        if (f >= 0.3 && (v > *cut || *pos < 0.3)) *cut = v, *pos = f;
+        else if (f >= 0.3 && v == *cut) *pos = f;
+    }
+}
+
+static int pick_label(draft *d, sc_error *err) {
+    table *m = &d->t[0];
+    int best = -1;
+    double best_score = 0;
+    for (int c = 0; c < m->sn.n_cols; c++) {
+        const sc_sniff_col *k = &m->sn.cols[c];
+        if (k->filled != m->sn.rows || k->numeric != k->filled) continue;
+        double score = 0;
+        int vals = k->n_hist;
+        if (k->binary == k->filled && vals == 2) score = name_has(k->name, LABEL_WORDS) ? 3 : 2;
+        else if (vals >= 3 && k->min >= 0 && k->max <= 10)
+            score = name_has(k->name, RATING_WORDS) ? 2.5 : 1;
+        if (score > best_score) best = c, best_score = score;
+    }
+    if (best < 0)
+        return sc_fail(err, SC_EINVAL,
+                       "%s: no column looks like a label (only 0 and 1, or a rating scale of at most 16 values); "
+                       "name it with --label COLUMN or --label 'COLUMN >= N'",
+                       m->sn.path);
+    const sc_sniff_col *k = &m->sn.cols[best];
+    d->label = best;
+    if (k->binary == k->filled) {
+        int64_t ones = 0;
+        for (int h = 0; h < k->n_hist; h++) ones += k->hist_value[h] == 1 ? k->hist_count[h] : 0;
+        snprintf(d->label_why, sizeof d->label_why, "0/1 values, %.1f%% are 1", 100 * frac(ones, m->sn.rows));
+    } else {
+        double cut, pos;
+        rating_cut(k, m->sn.rows, &cut, &pos);
+        snprintf(d->label_rule, sizeof d->label_rule, " >= %g", cut);
+        snprintf(d->label_why, sizeof d->label_why,
+                 "a scale of %d values in [%g, %g]; >= %g makes %.1f%% positive (MovieLens papers use rating >= 4)",
+                 k->n_hist, k->min, k->max, cut, 100 * pos);
+    }
+    return SC_OK;
+}
+
+/* --label COLUMN or 'COLUMN OP NUMBER': the column must exist. */
+static int given_label(draft *d, const char *label, sc_error *err) {
+    table *m = &d->t[0];
+    char col[SC_NAME_MAX];
+    size_t n = strcspn(label, " <>=!");
+    if (!n || n >= sizeof col) return sc_fail(err, SC_EINVAL, "--label '%s': expected COLUMN or 'COLUMN >= N'", label);
+    memcpy(col, label, n);
+    col[n] = 0;
+    d->label = sc_sniff_col_index(&m->sn, col);
+    if (d->label < 0) return sc_fail(err, SC_EINVAL, "--label: '%s' is not a column of %s", col, m->sn.path);
+    snprintf(d->label_rule, sizeof d->label_rule, "%s%s", label[n] && label[n] != ' ' ? " " : "", label + n);
+    snprintf(d->label_why, sizeof d->label_why, "given with --label");
+    return SC_OK;
+}
+
+static int is_time(const sc_sniff_col *k, int64_t rows) {
+    if (!k->filled || k->filled * 10 < rows * 9 || k->integer != k->filled || distinct(k) < 2) return 0;
+    return (k->min >= 1e8 && k->max <= 4.2e9) || (k->min >= 1e11 && k->max <= 4.2e12); /* unix s or ms, 1973-2103 */
+}
+
+static void pick_time(draft *d) {
+    table *m = &d->t[0];
+    d->time = -1;
+    for (int c = 0; c < m->sn.n_cols; c++)
+        if (c != d->label && is_time(&m->sn.cols[c], m->sn.rows) &&
+            (d->time < 0 || (name_has(m->sn.cols[c].name, TIME_WORDS) && !name_has(m->sn.cols[d->time].name, TIME_WORDS))))
+            d->time = c;
+}
+
+/* What column c of table t becomes. */
+static void decide(draft *d, table *t, int c) {
+    const sc_sniff_col *k = &t->sn.cols[c];
+    coldec *o = &t->dec[c];
+    int64_t rows = t->sn.rows, nd = distinct(k);
+    char ex[120];
+    examples(k, ex, sizeof ex);
+    const char *more = k->distinct_capped ? "+" : "";
+    if (!t->is_join && (c == d->label || c == d->time)) {
+        o->kind = K_SKIP;
+        snprintf(o->why, sizeof o->why, "the %s", c == d->label ? "label" : "time column");
+        return;
+    }
+    if (t->is_join && c == t->key) {
+        o->kind = K_KEY;
+        snprintf(o->why, sizeof o->why, "the key");
+        return;
+    }
+    if (!k->filled) {
+        o->kind = K_SKIP;
+        snprintf(o->why, sizeof o->why, "always empty");
+        return;
+    }
+    if (nd == 1 && !k->distinct_capped) {
+        o->kind = K_SKIP;
+        snprintf(o->why, sizeof o->why, "the same value in every row read (%s)", ex);
+        return;
+    }
+    if (k->url * 2 > k->filled) {
+        o->kind = K_SKIP;
+        snprintf(o->why, sizeof o->why, "URLs");
+        return;
+    }
+    int numeric = k->numeric * 100 >= k->filled * 99;
+    int is_key = !t->is_join && is_join_on(d, c);
+    if (numeric && k->binary == k->numeric && k->n_hist == 2) {
+        o->kind = K_FLAG;
+        snprintf(o->why, sizeof o->why, "0/1");
+        return;
+    }
+    if (!t->is_join && !is_key && nd >= rows && rows >= 100 && !k->distinct_capped) {
+        o->kind = K_SKIP;
+        snprintf(o->why, sizeof o->why, "a different value in every row (a row id?): %s", ex);
+        return;
+    }
+    if (is_key || id_name(k->name)) {
+        o->kind = K_CAT;
+        snprintf(o->why, sizeof o->why, "ids, %lld%s distinct", (long long)nd, more);
+    } else if (numeric && k->integer == k->numeric && nd <= 100) {
+        o->kind = K_CAT;
+        o->text = t->is_join;
+        snprintf(o->why, sizeof o->why, "%lld distinct integers in [%g, %g]", (long long)nd, k->min, k->max);
+    } else if (numeric) {
+        o->kind = k->integer == k->numeric ? K_NUM_QUANT : K_NUM_STD;
+        snprintf(o->why, sizeof o->why, "numbers in [%g, %g], %lld%s distinct%s", k->min, k->max, (long long)nd, more,
+                 k->filled < rows ? ", some empty" : "");
+    } else {
+        /* strings: values inside cells, long texts, dates, categories */
+        double mean_len = frac(k->bytes, k->filled);
+        int best = -1;
+        for (int s = 0; s < SC_SNIFF_SEPS; s++) {
+            const sc_sniff_sep *sp = &k->sep[s];
+            double piece_len = frac(sp->piece_bytes, sp->pieces);
+            int64_t pd = (int64_t)sp->distinct.n;
+            if (sp->cells * 10 >= k->filled && piece_len <= 30 && pd * 10 <= sp->pieces && (best < 0 || sp->cells > k->sep[best].cells))
+                best = s;
+        }
+        int spaced = k->with_space * 2 >= k->filled;
+        int year = k->with_year * 10 >= k->filled * 9;
+        if (best >= 0) {
+            o->kind = K_MULTI;
+            o->sep = best;
+            o->text = 1;
+            snprintf(o->why, sizeof o->why, "values separated by '%s' (%lld distinct, at most %d in a cell): %s",
+                     sc_sniff_seps[best], (long long)k->sep[best].distinct.n, k->sep[best].max_pieces, ex);
+        } else if (spaced && (mean_len >= 20 || nd * 2 >= k->filled)) {
+            o->kind = K_TEXT;
+            o->text = 1;
+            o->year = year;
+            snprintf(o->why, sizeof o->why, "text, %.0f bytes on average: %s", mean_len, ex);
+        } else if (year && !spaced) {
+            o->kind = K_YEAR;
+            snprintf(o->why, sizeof o->why, "dates: %s", ex);
+        } else {
+            o->kind = K_CAT;
+            o->text = t->is_join;
+            snprintf(o->why, sizeof o->why, "%lld%s distinct values: %s", (long long)nd, more, ex);
+        }
+    }
+    if (o->kind == K_CAT && (k->distinct_capped || (nd > 1000 && nd * 2 > k->filled))) o->min_count2 = 1;
+}
+
+/* ------------------------------------------------------------ joins */
+
+static int find_key(table *t, const char *key, sc_error *err) {
+    char *end;
+    long idx = strtol(key, &end, 10);
+    if (!t->sn.header && *key && !*end && idx >= 1 && idx <= t->sn.n_cols) return (int)idx - 1;
+    int c = sc_sniff_col_index(&t->sn, key);
+    if (c >= 0) return c;
+    char cols[600] = "";
+    for (int i = 0; i < t->sn.n_cols && strlen(cols) < 500; i++)
+        snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%s", i ? ", " : "", t->sn.cols[i].name);
+    return sc_fail(err, SC_EINVAL, "--join %s: '%s' is not a column of %s (%s: %s)", t->name, key, t->sn.path,
+                   t->sn.header ? "its columns" : "no header; give the key's 1-based number, or one of", cols);
+}
+
+/* The input column that holds the join's keys: the one named like the key
+ * when both files have a header, else the one (not taken by an earlier
+ * join) whose values are most often keys and that holds most of the keys:
+ * users 1..943 are all item keys 1..1682 too, but hold only half of them. */
+static int find_on(draft *d, table *t, sc_error *err) {
+    const table *m = &d->t[0];
+    const sc_sniff_col *key = &t->sn.cols[t->key];
+    int same = sc_sniff_col_index(&m->sn, key->name);
+    if (same >= 0 && t->sn.header && m->sn.header) return same;
+    int best = -1;
+    double best_f = 0, best_score = 0;
+    for (int c = 0; c < m->sn.n_cols; c++) {
+        const sc_sniff_col *k = &m->sn.cols[c];
+        if (is_join_on(d, c)) continue;
+        int64_t hit = 0, n = 0, keys_seen = 0;
+        for (size_t i = 0; i < k->values.n; i++) {
+            int found = sc_strmap_find(&key->values, k->values.key[i], k->values.len[i]) >= 0;
+            n += k->values.val[i];
+            hit += found ? k->values.val[i] : 0;
+            keys_seen += found;
+        }
+        double f = frac(hit, n), score = f * frac(keys_seen, (int64_t)key->values.n);
+        if (score > best_score) best = c, best_f = f, best_score = score;
+    }
+    if (best < 0 || best_f < 0.5)
+        return sc_fail(err, SC_EINVAL,
+                       "--join %s: no column of %s holds the keys of %s's column '%s' (the best, '%s', holds %.0f%% of "
+                       "them); check the file and the key",
+                       t->name, m->sn.path, t->sn.path, key->name, best >= 0 ? m->sn.cols[best].name : "-", 100 * best_f);
+    return best;
+}
+
+/* Headerless tables get names from what their columns are: the label
+ * "label" or "rating", the time "timestamp", a join key "<join>_id". */
+static void rename_col(table *t, int c, const char *want) {
+    if (sc_sniff_col_index(&t->sn, want) >= 0) return;
+    snprintf(t->sn.cols[c].name, SC_NAME_MAX, "%s", want);
+}
+
+/* ------------------------------------------------------------ writing */
+
+static void write_table(draft *d, const table *t, const char *indent) {
+    const sc_sniff *s = &t->sn;
+    out(d, "%spath: ", indent);
+    yv(&d->out, t->rel);
+    out(d, "\n%sdelimiter: ", indent);
+    yv(&d->out, s->delim); /* a tab comes out as "\t" */
+    out(d, "\n");
+    out(d, "%squote: %s\n", indent, s->quote ? "'\"'" : "\"\"");
+    out(d, "%sheader: %s%s\n", indent, s->header ? "true" : "false",
+        s->header ? "                  # the first line names the columns (the list below wins)" : "");
+    if (s->latin1) out(d, "%sencoding: latin1               # not valid UTF-8\n", indent);
+    if (s->bom) out(d, "%s# the file starts with a UTF-8 byte order mark; the names below leave it out\n", indent);
+    out(d, "%scolumns: [", indent);
+    size_t line_start = d->out.len;
+    for (int c = 0; c < s->n_cols; c++) {
+        if (c) out(d, ",");
+        if (c && d->out.len - line_start > 90) {
+            out(d, "\n%s         ", indent);
+            line_start = d->out.len;
+        }
+        if (c) out(d, " ");
+        yv(&d->out, s->cols[c].name);
+    }
+    out(d, "]\n");
+}
+
+static void write_field(draft *d, const char *name, const char *ref, const char *rest, const char *why) {
+    out(d, "  - {name: ");
+    yv(&d->out, name);
+    if (ref && strcmp(ref, name)) {
+        out(d, ", column: ");
+        yv(&d->out, ref);
+    }
+    out(d, "%s}", rest);
+    if (why && *why) out(d, "   # %s", why);
+    out(d, "\n");
+}
+
+static void write_fields(draft *d) {
+    out(d, "\n# Model features. Types: categorical (a vocabulary from the train split), numeric,\n"
+           "# multi (several values per row), sequence (the user's earlier items). docs/data.md.\nfields:\n");
+    char name[SC_NAME_MAX], ref[2 * SC_NAME_MAX + 2], rest[300];
+    d->user = d->item = -1;
+    for (int ti = 0; ti < d->nt; ti++) {
+        table *t = &d->t[ti];
+        int n_flags = 0;
+        for (int c = 0; c < t->sn.n_cols; c++) n_flags += t->dec[c].kind == K_FLAG;
+        for (int c = 0; c < t->sn.n_cols; c++) {
+            coldec *o = &t->dec[c];
+            const sc_sniff_col *k = &t->sn.cols[c];
+            if (o->kind == K_FLAG && n_flags < FLAG_GROUP_MIN) o->kind = K_CAT; /* a lone 0/1 column */
+            char want[SC_NAME_MAX];
+            wanted_name(d, t, c, want);
+            col_ref(t, c, ref, sizeof ref);
+            rest[0] = 0;
+            switch (o->kind) {
+            case K_CAT:
+                if (o->min_count2) snprintf(rest, sizeof rest, ", type: categorical, min_count: 2");
+                else snprintf(rest, sizeof rest, ", type: categorical");
+                break;
+            case K_NUM_STD: snprintf(rest, sizeof rest, ", type: numeric, normalize: standard"); break;
+            case K_NUM_QUANT: snprintf(rest, sizeof rest, ", type: numeric, quantiles: 10"); break;
+            case K_MULTI: {
+                int w = k->sep[o->sep].max_pieces < 64 ? k->sep[o->sep].max_pieces : 64;
+                char sep[16] = "";
+                sc_strbuf sb = {0};
+                yv(&sb, sc_sniff_seps[o->sep]);
+                snprintf(sep, sizeof sep, "%s", sb.s ? sb.s : "\"|\"");
+                sc_free(sb.s);
+                snprintf(rest, sizeof rest, ", type: multi, separator: %s, max_len: %d", sep, w < 1 ? 1 : w);
+                break;
+            }
+            default: break;
+            }
+            if (rest[0]) {
+                field_name(d, want, name);
+                /* ref must stay the column; write_field leaves it out when it equals the name */
+                write_field(d, name, ref, rest, o->why);
+                /* the input's id columns, in order: the user, then the item */
+                if (!t->is_join && o->kind == K_CAT && (id_name(k->name) || is_join_on(d, c))) {
+                    if (d->user < 0) d->user = c;
+                    else if (d->item < 0) d->item = c;
+                }
+            }
+            if (o->year || o->kind == K_YEAR) {
+                char yname[SC_NAME_MAX];
+                snprintf(want, sizeof want, "%.50s_year", k->name);
+                field_name(d, want, yname);
+                write_field(d, yname, ref, ", type: numeric, pattern: '((?:18|19|20)\\d\\d)\\D*$', quantiles: 10",
+                            "the last year written in it");
+            }
+        }
+        if (n_flags >= FLAG_GROUP_MIN) {
+            char want[SC_NAME_MAX];
+            snprintf(want, sizeof want, "%s_flags", t->is_join ? t->name : "input");
+            field_name(d, want, name);
+            out(d, "  - name: ");
+            yv(&d->out, name);
+            out(d, "                 # %d columns of 0/1: the names of those holding 1\n    type: multi\n"
+                   "    max_len: %d\n    flags: [", n_flags, t->sn.max_ones > 0 ? t->sn.max_ones : 1);
+            int first = 1;
+            for (int c = 0; c < t->sn.n_cols; c++) {
+                if (t->dec[c].kind != K_FLAG) continue;
+                col_ref(t, c, ref, sizeof ref);
+                if (!first) out(d, ", ");
+                yv(&d->out, ref);
+                first = 0;
+            }
+            out(d, "]\n");
+        }
+    }
+    if (d->time >= 0 && d->user >= 0 && d->item >= 0) {
+        const sc_sniff *m = &d->t[0].sn;
+        char of[SC_NAME_MAX], by[SC_NAME_MAX];
+        /* the id fields took their columns' names (the first fields given) */
+        snprintf(by, sizeof by, "%s", m->cols[d->user].name);
+        snprintf(of, sizeof of, "%s", m->cols[d->item].name);
+        field_name(d, "history", name);
+        out(d, "  - name: ");
+        yv(&d->out, name);
+        out(d, "               # the %s's earlier %ss (by time), most recent first\n    type: sequence\n    of: ", by, of);
+        yv(&d->out, of);
+        out(d, "\n    by: ");
+        yv(&d->out, by);
+        out(d, "\n    max_len: 20\n    share_embedding: ");
+        yv(&d->out, of);
+        out(d, "\n");
+    }
+}
+
+static void write_texts(draft *d) {
+    int any = 0;
+    char name[SC_NAME_MAX], ref[2 * SC_NAME_MAX + 2];
+    for (int ti = 0; ti < d->nt; ti++) {
+        table *t = &d->t[ti];
+        int n_flags = 0;
+        for (int c = 0; c < t->sn.n_cols; c++) n_flags += t->dec[c].kind == K_FLAG;
+        for (int c = 0; c < t->sn.n_cols; c++) {
+            const coldec *o = &t->dec[c];
+            int flag_group = o->kind == K_FLAG && n_flags >= FLAG_GROUP_MIN;
+            if (!o->text && !(flag_group && t->is_join)) continue;
+            if (flag_group && c != 0) {
+                int first = c;
+                for (int b = 0; b < c; b++)
+                    if (t->dec[b].kind == K_FLAG) first = b;
+                if (first != c) continue; /* the group is written once, at its first column */
+            }
+            if (!any) out(d, "\n# Raw strings kept for the LLM methods (ELEC, MSD textualise rows with them).\ntext:\n");
+            any = 1;
+            char want[SC_NAME_MAX];
+            if (flag_group) snprintf(want, sizeof want, "%s_flags", t->name);
+            else wanted_name(d, t, c, want);
+            text_name(d, want, name);
+            out(d, "  - {name: ");
+            yv(&d->out, name);
+            if (flag_group) {
+                out(d, ", joiner: \", \", flags: [");
+                int first = 1;
+                for (int b = 0; b < t->sn.n_cols; b++) {
+                    if (t->dec[b].kind != K_FLAG) continue;
+                    col_ref(t, b, ref, sizeof ref);
+                    if (!first) out(d, ", ");
+                    yv(&d->out, ref);
+                    first = 0;
+                }
+                out(d, "]}\n");
+                continue;
+            }
+            col_ref(t, c, ref, sizeof ref);
+            out(d, ", column: ");
+            yv(&d->out, ref);
+            if (o->kind == K_MULTI) {
+                out(d, ", separator: ");
+                yv(&d->out, sc_sniff_seps[o->sep]);
+                out(d, ", joiner: \", \"");
+            }
+            out(d, "}\n");
+        }
+    }
+}
+
+static void write_criteo(draft *d) {
+    out(d, "input:\n  path: ");
+    yv(&d->out, d->t[0].rel);
+    out(d, "\n  format: criteo                # tab separated, no header: label, I1..I13 (counts), C1..C26 (hashed)\n\n"
+           "label: label\n\n"
+           "fields:\n"
+           "  - names: [I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13]\n"
+           "    type: numeric\n"
+           "    bucketize: log2             # Criteo's transform: floor(ln(x)^2) for x > 2\n"
+           "    min_count: 2\n"
+           "  - names: [C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15,\n"
+           "            C16, C17, C18, C19, C20, C21, C22, C23, C24, C25, C26]\n"
+           "    type: categorical\n"
+           "    min_count: 2\n\n"
+           "split:\n  method: sequential           # no time column: the file's order, first 80%% train\n"
+           "  fractions: [0.8, 0.1, 0.1]\n\nbad_rows: skip\n");
+}
+
+/* Criteo's raw layout: 40 tab-separated columns, no header, 0/1, 13 numbers, 26 hex hashes. */
+static int is_criteo(const sc_sniff *s) {
+    if (s->header || s->n_cols != 40 || strcmp(s->delim, "\t")) return 0;
+    if (s->cols[0].binary != s->rows) return 0;
+    for (int c = 1; c <= 13; c++)
+        if (s->cols[c].numeric != s->cols[c].filled) return 0;
+    for (int c = 14; c < 40; c++)
+        if (s->cols[c].hex8 != s->cols[c].filled) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------ entry */
+
+int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
+    *yaml = NULL;
+    if (o->n_joins > SC_MAX_JOINS) return sc_fail(err, SC_EINVAL, "at most %d joins", SC_MAX_JOINS);
+    draft *d = sc_calloc(1, sizeof *d);
+    if (!d) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int64_t max_rows = o->max_rows > 0 ? o->max_rows : 1000000;
+    int rc = SC_OK;
+    d->label = d->time = d->user = d->item = -1;
+    for (int i = 0; i <= o->n_joins && !rc; i++) {
+        table *t = &d->t[i];
+        const char *path = i ? o->joins[i - 1].path : o->input;
+        t->is_join = i > 0;
+        snprintf(t->name, sizeof t->name, "%s", i ? o->joins[i - 1].name : "input");
+        t->key = t->on = -1;
+        rc = sc_sniff_file(&t->sn, path, max_rows, err);
+        if (rc) break;
+        d->nt = i + 1;
+        if (i && !t->sn.header) /* "item_c2": clearer in fields and texts than a bare "c2" */
+            for (int c = 0; c < t->sn.n_cols; c++) snprintf(t->sn.cols[c].name, SC_NAME_MAX, "%.50s_c%d", t->name, c + 1);
+        rel_path(path, o->config_path, t->rel, sizeof t->rel);
+        if (!(t->dec = sc_calloc((size_t)t->sn.n_cols, sizeof *t->dec))) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        for (int j = 1; j < i && !rc; j++)
+            if (!strcmp(d->t[j].name, t->name)) rc = sc_fail(err, SC_EINVAL, "--join %s is given twice", t->name);
+        if (!rc && i && (!strcmp(t->name, "input") || strchr(t->name, '.') || !t->name[0]))
+            rc = sc_fail(err, SC_EINVAL, "--join '%s': a join's name must not be empty, 'input' or hold a '.'", t->name);
+    }
+    table *m = &d->t[0];
+    if (!rc && !o->n_joins && is_criteo(&m->sn)) {
+        d->criteo = 1;
+    } else if (!rc) {
+        for (int j = 1; j < d->nt && !rc; j++) {
+            table *t = &d->t[j];
+            if ((t->key = find_key(t, o->joins[j - 1].key, err)) < 0) rc = err ? err->code : SC_EINVAL;
+            else if ((t->on = find_on(d, t, err)) < 0) rc = err ? err->code : SC_EINVAL;
+        }
+        if (!rc) rc = o->label ? given_label(d, o->label, err) : pick_label(d, err);
+        if (!rc) {
+            pick_time(d);
+            /* names for headerless tables, from what the columns are */
+            if (!m->sn.header) {
+                const sc_sniff_col *l = &m->sn.cols[d->label];
+                if (!o->label) rename_col(m, d->label, l->binary == l->filled ? "label" : "rating");
+                if (d->time >= 0) rename_col(m, d->time, "timestamp");
+                for (int j = 1; j < d->nt; j++) {
+                    char id[SC_NAME_MAX];
+                    if (d->t[j].sn.header) snprintf(id, sizeof id, "%s", d->t[j].sn.cols[d->t[j].key].name);
+                    else snprintf(id, sizeof id, "%.55s_id", d->t[j].name);
+                    rename_col(m, d->t[j].on, id);
+                }
+            }
+            for (int j = 1; j < d->nt; j++)
+                if (!d->t[j].sn.header) rename_col(&d->t[j], d->t[j].key, m->sn.cols[d->t[j].on].name);
+            for (int ti = 0; ti < d->nt; ti++)
+                for (int c = 0; c < d->t[ti].sn.n_cols; c++) decide(d, &d->t[ti], c);
+        }
+    }
+    if (!rc) {
+        const sc_sniff *s = &m->sn;
+        char base[SC_NAME_MAX];
+        const char *b = strrchr(o->input, '/') ? strrchr(o->input, '/') + 1 : o->input;
+        snprintf(base, sizeof base, "%s", b);
+        char *dot = strrchr(base, '.');
+        if (dot && dot != base) *dot = 0;
+        out(d, "# Dataset config drafted by `semctr init` from %s (%lld rows read%s", s->path, (long long)s->rows,
+            s->eof ? ", all of it" : "");
+        for (int j = 1; j < d->nt; j++) out(d, "; %s: %lld rows", d->t[j].sn.path, (long long)d->t[j].sn.rows);
+        out(d, ").\n# Every choice below says what it was read from: check them, rename what you like.\n"
+               "# docs/data.md explains every key; `semctr prepare --config THIS --out DIR` reads it.\n");
+        out(d, "name: ");
+        yv(&d->out, base);
+        out(d, "\n\n");
+        if (d->criteo) {
+            write_criteo(d);
+        } else {
+            out(d, "input:\n");
+            write_table(d, m, "  ");
+            out(d, "\nlabel: ");
+            char lab[SC_NAME_MAX + 200];
+            snprintf(lab, sizeof lab, "%s%s", s->cols[d->label].name, d->label_rule);
+            yv(&d->out, lab);
+            out(d, "   # %s\n", d->label_why);
+            if (d->nt > 1) out(d, "\n# Side tables, joined to each row by key.\njoins:\n");
+            for (int j = 1; j < d->nt; j++) {
+                table *t = &d->t[j];
+                out(d, "  - name: ");
+                yv(&d->out, t->name);
+                out(d, "\n");
+                write_table(d, t, "    ");
+                out(d, "    key: ");
+                yv(&d->out, t->sn.cols[t->key].name);
+                out(d, "\n");
+                if (strcmp(t->sn.cols[t->key].name, s->cols[t->on].name)) {
+                    out(d, "    on: ");
+                    yv(&d->out, s->cols[t->on].name);
+                    out(d, "                  # the input's column holding the key\n");
+                }
+            }
+            write_fields(d);
+            write_texts(d);
+            out(d, "\nsplit:\n");
+            if (d->time >= 0) {
+                out(d, "  method: time                  # stable sort by time, then 80/10/10\n  column: ");
+                yv(&d->out, s->cols[d->time].name);
+                out(d, "\n");
+            } else {
+                out(d, "  method: sequential            # no time column found: the file's order, first 80%% train\n");
+            }
+            out(d, "  fractions: [0.8, 0.1, 0.1]\n");
+            if (d->user >= 0) {
+                out(d, "\ngroup: ");
+                yv(&d->out, s->cols[d->user].name);
+                out(d, "                   # gAUC groups rows by this field\n");
+            }
+            out(d, "bad_rows: skip                  # rows that do not parse are counted and dropped\n");
+        }
+        int listed = 0;
+        for (int ti = 0; ti < d->nt && !d->criteo; ti++)
+            for (int c = 0; c < d->t[ti].sn.n_cols; c++) {
+                if (d->t[ti].dec[c].kind != K_SKIP || (ti == 0 && (c == d->label || c == d->time))) continue;
+                if (!listed++) out(d, "\n# Columns left out:\n");
+                out(d, "#   %s%s%s: %s\n", ti ? d->t[ti].name : "", ti ? "." : "", d->t[ti].sn.cols[c].name,
+                    d->t[ti].dec[c].why);
+            }
+        if (d->out.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    if (!rc) {
+        *yaml = d->out.s;
+        d->out.s = NULL;
+    }
+    sc_free(d->out.s);
+    for (int i = 0; i < d->nt; i++) {
+        sc_sniff_free(&d->t[i].sn);
+        sc_free(d->t[i].dec);
+    }
+    sc_free(d->fnames);
+    sc_free(d->tnames);
+    sc_free(d);
+    return rc;
+}
