@@ -1,0 +1,74 @@
+"""ONNX export checks for tests/test_export_onnx.c (run through onnx_check.sh,
+which provides onnxruntime, onnx and numpy).
+
+  onnx_check.py scores MODEL.onnx MANIFEST DUMPDIR
+      onnx.checker.check_model (full check: types and shapes), then ONNX
+      Runtime scores the rows in DUMPDIR -- one raw file per graph input in
+      the manifest's order, K.bin (int64 ids or float32 values, row-major),
+      and expected.f32, semctr's scores -- and every score must be within
+      1e-5 of semctr's.
+  onnx_check.py csv DOC.md MANIFEST ROWS.csv PREDICTED.csv
+      runs the first ```python block of DOC.md (the documented example) on
+      MANIFEST and ROWS.csv, and compares the scores it prints with those of
+      `semctr predict` in PREDICTED.csv (within 1e-5).
+
+Prints "rows N, max |diff| D"; exits 1 when a check fails."""
+import json, os, re, subprocess, sys
+
+import numpy as np
+
+TOL = 1e-5
+
+
+def compare(got, want):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        sys.exit(f"{got.shape[0]} scores, semctr has {want.shape[0]}")
+    diff = np.abs(got - want)
+    worst = int(np.argmax(diff)) if len(diff) else 0
+    print(f"rows {len(want)}, max |diff| {diff.max() if len(diff) else 0:.3g} (row {worst}), "
+          f"scores in [{want.min():.4f}, {want.max():.4f}]")
+    if not np.all(np.isfinite(got)) or (len(diff) and diff.max() > TOL):
+        sys.exit(f"row {worst}: ONNX Runtime {got[worst]!r}, semctr {want[worst]!r} (tolerance {TOL})")
+
+
+def scores(model, manifest, dump):
+    import onnx
+    import onnxruntime as ort
+    onnx.checker.check_model(model, full_check=True)
+    print("checker ok")
+    spec = json.load(open(manifest))
+    want = np.fromfile(os.path.join(dump, "expected.f32"), dtype=np.float32)
+    feed = {}
+    for k, x in enumerate(spec["inputs"]):
+        a = np.fromfile(os.path.join(dump, f"{k}.bin"), dtype=x["dtype"])
+        feed[x["name"]] = a.reshape([len(want)] + x["shape"][1:])
+    opt = ort.SessionOptions()
+    opt.intra_op_num_threads = 2
+    sess = ort.InferenceSession(model, opt, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    if names != ["score", "logit"] or [i.name for i in sess.get_inputs()] != list(feed):
+        sys.exit(f"graph outputs {names}, inputs {[i.name for i in sess.get_inputs()]}: not the manifest's")
+    score, logit = sess.run(["score", "logit"], feed)
+    compare(score, want)
+    compare(score, 1 / (1 + np.exp(-logit.astype(np.float64))))
+
+
+def csv_example(doc, manifest, rows, predicted):
+    text = open(doc).read()
+    m = re.search(r"```python\n(.*?)```", text, re.S)
+    if not m:
+        sys.exit(f"{doc}: no ```python block")
+    out = subprocess.run([sys.executable, "-c", m.group(1), manifest, rows], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"the example of {doc} failed:\n{out.stderr}")
+    got = [float(v) for v in out.stdout.split()]
+    lines = open(predicted).read().split()
+    if lines[0] != "score":
+        sys.exit(f"{predicted}: not `semctr predict` output")
+    compare(got, [float(v) for v in lines[1:]])
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    {"scores": scores, "csv": csv_example}[mode](*args)
