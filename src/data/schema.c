@@ -1022,6 +1022,11 @@ int sc_csv_chunks_next(sc_csv_chunks *r, int max_rows, int *n_rows, int *n_cols,
         if (k == 0) break;
         if (len == 0) continue;
         int n = sc_csv_split(line, len, r->delim, strlen(r->delim), '"', r->tmp, r->n_cols);
+        if (n < 0) {
+            rc = sc_fail(err, SC_EINVAL, "%s:%lld: a quoted cell is not closed, or text follows its closing quote",
+                         r->lr.path, (long long)r->lr.line_no);
+            break;
+        }
         if (n != r->n_cols) {
             rc = sc_fail(err, SC_EINVAL, "%s:%lld: %d columns, the header has %d", r->lr.path, (long long)r->lr.line_no,
                          n, r->n_cols);
