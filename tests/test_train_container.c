@@ -1,10 +1,13 @@
 /* The container behind model files: round trip, and every kind of damage
- * (truncation, flipped byte, wrong version, wrong magic) is refused with a
- * message naming the file. */
+ * (truncation, flipped byte, wrong version, wrong magic, an edited header)
+ * is refused with a message naming the file; version 1 files still open. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
 #include "train/container.h"
@@ -78,5 +81,102 @@ Test(container, damage_is_detected) {
     cr_assert_eq(open_damaged(path, -1, 0, &e), SC_EFORMAT);
     cr_assert(strstr(e.msg, "magic"), "%s", e.msg);
     cr_assert_eq(open_damaged(path, 0, -1, &e), SC_EFORMAT);
+    unlink(path);
+}
+
+/* The whole file in a malloc'ed buffer. */
+static uint8_t *slurp(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    rewind(f);
+    uint8_t *b = malloc((size_t)*size);
+    cr_assert(b && fread(b, 1, (size_t)*size, f) == (size_t)*size);
+    fclose(f);
+    return b;
+}
+
+static void spill(const char *path, const uint8_t *b, long size) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(b, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+}
+
+static int open_bytes(const char *path, const uint8_t *b, long size, sc_error *e) {
+    spill(path, b, size);
+    sc_container c;
+    int rc = sc_container_open(&c, path, e);
+    if (rc == SC_OK) sc_container_close(&c);
+    return rc;
+}
+
+Test(container, an_edited_header_is_refused) {
+    char path[] = "/tmp/sc_test_container_hdr_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    write_sample(path);
+    long size;
+    uint8_t *good = slurp(path, &size), *b = malloc((size_t)size);
+    uint64_t hlen;
+    memcpy(&hlen, good + 16, 8);
+    /* an entry offset edited in place, same length: "net/w" moved 64 bytes on
+     * reads the zero padding and the schema as weights, a wrong but
+     * well-formed file that loaded before the checksum covered the header */
+    char *hdr = (char *)good + 24, *at = memmem(hdr, hlen, "\"offset\":448", 12);
+    cr_assert(at, "%.*s", (int)hlen, hdr);
+    memcpy(b, good, (size_t)size);
+    memcpy((char *)b + (at - (char *)good), "\"offset\":384", 12);
+    sc_error e;
+    cr_assert_eq(open_bytes(path, b, size, &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "checksum") && strstr(e.msg, path), "%s", e.msg);
+    /* and every other byte before the data: magic, version, length, header, padding */
+    for (uint64_t i = 0; i < 24 + hlen; i++) {
+        memcpy(b, good, (size_t)size);
+        b[i] ^= 0x01;
+        int rc = open_bytes(path, b, size, &e);
+        cr_assert(rc == SC_EFORMAT || rc == SC_EVERSION, "byte %llu flipped: %d", (unsigned long long)i, rc);
+    }
+    free(good);
+    free(b);
+    unlink(path);
+}
+
+/* A version 1 file as semctr wrote them: the checksum covers the data
+ * section only. */
+Test(container, version_1_files_still_open) {
+    char path[] = "/tmp/sc_test_container_v1_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    const char *json = "{\"method\":\"plain\",\"entries\":[{\"name\":\"net/w\",\"dtype\":\"f32\",\"offset\":0,\"bytes\":8},"
+                       "{\"name\":\"schema\",\"dtype\":\"bytes\",\"offset\":64,\"bytes\":5}]}";
+    uint64_t hlen = strlen(json), start = (24 + hlen + 63) / 64 * 64;
+    long size = (long)(start + 64 + 5 + 16);
+    uint8_t *b = calloc(1, (size_t)size);
+    uint32_t ver[2] = {1, 0};
+    float w[2] = {1.5f, -2};
+    memcpy(b, "SCTRMODL", 8);
+    memcpy(b + 8, ver, 8);
+    memcpy(b + 16, &hlen, 8);
+    memcpy(b + 24, json, hlen);
+    memcpy(b + start, w, 8);
+    memcpy(b + start + 64, "hello", 5);
+    uint64_t sum = XXH3_64bits(b + start, 64 + 5);
+    memcpy(b + size - 16, &sum, 8);
+    memcpy(b + size - 8, "SCTREND", 8);
+    spill(path, b, size);
+    sc_container c;
+    sc_error e;
+    cr_assert_eq(sc_container_open(&c, path, &e), SC_OK, "%s", e.msg);
+    const sc_container_entry *x = sc_container_find(&c, "net/w");
+    cr_assert(x && x->bytes == 8 && ((const float *)x->data)[1] == -2);
+    cr_assert_str_eq(cJSON_GetObjectItem(c.header, "method")->valuestring, "plain");
+    sc_container_close(&c);
+    b[start + 1] ^= 0x10; /* its data is still checked */
+    cr_assert_eq(open_bytes(path, b, size, &e), SC_EFORMAT);
+    cr_assert(strstr(e.msg, "checksum"), "%s", e.msg);
+    free(b);
     unlink(path);
 }

@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include "base/alloc.h"
+#include "base/util.h"
 
 static const char MAGIC[8] = {'S', 'C', 'T', 'R', 'M', 'O', 'D', 'L'};
 static const char END_MAGIC[8] = {'S', 'C', 'T', 'R', 'E', 'N', 'D', '\0'};
@@ -71,25 +72,31 @@ int sc_container_write(sc_container_writer *w, const char *path, cJSON *header, 
     static const uint8_t zeros[ALIGN];
     uint64_t pre = 24 + hlen, pad = align_up(pre) - pre;
     XXH3_state_t *hs = XXH3_createState();
+    if (!hs) {
+        free(json);
+        sc_atomic_abort(&f);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
     XXH3_64bits_reset(hs);
-    rc = sc_atomic_write(&f, MAGIC, 8, err);
-    if (!rc) rc = sc_atomic_write(&f, ver, 8, err);
-    if (!rc) rc = sc_atomic_write(&f, &hlen, 8, err);
-    if (!rc) rc = sc_atomic_write(&f, json, hlen, err);
-    if (!rc) rc = sc_atomic_write(&f, zeros, pad, err);
+    /* every byte before the trailer goes through the checksum */
+#define PUT(p, n) do { if (!rc) rc = sc_atomic_write(&f, (p), (n), err); XXH3_64bits_update(hs, (p), (n)); } while (0)
+    PUT(MAGIC, 8);
+    PUT(ver, 8);
+    PUT(&hlen, 8);
+    PUT(json, hlen);
+    PUT(zeros, pad);
     free(json);
     uint64_t pos = 0;
     for (int i = 0; i < w->n && !rc; i++) {
-        rc = sc_atomic_write(&f, w->entries[i].data, w->entries[i].bytes, err);
-        XXH3_64bits_update(hs, w->entries[i].data, w->entries[i].bytes);
+        PUT(w->entries[i].data, w->entries[i].bytes);
         pos += w->entries[i].bytes;
         uint64_t p = align_up(pos) - pos;
-        if (!rc && p && i + 1 < w->n) {
-            rc = sc_atomic_write(&f, zeros, p, err);
-            XXH3_64bits_update(hs, zeros, p);
+        if (p && i + 1 < w->n) {
+            PUT(zeros, p);
             pos += p;
         }
     }
+#undef PUT
     uint64_t sum = XXH3_64bits_digest(hs);
     XXH3_freeState(hs);
     if (!rc) rc = sc_atomic_write(&f, &sum, 8, err);
@@ -122,23 +129,31 @@ int sc_container_open(sc_container *c, const char *path, sc_error *err) {
         BAD("%s: not a semctr model file (bad magic number)", path);
     uint32_t ver;
     memcpy(&ver, d + 8, 4);
-    if (ver != SC_CONTAINER_VERSION) {
+    if (ver != 1 && ver != SC_CONTAINER_VERSION) {
         sc_fail(err, SC_EVERSION,
-                "%s: model file format version %u, this semctr reads version %d; retrain or export it with a matching semctr",
+                "%s: model file format version %u, this semctr reads versions 1 and %d; retrain or export it with a "
+                "matching semctr",
                 path, ver, SC_CONTAINER_VERSION);
         sc_container_close(c);
         return SC_EVERSION;
     }
-    uint64_t hlen;
+    if (memcmp(d + size - 8, END_MAGIC, 8) != 0) BAD("%s: file is truncated (end marker missing)", path);
+    /* The checksum first: nothing the header says is trusted before it
+     * matches (version 1 covered the data section only). */
+    uint64_t hlen, sum;
     memcpy(&hlen, d + 16, 8);
+    memcpy(&sum, d + size - 16, 8);
+    if (ver >= 2 && XXH3_64bits(d, size - 16) != sum)
+        BAD("%s: checksum mismatch: the file is corrupted or was edited (header or data)", path);
     if (hlen > size - 40) BAD("%s: header length %llu exceeds the file (truncated?)", path, (unsigned long long)hlen);
     uint64_t data_start = align_up(24 + hlen);
-    if (memcmp(d + size - 8, END_MAGIC, 8) != 0 || data_start > size - 16)
-        BAD("%s: file is truncated (end marker missing)", path);
-    uint64_t data_len = size - 16 - data_start, sum;
-    memcpy(&sum, d + size - 16, 8);
-    if (XXH3_64bits(d + data_start, data_len) != sum)
-        BAD("%s: checksum mismatch: the file is corrupted", path);
+    if (data_start > size - 16) BAD("%s: file is truncated (the data section is missing)", path);
+    uint64_t data_len = size - 16 - data_start;
+    if (ver == 1) {
+        if (XXH3_64bits(d + data_start, data_len) != sum) BAD("%s: checksum mismatch: the file is corrupted", path);
+        sc_info("%s: model file format version 1: its header is not covered by the checksum "
+                "(semctr export rewrites it as version %d)", path, SC_CONTAINER_VERSION);
+    }
     c->header = cJSON_ParseWithLength((const char *)d + 24, hlen);
     if (!c->header || !cJSON_IsObject(c->header)) BAD("%s: header is not valid JSON", path);
     cJSON *arr = cJSON_GetObjectItemCaseSensitive(c->header, "entries");

@@ -7,11 +7,16 @@
  *   24         H bytes of UTF-8 JSON: {"entries": [{"name", "dtype", "offset", "bytes"}...], ...}
  *   ...        zero padding to a multiple of 64: the data section starts here
  *   data       entries, each at a 64-byte aligned offset relative to the data section
- *   end - 16   u64 XXH3-64 of the data section, then the end magic "SCTREND\0"
+ *   end - 16   u64 XXH3-64 of every byte before it (offset 0 to end - 16),
+ *              then the end magic "SCTREND\0"
  *
  * The trailer makes a truncated or corrupted file fail to open with a message
- * instead of loading garbage weights. dtype is "f32" (little-endian float32)
- * or "bytes". Everything but "entries" in the header belongs to the caller. */
+ * instead of loading garbage weights: the checksum covers the header too, so
+ * an edited entry offset or network config is refused like a flipped weight.
+ * Version 1 files (before the header was covered: their checksum is of the
+ * data section alone) still open; `semctr export` rewrites one as version 2.
+ * dtype is "f32" (little-endian float32) or "bytes". Everything but
+ * "entries" in the header belongs to the caller. */
 #ifndef SC_TRAIN_CONTAINER_H
 #define SC_TRAIN_CONTAINER_H
 
@@ -22,7 +27,7 @@
 #include "base/error.h"
 #include "base/file.h"
 
-#define SC_CONTAINER_VERSION 1
+#define SC_CONTAINER_VERSION 2 /* written; 1 is still read */
 #define SC_CONTAINER_MAX_ENTRIES 4096
 
 typedef struct sc_container_entry {
@@ -55,7 +60,7 @@ typedef struct sc_container {
     char path[512];
 } sc_container;
 
-/* Validate magic, version, header, every entry's bounds, and the checksum. */
+/* Validate magic, version, checksum, header and every entry's bounds. */
 int sc_container_open(sc_container *c, const char *path, sc_error *err);
 void sc_container_close(sc_container *c);
 /* NULL when absent. */
