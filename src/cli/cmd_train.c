@@ -10,6 +10,7 @@
 #include "ctr/model.h"
 #include "data/dataset.h"
 #include "data/schema.h"
+#include "dist/dist.h"
 #include "methods/elec/elec.h"
 #include "methods/elec/text.h"
 #include "methods/msd/msd.h"
@@ -47,6 +48,10 @@ static const char *USAGE =
     "  --resume             continue from the checkpoint\n"
     "  --max-steps N        stop after N batches (benchmarks)\n"
     "  --json               print the result as one JSON object on stdout\n"
+    "\n"
+    "Data-parallel (`make MPI=1`, then `mpirun -np N semctr train ...`; docs/distributed.md): each\n"
+    "rank takes a slice of every batch of --batch-size rows, gradients are summed over ranks, rank 0\n"
+    "validates and writes the model and checkpoint; the same model as one process with that batch.\n"
     "\n"
     "ELEC (--method elec; docs/elec.md):\n"
     "  --method NAME        plain | elec (plain)\n"
@@ -398,6 +403,19 @@ int cmd_train(int argc, char **argv) {
     sc_install_signal_handlers();
 
     sc_error err = {0};
+    sc_dist *dist = NULL;
+    if (sc_dist_init(&dist, NULL, NULL, &err)) return cli_fail("train", &err);
+    int rank = sc_dist_rank(dist), ranks = sc_dist_size(dist);
+    if (ranks > 1) {
+        if (elec || msd) {
+            fprintf(stderr, "semctr train: rank %d of %d: --method %s trains on one process; data-parallel training "
+                            "covers --method plain\n", rank, ranks, elec ? "elec" : "msd");
+            sc_dist_finalize(dist);
+            return EXIT_USAGE;
+        }
+        if (rank > 0) sc_log_level = SC_LOG_QUIET; /* rank 0 speaks for the job */
+        tc.dist = dist;
+    }
     sc_schema *schema = NULL;
     sc_dataset train = {0}, valid = {0}, test = {0};
     sc_model *model = NULL;
@@ -427,31 +445,51 @@ int cmd_train(int argc, char **argv) {
         sc_dataset_close(&train);
         sc_dataset_close(&valid);
         sc_schema_free(schema);
+        sc_dist_finalize(dist);
         return rc ? cli_fail("train", &err) : 0;
     }
-    if (!rc) rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed, &err);
+    /* The weights start as rank 0's (sc_fit broadcasts them); the seed per rank gives each rank
+       its own dropout masks instead of every rank dropping the same units. */
+    if (!rc) rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed + (uint64_t)rank, &err);
     sc_train_result res;
     if (!rc) {
-        sc_info("training %s on %lld rows (valid %lld), batch %d, %d threads", model_name, (long long)train.n_rows,
-                (long long)valid.n_rows, tc.batch_size, tc.n_threads);
+        sc_info("training %s on %lld rows (valid %lld), batch %d, %d threads%s", model_name, (long long)train.n_rows,
+                (long long)valid.n_rows, tc.batch_size, tc.n_threads, ranks > 1 ? " per rank" : "");
+        if (ranks > 1) sc_info("data-parallel over %d ranks: about %d rows of each batch per rank", ranks,
+                               (tc.batch_size + ranks - 1) / ranks);
         rc = sc_train(model, schema, &train, &valid, &tc, out, &res, &err);
     }
-    if (!rc) {
+    if (!rc && rank == 0) {
         sc_info("best epoch %d: valid AUC %.5f, gAUC %.5f, logloss %.5f; model written to %s", res.best_epoch,
                 res.best_valid.auc, res.best_valid.gauc, res.best_valid.logloss, out);
+        sc_dist_stats ds;
+        sc_dist_get_stats(dist, &ds);
+        double per = ds.steps ? 1.0 / (double)ds.steps : 0;
         if (json)
             printf("{\"model\": \"%s\", \"monitor\": \"%s\", \"best_epoch\": %d, \"epochs_run\": %d, \"valid_auc\": %.6f, "
                    "\"valid_gauc\": %.6f, \"valid_logloss\": %.6f, \"valid_ece\": %.6f, \"samples_per_s\": %.1f, \"dense_flops_per_sample\": %.0f, \"steps\": %lld, "
-                   "\"peak_rss_bytes\": %lld, \"out\": \"%s\"}\n",
+                   "\"peak_rss_bytes\": %lld, \"ranks\": %d, \"dist\": {\"dense_bytes_per_step\": %.0f, "
+                   "\"sparse_bytes_sent_per_step\": %.1f, \"sparse_bytes_recv_per_step\": %.1f, \"comm_s\": %.3f}, \"out\": \"%s\"}\n",
                    model_name, sc_monitor_name(tc.monitor), res.best_epoch, res.epochs_run, res.best_valid.auc,
                    isnan(res.best_valid.gauc) ? -1.0 : res.best_valid.gauc, res.best_valid.logloss,
                    isnan(res.best_valid.ece) ? -1.0 : res.best_valid.ece, res.samples_per_s,
-                   sc_model_flops_per_sample(model), (long long)res.steps, (long long)sc_peak_rss_bytes(), out);
+                   sc_model_flops_per_sample(model), (long long)res.steps, (long long)sc_peak_rss_bytes(), ranks,
+                   ds.dense_bytes * per, ds.sparse_bytes_sent * per, ds.sparse_bytes_recv * per, ds.comm_s, out);
     }
     if (model) sc_model_free(model);
     sc_dataset_close(&train);
     sc_dataset_close(&valid);
     if (schema) sc_schema_free(schema);
+    if (rc && ranks > 1) {
+        sc_fail_prefix(&err, "rank %d of %d: ", rank, ranks);
+        int code = cli_fail("train", &err);
+        /* the other ranks may be waiting in a collective for this one: end the job, unless all
+           ranks stopped together on an interruption */
+        if (err.code != SC_EINTERRUPTED) sc_dist_abort(dist, code);
+        sc_dist_finalize(dist);
+        return code;
+    }
+    sc_dist_finalize(dist);
     if (rc) return cli_fail("train", &err);
     return 0;
 }

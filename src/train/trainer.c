@@ -215,6 +215,10 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
     FILE *log = NULL;
     loop_state st = {.lr = cfg->lr, .best_score = -INFINITY};
     const char *metric = cfg->monitor == SC_MONITOR_LOGLOSS ? "logloss" : "AUC";
+    sc_dist *d = cfg->dist;
+    int root = sc_dist_rank(d) == 0, ranks = sc_dist_size(d);
+    if (ranks > 1 && !t->params)
+        return sc_fail(err, SC_EINVAL, "this training method runs on one process, not over %d ranks", ranks);
 
     rc = sc_batch_alloc(&b, train->fields, train->n_fields, cfg->batch_size, err);
     if (rc) goto done;
@@ -223,19 +227,26 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld rows", (long long)train->n_rows);
         goto done;
     }
-    if (cfg->log_path) {
+    if (cfg->log_path && root) {
         log = fopen(cfg->log_path, cfg->resume ? "a" : "w");
         if (!log) {
             rc = sc_fail(err, SC_EIO, "%s: cannot open the metrics log", cfg->log_path);
             goto done;
         }
     }
-    if (cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path)) {
+    if (root && cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path)) {
         rc = load_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err);
-        if (rc) goto done;
-        sc_info("resuming after epoch %d (best valid %s %.5f at epoch %d)", st.epoch, metric,
-                cfg->monitor == SC_MONITOR_LOGLOSS ? -st.best_score : st.best_score, st.best_epoch);
+        if (!rc)
+            sc_info("resuming after epoch %d (best valid %s %.5f at epoch %d)", st.epoch, metric,
+                    cfg->monitor == SC_MONITOR_LOGLOSS ? -st.best_score : st.best_score, st.best_epoch);
     }
+    /* every rank starts from rank 0's weights, optimizer and loop state (the checkpoint may be on its disk only) */
+    if (ranks > 1) {
+        rc = sc_dist_agree(d, rc, err);
+        if (!rc) rc = sc_dist_bcast(d, &st, sizeof st, err);
+        if (!rc) rc = sc_dist_bcast_state(d, t->params, t->n_params, t->opt, err);
+    }
+    if (rc) goto done;
 
     double train_time = 0;
     int64_t train_samples = 0;
@@ -250,7 +261,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         double loss_sum = 0, t0 = sc_now();
         int64_t n_batches = 0, seen = 0;
         for (int64_t start = 0; start < train->n_rows; start += cfg->batch_size) {
-            if (sc_interrupted()) {
+            if (sc_dist_interrupted(d)) {
                 sc_progress_end(&prog);
                 res->interrupted = 1;
                 rc = sc_fail(err, SC_EINTERRUPTED,
@@ -261,22 +272,25 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             if (cfg->max_steps && st.steps >= cfg->max_steps) break;
             int n = (int)(train->n_rows - start < cfg->batch_size ? train->n_rows - start : cfg->batch_size);
 
-            sc_batch_gather(&b, train, order + start, n);
+            int64_t lo, hi; /* this rank's rows of the batch */
+            sc_dist_slice(d, n, &lo, &hi);
+            sc_batch_gather(&b, train, order + start + lo, (int)(hi - lo));
             double loss;
-            rc = t->step(t->ctx, &b, order + start, st.lr, &loss, err);
+            rc = t->step(t->ctx, &b, order + start + lo, st.lr, &loss, err);
             if (rc) goto done;
             /* the batch reached the next block: the finished block's pages can go */
             if (n_blocks > 1 && start / SC_SHUFFLE_BLOCK != (start + n) / SC_SHUFFLE_BLOCK) {
                 int64_t blk = order[start] / SC_SHUFFLE_BLOCK;
                 sc_dataset_release_rows(train, blk * SC_SHUFFLE_BLOCK, (blk + 1) * SC_SHUFFLE_BLOCK);
             }
-            loss_sum += loss;
+            loss_sum += loss * ((double)(hi - lo) / n); /* summed over ranks: the batch's mean loss */
             n_batches++;
             st.steps++;
             seen += n;
             if ((n_batches & 15) == 0) {
                 char extra[48];
-                snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (double)n_batches);
+                /* over ranks, rank 0's slices stand for the batch until the epoch's sum */
+                snprintf(extra, sizeof extra, "loss %.4f", loss_sum * ranks / (double)n_batches);
                 sc_progress_update(&prog, seen, extra);
             }
         }
@@ -284,9 +298,13 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         train_time += dt;
         train_samples += seen;
         sc_progress_end(&prog);
+        rc = sc_dist_sum(d, &loss_sum, 1, err);
+        if (!rc) rc = sc_dist_check_replicas(d, t->params, t->n_params, label, err);
+        if (rc) goto done;
 
         sc_metrics m;
-        rc = t->validate(t->ctx, &m, err);
+        rc = sc_dist_agree(d, root ? t->validate(t->ctx, &m, err) : SC_OK, err);
+        if (!rc) rc = sc_dist_bcast(d, &m, sizeof m, err);
         if (rc) goto done;
         double score = monitored(cfg->monitor, &m);
         int improved = score > st.best_score;
@@ -299,7 +317,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             st.best_epoch = epoch;
             st.bad_epochs = st.plateau = 0;
             res->best_valid = m;
-            rc = t->save_best(t->ctx, err);
+            rc = sc_dist_agree(d, root ? t->save_best(t->ctx, err) : SC_OK, err);
             if (rc) goto done;
         } else {
             st.bad_epochs++;
@@ -313,7 +331,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         log_epoch(log, epoch, mean_loss, &m, st.lr, sps, improved);
         res->epochs_run++;
         if (cfg->ckpt_path) {
-            rc = save_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err);
+            rc = sc_dist_agree(d, root ? save_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err) : SC_OK, err);
             if (rc) goto done;
         }
         if (st.bad_epochs >= cfg->patience) {
@@ -327,9 +345,15 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         goto done;
     }
     /* After a resume the best weights may predate this process: reload them from the model file. */
-    rc = t->restore_best(t->ctx, res->best_valid.n == 0, err);
+    if (root) {
+        rc = t->restore_best(t->ctx, res->best_valid.n == 0, err);
+        if (!rc && res->best_valid.n == 0) rc = t->validate(t->ctx, &res->best_valid, err);
+    }
+    /* every rank ends holding the best weights, as one process does */
+    rc = sc_dist_agree(d, rc, err);
+    if (!rc) rc = sc_dist_bcast(d, &res->best_valid, sizeof res->best_valid, err);
+    if (!rc) rc = sc_dist_bcast_state(d, t->params, t->n_params, NULL, err);
     if (rc) goto done;
-    if (res->best_valid.n == 0) rc = t->validate(t->ctx, &res->best_valid, err);
     res->best_epoch = st.best_epoch;
     res->steps = st.steps;
     res->samples_per_s = train_time > 0 ? (double)train_samples / train_time : 0;
@@ -359,6 +383,9 @@ typedef struct plain_ctx {
     sc_model_bundle bundle; /* wraps best for writing */
     const char *out_path;
     int n_threads;
+    sc_dist *dist;
+    sc_param *params;
+    int n_params;
 } plain_ctx;
 
 static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float lr, double *loss, sc_error *err) {
@@ -370,7 +397,7 @@ static int plain_step(void *ctx, const sc_batch *b, const int64_t *rows, float l
     sc_bce_logits_backward(c->dlogits, c->logits, b->label, b->n, 1.0f);
     rc = sc_model_backward(c->model, b, c->dlogits, NULL, NULL, err);
     if (rc) return rc;
-    return sc_optim_step(c->opt, lr, err);
+    return sc_dist_optim_step(c->dist, c->opt, c->params, c->n_params, lr, err);
 }
 
 static int plain_validate(void *ctx, sc_metrics *m, sc_error *err) {
@@ -472,9 +499,9 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
              const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err) {
     if (valid->n_rows == 0) return sc_fail(err, SC_EINVAL, "the validation split is empty");
     int np, rc;
-    plain_ctx c = {.model = model, .valid = valid, .out_path = out_path,
-                   .n_threads = cfg->n_threads};
     sc_param *params = sc_model_params(model, &np);
+    plain_ctx c = {.model = model, .valid = valid, .out_path = out_path, .n_threads = cfg->n_threads,
+                   .dist = cfg->dist, .params = params, .n_params = np};
     rc = sc_train_optim_create(&c.opt, cfg, params, np, err);
     if (!rc) rc = sc_model_create(&c.best, sc_model_get_config(model), train->fields, train->n_fields, cfg->seed, err);
     if (!rc) {
@@ -489,7 +516,7 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
         snprintf(c.bundle.networks[0].name, sizeof c.bundle.networks[0].name, "main");
         c.bundle.networks[0].model = c.best;
         sc_fit_task t = {&c, plain_step, plain_validate, plain_save_best, plain_restore_best,
-                         plain_stage_checkpoint, plain_load_checkpoint};
+                         plain_stage_checkpoint, plain_load_checkpoint, params, np, c.opt};
         rc = sc_fit(train, cfg, &t, res, err);
     }
     sc_free(c.logits);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ctr/model.h"
+#include "dist/dist.h"
 #include "nn/optim.h"
 #include "data/dataset.h"
 #include "train/metrics.h"
@@ -40,6 +41,8 @@ typedef struct sc_train_config {
     const char *log_path;  /* JSON-lines metrics log, or NULL */
     const char *ckpt_path; /* resumable checkpoint, or NULL */
     int resume;            /* continue from ckpt_path when it exists */
+    sc_dist *dist;         /* NULL: one process; else data-parallel over its ranks (docs/distributed.md):
+                              each rank steps on its slice of every batch, rank 0 validates and writes */
 } sc_train_config;
 
 void sc_train_config_default(sc_train_config *c);
@@ -75,11 +78,21 @@ typedef struct sc_fit_task {
     /* Checkpoint: add weights and optimizer state to w / read them from c. */
     int (*stage_checkpoint)(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err);
     int (*load_checkpoint)(void *ctx, const sc_container *c, sc_error *err);
+    /* Data-parallel tasks only (NULL otherwise; such a task is refused over
+     * more than one rank): the weights and optimizer every rank keeps
+     * identical. Their step sums gradients with sc_dist_optim_step; sc_fit
+     * broadcasts rank 0's state at the start and after restore_best, and
+     * checks the replicas after every epoch. Only rank 0 calls validate,
+     * save_best, restore_best and the checkpoint callbacks. */
+    sc_param *params;
+    int n_params;
+    sc_optim *opt;
 } sc_fit_task;
 
 /* The shared loop: epochs of shuffled batches of train, validation after
  * each epoch, best epoch saved, LR decay on plateau, early stopping,
- * checkpoint and resume, Ctrl-C. cfg->batch_size rows per step. */
+ * checkpoint and resume, Ctrl-C. cfg->batch_size rows per step: with
+ * cfg->dist, rows over all ranks (each steps on its sc_dist_slice). */
 int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_task *task, sc_train_result *res,
            sc_error *err);
 

@@ -611,7 +611,8 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
     sc_info("MSD: %s on %s (%d semantic fields of %d, encoder %s, adaptor %s)",
             sc_msd_levels_name(c.levels, lv, sizeof lv), sc_backbone_name(cfg.backbone), c.K, c.D,
             sem->encoder[0] ? sem->encoder : "-", mcfg->adaptor_hidden > 0 ? "MLP" : "Linear");
-    sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint};
+    sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint,
+                        NULL, 0, NULL /* one process: not data-parallel */};
     sc_train_result res;
     rc = sc_fit(train, tcfg, &task, &res, err);
     if (rc) goto done;
