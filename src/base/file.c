@@ -1,13 +1,17 @@
 #include "base/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/util.h"
 
 int sc_mmap_open(sc_mmap *m, const char *path, sc_error *err) {
     m->data = NULL;
@@ -83,10 +87,43 @@ int sc_read_file(const char *path, char **out, size_t *out_len, sc_error *err) {
     return SC_OK;
 }
 
+/* Remove the "<path>.tmp.<pid>" files of writers that were killed before
+ * they renamed or removed them: only those whose process no longer runs
+ * (kill(pid, 0) fails with ESRCH), so a write in progress is never touched.
+ * A pid reused by an unrelated process keeps its file until that process
+ * ends. (A writer in another pid namespace sharing the directory would look
+ * gone: its commit then fails with an error, it never half-writes.) */
+static void remove_stale_temporaries(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    else snprintf(dir, sizeof dir, ".");
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) || strncmp(n + bl, ".tmp.", 5)) continue;
+        const char *digits = n + bl + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (errno || end == digits || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to ask: keep */
+        char stale[sizeof dir + 260];
+        snprintf(stale, sizeof stale, "%s/%s", dir, n);
+        if (unlink(stale) == 0) sc_info("removed %s, left by process %ld, which no longer runs", stale, pid);
+    }
+    closedir(d);
+}
+
 int sc_atomic_open(sc_atomic_file *f, const char *path, sc_error *err) {
     f->fp = NULL;
     if (strlen(path) >= sizeof f->path)
         return sc_fail(err, SC_EINVAL, "path too long: %.100s...", path);
+    remove_stale_temporaries(path);
     snprintf(f->path, sizeof f->path, "%s", path);
     snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
     f->fp = fopen(f->tmp, "wb");

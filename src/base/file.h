@@ -3,7 +3,9 @@
  * Every file semctr writes goes through sc_atomic_file: bytes go to
  * "<path>.tmp.<pid>", which is fsync'ed and renamed over <path> on commit, so
  * a crash or an error never leaves a half-written artefact, and a file that
- * was there before stays intact until the new one is complete. */
+ * was there before stays intact until the new one is complete. A writer
+ * killed before its rename leaves its temporary behind; the next
+ * sc_atomic_open of the same path removes it once its process is gone. */
 #ifndef SC_BASE_FILE_H
 #define SC_BASE_FILE_H
 
