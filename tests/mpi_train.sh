@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Data-parallel training (make MPI=1) on this machine: 1, 2 and 3 ranks with
+# the same global batch train the same model; resume, a refused method, a
+# failing input and a killed rank end the job with a clear error and leave a
+# loadable model. Usage: tests/mpi_train.sh BUILD_DIR (an MPI=1 build).
+#
+# Tolerances (docs/distributed.md): the ranks' sums add the same numbers in
+# another order, so weights differ by float rounding only: FM (no ReLU)
+# after 2 epochs by ~2e-6, DeepFM after 100 steps by ~4e-7; checked at 2e-5.
+# Over whole epochs a ReLU network amplifies rounding (Adam turns a 1e-9
+# gradient of an almost dead unit into a step of the order of the learning
+# rate), so DeepFM is held to its validation AUC (within 1e-4) over epochs.
+set -euo pipefail
+BUILD=${1:?usage: tests/mpi_train.sh BUILD_DIR}
+BIN=$(cd "$BUILD" && pwd)/semctr
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+export SEMCTR_QUIET=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# on loopback, a machine with fewer cores than ranks; no warnings about a missing network
+MPIRUN=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+json_num() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }
+# |a - b| <= tol
+close() { python3 -c 'import sys; a, b, t = map(float, sys.argv[1:]); sys.exit(abs(a - b) > t)' "$1" "$2" "$3"; }
+
+"$BIN" prepare --config "$ROOT/configs/ml-100k.yaml" --out "$T/data" >/dev/null
+train() { # NP OUT ARGS...: train on NP ranks (0: no mpirun), the JSON result on stdout
+    local np=$1 out=$2
+    shift 2
+    if [ "$np" = 0 ]; then "$BIN" train --data "$T/data" --out "$T/$out" --threads 1 --json "$@"
+    else "${MPIRUN[@]}" -np "$np" "$BIN" train --data "$T/data" --out "$T/$out" --threads 1 --json "$@"; fi
+}
+same_weights() { # NAME A B ATOL
+    if python3 "$HERE/mpi_compare.py" --atol "$4" --rtol 0 "$T/$2" "$T/$3" >"$T/cmp.txt"; then pass "$1"
+    else cat "$T/cmp.txt"; fail "$1"; fi
+}
+
+# 1. FM over two epochs: 1, 2 and 3 ranks (3 does not divide 256: slices of 85 and 86 rows)
+a1=$(train 0 fm1.model --model fm --epochs 2 | json_num valid_auc)
+for np in 2 3; do
+    r=$(train $np fm$np.model --model fm --epochs 2)
+    close "$a1" "$(echo "$r" | json_num valid_auc)" 1e-4 && pass "fm $np ranks: valid AUC as 1 rank ($a1)" ||
+        fail "fm $np ranks: valid AUC $(echo "$r" | json_num valid_auc) vs $a1"
+    [ "$(echo "$r" | json_num ranks)" = "$np" ] && pass "fm $np ranks: --json says ranks $np" || fail "fm ranks field"
+    same_weights "fm $np ranks: the weights of 1 rank within 2e-5" fm1.model fm$np.model 2e-5
+done
+
+# 2. DeepFM: weights after 100 steps, validation AUC after 2 epochs
+train 0 d1s.model --model deepfm --max-steps 100 >/dev/null
+train 2 d2s.model --model deepfm --max-steps 100 >/dev/null
+same_weights "deepfm 2 ranks, 100 steps: the weights of 1 rank within 2e-5" d1s.model d2s.model 2e-5
+a1=$(train 0 d1.model --model deepfm --epochs 2 | json_num valid_auc)
+a2=$(train 2 d2.model --model deepfm --epochs 2 | json_num valid_auc)
+close "$a1" "$a2" 1e-4 && pass "deepfm 2 ranks, 2 epochs: valid AUC $a2 vs 1 rank $a1" || fail "deepfm AUC $a2 vs $a1"
+
+# 3. a global batch smaller than the job: some ranks have empty slices
+train 0 b1.model --model fm --batch-size 2 --max-steps 300 >/dev/null
+train 3 b3.model --model fm --batch-size 2 --max-steps 300 >/dev/null
+same_weights "batch 2 over 3 ranks (empty slices): the weights of 1 rank" b1.model b3.model 1e-6
+
+# 4. resume under MPI: 1 epoch, then --resume to 3, is the straight 3-epoch run
+train 2 r.model --model fm --epochs 1 >/dev/null
+train 2 r.model --model fm --epochs 3 --resume >"$T/r.json"
+train 2 s.model --model fm --epochs 3 >"$T/s.json"
+same_weights "2 ranks: resumed run equals the straight run" r.model s.model 1e-6
+[ "$(json_num epochs_run <"$T/r.json")" = 2 ] && pass "resume ran the 2 remaining epochs" || fail "resume epochs_run"
+
+# 5. what runs on one process only is refused over ranks, by name
+if train 2 e.model --model fm --method elec >"$T/e.txt" 2>&1; then fail "elec over 2 ranks was not refused"
+elif grep -q "elec trains on one process" "$T/e.txt"; then pass "--method elec over 2 ranks: refused by name"
+else cat "$T/e.txt"; fail "elec refusal message"; fi
+
+# 6. bad input on every rank: the job fails with the file named, no model
+if "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/nowhere" --model fm --out "$T/n.model" >"$T/n.txt" 2>&1; then
+    fail "missing data over 2 ranks exited 0"
+elif grep -q "rank 0 of 2: .*nowhere" "$T/n.txt" && [ ! -e "$T/n.model" ]; then pass "missing data: error names it"
+else cat "$T/n.txt"; fail "missing data message"; fi
+
+# 7. a rank killed mid-training: the job ends (no hang) with an error, the model on disk is the
+#    last complete epoch's and loads
+"${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/data" --out "$T/k.model" --model deepfm --threads 1 --epochs 1000 \
+    --patience 1000 --lr-decay 1 >"$T/k.txt" 2>&1 &
+job=$!
+for _ in $(seq 600); do [ -e "$T/k.model" ] && break; sleep 0.1; done
+victim=""
+for p in $(pgrep -P "$job" || true); do
+    grep -qz '^OMPI_COMM_WORLD_RANK=1$' "/proc/$p/environ" 2>/dev/null && victim=$p
+done
+if [ -z "$victim" ] || [ ! -e "$T/k.model" ]; then
+    kill "$job" 2>/dev/null || true
+    fail "killed rank: no model after 60 s or no rank 1 under mpirun $job"
+else
+    kill -9 "$victim"
+    for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$job" 2>/dev/null; then
+        kill "$job"
+        fail "killed rank: the job still runs 30 s later"
+    elif wait "$job"; then fail "killed rank: the job exited 0"
+    elif ! grep -qi "signal 9\|killed" "$T/k.txt"; then cat "$T/k.txt"; fail "killed rank: no message"
+    elif "$BIN" eval --model "$T/k.model" --data "$T/data" --split valid --json >"$T/ke.json"; then
+        pass "killed rank: job ended with '$(grep -i -m1 'signal 9\|killed' "$T/k.txt" | sed 's/^ *//')', model loads"
+    else fail "killed rank: the model left on disk does not load"; fi
+fi
+
+echo "mpi_train: $fails failed"
+[ "$fails" = 0 ]
