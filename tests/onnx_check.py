@@ -12,8 +12,13 @@ which provides onnxruntime, onnx and numpy).
       MANIFEST and ROWS.csv, and compares the scores it prints with those of
       `semctr predict` in PREDICTED.csv (within 1e-5).
 
+  onnx_check.py encode MANIFEST ROWS.csv PREDICTED.csv
+      encodes ROWS.csv with every encoding docs/onnx.md describes (the
+      reference client below), scores with ONNX Runtime and compares with
+      `semctr predict` (within 1e-5).
+
 Prints "rows N, max |diff| D"; exits 1 when a check fails."""
-import json, os, re, subprocess, sys
+import csv, json, math, os, re, subprocess, sys
 
 import numpy as np
 
@@ -69,6 +74,80 @@ def csv_example(doc, manifest, rows, predicted):
     compare(got, [float(v) for v in lines[1:]])
 
 
+def normalize(x, v):
+    if x["normalize"] == "standard":
+        return (v - x["mean"]) / (x["std"] if x["std"] > 0 else 1)
+    if x["normalize"] == "minmax":
+        return (v - x["min"]) / (x["max"] - x["min"]) if x["max"] > x["min"] else 0.0
+    if x["normalize"] == "log":
+        return math.log1p(max(v, 0.0))
+    return v
+
+
+def number(c):
+    """The cell as a number, or None (missing, blank, not a number)."""
+    try:
+        return float(c) if c is not None and c.strip(" ") else None
+    except ValueError:
+        return None
+
+
+def encode_input(x, rows, here):
+    """Input x of the manifest for raw rows (dicts of cells), as docs/onnx.md says."""
+    import xxhash
+    table = json.load(open(os.path.join(here, x["file"]))) if "file" in x else {}
+    W = x.get("width", 1)
+
+    def pad(ids):
+        ids = ids[:W]
+        return ids + [0] * (W - len(ids))
+
+    def one(p):
+        if "hash_buckets" in x:
+            return 2 + xxhash.xxh64_intdigest(p.encode(), 0) % x["hash_buckets"]
+        return table.get(p, 1)
+
+    out = []
+    for r in rows:
+        enc = x["encoding"]
+        if enc == "flags":
+            out.append(pad([i for col, i in zip(x["columns"], x["ids"]) if (r.get(col) or "").strip(" ") == "1"]))
+            continue
+        c = r.get(x["column"]) or None  # an empty cell is a missing value
+        if c is not None and "pattern" in x:
+            m = re.search(x["pattern"], c)
+            c = None if not m else m.group(1) if m.re.groups and m.group(1) is not None else m.group(0)
+        if enc == "lookup":
+            out.append(x["missing"] if c is None else table.get(c, x["missing"]))
+        elif enc == "split":
+            out.append(pad([one(p) for p in (c or "").split(x["separator"]) if p]))
+        elif enc == "hash":
+            out.append(x["missing"] if c is None else one(c))
+        elif enc == "numeric":
+            v = number(c)
+            out.append(normalize(x, x["fill"] if v is None else v))
+        elif enc == "bucket":
+            v = number(c)
+            out.append(x["missing"] if v is None else 2 + sum(b <= v for b in x["boundaries"]))
+        elif enc == "log2":
+            v = number(c)
+            key = None if c is None else "" if v is None else str(int(math.floor(math.log(v) ** 2 if v > 2 else v)))
+            out.append(x["missing"] if key is None else table.get(key, 1))
+        else:
+            sys.exit(f"input {x['name']}: unknown encoding {enc}")
+    return np.array(out, dtype=x["dtype"])
+
+
+def encode(manifest, rows, predicted):
+    import onnxruntime as ort
+    spec, here = json.load(open(manifest)), os.path.dirname(manifest)
+    rows = list(csv.DictReader(open(rows)))
+    feed = {x["name"]: encode_input(x, rows, here) for x in spec["inputs"]}
+    sess = ort.InferenceSession(os.path.join(here, spec["model"]), providers=["CPUExecutionProvider"])
+    lines = open(predicted).read().split()
+    compare(sess.run(["score"], feed)[0], [float(v) for v in lines[1:]])
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    {"scores": scores, "csv": csv_example}[mode](*args)
+    {"scores": scores, "csv": csv_example, "encode": encode}[mode](*args)

@@ -162,18 +162,51 @@ static void export_and_compare(const char *dir, const char *name) {
     cr_assert(strstr(tcli_out(), "checker ok") && strstr(tcli_out(), "rows 10000"), "%s", tcli_out());
 }
 
+/* AutoInt's options the CLI does not set (scores scaled by 1/sqrt(att_dim),
+ * no residual projection): DIR/autoint's trained weights in a model with
+ * them, written as DIR/autoint-scaled. */
+static void autoint_options(const char *dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/autoint", dir);
+    sc_model_bundle b;
+    sc_error err;
+    cr_assert_eq(sc_model_bundle_load(&b, path, 2, &err), 0, "%s", err.msg);
+    sc_model *m = b.networks[0].model, *v;
+    sc_model_config cfg = *sc_model_get_config(m);
+    cfg.att_scaling = 1;
+    cfg.att_residual = 0;
+    int F, na, nv;
+    const sc_field_info *fi = sc_schema_fields(b.schema, &F);
+    cr_assert_eq(sc_model_create(&v, &cfg, fi, F, 1, &err), 0, "%s", err.msg);
+    sc_param *pa = sc_model_params(m, &na), *pv = sc_model_params(v, &nv);
+    cr_assert_eq(nv, na - cfg.att_layers, "one W_res less per layer");
+    for (int j = 0; j < nv; j++)
+        for (int i = 0; i < na; i++)
+            if (!strcmp(pa[i].name, pv[j].name)) {
+                cr_assert_eq(pa[i].size, pv[j].size);
+                memcpy(pv[j].data, pa[i].data, sizeof(float) * (size_t)pa[i].size);
+            }
+    sc_model_free(m);
+    b.networks[0].model = v;
+    snprintf(path, sizeof path, "%s/autoint-scaled", dir);
+    cr_assert_eq(sc_model_bundle_save(&b, path, &err), 0, "%s", err.msg);
+    sc_model_bundle_free(&b);
+}
+
 Test(export_onnx, every_backbone_scores_as_semctr_in_onnx_runtime, .timeout = 900) {
     char d[64];
     prepare(d);
     static const char *bb[] = {"lr", "fm", "dnn", "widedeep", "deepfm", "dcn", "dcnv2", "autoint"};
     for (int i = 0; i < 8; i++) {
-        /* autoint with scaled scores, no residual and att_dim != D / heads: the layer's other paths */
+        /* att_dim != D / heads: layers of shape (D, A) then (A, A) */
         const char *extra = !strcmp(bb[i], "autoint") ? "--att-dim 4 --att-heads 3 --att-layers 2" : "";
         cr_assert_eq(tcli_semctr("train --data %s/data --model %s --out %s/%s --epochs 1 --seed 1 --threads 2 %s", d, bb[i],
                                  d, bb[i], extra),
                      0, "%s", tcli_out());
         export_and_compare(d, bb[i]);
     }
+    autoint_options(d);
+    export_and_compare(d, "autoint-scaled");
     cleanup(d);
 }
 
@@ -261,6 +294,105 @@ Test(export_onnx, raw_rows_encoded_with_the_lookup_files_score_as_predict, .time
     int rc = onnx_check("csv docs/onnx.md '%s/m.inputs.json' '%s/rows.csv' '%s/p.csv'", d, d, d);
     cr_assert_eq(rc, 0, "%s", tcli_out());
     cr_assert(strstr(tcli_out(), "rows 505"), "%s", tcli_out());
+    cleanup(d);
+}
+
+/* A small click log whose fields use every encoding of the manifest:
+ * vocabulary, hash, pattern, the three normalisations, buckets, log2, a
+ * multi field split at ';', flag columns, a sequence, and fields joined
+ * from an item table (categorical and numeric). */
+static void mixed_dataset(const char *dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/items.csv", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "item_id,brand,weight\n");
+    for (int i = 0; i < 40; i++) fprintf(f, "i%d,b%d,%.2f\n", i, i % 6, 0.5 + (i * 37 % 100) / 10.0);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "ts,user_id,item_id,price,rating,views,age,clicks,tag,city,cats,f1,f2,f3,click\n");
+    static const char *cats[] = {"a;b", "b", "c;a;d", "", "d;;e", "a;b;c;d"};
+    uint32_t x = 12345;
+    for (int r = 0; r < 1500; r++) {
+        x = x * 1103515245u + 12345u;
+        uint32_t h = x >> 8;
+        int u = h % 30, it = (h / 30) % 40;
+        /* clicks depend on user, item and a few fields, so training gives scores that differ */
+        int click = ((u % 3 == 0) + (it % 4 == 0) + (h % 7 < 3) + ((h >> 5) % 2)) >= 2;
+        fprintf(f, "%d,u%d,i%d,%.2f,%d,%d,%d,%d,t%d,%s-%d,%s,%d,%d,%d,%d\n", r, u, it, 10 + (h % 1000) / 10.0,
+                (int)(h % 50), (int)(h % 5000), 15 + (int)(h % 60), (int)(h % 300), (int)(h % 80),
+                h % 2 ? "paris" : "rome", (int)(h % 9), cats[h % 6], (int)(h % 2), (int)((h >> 3) % 2),
+                (int)((h >> 4) % 2), click);
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/c.yaml", dir);
+    f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "input: {path: log.csv, header: true}\n"
+               "label: click\n"
+               "joins:\n  - {name: item, path: items.csv, header: true, key: item_id}\n"
+               "fields:\n"
+               "  - {name: user_id, type: categorical}\n"
+               "  - {name: item_id, type: categorical}\n"
+               "  - {name: brand, type: categorical}\n"
+               "  - {name: weight, type: numeric, normalize: standard}\n"
+               "  - {name: price, type: numeric, normalize: standard, fill: 50}\n"
+               "  - {name: rating, type: numeric, normalize: minmax}\n"
+               "  - {name: views, type: numeric, normalize: log}\n"
+               "  - {name: age, type: numeric, buckets: [18, 30, 50]}\n"
+               "  - {name: clicks, type: numeric, bucketize: log2}\n"
+               "  - {name: tag, type: categorical, hash_buckets: 50}\n"
+               "  - {name: city, type: categorical, pattern: '^([a-z]+)-'}\n"
+               "  - {name: cats, type: multi, separator: ';', max_len: 3, pooling: sum}\n"
+               "  - {name: flags, type: multi, flags: [f1, f2, f3], max_len: 2}\n"
+               "  - {name: history, type: sequence, of: item_id, by: user_id, max_len: 4, share_embedding: item_id}\n"
+               "split: {method: time, column: ts}\n");
+    fclose(f);
+    cr_assert_eq(tcli_semctr("prepare --config %s/c.yaml --out %s/data", dir, dir), 0, "%s", tcli_out());
+}
+
+Test(export_onnx, every_encoding_of_the_manifest_reproduces_predict, .timeout = 300) {
+    char d[] = "/tmp/sc_onnx_XXXXXX", path[128];
+    cr_assert(mkdtemp(d));
+    mixed_dataset(d);
+    cr_assert_eq(tcli_semctr("train --data %s/data --model deepfm --out %s/m --epochs 3 --lr 0.01 --seed 1 --threads 2", d,
+                             d),
+                 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("export --model %s/m --format onnx --out %s/m.onnx", d, d), 0, "%s", tcli_out());
+    /* the log's last rows with a history column, then cells a client may send: empty, unknown, not a
+     * number, a city the pattern does not match, blank counts, too many categories */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "awk -F, 'NR == 1 {print $0 \",history\"} NR > 1200 {print $0 \",i\" NR %% 40 \"|i\" (NR * 7) %% 45 \"|\"}' "
+             "'%s/log.csv' > '%s/rows.csv'",
+             d, d);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/rows.csv", d);
+    FILE *f = fopen(path, "a");
+    cr_assert(f);
+    fprintf(f, "1,,,,,,,,,,,,,,,\n"
+               "2,u1,i999,abc,7,-3,12,1,t999,lisbon,z;a;b;c;d,1,1,1,1,nope|i3\n"
+               "3,u2,i5,12.5,60,100000,99,2, ,oslo-1,;;,0,,1,0,i1|i2|i3|i4|i5|i6\n"
+               "4,new,,1e3,0,0,18,3,,paris,,,,,0,\n");
+    fclose(f);
+    cr_assert_eq(tcli_semctr("predict --model %s/m --input %s/rows.csv --output %s/p.csv", d, d, d), 0, "%s", tcli_out());
+    int rc = onnx_check("encode '%s/m.inputs.json' '%s/rows.csv' '%s/p.csv'", d, d, d);
+    cr_assert_eq(rc, 0, "%s", tcli_out());
+    cr_log_info("every encoding: %s", tcli_out());
+    /* the manifest names each encoding once at least */
+    char *man;
+    size_t n;
+    snprintf(path, sizeof path, "%s/m.inputs.json", d);
+    cr_assert_eq(sc_read_file(path, &man, &n, NULL), SC_OK);
+    static const char *enc[] = {"lookup", "split", "hash", "numeric", "bucket", "log2", "flags"};
+    for (int i = 0; i < 7; i++) {
+        char pat[64];
+        snprintf(pat, sizeof pat, "\"encoding\":\t\"%s\"", enc[i]);
+        cr_assert(strstr(man, pat), "no %s in %s", pat, man);
+    }
+    sc_free(man);
     cleanup(d);
 }
 
