@@ -2,7 +2,9 @@
  * the frequency-adaptive fusion and the adaptor chain (finite differences),
  * the extraction-file reader, and end to end with the real `semctr` on
  * MovieLens-100K: training learns, eval/predict score by table lookups, a
- * table from other adaptor weights is refused, bad input is reported. */
+ * table from other adaptor weights is refused, bad input is reported; with
+ * LoRA on the small encoder: it trains, the file round-trips, new texts are
+ * encoded with the adapters (tests/test_lm_lora.c has its gradients). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
@@ -374,6 +376,155 @@ Test(msd, end_to_end_learns_serves_by_lookup_and_refuses_a_foreign_table, .timeo
     cr_assert_eq(tcli_semctr("train --method msd --msd-history genres --data %s/data --model dnn --out %s/x", d, d), 1,
                  "%s", tcli_out());
     cr_assert(strstr(tcli_out(), "genres"), "%s", tcli_out());
+    snprintf(tx, sizeof tx, "rm -rf '%s'", d);
+    cr_assert_eq(system(tx), 0);
+}
+
+/* ---------------- LoRA on the small encoder ---------------- */
+
+/* A file without LoRA is versioned as before LoRA existed: the tables' hash
+ * is the adaptor's alone, so files written by older semctr keep loading. */
+Test(msd, table_version_without_lora_is_the_adaptor_hash) {
+    int dims[2] = {6, 4};
+    sc_mlp *ad;
+    sc_error err;
+    cr_assert_eq(sc_mlp_create(&ad, "item", dims, 1, 0, 5, &err), SC_OK, "%s", err.msg);
+    int np;
+    sc_param *p = sc_mlp_params(ad, &np);
+    const float *t[2] = {p[0].data, p[1].data};
+    int64_t sz[2] = {p[0].size, p[1].size};
+    cr_assert_eq(sc_msd_table_version(ad, NULL, 0), sc_msd_weights_hash(t, sz, 2));
+    float a[3] = {1, 2, 3};
+    sc_param lora = {.data = a, .size = 3};
+    cr_assert_neq(sc_msd_table_version(ad, &lora, 1), sc_msd_weights_hash(t, sz, 2), "LoRA weights enter the version");
+    sc_mlp_free(ad);
+}
+
+/* Training with LoRA: the adapters train (B leaves zero), the file round-trips
+ * (eval with the encoder reproduces the training run's test metrics, which
+ * encode new entities with the adapters), serving a new item's text goes
+ * through the adapters (another encoder is refused), the adapters are part of
+ * the tables' version, and bad LoRA settings are refused naming the flag. */
+Test(msd, lora_trains_round_trips_and_serves_new_texts_with_the_adapters, .timeout = 900) {
+    char d[] = "/tmp/sc_msd_lora_XXXXXX";
+    cr_assert(mkdtemp(d));
+    cr_assert_eq(tcli_semctr("prepare --config configs/ml-100k.yaml --out %s/data", d), 0, "%s", tcli_out());
+    char tx[128], enc[512];
+    snprintf(tx, sizeof tx, "%s/texts", d);
+    snprintf(enc, sizeof enc, "%s/.cache/semctr/models/all-MiniLM-L6-v2", getenv("HOME"));
+    cr_assert_eq(sc_mkdirs(tx, NULL), 0);
+    stand_in_texts(tx);
+    cr_assert_eq(tcli_semctr("train --method msd --msd-levels item,user,fusion --msd-texts %s --data %s/data --model deepfm "
+                             "--out %s/m --epochs 1 --seed 3 --json --msd-lora-rank 4 --msd-lora-every 50 --msd-lora-lr 0.01",
+                             tx, d, d),
+                 0, "%s", tcli_out());
+    const char *lj = strstr(tcli_out(), "\"lora\":{");
+    cr_assert(lj, "%s", tcli_out());
+    cr_assert_eq(tcli_json_number(lj, "rank"), 4);
+    cr_assert_geq(tcli_json_number(lj, "lora_steps"), 6, "313 steps, a LoRA step every 50 and one at the epoch's end");
+    const char *test = strstr(tcli_out(), "\"test\"");
+    cr_assert(test, "%s", tcli_out());
+    double auc = tcli_json_number(strstr(test, "\"all\""), "auc"), ll = tcli_json_number(strstr(test, "\"all\""), "logloss");
+    cr_assert(auc > 0.68, "test AUC %g", auc);
+    /* the adapters moved off zero and are stored with the model */
+    char path[160];
+    snprintf(path, sizeof path, "%s/m", d);
+    sc_model_bundle b;
+    sc_error err;
+    cr_assert_eq(sc_model_bundle_load(&b, path, 1, &err), SC_OK, "%s", err.msg);
+    sc_msd_model m;
+    cr_assert_eq(sc_msd_model_load(&m, &b, &err), SC_OK, "%s", err.msg);
+    cr_assert_eq(m.lora.rank, 4);
+    cr_assert_eq(m.lora.first, 5);
+    cr_assert_eq(m.lora.n, 1);
+    double nb = 0;
+    for (int k = 0; k < 384 * 4; k++) nb += fabsf(m.lora.B[0][SC_LORA_Q][k]);
+    cr_assert_gt(nb, 0, "LoRA B of the query projection is still zero");
+    /* a new text through the adapters differs from the frozen encoder's vector */
+    sc_textvec tv;
+    cr_assert_eq(sc_textvec_open(&tv, enc, 1, &err), SC_OK, "%s", err.msg);
+    sc_textvec_set_normalize(&tv, 0);
+    const char *nt = "It is a western with horses.";
+    float xl[384], xf[384];
+    cr_assert_eq(sc_msd_model_encode_texts(&m, &tv, &nt, 1, xl, &err), SC_OK, "%s", err.msg);
+    cr_assert_eq(sc_textvec_encode(&tv, &nt, 1, xf, &err), SC_OK, "%s", err.msg);
+    cr_assert(memcmp(xl, xf, sizeof xl), "the adapters do not change the new text's vector");
+    sc_textvec_close(&tv);
+    sc_msd_model_free(&m);
+    sc_model_bundle_free(&b);
+    /* eval with the encoder (new entities through the adapters) = the training run's in-memory test scores */
+    cr_assert_eq(tcli_semctr("eval --model %s/m --data %s/data --json --encoder %s", d, d, enc), 0, "%s", tcli_out());
+    cr_assert(fabs(tcli_json_number(tcli_out(), "auc") - auc) < 1e-6 && fabs(tcli_json_number(tcli_out(), "logloss") - ll) < 1e-6,
+              "eval %g / %g vs train %g / %g", tcli_json_number(tcli_out(), "auc"), tcli_json_number(tcli_out(), "logloss"),
+              auc, ll);
+    /* serving: a new item's text is encoded with the adapters; an encoder they were not trained on is refused */
+    {
+        char other[200];
+        snprintf(other, sizeof other, "%s/other-encoder", d);
+        cr_assert_eq(symlink(enc, other), 0);
+        const char *cols[3] = {"user_id", "item_id", "item_text"};
+        const char *cells[6] = {"1", "1", NULL, "1", "new-a", "It is a western with horses."};
+        float p[2];
+        semctr_options o;
+        semctr_options_init(&o);
+        semctr_model *sm;
+        semctr_error e;
+        o.encoder = enc;
+        cr_assert_eq(semctr_load(&sm, path, &o, &e), 0, "%s", e.message);
+        cr_assert_eq(semctr_score(sm, 2, 3, cols, cells, p, &e), 0, "%s", e.message);
+        cr_assert(isfinite(p[0]) && isfinite(p[1]));
+        semctr_free(sm);
+        o.encoder = other;
+        cr_assert_eq(semctr_load(&sm, path, &o, &e), 0, "%s", e.message);
+        cr_assert_neq(semctr_score(sm, 2, 3, cols, cells, p, &e), 0);
+        cr_assert(strstr(e.message, "LoRA") && strstr(e.message, "other-encoder"), "%s", e.message);
+        semctr_free(sm);
+    }
+    /* the adapters are part of the tables' version: a changed LoRA tensor is refused, naming the table */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/bad", d);
+    sc_container c;
+    cr_assert_eq(sc_container_open(&c, path, &err), 0, "%s", err.msg);
+    sc_container_writer w;
+    sc_container_writer_init(&w);
+    float *copy = NULL;
+    for (int i = 0; i < c.n; i++) {
+        const sc_container_entry *e = &c.entries[i];
+        const void *data = e->data;
+        if (!strcmp(e->name, "msd/lora.5.up.B")) {
+            copy = sc_malloc(e->bytes);
+            memcpy(copy, e->data, e->bytes);
+            copy[0] += 0.5f;
+            data = copy;
+        }
+        cr_assert_eq(sc_container_add(&w, e->name, e->is_f32, data, e->bytes, &err), 0);
+    }
+    cr_assert(copy, "no msd/lora.5.up.B in the file");
+    cJSON *h = cJSON_Duplicate(c.header, 1);
+    cJSON_DeleteItemFromObject(h, "entries");
+    cr_assert_eq(sc_container_write(&w, bad, h, &err), 0, "%s", err.msg);
+    cJSON_Delete(h);
+    sc_container_writer_free(&w);
+    sc_container_close(&c);
+    sc_free(copy);
+    cr_assert_eq(tcli_semctr("eval --model %s --data %s/data", bad, d), 1, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "msd/item.table") && strstr(tcli_out(), "adaptor version"), "%s", tcli_out());
+    /* bad LoRA settings: usage errors naming the flag; more layers than the encoder has: an error naming it */
+    static const char *BAD[] = {"--msd-lora-rank -1", "--msd-lora-layers 0", "--msd-lora-lr 0", "--msd-lora-lr nan",
+                                "--msd-lora-every 0"};
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
+        cr_assert_eq(tcli_semctr("train --method msd --msd-texts %s --data %s/data --model dnn --out %s/x %s", tx, d, d,
+                                 BAD[i]),
+                     2, "%s: %s", BAD[i], tcli_out());
+        char flag[32];
+        snprintf(flag, sizeof flag, "%.*s", (int)strcspn(BAD[i], " "), BAD[i]);
+        cr_assert(strstr(tcli_out(), flag), "%s: %s", BAD[i], tcli_out());
+    }
+    cr_assert_eq(tcli_semctr("train --method msd --msd-levels item --msd-texts %s --data %s/data --model dnn --out %s/x "
+                             "--msd-lora-rank 4 --msd-lora-layers 7",
+                             tx, d, d),
+                 1, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "--msd-lora-layers 7") && strstr(tcli_out(), "6 layers"), "%s", tcli_out());
     snprintf(tx, sizeof tx, "rm -rf '%s'", d);
     cr_assert_eq(system(tx), 0);
 }

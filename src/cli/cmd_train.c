@@ -88,6 +88,11 @@ static const char *USAGE =
     "  --msd-cache FILE     vector store of the encoded texts (DATA/msd-MODEL.vec)\n"
     "  --msd-adaptor-hidden N  0: Linear adaptor (default); N: a two-layer MLP, hidden N\n"
     "  --msd-cold N         cold-start slice: items with <= N train interactions (5)\n"
+    "  --msd-lora-rank R    LoRA of rank R on the encoder's top layers, trained end to end with the\n"
+    "                       CTR loss; new entities are encoded with it (0: off, the frozen encoder)\n"
+    "  --msd-lora-layers N  the top N encoder layers are adapted (1)\n"
+    "  --msd-lora-lr X      learning rate of the LoRA weights, decayed with --lr's (0.001)\n"
+    "  --msd-lora-every S   training steps whose gradients are summed into one LoRA step (32)\n"
     "  --msd-item-field F, --msd-user-field F, --msd-history F   (item_id, user_id, the item sequence)\n";
 
 /* ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/all-MiniLM-L6-v2, where scripts/fetch_model.sh puts it. */
@@ -198,6 +203,12 @@ static int run_msd(const char *data, const char *model_name, const char *out, co
     cJSON_AddStringToObject(e, "encoder", sem.encoder);
     cJSON_AddNumberToObject(e, "encoder_dim", sem.S);
     cJSON_AddNumberToObject(e, "adaptor_hidden", md->adaptor_hidden);
+    cJSON_AddNumberToObject(e, "lora_rank", md->lora.rank);
+    if (md->lora.rank) {
+        cJSON_AddNumberToObject(e, "lora_layers", md->lora.layers);
+        cJSON_AddNumberToObject(e, "lora_lr", md->lora.lr);
+        cJSON_AddNumberToObject(e, "lora_every", md->lora.every);
+    }
     cJSON_AddStringToObject(e, "backbone", model_name);
     cJSON_AddNumberToObject(e, "seed", (double)tc->seed);
     sc_msd_report vr, tr;
@@ -258,7 +269,8 @@ int cmd_train(int argc, char **argv) {
          msd_cold = md.cold_max, repr_dim = ea.cfg.repr_dim, adapter_hidden = ea.cfg.adapter_hidden,
          adapter_epochs = ea.cfg.adapter_epochs, elec_folds = ea.cfg.folds;
     double lr = tc.lr, l2_embed = tc.l2_embed, lr_decay = tc.lr_decay, alpha = ea.cfg.alpha, beta = ea.cfg.beta,
-           temperature = ea.cfg.temperature, msd_adaptor_init = md.adaptor_init;
+           temperature = ea.cfg.temperature, msd_adaptor_init = md.adaptor_init, msd_lora_lr = md.lora.lr;
+    long msd_lora_rank = md.lora.rank, msd_lora_layers = md.lora.layers, msd_lora_every = md.lora.every;
     const char *dropout_s = NULL, *optimizer = NULL, *method = NULL, *msd_levels = NULL, *granularity = NULL,
                *kd_score = NULL, *schedule = NULL, *elec_guard = NULL, *monitor = NULL;
     const cli_opt opts[] = {
@@ -296,6 +308,10 @@ int cmd_train(int argc, char **argv) {
         CLI_INT("--msd-adaptor-hidden", &msd_adaptor_hidden, 0, 65536),
         CLI_INT("--msd-cold", &msd_cold, 0, 0x7fffffffL),
         CLI_FLOAT("--msd-adaptor-init", &msd_adaptor_init),
+        CLI_INT("--msd-lora-rank", &msd_lora_rank, 0, 4096),
+        CLI_INT("--msd-lora-layers", &msd_lora_layers, 1, SC_LORA_MAX_LAYERS),
+        CLI_FLOAT("--msd-lora-lr", &msd_lora_lr),
+        CLI_INT("--msd-lora-every", &msd_lora_every, 1, 0x7fffffffL),
         CLI_STR("--lm", &ea.lm),
         CLI_STR("--elec-text", &ea.text_cols),
         CLI_STR("--elec-cache", &ea.cache),
@@ -322,6 +338,10 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     if (!(msd_adaptor_init >= 0 && msd_adaptor_init <= 100)) {
         fprintf(stderr, "semctr train: --msd-adaptor-init must be in [0, 100] (0: fields start at zero, 1: Xavier)\n");
+        return EXIT_USAGE;
+    }
+    if (!(msd_lora_lr > 0 && msd_lora_lr <= 10)) {
+        fprintf(stderr, "semctr train: --msd-lora-lr must be in (0, 10]\n");
         return EXIT_USAGE;
     }
     if (dropout_s && (cli_float("train", "--dropout", dropout_s, &dropout) || dropout < 0 || dropout >= 1)) {
@@ -364,6 +384,10 @@ int cmd_train(int argc, char **argv) {
     md.adaptor_hidden = (int)msd_adaptor_hidden;
     md.cold_max = (int)msd_cold;
     md.adaptor_init = (float)msd_adaptor_init;
+    md.lora.rank = (int)msd_lora_rank;
+    md.lora.layers = (int)msd_lora_layers;
+    md.lora.lr = (float)msd_lora_lr;
+    md.lora.every = (int)msd_lora_every;
     ea.cfg.alpha = (float)alpha;
     ea.cfg.beta = (float)beta;
     ea.cfg.temperature = (float)temperature;

@@ -352,8 +352,7 @@ void sc_attention_head_ref(float *out, const float *q, const float *k, const flo
     }
 }
 
-/* Scratch floats the tuned kernel needs for T tokens and head size HS. */
-static int64_t attention_scratch(int T, int HS) {
+int64_t sc_attention_scratch(int T, int HS) {
     int64_t Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
     return Tp * (HS + 1) + 2 * HS + JB;
 }
@@ -526,7 +525,13 @@ static void run_stage(fwd_ctx *f, int stage) {
 }
 
 int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_error *err) {
+    return sc_bert_forward_layers(m, ids, len, B, m->cfg.layers, err);
+}
+
+int sc_bert_forward_layers(sc_bert *m, const int32_t *ids, const int *len, int B, int n_layers, sc_error *err) {
     const sc_bert_config *c = &m->cfg;
+    if (n_layers < 0 || n_layers > c->layers)
+        return sc_fail(err, SC_EINVAL, "the model has %d layers; cannot run the first %d", c->layers, n_layers);
     if (B <= 0) return SC_OK;
     int64_t *off = sc_malloc((size_t)(B + 1) * sizeof *off);
     if (!off) return sc_fail(err, SC_ENOMEM, "out of memory");
@@ -551,7 +556,7 @@ int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_er
     const int HS = c->hidden / c->heads;
     fwd_ctx f = {.m = m, .ids = ids, .len = len, .off = off, .B = B, .N = N, .n_tasks = m->n_threads};
     if (f.n_tasks > N) f.n_tasks = (int)N;
-    f.scratch_per = (attention_scratch(Tmax, HS) + 15) / 16 * 16;
+    f.scratch_per = (sc_attention_scratch(Tmax, HS) + 15) / 16 * 16;
     f.scratch = rc == SC_OK ? sc_aligned_alloc((size_t)(f.scratch_per * f.n_tasks) * sizeof(float)) : NULL;
     if (rc == SC_OK && !f.scratch) rc = sc_fail(err, SC_ENOMEM, "out of memory for attention scratch");
     if (rc != SC_OK) {
@@ -563,7 +568,7 @@ int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_er
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     run_stage(&f, ST_EMBED);
-    for (int l = 0; l < c->layers; l++) {
+    for (int l = 0; l < n_layers; l++) {
         f.L = &m->w.layer[l];
         run_stage(&f, ST_QKV);
         run_stage(&f, ST_ATTN);

@@ -71,6 +71,11 @@ void sc_bert_free(sc_bert *m);
  * sequence b (1 <= len <= max_pos). On return the last hidden state is in
  * m->a.x, (N, C). Fails only on out-of-memory or a bad id/length. */
 int sc_bert_forward(sc_bert *m, const int32_t *ids, const int *len, int B, sc_error *err);
+/* The same over the embeddings and the first n_layers layers only (0 <= n_layers
+ * <= L): m->a.x then holds the hidden states entering layer n_layers (what
+ * LoRA training on the top layers caches, lm/bert_train.h). sc_bert_forward is
+ * this with n_layers = L. */
+int sc_bert_forward_layers(sc_bert *m, const int32_t *ids, const int *len, int B, int n_layers, sc_error *err);
 
 /* ---- stateless layers (exposed for tests) ---- */
 /* out = LayerNorm(inp) over C channels for N rows; out may alias inp. */
@@ -87,6 +92,8 @@ void sc_attention_head(float *out, const float *q, const float *k, const float *
                        const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch);
 void sc_attention_head_ref(float *out, const float *q, const float *k, const float *v, const float *bq,
                            const float *bk, const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch);
+/* Floats of scratch sc_attention_head needs for T tokens and head size HS. */
+int64_t sc_attention_scratch(int T, int HS);
 /* The vectorisable exp used by softmax and GELU (exposed for tests). */
 float sc_exp_approx(float x);
 

@@ -143,6 +143,7 @@ const char *sc_encoder_name(const sc_encoder *e) { return e->name; }
 int sc_encoder_max_length(const sc_encoder *e) { return e->max_length; }
 sc_lm_pooling sc_encoder_pooling(const sc_encoder *e) { return e->pooling; }
 int sc_encoder_normalizes(const sc_encoder *e) { return e->normalize; }
+struct sc_bert *sc_encoder_bert(sc_encoder *e) { return &e->bert; }
 void sc_encoder_set_normalize(sc_encoder *e, int on) { e->normalize = on != 0; }
 
 int sc_encoder_set_batch(sc_encoder *e, int batch) {

@@ -30,6 +30,9 @@ const char *sc_encoder_name(const sc_encoder *enc);
 int sc_encoder_max_length(const sc_encoder *enc);
 sc_lm_pooling sc_encoder_pooling(const sc_encoder *enc);
 int sc_encoder_normalizes(const sc_encoder *enc);
+/* The BERT model inside (its weights and activations are the encoder's): for
+ * code that runs some of its layers itself (LoRA training, lm/bert_train.h). */
+struct sc_bert *sc_encoder_bert(sc_encoder *enc);
 
 /* Settings: sequences per forward batch (default 32), the token limit
  * (<= the model's max positions; default from sentence_bert_config.json, else

@@ -210,7 +210,7 @@ static int new_item_vectors(sc_scorer *s, const char **texts, int n, float *x, f
     }
     int rc = SC_OK;
     float *am = x + (int64_t)n * m->S; /* the misses' adapted vectors */
-    if (k) rc = sc_textvec_encode(&s->enc, miss, k, x, err);
+    if (k) rc = sc_msd_model_encode_texts(&s->msd, &s->enc, miss, k, x, err); /* with its LoRA adapters, if any */
     if (k && !rc) rc = sc_msd_model_adapt_items_level(&s->msd, 0, x, k, am, err);
     for (int j = 0; j < k && !rc; j++) {
         memcpy(a + (int64_t)at[j] * D, am + (int64_t)j * D, (size_t)D * sizeof(float));

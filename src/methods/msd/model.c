@@ -17,7 +17,92 @@ static const char *LEVEL[2] = {"item", "user"};
 void sc_msd_model_free(sc_msd_model *m) {
     sc_mlp_free(m->adaptor[0]);
     sc_mlp_free(m->adaptor[1]);
+    sc_free(m->lora_w);
     memset(m, 0, sizeof *m);
+}
+
+uint64_t sc_msd_table_version(sc_mlp *adaptor, const sc_param *lora, int n_lora) {
+    int np;
+    sc_param *p = sc_mlp_params(adaptor, &np);
+    const float **t = sc_malloc((size_t)(np + n_lora) * sizeof *t);
+    int64_t *sz = sc_malloc((size_t)(np + n_lora) * sizeof *sz);
+    uint64_t h = 0;
+    if (t && sz) {
+        for (int k = 0; k < np + n_lora; k++) {
+            const sc_param *q = k < np ? &p[k] : &lora[k - np];
+            t[k] = q->data;
+            sz[k] = q->size;
+        }
+        h = sc_msd_weights_hash(t, sz, np + n_lora);
+    }
+    sc_free(t);
+    sc_free(sz);
+    return h;
+}
+
+/* The LoRA weights of the file's "msd.lora" section into m (m->lora.rank 0
+ * when the file has none). The tensors, in training's order, are listed in
+ * *params (the caller's, sc_free) for the tables' version check. */
+static int load_lora(sc_msd_model *m, const sc_container *c, const cJSON *ms, sc_param **params, int *n_params,
+                     sc_error *err) {
+    *params = NULL;
+    *n_params = 0;
+    const cJSON *lj = cJSON_GetObjectItemCaseSensitive(ms, "lora");
+    if (!lj) return SC_OK;
+    static const char *KEY[5] = {"rank", "layers", "first_layer", "hidden", "intermediate"};
+    int v[5];
+    for (int k = 0; k < 5; k++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(lj, KEY[k]);
+        if (!cJSON_IsNumber(x) || x->valuedouble != (int)x->valuedouble || x->valuedouble < (k == 2 ? 0 : 1) ||
+            x->valuedouble > 1 << 20)
+            return sc_fail(err, SC_EFORMAT, "%s: MSD lora.%s is missing or not a valid integer", c->path, KEY[k]);
+        v[k] = (int)x->valuedouble;
+    }
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(lj, "scale"), *en = cJSON_GetObjectItemCaseSensitive(lj, "encoder");
+    if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble) || !cJSON_IsString(en))
+        return sc_fail(err, SC_EFORMAT, "%s: MSD lora.scale or lora.encoder is missing", c->path);
+    if (v[1] > SC_LORA_MAX_LAYERS || v[3] != m->S || v[0] > v[3])
+        return sc_fail(err, SC_EFORMAT, "%s: MSD lora: %d layers of rank %d on a %d-wide encoder (encoder_dim %d)",
+                       c->path, v[1], v[0], v[3], m->S);
+    sc_lora *lo = &m->lora;
+    lo->rank = v[0];
+    lo->n = v[1];
+    lo->first = v[2];
+    lo->scale = (float)sc->valuedouble;
+    m->lora_hidden = v[3];
+    m->lora_intermediate = v[4];
+    snprintf(m->lora_encoder, sizeof m->lora_encoder, "%s", en->valuestring);
+    sc_bert_config bc = {.hidden = v[3], .intermediate = v[4]};
+    int64_t total = 0;
+    for (int p = 0; p < SC_LORA_PROJ; p++) {
+        int K, D;
+        sc_lora_proj_dims(&bc, p, &K, &D);
+        total += (int64_t)lo->rank * (K + D);
+    }
+    m->lora_w = sc_malloc((size_t)(total * lo->n) * sizeof(float));
+    *params = sc_calloc((size_t)(2 * SC_LORA_PROJ * lo->n), sizeof **params);
+    if (!m->lora_w || !*params) return sc_fail(err, SC_ENOMEM, "out of memory");
+    float *w = m->lora_w;
+    for (int i = 0; i < lo->n; i++)
+        for (int p = 0; p < SC_LORA_PROJ; p++) {
+            int K, D;
+            sc_lora_proj_dims(&bc, p, &K, &D);
+            for (int ab = 0; ab < 2; ab++) {
+                sc_param *q = &(*params)[(*n_params)++];
+                snprintf(q->name, sizeof q->name, "msd/lora.%d.%s.%s", lo->first + i, SC_LORA_PROJ_NAME[p], ab ? "B" : "A");
+                q->size = (int64_t)lo->rank * (ab ? D : K);
+                const sc_container_entry *e = sc_container_find(c, q->name);
+                if (!e || !e->is_f32 || e->bytes != (uint64_t)q->size * sizeof(float))
+                    return sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or not of %lld floats", c->path, q->name,
+                                   (long long)q->size);
+                memcpy(w, e->data, e->bytes);
+                q->data = w;
+                if (ab) lo->B[i][p] = w;
+                else lo->A[i][p] = w;
+                w += q->size;
+            }
+        }
+    return SC_OK;
 }
 
 /* Adaptor of level l from "msd/<level>.adaptor/<param>"; dims from the
@@ -84,39 +169,43 @@ int sc_msd_model_load(sc_msd_model *m, const sc_model_bundle *b, sc_error *err) 
             return sc_fail(err, SC_EFORMAT, "%s: MSD %s '%s' is not a field of the schema", c->path, FKEY[f],
                            x->valuestring);
     }
+    sc_param *lora_p = NULL;
+    int n_lora_p = 0;
+    if ((rc = load_lora(m, c, ms, &lora_p, &n_lora_p, err))) goto fail;
     int need[2] = {!!(m->levels & (SC_MSD_ITEM | SC_MSD_FUSION)), !!(m->levels & SC_MSD_USER)};
     if ((m->levels & SC_MSD_FUSION) &&
-        (m->field[2] < 0 || fi[m->field[2]].kind != SC_FIELD_SEQUENCE || fi[m->field[2]].share_with != m->field[0]))
-        return sc_fail(err, SC_EFORMAT, "%s: MSD fusion needs a history field of item ids", c->path);
+        (m->field[2] < 0 || fi[m->field[2]].kind != SC_FIELD_SEQUENCE || fi[m->field[2]].share_with != m->field[0])) {
+        rc = sc_fail(err, SC_EFORMAT, "%s: MSD fusion needs a history field of item ids", c->path);
+        goto fail;
+    }
     m->W = m->field[2] >= 0 ? fi[m->field[2]].width : 0;
     for (int l = 0; l < 2; l++) {
         if (!need[l]) continue;
-        if (m->field[l] < 0) return sc_fail(err, SC_EFORMAT, "%s: MSD %s level without its id field", c->path, LEVEL[l]);
+        if (m->field[l] < 0) {
+            rc = sc_fail(err, SC_EFORMAT, "%s: MSD %s level without its id field", c->path, LEVEL[l]);
+            goto fail;
+        }
         const cJSON *tj = cJSON_GetObjectItemCaseSensitive(tabs, LEVEL[l]);
         const cJSON *ver = cJSON_GetObjectItemCaseSensitive(tj, "adaptor_version");
         const cJSON *nl = cJSON_GetObjectItemCaseSensitive(tj, "adaptor_layers");
         char name[96];
         snprintf(name, sizeof name, "msd/%s.table", LEVEL[l]);
-        if (!cJSON_IsString(ver) || !cJSON_IsNumber(nl) || (nl->valueint != 1 && nl->valueint != 2))
-            return sc_fail(err, SC_EFORMAT, "%s: MSD table '%s' has no adaptor version", c->path, name);
+        if (!cJSON_IsString(ver) || !cJSON_IsNumber(nl) || (nl->valueint != 1 && nl->valueint != 2)) {
+            rc = sc_fail(err, SC_EFORMAT, "%s: MSD table '%s' has no adaptor version", c->path, name);
+            goto fail;
+        }
         m->V[l] = fi[m->field[l]].vocab_size;
         const sc_container_entry *e = sc_container_find(c, name);
-        if (!e || !e->is_f32 || e->bytes != (uint64_t)m->V[l] * m->D * sizeof(float))
-            return sc_fail(err, SC_EFORMAT, "%s: MSD table '%s' missing or not (%lld, %d) floats", c->path, name,
-                           (long long)m->V[l], m->D);
+        if (!e || !e->is_f32 || e->bytes != (uint64_t)m->V[l] * m->D * sizeof(float)) {
+            rc = sc_fail(err, SC_EFORMAT, "%s: MSD table '%s' missing or not (%lld, %d) floats", c->path, name,
+                         (long long)m->V[l], m->D);
+            goto fail;
+        }
         m->table[l] = (const float *)e->data;
         if ((rc = load_adaptor(m, c, l, nl->valueint, err))) goto fail;
-        /* the table must come from these adaptor weights */
-        int np;
-        sc_param *p = sc_mlp_params(m->adaptor[l], &np);
-        const float *t[2 * SC_MAX_LAYERS];
-        int64_t sz[2 * SC_MAX_LAYERS];
-        for (int k = 0; k < np; k++) {
-            t[k] = p[k].data;
-            sz[k] = p[k].size;
-        }
+        /* the table must come from these adaptor (and LoRA) weights */
         char have[24];
-        snprintf(have, sizeof have, "%016llx", (unsigned long long)sc_msd_weights_hash(t, sz, np));
+        snprintf(have, sizeof have, "%016llx", (unsigned long long)sc_msd_table_version(m->adaptor[l], lora_p, n_lora_p));
         if (strcmp(have, ver->valuestring)) {
             rc = sc_fail(err, SC_EFORMAT,
                          "%s: MSD table '%s' was made by adaptor version %s, but the file's %s adaptor is version %s: "
@@ -125,6 +214,8 @@ int sc_msd_model_load(sc_msd_model *m, const sc_model_bundle *b, sc_error *err) 
             goto fail;
         }
     }
+    sc_free(lora_p);
+    lora_p = NULL;
     if (need[0]) {
         const sc_container_entry *e = sc_container_find(c, "msd/item.freq");
         if (!e || !e->is_f32 || e->bytes != (uint64_t)m->V[0] * sizeof(float)) {
@@ -136,6 +227,7 @@ int sc_msd_model_load(sc_msd_model *m, const sc_model_bundle *b, sc_error *err) 
     }
     return SC_OK;
 fail:
+    sc_free(lora_p);
     sc_msd_model_free(m);
     return rc;
 }
@@ -235,7 +327,7 @@ static int encode_new(sc_msd_model *m, const sc_schema *schema, const sc_dataset
             if (!rc && (!x || !nv[l])) rc = sc_fail(err, SC_ENOMEM, "out of memory");
             for (int64_t i = 0; i < n && !rc; i += 256) {
                 int c = (int)(n - i < 256 ? n - i : 256);
-                rc = sc_textvec_encode(&enc, texts + i, c, x + i * m->S, err);
+                rc = sc_msd_model_encode_texts(m, &enc, texts + i, c, x + i * m->S, err);
                 if (!rc) rc = sc_msd_model_adapt_items_level(m, l, x + i * m->S, c, nv[l] + i * m->D, err);
             }
             sc_free(x);
@@ -284,6 +376,19 @@ int sc_msd_model_extra_dataset(sc_msd_model *m, const sc_schema *schema, const s
     if (rc) sc_free(x);
     else *extra = x;
     return rc;
+}
+
+int sc_msd_model_encode_texts(const sc_msd_model *m, sc_textvec *enc, const char *const *texts, int n, float *out,
+                              sc_error *err) {
+    if (!m->lora.rank) return sc_textvec_encode(enc, texts, n, out, err);
+    const sc_bert *b = enc->enc ? sc_encoder_bert(enc->enc) : NULL;
+    if (!b || strcmp(enc->name, m->lora_encoder) || b->cfg.hidden != m->lora_hidden ||
+        b->cfg.intermediate != m->lora_intermediate || b->cfg.layers != m->lora.first + m->lora.n)
+        return sc_fail(err, SC_EINVAL,
+                       "MSD: the model's encoder adapters (LoRA) were trained on %s (%d layers, width %d); the encoder "
+                       "%s is another model: pass that encoder", m->lora_encoder, m->lora.first + m->lora.n,
+                       m->lora_hidden, enc->name);
+    return sc_msd_lora_encode(&m->lora, enc->enc, texts, n, out, err);
 }
 
 int sc_msd_model_adapt_items_level(sc_msd_model *m, int l, const float *x, int n, float *out, sc_error *err) {

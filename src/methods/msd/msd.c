@@ -23,6 +23,10 @@ void sc_msd_config_default(sc_msd_config *c) {
     c->adaptor_hidden = 0;
     c->adaptor_init = 0.0f;
     c->cold_max = 5;
+    c->lora.rank = 0;
+    c->lora.layers = 1;
+    c->lora.lr = 1e-3f;
+    c->lora.every = 32;
 }
 
 int sc_msd_parse_levels(const char *s, int *levels, sc_error *err) {
@@ -89,19 +93,60 @@ typedef struct msd_ctx {
     float *adapted[2]; /* (T, D) per level, with the live adaptors, for evaluation and the model file */
     const char *out_path;
     cJSON *info;
+    /* LoRA on the encoder (NULL: off): the encoder vectors come from the adapted encoder */
+    sc_msd_lora *lora;
+    sc_optim *opt_lora;
+    float *lora_best;       /* (n_weights) the best epoch's LoRA weights */
+    float *etab[2];         /* (T, S) per level: every entity's encoder vector under the current LoRA weights */
+    float *dXu, *dXo;       /* (cap * (W + 1), S), (cap, S): gradients of the adaptors' inputs */
+    int32_t *tu, *to;       /* (cap * (W + 1)), (cap): the distinct items' texts, the rows' users' texts */
+    int64_t lora_steps;     /* training steps since the last LoRA step */
+    float lr;               /* the learning rate of the last step (the LoRA step at the end of an epoch uses it) */
+    double lora_s;          /* seconds in LoRA work (vectors, backward, steps) */
 } msd_ctx;
 
 static int level_used(const msd_ctx *c, int l) { return l == 0 ? c->item_ad : !!(c->levels & SC_MSD_USER); }
 
+/* The encoder vectors (T, S) of level l's entities: the frozen encoder's, or
+ * with LoRA the adapted encoder's (made current by encoder_tables). */
+static const float *enc_table(const msd_ctx *c, int l) { return c->lora ? c->etab[l] : c->sem->table[l]; }
+
+/* With LoRA: etab[l] = every entity's vector under the current LoRA weights. */
+static int encoder_tables(msd_ctx *c, sc_error *err) {
+    if (!c->lora) return SC_OK;
+    double t0 = sc_now();
+    int rc = sc_msd_lora_all_vectors(c->lora, err);
+    for (int l = 0; l < 2 && !rc; l++) {
+        if (!level_used(c, l)) continue;
+        for (int64_t k = 0; k < c->sem->T[l]; k++)
+            memcpy(c->etab[l] + k * c->S, sc_msd_lora_vec(c->lora, c->sem->text_of[l][k]), (size_t)c->S * sizeof(float));
+    }
+    c->lora_s += sc_now() - t0;
+    return rc;
+}
+
+/* One LoRA step from the gradients summed since the last one; its learning
+ * rate follows the backbone's decay (lr / the initial lr). */
+static int lora_step(msd_ctx *c, sc_error *err) {
+    c->lora_steps = 0;
+    if (!c->lora) return SC_OK;
+    double t0 = sc_now();
+    int rc = sc_msd_lora_step(c->lora, c->opt_lora, c->mc->lora.lr * (c->lr / c->t->lr), err);
+    c->lora_s += sc_now() - t0;
+    return rc;
+}
+
 /* adapted[l] (T, D) = adaptor l over every entity's encoder vector. */
 static int adapt_tables(msd_ctx *c, sc_error *err) {
+    int rc = encoder_tables(c, err);
+    if (rc) return rc;
     for (int l = 0; l < 2; l++) {
         if (!level_used(c, l)) continue;
         int64_t T = c->sem->T[l];
         for (int64_t i = 0; i < T; i += c->cap) {
             int n = (int)(T - i < c->cap ? T - i : c->cap);
             const float *o;
-            int rc = sc_mlp_forward(c->ad[l], c->sem->table[l] + i * c->S, n, &o, err);
+            int rc = sc_mlp_forward(c->ad[l], enc_table(c, l) + i * c->S, n, &o, err);
             if (rc) return rc;
             memcpy(c->adapted[l] + i * c->D, o, (size_t)n * c->D * sizeof(float));
         }
@@ -177,6 +222,8 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
     int n = b0->n, D = c->D, S = c->S, W = c->W, KD = c->K * c->D, rc = SC_OK, U = 0;
     sc_batch b = *b0;
     const float *Au = NULL, *Ao = NULL;
+    double t0;
+    c->lr = lr;
     if (c->K) {
         /* the batch's distinct items (current and history) through the item adaptor, once each */
         if (c->item_ad) {
@@ -196,8 +243,17 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
                         }
                     }
             }
+            if (c->lora) { /* the distinct items' texts under the current LoRA weights */
+                for (int u = 0; u < U; u++) c->tu[u] = sem->text_of[0][c->uslot[u]];
+                t0 = sc_now();
+                rc = sc_msd_lora_vectors(c->lora, c->tu, U, err);
+                c->lora_s += sc_now() - t0;
+                if (rc) goto out;
+            }
             for (int u = 0; u < U; u++)
-                memcpy(c->Xu + (int64_t)u * S, sem->table[0] + (int64_t)c->uslot[u] * S, (size_t)S * sizeof(float));
+                memcpy(c->Xu + (int64_t)u * S,
+                       c->lora ? sc_msd_lora_vec(c->lora, c->tu[u]) : sem->table[0] + (int64_t)c->uslot[u] * S,
+                       (size_t)S * sizeof(float));
             if (U && (rc = sc_mlp_forward(c->ad[0], c->Xu, U, &Au, err))) goto out;
             for (int i = 0; i < n; i++) {
                 int32_t k = sem->slot[0][0][rows[i]];
@@ -211,9 +267,20 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
             }
         }
         if (c->levels & SC_MSD_USER) {
+            if (c->lora) {
+                for (int i = 0; i < n; i++) {
+                    int32_t k = sem->slot[0][1][rows[i]];
+                    c->to[i] = k >= 0 ? sem->text_of[1][k] : -1;
+                }
+                t0 = sc_now();
+                rc = sc_msd_lora_vectors(c->lora, c->to, n, err);
+                c->lora_s += sc_now() - t0;
+                if (rc) goto out;
+            }
             for (int i = 0; i < n; i++) {
                 int32_t k = sem->slot[0][1][rows[i]];
-                if (k >= 0) memcpy(c->Xo + (int64_t)i * S, sem->table[1] + (int64_t)k * S, (size_t)S * sizeof(float));
+                const float *x = k < 0 ? NULL : c->lora ? sc_msd_lora_vec(c->lora, c->to[i]) : sem->table[1] + (int64_t)k * S;
+                if (x) memcpy(c->Xo + (int64_t)i * S, x, (size_t)S * sizeof(float));
                 else memset(c->Xo + (int64_t)i * S, 0, (size_t)S * sizeof(float));
             }
             if ((rc = sc_mlp_forward(c->ad[1], c->Xo, n, &Ao, err))) goto out;
@@ -250,7 +317,10 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
             if (c->uv[i]) memcpy(dst, c->dextra + (int64_t)i * KD + off, (size_t)D * sizeof(float));
             else memset(dst, 0, (size_t)D * sizeof(float));
         }
-        sc_mlp_backward(c->ad[1], c->dO, NULL);
+        if (c->lora) memset(c->dXo, 0, (size_t)n * S * sizeof(float));
+        sc_mlp_backward(c->ad[1], c->dO, c->lora ? c->dXo : NULL);
+        for (int i = 0; c->lora && i < n; i++) /* on to the user's text */
+            if (c->to[i] >= 0) sc_msd_lora_add_grad(c->lora, c->to[i], c->dXo + (int64_t)i * S);
         off += D;
     }
     c->gab[0] = c->gab[1] = 0.0f;
@@ -268,7 +338,10 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
     }
     if (c->item_ad) {
         if (U) {
-            sc_mlp_backward(c->ad[0], c->dAu, NULL);
+            if (c->lora) memset(c->dXu, 0, (size_t)U * S * sizeof(float));
+            sc_mlp_backward(c->ad[0], c->dAu, c->lora ? c->dXu : NULL);
+            for (int u = 0; c->lora && u < U; u++) /* on to the item's text */
+                sc_msd_lora_add_grad(c->lora, c->tu[u], c->dXu + (int64_t)u * S);
         } else {
             int np;
             sc_param *p = sc_mlp_params(c->ad[0], &np);
@@ -276,6 +349,7 @@ static int step(void *ctx, const sc_batch *b0, const int64_t *rows, float lr, do
         }
     }
     rc = sc_optim_step(c->opt_sem, lr, err);
+    if (!rc && c->lora && ++c->lora_steps >= c->mc->lora.every) rc = lora_step(c, err);
 out:
     for (int u = 0; u < U; u++) c->pos[c->uslot[u]] = -1;
     return rc;
@@ -283,7 +357,10 @@ out:
 
 static int validate(void *ctx, sc_metrics *m, sc_error *err) {
     msd_ctx *c = ctx;
-    return eval_split(c, c->model, 1, m, NULL, err);
+    /* an epoch ends with a LoRA step over what it left: every epoch's gradients count, and a
+       checkpoint never holds half-summed ones */
+    int rc = c->lora_steps ? lora_step(c, err) : SC_OK;
+    return rc ? rc : eval_split(c, c->model, 1, m, NULL, err);
 }
 
 static void sem_snapshot(msd_ctx *c, int restore) {
@@ -294,18 +371,14 @@ static void sem_snapshot(msd_ctx *c, int restore) {
         else memcpy(c->sp_best + off, p->data, (size_t)p->size * sizeof(float));
         off += p->size;
     }
-}
-
-static uint64_t adaptor_hash(sc_mlp *m) {
-    int np;
-    sc_param *p = sc_mlp_params(m, &np);
-    const float *t[2 * SC_MAX_LAYERS];
-    int64_t sz[2 * SC_MAX_LAYERS];
-    for (int k = 0; k < np; k++) {
-        t[k] = p[k].data;
-        sz[k] = p[k].size;
+    if (!c->lora) return;
+    size_t bytes = (size_t)c->lora->n_weights * sizeof(float);
+    if (restore) {
+        memcpy(c->lora->w, c->lora_best, bytes);
+        sc_msd_lora_changed(c->lora);
+    } else {
+        memcpy(c->lora_best, c->lora->w, bytes);
     }
-    return sc_msd_weights_hash(t, sz, np);
 }
 
 /* The model file: network "main", and the MSD section (tables by vocabulary
@@ -369,7 +442,9 @@ static int write_model(msd_ctx *c, sc_error *err) {
             snprintf(name, sizeof name, "msd/%s.adaptor/%s", LEVEL[l], p[k].name);
             rc = sc_container_add(&w, name, 1, p[k].data, (uint64_t)p[k].size * sizeof(float), err);
         }
-        snprintf(ver, sizeof ver, "%016llx", (unsigned long long)adaptor_hash(c->ad[l]));
+        snprintf(ver, sizeof ver, "%016llx",
+                 (unsigned long long)sc_msd_table_version(c->ad[l], c->lora ? c->lora->params : NULL,
+                                                          c->lora ? c->lora->n_params : 0));
         cJSON *o = cJSON_AddObjectToObject(tj, LEVEL[l]);
         cJSON_AddNumberToObject(o, "rows", (double)V);
         cJSON_AddNumberToObject(o, "known", (double)known);
@@ -378,6 +453,23 @@ static int write_model(msd_ctx *c, sc_error *err) {
     }
     if (!rc && sem->item_freq && c->item_ad)
         rc = sc_container_add(&w, "msd/item.freq", 1, sem->item_freq, (uint64_t)sem->V[0] * sizeof(float), err);
+    if (c->lora) { /* the encoder's adapters: new entities are encoded with them (sc_msd_model_encode_texts) */
+        const sc_bert *bert = sc_encoder_bert(sem->lora_base->enc.enc);
+        cJSON *lj = cJSON_AddObjectToObject(ms, "lora");
+        cJSON_AddNumberToObject(lj, "rank", c->lora->lo.rank);
+        cJSON_AddNumberToObject(lj, "layers", c->lora->lo.n);
+        cJSON_AddNumberToObject(lj, "first_layer", c->lora->lo.first);
+        cJSON_AddNumberToObject(lj, "scale", c->lora->lo.scale);
+        cJSON_AddNumberToObject(lj, "hidden", bert->cfg.hidden);
+        cJSON_AddNumberToObject(lj, "intermediate", bert->cfg.intermediate);
+        cJSON_AddStringToObject(lj, "encoder", sem->lora_base->enc.name);
+        for (int k = 0; k < c->lora->n_params && !rc; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "msd/%s", c->lora->params[k].name);
+            rc = sc_container_add(&w, name, 1, c->lora->params[k].data, (uint64_t)c->lora->params[k].size * sizeof(float),
+                                  err);
+        }
+    }
     if (!rc) rc = sc_container_write(&w, c->out_path, h, err);
     cJSON_Delete(h);
     sc_free(schema_buf);
@@ -424,6 +516,16 @@ static int restore_best(void *ctx, int from_file, sc_error *err) {
             else memcpy(c->sp_best + off, e->data, e->bytes);
             off += p->size;
         }
+        for (int k = 0, at = 0; c->lora && k < c->lora->n_params && !rc; k++) { /* the LoRA weights */
+            char name[128];
+            const sc_param *p = &c->lora->params[k];
+            snprintf(name, sizeof name, "msd/%s", p->name);
+            const sc_container_entry *e = sc_container_find(&prev.file, name);
+            if (!e || e->bytes != (uint64_t)p->size * sizeof(float))
+                rc = sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size", c->out_path, name);
+            else memcpy(c->lora_best + at, e->data, e->bytes);
+            at += (int)p->size;
+        }
         sc_model_bundle_free(&prev);
         if (rc) return rc;
     }
@@ -437,6 +539,7 @@ static int stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc
     sc_param *p = sc_model_params(c->model, &np);
     rc = sc_checkpoint_stage(w, "main", p, np, c->opt_model, err);
     if (!rc && c->n_sp) rc = sc_checkpoint_stage(w, "msd", c->sp, c->n_sp, c->opt_sem, err);
+    if (!rc && c->lora) rc = sc_checkpoint_stage(w, "msd_lora", c->lora->params, c->lora->n_params, c->opt_lora, err);
     return rc;
 }
 
@@ -446,6 +549,10 @@ static int load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
     sc_param *p = sc_model_params(c->model, &np);
     rc = sc_checkpoint_load(ck, "main", p, np, c->opt_model, err);
     if (!rc && c->n_sp) rc = sc_checkpoint_load(ck, "msd", c->sp, c->n_sp, c->opt_sem, err);
+    if (!rc && c->lora) {
+        rc = sc_checkpoint_load(ck, "msd_lora", c->lora->params, c->lora->n_params, c->opt_lora, err);
+        sc_msd_lora_changed(c->lora);
+    }
     return rc;
 }
 
@@ -456,10 +563,12 @@ static void free_ctx(msd_ctx *c) {
     sc_mlp_free(c->ad[1]);
     if (c->opt_model) sc_optim_free(c->opt_model);
     if (c->opt_sem) sc_optim_free(c->opt_sem);
+    if (c->opt_lora) sc_optim_free(c->opt_lora);
+    sc_msd_lora_free(c->lora);
     sc_msd_keep_free(&c->keep);
     void *bufs[] = {c->sp_best, c->pos, c->uslot, c->Xu, c->dAu, c->Xo, c->dO, c->extra, c->dextra, c->z, c->dz,
                     c->dP, c->dV, (void *)c->iv, (void *)c->uv, (void *)c->hv, c->hlf, c->hslot, c->adapted[0],
-                    c->adapted[1]};
+                    c->adapted[1], c->lora_best, c->etab[0], c->etab[1], c->dXu, c->dXo, c->tu, c->to};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) sc_free(bufs[i]);
 }
 
@@ -542,6 +651,10 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         if (level_used(&c, l) && (!sem->table[l] || !sem->slot[0][l] || !sem->slot[1][l] || (test && !sem->slot[2][l])))
             return sc_fail(err, SC_EINVAL, "MSD: no semantics for the %s level", l ? "user" : "item");
     if ((c.levels & SC_MSD_FUSION) && c.W <= 0) return sc_fail(err, SC_EINVAL, "MSD: fusion needs a history field");
+    const sc_msd_lora_config *lc = &mcfg->lora;
+    if (lc->rank > 0 && c.K && (!sem->lora_base || !(lc->lr > 0) || lc->every < 1))
+        return sc_fail(err, SC_EINVAL, "MSD LoRA: %s", !sem->lora_base ? "the semantics were built without LoRA"
+                                                                        : "the learning rate and steps per LoRA step must be positive");
 
     sc_model_config cfg = *model_cfg;
     cfg.extra_dim = c.K * c.D;
@@ -562,6 +675,22 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         c.n_sp += np;
         c.adapted[l] = sc_malloc((size_t)(sem->T[l] ? sem->T[l] : 1) * c.D * sizeof(float));
         if (!c.adapted[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    if (!rc && lc->rank > 0 && c.K) {
+        rc = sc_msd_lora_create(&c.lora, sem->lora_base, lc->rank, tcfg->seed + 31, tcfg->n_threads, err);
+        if (!rc) rc = sc_train_optim_create(&c.opt_lora, tcfg, c.lora->params, c.lora->n_params, err);
+        size_t BW = (size_t)(c.cap > 0 ? c.cap : 1) * (size_t)(c.W > 0 ? c.W + 1 : 2);
+        if (!rc) {
+            c.lora_best = sc_malloc((size_t)c.lora->n_weights * sizeof(float));
+            for (int l = 0; l < 2; l++)
+                c.etab[l] = sc_malloc((size_t)(sem->T[l] + 1) * c.S * sizeof(float));
+            c.dXu = sc_malloc(BW * c.S * sizeof(float));
+            c.dXo = sc_malloc((size_t)c.cap * c.S * sizeof(float));
+            c.tu = sc_malloc(BW * sizeof(int32_t));
+            c.to = sc_malloc((size_t)c.cap * sizeof(int32_t));
+            if (!c.lora_best || !c.etab[0] || !c.etab[1] || !c.dXu || !c.dXo || !c.tu || !c.to)
+                rc = sc_fail(err, SC_ENOMEM, "out of memory for MSD LoRA buffers");
+        }
     }
     if (rc) goto done;
     if (c.K) {
@@ -611,10 +740,15 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
     sc_info("MSD: %s on %s (%d semantic fields of %d, encoder %s, adaptor %s)",
             sc_msd_levels_name(c.levels, lv, sizeof lv), sc_backbone_name(cfg.backbone), c.K, c.D,
             sem->encoder[0] ? sem->encoder : "-", mcfg->adaptor_hidden > 0 ? "MLP" : "Linear");
+    if (c.lora)
+        sc_info("MSD LoRA: rank %d on the top %d encoder layer(s), learning rate %g, a LoRA step every %d steps",
+                lc->rank, c.lora->lo.n, lc->lr, lc->every);
     sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint,
                         NULL, 0, NULL /* one process: not data-parallel */};
     sc_train_result res;
+    double fit_t0 = sc_now();
     rc = sc_fit(train, tcfg, &task, &res, err);
+    double fit_s = sc_now() - fit_t0;
     if (rc) goto done;
 
     sc_msd_report vr, tr;
@@ -654,6 +788,17 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         cJSON_AddNumberToObject(m, "cold_max", mcfg->cold_max);
         cJSON_AddNumberToObject(m, "best_epoch", res.best_epoch);
         cJSON_AddNumberToObject(m, "epochs_run", res.epochs_run);
+        /* wall time of the epochs (training and validation), in this process: a resumed run counts its own */
+        cJSON_AddNumberToObject(m, "fit_seconds", fit_s);
+        if (c.lora) {
+            cJSON *lj = cJSON_AddObjectToObject(m, "lora");
+            cJSON_AddNumberToObject(lj, "rank", lc->rank);
+            cJSON_AddNumberToObject(lj, "layers", c.lora->lo.n);
+            cJSON_AddNumberToObject(lj, "lr", lc->lr);
+            cJSON_AddNumberToObject(lj, "every", lc->every);
+            cJSON_AddNumberToObject(lj, "lora_steps", (double)sc_optim_get_step(c.opt_lora));
+            cJSON_AddNumberToObject(lj, "seconds", c.lora_s);
+        }
         cJSON *fu = cJSON_AddArrayToObject(m, "fusion");
         cJSON_AddItemToArray(fu, cJSON_CreateNumber(c.ab[0]));
         cJSON_AddItemToArray(fu, cJSON_CreateNumber(c.ab[1]));

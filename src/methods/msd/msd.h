@@ -24,6 +24,7 @@
 
 #include "ctr/mlp.h"
 #include "methods/msd/layers.h"
+#include "methods/msd/lora.h"
 #include "ctr/model.h"
 #include "data/schema.h"
 #include "train/modelfile.h"
@@ -40,6 +41,7 @@ typedef struct sc_msd_config {
     const char *item_field;    /* the item id field (default "item_id") */
     const char *user_field;    /* the user id field (default "user_id") */
     const char *history_field; /* the behaviour sequence (default: the sequence field over item ids) */
+    sc_msd_lora_config lora;   /* LoRA on the small encoder's top layers (rank 0: off, the default; methods/msd/lora.h) */
 } sc_msd_config;
 
 void sc_msd_config_default(sc_msd_config *c);
@@ -64,13 +66,19 @@ typedef struct sc_msd_semantics {
     /* where the texts came from, per level */
     int64_t n_extracted[2], n_fallback_status[2], n_raw[2];
     int available;            /* the levels these semantics can feed (a bit set) */
+    /* with LoRA (cfg->lora.rank > 0): the encoder's frozen layers over every distinct text, and
+       each entity's text among them */
+    sc_msd_lora_base *lora_base;
+    int32_t *text_of[2];      /* (T) per level: the entity's distinct text (row of lora_base) */
 } sc_msd_semantics;
 
 /* Build the semantics of the three splits (test may be NULL): texts from
  * texts_dir/{item,user}.tsv when texts_dir is not NULL (an entity missing
  * there, or every entity without texts_dir, gets its ELEC entity text,
  * counted in n_raw), encoded with the encoder in encoder_dir through the
- * vector store cache_path. Bad TSV lines are errors naming file and line. */
+ * vector store cache_path. Bad TSV lines are errors naming file and line.
+ * With cfg->lora.rank > 0 the distinct texts also go through the encoder's
+ * frozen lower layers once (lora_base, text_of). */
 int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const split[3], const sc_msd_config *cfg,
                            const char *texts_dir, const char *encoder_dir, const char *cache_path, int n_threads,
                            sc_msd_semantics *out, sc_error *err);
@@ -125,6 +133,11 @@ typedef struct sc_msd_model {
     float ab[2];                  /* fusion */
     sc_mlp *adaptor[2];           /* for entities not in the tables (new items) */
     char encoder[300];
+    /* LoRA on the encoder's top layers (lora.rank 0: none; files without it load as before) */
+    sc_lora lora;
+    float *lora_w;                /* the A and B tensors (owned) */
+    int lora_hidden, lora_intermediate; /* the encoder's C and F they were trained for */
+    char lora_encoder[256];       /* the encoder's name (model directory base name) */
 } sc_msd_model;
 
 /* Read the MSD section of a loaded bundle (method "msd"); checks every
@@ -157,6 +170,17 @@ int sc_msd_model_extra_dataset(sc_msd_model *m, const sc_schema *schema, const s
  * what `semctr eval` scores. *n_unknown / *n_encoded may be NULL. */
 int sc_msd_bundle_predict(const sc_model_bundle *b, sc_model *net, const sc_dataset *ds, const char *encoder_dir,
                           int n_threads, float *prob, int64_t *n_unknown, int64_t *n_encoded, sc_error *err);
+
+/* The small encoder's vectors out (n, S) of new entities' texts, as the model
+ * was trained: with its LoRA adapters when it has them (enc must then be the
+ * BERT-family encoder they were trained on: an error names the mismatch),
+ * else enc's pooled vectors, not normalised. Not thread-safe on one enc. */
+int sc_msd_model_encode_texts(const sc_msd_model *m, sc_textvec *enc, const char *const *texts, int n, float *out,
+                              sc_error *err);
+
+/* The version of a semantic table: a hash (sc_msd_weights_hash) of the
+ * adaptor's weights and, with LoRA, of the LoRA weights (n_lora tensors). */
+uint64_t sc_msd_table_version(sc_mlp *adaptor, const sc_param *lora, int n_lora);
 
 /* Adapt encoder vectors x (n, S) of new entities of level 0 (item) or 1
  * (user) with the stored adaptor: out (n, D). Not thread-safe

@@ -89,7 +89,12 @@ int sc_msd_tsv_read(const char *path, sc_msd_tsv *out, sc_error *err) {
 }
 
 void sc_msd_semantics_free(sc_msd_semantics *s) {
+    if (s->lora_base) {
+        sc_msd_lora_base_free(s->lora_base);
+        sc_free(s->lora_base);
+    }
     for (int l = 0; l < 2; l++) {
+        sc_free(s->text_of[l]);
         sc_free(s->table[l]);
         sc_free(s->id_slot[l]);
         for (int k = 0; k < 3; k++) sc_free(s->slot[k][l]);
@@ -303,6 +308,18 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
         if (!vec[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
         for (int64_t k = 0; k < fin.n_texts[l] && !rc; k++)
             memcpy(vec[l] + k * out->S, uvec[0] + (int64_t)which[l][k] * out->S, (size_t)out->S * sizeof(float));
+    }
+    if (!rc && cfg->lora.rank > 0) {
+        /* LoRA: the frozen lower layers over every distinct text, once; each entity's text among them */
+        out->lora_base = sc_calloc(1, sizeof *out->lora_base);
+        rc = out->lora_base ? sc_msd_lora_base_build(out->lora_base, encoder_dir, (const char *const *)uniq.texts[0],
+                                                     uniq.n_texts[0], cfg->lora.layers, n_threads, err)
+                            : sc_fail(err, SC_ENOMEM, "out of memory");
+        for (int l = 0; l < 2 && !rc; l++)
+            if (need[l]) {
+                out->text_of[l] = which[l];
+                which[l] = NULL;
+            }
     }
     sc_strmap_free(&um);
     sc_free(uvec[0]);

@@ -1,0 +1,394 @@
+/* lm: LoRA training of a BERT encoder's top layers (lm/bert_train.h) and MSD's
+ * use of it (methods/msd/lora.h): every backward against finite differences
+ * on a small random BERT (each layer function, then the adapted layers +
+ * pooling with respect to every A and B); with B = 0 the adapted path gives
+ * bit for bit the frozen encoder's vectors (all-MiniLM-L6-v2, the fixture
+ * texts); the training state's vectors, gradient accumulation and step. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/util.h"
+#include "lm/bert.h"
+#include "lm/bert_train.h"
+#include "lm/encoder.h"
+#include "methods/msd/lora.h"
+#include "nn/optim.h"
+#include "test_lm_util.h"
+#include "test_nn_gradcheck.h"
+
+static void fill(float *x, int64_t n, float scale, sc_rng *r) {
+    for (int64_t i = 0; i < n; i++) x[i] = scale * sc_rng_normal(r);
+}
+
+static float *rnd(int64_t n, float scale, sc_rng *r) {
+    float *x = sc_malloc((size_t)n * sizeof *x);
+    fill(x, n, scale, r);
+    return x;
+}
+
+static double dot(const float *a, const float *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---------------- stateless layers ---------------- */
+
+enum { LN = 5, LK = 12, LD = 10, LR = 3 };
+
+typedef struct {
+    float *out, *u, *inp, *A, *B, *base, *r;
+} lora_ctx;
+
+static double lora_loss(void *vc) {
+    lora_ctx *c = vc;
+    memcpy(c->out, c->base, sizeof(float) * LN * LD);
+    sc_lora_forward(c->out, LD, c->u, c->inp, LK, c->A, c->B, 0.7f, LN, LK, LD, LR);
+    return dot(c->out, c->r, LN * LD);
+}
+
+Test(lm_lora, lora_projection_gradients_match_finite_differences) {
+    sc_rng g;
+    sc_rng_seed(&g, 1);
+    lora_ctx c = {sc_malloc(sizeof(float) * LN * LD), sc_malloc(sizeof(float) * LN * LR), rnd(LN * LK, 1, &g),
+                  rnd(LR * LK, 0.5f, &g), rnd(LD * LR, 0.5f, &g), rnd(LN * LD, 1, &g), rnd(LN * LD, 1, &g)};
+    float *W = rnd(LD * LK, 0.3f, &g);
+    float *dA = calloc(LR * LK, sizeof(float)), *dB = calloc(LD * LR, sizeof(float));
+    float *dinp = calloc(LN * LK, sizeof(float)), *du = malloc(sizeof(float) * LN * LR);
+    lora_loss(&c);
+    sc_lora_backward(dinp, dA, dB, du, c.r, LD, c.inp, LK, c.u, c.A, c.B, 0.7f, LN, LK, LD, LR);
+    gc_stats st = {0};
+    gradcheck(&st, "A", lora_loss, &c, c.A, dA, LR * LK, 40, 1e-2f);
+    gradcheck(&st, "B", lora_loss, &c, c.B, dB, LD * LR, 40, 1e-2f);
+    gradcheck(&st, "inp", lora_loss, &c, c.inp, dinp, LN * LK, 40, 1e-2f);
+    cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
+    cr_assert_geq(st.checked, 90);
+    /* the frozen projection's input gradient: d(sum r . inp W^T)/dinp = r W */
+    float *d2 = calloc(LN * LK, sizeof(float));
+    sc_linear_backward_input(d2, LK, c.r, LD, W, LN, LK, LD);
+    for (int i = 0; i < LN; i++)
+        for (int k = 0; k < LK; k++) {
+            double want = 0;
+            for (int d = 0; d < LD; d++) want += (double)c.r[i * LD + d] * W[d * LK + k];
+            cr_assert(fabs(d2[i * LK + k] - want) < 1e-5, "(%d, %d): %g vs %g", i, k, d2[i * LK + k], want);
+        }
+}
+
+enum { NC = 16 };
+
+typedef struct {
+    float *x, *y, *w, *b, *r;
+    int64_t n;
+    int mode;
+} elem_ctx;
+
+static double ln_loss(void *vc) {
+    elem_ctx *c = vc;
+    sc_layernorm_forward(c->y, c->x, c->w, c->b, c->n, NC, 1e-5f);
+    return dot(c->y, c->r, c->n * NC);
+}
+
+static double gelu_loss(void *vc) {
+    elem_ctx *c = vc;
+    memcpy(c->y, c->x, sizeof(float) * (size_t)c->n);
+    sc_gelu_forward(c->y, c->n);
+    return dot(c->y, c->r, c->n);
+}
+
+static double pool_loss(void *vc) {
+    elem_ctx *c = vc;
+    sc_pool_forward(c->y, c->x, (int)c->n, NC, (sc_lm_pooling)c->mode);
+    return dot(c->y, c->r, NC);
+}
+
+Test(lm_lora, layernorm_gelu_and_pooling_gradients_match_finite_differences) {
+    sc_rng g;
+    sc_rng_seed(&g, 2);
+    gc_stats st = {0};
+    float *dx = malloc(sizeof(float) * 7 * NC);
+    elem_ctx c = {rnd(7 * NC, 2, &g), malloc(sizeof(float) * 7 * NC), rnd(NC, 1, &g), rnd(NC, 1, &g),
+                  rnd(7 * NC, 1, &g), 7, 0};
+    sc_layernorm_backward(dx, c.r, c.x, c.w, 7, NC, 1e-5f);
+    gradcheck(&st, "layernorm", ln_loss, &c, c.x, dx, 7 * NC, 60, 1e-2f);
+    c.n = 7 * NC;
+    sc_gelu_backward(dx, c.r, c.x, c.n);
+    gradcheck(&st, "gelu", gelu_loss, &c, c.x, dx, c.n, 60, 1e-2f);
+    c.n = 7;
+    for (int mode = SC_LM_POOL_MEAN; mode <= SC_LM_POOL_MAX; mode++) {
+        c.mode = mode;
+        pool_loss(&c);
+        sc_pool_backward(dx, c.r, c.x, 7, NC, (sc_lm_pooling)mode);
+        gradcheck(&st, "pool", pool_loss, &c, c.x, dx, 7 * NC, 7 * NC, 1e-3f);
+    }
+    cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
+    cr_assert_geq(st.checked, 300, "%d checked, %d skipped", st.checked, st.skipped);
+}
+
+enum { AT = 6, AHS = 8, ALD = 3 * AHS };
+
+typedef struct {
+    float *qkv, *b3, *out, *r, *scratch;
+} att_ctx;
+
+static double att_loss(void *vc) {
+    att_ctx *c = vc;
+    sc_attention_head_ref(c->out, c->qkv, c->qkv + AHS, c->qkv + 2 * AHS, c->b3, c->b3 + AHS, c->b3 + 2 * AHS, AT, AHS,
+                          ALD, AHS, c->scratch);
+    return dot(c->out, c->r, AT * AHS);
+}
+
+Test(lm_lora, attention_gradients_match_finite_differences) {
+    sc_rng g;
+    sc_rng_seed(&g, 3);
+    att_ctx c = {rnd(AT * ALD, 1, &g), rnd(3 * AHS, 0.5f, &g), malloc(sizeof(float) * AT * AHS), rnd(AT * AHS, 1, &g),
+                 malloc(sizeof(float) * (size_t)sc_attention_head_backward_scratch(AT, AHS))};
+    float *dqkv = malloc(sizeof(float) * AT * ALD);
+    sc_attention_head_backward(dqkv, dqkv + AHS, dqkv + 2 * AHS, c.r, AHS, c.qkv, c.qkv + AHS, c.qkv + 2 * AHS, c.b3,
+                               c.b3 + AHS, c.b3 + 2 * AHS, AT, AHS, ALD, c.scratch);
+    gc_stats st = {0};
+    gradcheck(&st, "qkv", att_loss, &c, c.qkv, dqkv, AT * ALD, AT * ALD, 1e-2f);
+    cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
+    cr_assert_geq(st.checked, AT * ALD - 5, "%d checked, %d skipped", st.checked, st.skipped);
+}
+
+/* ---------------- the adapted layers of a small random BERT ---------------- */
+
+enum { BC = 32, BNH = 4, BF = 48, BL = 3, BR = 4 };
+
+typedef struct {
+    sc_bert m;
+    sc_lora lo;
+    sc_bert_top top;
+    float *x0, *pooled, *r, *wmem;
+    int len[3], B;
+    int64_t N;
+} top_ctx;
+
+static double top_loss(void *vc) {
+    top_ctx *c = vc;
+    sc_error e;
+    cr_assert_eq(sc_bert_top_forward(&c->m, &c->lo, c->x0, c->len, c->B, &c->top, &e), SC_OK, "%s", e.msg);
+    for (int b = 0; b < c->B; b++)
+        sc_pool_forward(c->pooled + b * BC, c->top.out + c->top.off[b] * BC, c->len[b], BC, SC_LM_POOL_MEAN);
+    return dot(c->pooled, c->r, c->B * BC);
+}
+
+/* A random 3-layer BERT (C 32, 4 heads, F 48) with LoRA of rank 4 on its top n layers. */
+static void small_bert(top_ctx *c, int n, sc_rng *g) {
+    memset(c, 0, sizeof *c);
+    sc_bert_config *cf = &c->m.cfg;
+    cf->hidden = BC;
+    cf->heads = BNH;
+    cf->intermediate = BF;
+    cf->layers = BL;
+    cf->ln_eps = 1e-5f;
+    c->m.n_threads = 2;
+    c->m.w.layer = calloc(BL, sizeof *c->m.w.layer);
+    for (int l = 0; l < BL; l++) {
+        sc_bert_layer *L = &c->m.w.layer[l];
+        L->wqkv = rnd(3 * BC * BC, 0.25f, g);
+        L->bq = rnd(BC, 0.1f, g);
+        L->bk = rnd(BC, 0.1f, g);
+        L->bv = rnd(BC, 0.1f, g);
+        L->wo = rnd(BC * BC, 0.2f, g);
+        L->bo = rnd(BC, 0.1f, g);
+        L->wi = rnd(BF * BC, 0.2f, g);
+        L->bi = rnd(BF, 0.1f, g);
+        L->wf = rnd(BC * BF, 0.2f, g);
+        L->bf = rnd(BC, 0.1f, g);
+        float *w1 = rnd(BC, 0.1f, g), *w2 = rnd(BC, 0.1f, g);
+        for (int k = 0; k < BC; k++) w1[k] += 1.0f, w2[k] += 1.0f;
+        L->ln1_w = w1;
+        L->ln2_w = w2;
+        L->ln1_b = rnd(BC, 0.1f, g);
+        L->ln2_b = rnd(BC, 0.1f, g);
+    }
+    c->lo.rank = BR;
+    c->lo.first = BL - n;
+    c->lo.n = n;
+    c->lo.scale = 0.5f;
+    int64_t total = 0;
+    for (int p = 0; p < SC_LORA_PROJ; p++) {
+        int K, D;
+        sc_lora_proj_dims(cf, p, &K, &D);
+        total += (int64_t)BR * (K + D);
+    }
+    c->wmem = rnd(2 * n * total, 0.3f, g); /* B random too: with B = 0 every dA is zero */
+    float *w = c->wmem, *gr = calloc((size_t)(2 * n * total), sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < SC_LORA_PROJ; p++) {
+            int K, D;
+            sc_lora_proj_dims(cf, p, &K, &D);
+            c->lo.A[i][p] = w, c->lo.dA[i][p] = gr, w += BR * K, gr += BR * K;
+            c->lo.B[i][p] = w, c->lo.dB[i][p] = gr, w += D * BR, gr += D * BR;
+        }
+    c->B = 3;
+    c->len[0] = 5, c->len[1] = 1, c->len[2] = 7;
+    c->N = 13;
+    c->x0 = rnd(c->N * BC, 1, g);
+    c->pooled = malloc(sizeof(float) * 3 * BC);
+    c->r = rnd(3 * BC, 1, g);
+    sc_error e;
+    cr_assert_eq(sc_bert_top_reserve(&c->top, cf, &c->lo, c->N, c->B, 7, 2, &e), SC_OK, "%s", e.msg);
+}
+
+static void check_top(int n) {
+    sc_rng g;
+    sc_rng_seed(&g, 10 + n);
+    top_ctx c;
+    small_bert(&c, n, &g);
+    top_loss(&c);
+    float *dout = malloc(sizeof(float) * c.N * BC);
+    for (int b = 0; b < c.B; b++)
+        sc_pool_backward(dout + c.top.off[b] * BC, c.r + b * BC, c.top.out + c.top.off[b] * BC, c.len[b], BC,
+                         SC_LM_POOL_MEAN);
+    sc_error e;
+    cr_assert_eq(sc_bert_top_backward(&c.m, &c.lo, &c.top, dout, c.len, c.B, &e), SC_OK, "%s", e.msg);
+    gc_stats st = {0};
+    int nonzero = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < SC_LORA_PROJ; p++) {
+            int K, D;
+            sc_lora_proj_dims(&c.m.cfg, p, &K, &D);
+            char what[32];
+            snprintf(what, sizeof what, "layer %d %s.A", c.lo.first + i, SC_LORA_PROJ_NAME[p]);
+            gradcheck(&st, what, top_loss, &c, c.lo.A[i][p], c.lo.dA[i][p], BR * K, 12, 1e-2f);
+            snprintf(what, sizeof what, "layer %d %s.B", c.lo.first + i, SC_LORA_PROJ_NAME[p]);
+            gradcheck(&st, what, top_loss, &c, c.lo.B[i][p], c.lo.dB[i][p], D * BR, 12, 1e-2f);
+            for (int k = 0; k < BR * K; k++) nonzero += c.lo.dA[i][p][k] != 0;
+        }
+    cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
+    cr_assert_geq(st.checked, n * SC_LORA_PROJ * 2 * 11, "%d checked, %d skipped", st.checked, st.skipped);
+    cr_assert_gt(nonzero, n * 100);
+}
+
+Test(lm_lora, top_layer_and_pooling_gradients_match_finite_differences) { check_top(1); }
+Test(lm_lora, two_adapted_layers_gradients_match_finite_differences) { check_top(2); }
+
+Test(lm_lora, bad_chunks_are_refused) {
+    sc_rng g;
+    sc_rng_seed(&g, 5);
+    top_ctx c;
+    small_bert(&c, 1, &g);
+    sc_error e;
+    int bad[1] = {8}; /* longer than the buffers were sized for */
+    cr_assert_eq(sc_bert_top_forward(&c.m, &c.lo, c.x0, bad, 1, &c.top, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "8 tokens"), "%s", e.msg);
+    c.lo.first = 0; /* not the top layers */
+    cr_assert_eq(sc_bert_top_forward(&c.m, &c.lo, c.x0, c.len, c.B, &c.top, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "layers 0..0"), "%s", e.msg);
+}
+
+/* ---------------- the real encoder: B = 0 is the frozen encoder, bit for bit ---------------- */
+
+static char **fixture_texts(int *n_out) {
+    FILE *f = fopen(lmt_fixture("embed_minilm.txt"), "r");
+    cr_assert(f);
+    char **t = malloc(1024 * sizeof *t);
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0 && n < 1024) {
+        size_t hl = strcspn(line, "\n");
+        t[n] = malloc(hl / 2 + 1);
+        lmt_unhex(line, hl, t[n]);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    *n_out = n;
+    return t;
+}
+
+Test(lm_lora, zero_B_gives_the_frozen_encoders_vectors_bit_for_bit, .timeout = 600) {
+    int n;
+    char **texts = fixture_texts(&n);
+    n = n > 120 ? 120 : n;
+    sc_error e;
+    sc_encoder *enc;
+    cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 2, &e), SC_OK, "%s", e.msg);
+    sc_encoder_set_normalize(enc, 0); /* MSD's vectors: pooled, not normalised */
+    const int C = sc_encoder_dim(enc);
+    float *frozen = malloc(sizeof(float) * (size_t)n * C), *got = malloc(sizeof(float) * (size_t)n * C);
+    cr_assert_eq(sc_encoder_encode(enc, (const char *const *)texts, n, frozen, &e), SC_OK, "%s", e.msg);
+    for (int layers = 1; layers <= 2; layers++) {
+        /* the MSD training state: the base (frozen layers once), vectors under A random, B = 0 */
+        sc_msd_lora_base base;
+        cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), (const char *const *)texts, n, layers, 2, &e),
+                     SC_OK, "%s", e.msg);
+        cr_assert_eq(base.first, 6 - layers);
+        sc_msd_lora *l;
+        cr_assert_eq(sc_msd_lora_create(&l, &base, 8, 7, 2, &e), SC_OK, "%s", e.msg);
+        cr_assert_eq(sc_msd_lora_all_vectors(l, &e), SC_OK, "%s", e.msg);
+        for (int i = 0; i < n; i++)
+            cr_assert(!memcmp(sc_msd_lora_vec(l, i), frozen + (int64_t)i * C, sizeof(float) * C),
+                      "layers %d, text %d: the adapted path differs from the frozen encoder", layers, i);
+        /* the serving path (new texts encoded with the adapters) */
+        cr_assert_eq(sc_msd_lora_encode(&l->lo, enc, (const char *const *)texts, n, got, &e), SC_OK, "%s", e.msg);
+        cr_assert(!memcmp(got, frozen, sizeof(float) * (size_t)n * C), "layers %d: serving differs", layers);
+        /* B != 0 moves every text, and serving follows the training state */
+        for (int i = 0; i < l->lo.n; i++)
+            for (int p = 0; p < SC_LORA_PROJ; p++) {
+                int K, D;
+                sc_lora_proj_dims(&sc_encoder_bert(enc)->cfg, p, &K, &D);
+                for (int k = 0; k < D * 8; k++) l->lo.B[i][p][k] = 0.01f * (float)((k * 7 + p) % 11 - 5);
+            }
+        sc_msd_lora_changed(l);
+        cr_assert_eq(sc_msd_lora_all_vectors(l, &e), SC_OK, "%s", e.msg);
+        cr_assert_eq(sc_msd_lora_encode(&l->lo, enc, (const char *const *)texts, n, got, &e), SC_OK, "%s", e.msg);
+        for (int i = 0; i < n; i++) {
+            cr_assert(memcmp(sc_msd_lora_vec(l, i), frozen + (int64_t)i * C, sizeof(float) * C), "text %d", i);
+            for (int k = 0; k < C; k++)
+                cr_assert(fabsf(sc_msd_lora_vec(l, i)[k] - got[(int64_t)i * C + k]) < 1e-5f, "text %d [%d]", i, k);
+        }
+        sc_msd_lora_free(l);
+        sc_msd_lora_base_free(&base);
+    }
+    sc_encoder_free(enc);
+}
+
+/* The training state: summed gradients, one step moves the weights the way
+ * the summed gradient says, and the vectors follow the new weights. */
+Test(lm_lora, accumulated_gradients_step_the_weights_and_refresh_the_vectors, .timeout = 600) {
+    const char *texts[4] = {"a comedy about a dog", "a dark thriller", "an old western with horses", "a comedy about a dog"};
+    sc_error e;
+    sc_msd_lora_base base;
+    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 1, 2, &e), SC_OK, "%s", e.msg);
+    sc_msd_lora *l;
+    cr_assert_eq(sc_msd_lora_create(&l, &base, 4, 3, 2, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(l->n_params, 2 * SC_LORA_PROJ);
+    cr_assert_str_eq(l->params[0].name, "lora.5.q.A");
+    cr_assert_str_eq(l->params[11].name, "lora.5.down.B");
+    int32_t u[3] = {0, 2, 0};
+    cr_assert_eq(sc_msd_lora_vectors(l, u, 3, &e), SC_OK, "%s", e.msg);
+    float before[384], g[384];
+    memcpy(before, sc_msd_lora_vec(l, 2), sizeof before);
+    /* loss = sum of text 2's vector, its gradient added twice (two steps): the summed gradient is 2 */
+    for (int k = 0; k < 384; k++) g[k] = 1.0f;
+    sc_msd_lora_add_grad(l, 2, g);
+    sc_msd_lora_add_grad(l, 2, g);
+    cr_assert_eq(l->n_touched, 1);
+    sc_optim_config oc;
+    sc_optim_config_default(&oc, SC_OPTIM_ADAM);
+    sc_optim *opt;
+    cr_assert_eq(sc_optim_create(&opt, &oc, l->params, l->n_params, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_msd_lora_step(l, opt, 1e-3f, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(l->n_touched, 0);
+    double nb = 0;
+    for (int k = 0; k < l->params[1].size; k++) nb += fabs(l->params[1].data[k]);
+    cr_assert_gt(nb, 0, "B moved off zero");
+    cr_assert_eq(sc_msd_lora_vectors(l, u + 1, 1, &e), SC_OK, "%s", e.msg);
+    double s0 = 0, s1 = 0;
+    for (int k = 0; k < 384; k++) s0 += before[k], s1 += sc_msd_lora_vec(l, 2)[k];
+    cr_assert_lt(s1, s0, "a descent step lowers the loss: %g -> %g", s0, s1);
+    sc_optim_free(opt);
+    sc_msd_lora_free(l);
+    sc_msd_lora_base_free(&base);
+    /* a decoder or too many layers are refused, naming the setting */
+    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 7, 2, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "--msd-lora-layers 7") && strstr(e.msg, "6 layers"), "%s", e.msg);
+}
