@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
-"""Test AUC of semctr vs DeepCTR-Torch on MovieLens-100K, identical split,
-features and hyper-parameters, side by side in one run.
+"""Test AUC of semctr vs DeepCTR-Torch on a prepared dataset (MovieLens-100K
+by default), identical split, features and hyper-parameters, side by side in
+one run.
 
-Both sides read the same prepared dataset (semctr prepare, configs/ml-100k.yaml:
-label rating >= 4, split by time 80/10/10): DeepCTR-Torch gets the exact ids of
-the .scd files (bench/scd.py). Protocol on both sides: Adam, batch 256, lr 1e-3,
-embedding 16, DNN (256, 128), L2 1e-5 on embeddings, at most 10 epochs, the
-epoch with the best validation AUC is kept, lr x0.1 after an epoch without
-improvement, stop after 2. Three seeds each; mean and std of test AUC/logloss.
+Both sides read the same prepared dataset (semctr prepare --config CONFIG:
+configs/ml-100k.yaml labels rating >= 4 and splits by time 80/10/10):
+DeepCTR-Torch gets the exact ids of the .scd files (bench/scd.py). Protocol
+on both sides: Adam, batch 256, lr 1e-3, embedding 16, DNN (256, 128), L2
+1e-5 on embeddings, at most 10 epochs, the epoch with the best validation AUC
+is kept, lr x0.1 after an epoch without improvement, stop after 2. Three
+seeds each; mean and std of test AUC/logloss.
 
-Usage: python3 bench/accuracy_vs_deepctr.py [--models deepfm,dcnv2] [--seeds 1,2,3]
-Writes bench/results/accuracy-deepctr.{json,md}.
+Usage: python3 bench/accuracy_vs_deepctr.py [--config configs/ml-100k.yaml] [--data DIR]
+           [--bin build/semctr] [--models deepfm,dcnv2] [--seeds 1,2,3]
+--data defaults to runs/NAME (NAME: the config's name:), prepared when missing.
+Writes bench/results/accuracy-deepctr.{json,md} (another dataset: accuracy-deepctr-NAME).
 """
 import argparse, datetime, json, os, platform, subprocess, sys, time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from scd import read_scd  # noqa: E402
+from scd import read_scd, deepctr_columns  # noqa: E402
+from benchio import config_name  # noqa: E402
 
-SEMCTR = os.path.join(ROOT, "build", "semctr")
+SEMCTR = os.path.join(ROOT, "build", "semctr")  # --bin
 HP = dict(batch=256, lr=1e-3, embed=16, hidden=(256, 128), l2=1e-5, epochs=10, patience=2, decay=0.1)
 
 
@@ -42,25 +47,13 @@ def semctr_run(data, model, seed, threads, workdir):
 
 def deepctr_run(data, model, seed, threads):
     import torch
-    from deepctr_torch.inputs import SparseFeat, VarLenSparseFeat, DenseFeat
     from deepctr_torch.models import DeepFM, DCN
     from sklearn.metrics import roc_auc_score, log_loss
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
     splits = {s: read_scd(os.path.join(data, f"{s}.scd")) for s in ("train", "valid", "test")}
-    fields = splits["train"][0]
-    cols = []
-    for f in fields:
-        emb_name = fields[f["share_with"]]["name"] if f["share_with"] >= 0 else f["name"]
-        if f["kind"] == "numeric":
-            cols.append(DenseFeat(f["name"], 1))
-        elif f["kind"] == "categorical":
-            cols.append(SparseFeat(f["name"], f["vocab_size"], HP["embed"], embedding_name=emb_name))
-        else:
-            cols.append(VarLenSparseFeat(SparseFeat(f["name"], f["vocab_size"], HP["embed"],
-                                                    embedding_name=emb_name),
-                                         maxlen=f["width"], combiner="mean" if f["pooling"] == 0 else "sum"))
+    cols = deepctr_columns(splits["train"][0], HP["embed"])
     kw = dict(linear_feature_columns=cols, dnn_feature_columns=cols, task="binary", device="cpu", seed=seed,
               dnn_hidden_units=HP["hidden"], l2_reg_embedding=HP["l2"], l2_reg_linear=HP["l2"])
     if model == "deepfm":
@@ -95,17 +88,25 @@ def deepctr_run(data, model, seed, threads):
 
 
 def main():
+    global SEMCTR
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="deepfm,dcnv2")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--data", default=os.path.join(ROOT, "runs", "ml-100k"))
+    ap.add_argument("--config", default=os.path.join(ROOT, "configs", "ml-100k.yaml"))
+    ap.add_argument("--data", help="prepared dataset (default runs/NAME, NAME the config's name:; prepared if missing)")
+    ap.add_argument("--bin", default=SEMCTR, help="the semctr binary")
     ap.add_argument("--l2", type=float, default=HP["l2"], help="L2 on embeddings, both sides")
-    ap.add_argument("--name", default="accuracy-deepctr", help="results file name in bench/results")
+    ap.add_argument("--name", help="results file name in bench/results (default accuracy-deepctr[-NAME])")
     a = ap.parse_args()
+    SEMCTR = os.path.abspath(a.bin)
     HP["l2"] = a.l2
-    if not os.path.exists(os.path.join(a.data, "train.scd")):
-        sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "ml-100k.yaml"), "--out", a.data])
+    dataset = config_name(a.config)
+    a.data = a.data or os.path.join(ROOT, "runs", dataset)
+    a.name = a.name or ("accuracy-deepctr" if dataset == "ml-100k" else f"accuracy-deepctr-{dataset}")
+    if not os.path.exists(os.path.join(a.data, "meta.json")):
+        sh([SEMCTR, "prepare", "--config", a.config, "--out", a.data])
+    meta = json.load(open(os.path.join(a.data, "meta.json")))
     work = os.path.join(ROOT, "runs", "bench-accuracy")
     os.makedirs(work, exist_ok=True)
     import deepctr_torch, torch
@@ -121,25 +122,27 @@ def main():
         for k, metric in ((0, "auc"), (1, "logloss")):
             s = np.array([r[k] for r in res["semctr"]])
             p = np.array([r[k] for r in res["peer"]])
-            rows.append({"case": f"{model}, ml-100k time split, test, mean of {len(s)} seeds", "metric": metric,
+            rows.append({"case": f"{model}, {dataset} {meta['split']} split, test, mean of {len(s)} seeds", "metric": metric,
                          "semctr": round(float(s.mean()), 6), "std": round(float(s.std()), 6), "peer": peer,
                          "peer_value": round(float(p.mean()), 6), "peer_std": round(float(p.std()), 6),
                          "difference": round(float(s.mean() - p.mean()), 6),
                          "better": "higher" if metric == "auc" else "lower"})
         ts = np.median([r[2] for r in res["semctr"]])
         tp = np.median([r[2] for r in res["peer"]])
-        rows.append({"case": f"{model}, ml-100k, whole training run (median over seeds)", "metric": "seconds",
+        rows.append({"case": f"{model}, {dataset}, whole training run (median over seeds)", "metric": "seconds",
                      "semctr": round(float(ts), 2), "peer": peer, "peer_value": round(float(tp), 2),
                      "ratio": round(float(tp / ts), 2), "better": "lower"})
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    out = {"name": a.name, "date": datetime.date.today().isoformat(),
+    out = {"name": a.name, "date": datetime.date.today().isoformat(), "dataset": dataset, "config": a.config,
            "command": "python3 bench/accuracy_vs_deepctr.py " + " ".join(sys.argv[1:]),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None}, "hyperparameters": HP, "rows": rows}
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", a.name + ".json"), "w") as f:
         json.dump(out, f, indent=1)
     md.append(f"# Accuracy: semctr vs {peer}\n\n{out['date']}, {cpu}, {a.threads} threads. "
-              "MovieLens-100K, label rating >= 4, split by time 80/10/10, identical prepared ids on both sides.\n"
+              f"Dataset {dataset} ({a.config}): label {meta['label']}, split {meta['split']} "
+              f"{meta['rows']['train']:,} / {meta['rows']['valid']:,} / {meta['rows']['test']:,} rows, "
+              "identical prepared ids on both sides.\n"
               f"Hyper-parameters: {HP}.\n\n| case | metric | semctr | std | DeepCTR-Torch | std | difference / ratio |\n|---|---|---|---|---|---|---|")
     for r in rows:
         md.append(f"| {r['case']} | {r['metric']} | {r['semctr']} | {r.get('std', '')} | {r['peer_value']} | "

@@ -4,10 +4,15 @@
 invocation, median of 5. Writes bench/results/embed.json and embed.md
 (format: ../shared/BENCH.md).
 
-    python3 bench/bench_embed.py [--threads 2] [--batch 32] [--reps 5]
+    python3 bench/bench_embed.py [--threads 2] [--batch 32] [--reps 5] [--data DIR]
+                                 [--texts FILE] [--bin build/semctr]
 
 Cases: the 1,682 MovieLens titles (u.item) and 2,000 Amazon Musical
-Instruments reviews (longer texts, truncated at the model's 256 tokens).
+Instruments reviews (longer texts, truncated at the model's 256 tokens),
+read from --data (default $SEMCTR_DATA or ../shared/data); or, with --texts,
+the lines of FILE (another dataset's texts; results in embed-FILENAME).
+--bin: the semctr whose `embed` memory is measured (default build/semctr,
+built first, as is build/bench_embed from build/libsemctr.a).
 Also: the share of the machine's measured sgemm peak that semctr's GEMM
 FLOPs reach, and peak RSS of `semctr embed` vs the Python process.
 """
@@ -23,7 +28,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--reps", type=int, default=5)
+ap.add_argument("--data", default=DATA, help="the folder holding ml-100k/ and amazon-musical-instruments/")
+ap.add_argument("--texts", help="embed the lines of this file instead (one text per line)")
+ap.add_argument("--bin", default=os.path.join(ROOT, "build/semctr"), help="semctr for the peak-memory case")
 args = ap.parse_args()
+DATA = args.data
+SEMCTR = os.path.abspath(args.bin)
+NAME = "embed" if not args.texts else "embed-" + os.path.splitext(os.path.basename(args.texts))[0]
 
 subprocess.run(["bash", os.path.join(ROOT, "scripts/fetch_model.sh")], check=True, stdout=subprocess.DEVNULL)
 subprocess.run(["make", "-C", ROOT, "-s", "BUILD=build", "build/libsemctr.a", "build/semctr"], check=True)
@@ -33,17 +44,22 @@ subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-march=native", "-I" 
                + LIBS, check=True)
 
 tmp = tempfile.mkdtemp(prefix="semctr-bench-")
-with open(os.path.join(DATA, "ml-100k/u.item"), "rb") as f:
-    titles = [l.split(b"|")[1].decode("latin-1") for l in f]
-reviews = []
-with open(os.path.join(DATA, "amazon-musical-instruments/reviews_Musical_Instruments_5.json")) as f:
-    for l in f:
-        t = " ".join(json.loads(l)["reviewText"].split())
-        if t:
-            reviews.append(t)
-        if len(reviews) == 2000:
-            break
-cases = [("movielens titles (1,682)", titles), ("amazon reviews (2,000, <= 256 tokens)", reviews)]
+if args.texts:
+    with open(args.texts, encoding="utf-8") as f:
+        titles = reviews = [l.rstrip("\n") for l in f if l.strip()]
+    cases = [("%s (%d lines)" % (os.path.basename(args.texts), len(titles)), titles)]
+else:
+    with open(os.path.join(DATA, "ml-100k/u.item"), "rb") as f:
+        titles = [l.split(b"|")[1].decode("latin-1") for l in f]
+    reviews = []
+    with open(os.path.join(DATA, "amazon-musical-instruments/reviews_Musical_Instruments_5.json")) as f:
+        for l in f:
+            t = " ".join(json.loads(l)["reviewText"].split())
+            if t:
+                reviews.append(t)
+            if len(reviews) == 2000:
+                break
+    cases = [("movielens titles (1,682)", titles), ("amazon reviews (2,000, <= 256 tokens)", reviews)]
 
 import torch
 import sentence_transformers
@@ -105,13 +121,13 @@ def peak_rss(cmd):
         time.sleep(0.05)
     assert p.returncode == 0, cmd
     return hwm
-sc_rss = peak_rss([os.path.join(ROOT, "build/semctr"), "embed", "--model", MODEL, "--input", path, "--out",
+sc_rss = peak_rss([SEMCTR, "embed", "--model", MODEL, "--input", path, "--out",
                    os.path.join(tmp, "out.vs"), "--threads", str(args.threads), "--batch", str(args.batch)])
 py = ("import torch,sys; torch.set_num_threads(%d)\nfrom sentence_transformers import SentenceTransformer\n"
       "m=SentenceTransformer(%r,device='cpu'); m.encode(open(%r).read().splitlines(),batch_size=%d)"
       % (args.threads, MODEL, path, args.batch))
 st_rss = peak_rss([sys.executable, "-c", py])
-rows.append({"case": "peak RSS encoding the 2,000 reviews, batch %d" % args.batch, "metric": "MiB",
+rows.append({"case": "peak RSS encoding %s, batch %d" % ("the 2,000 reviews" if not args.texts else cases[0][0], args.batch), "metric": "MiB",
              "semctr": round(sc_rss / 2**20, 1), "peer": rows[0]["peer"], "peer_value": round(st_rss / 2**20, 1),
              "ratio": round(st_rss / sc_rss, 2), "better": "lower"})
 model_mib = os.path.getsize(os.path.join(MODEL, "model.safetensors")) / 2**20
@@ -120,16 +136,16 @@ cpu = "unknown"
 for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
     if l.startswith("Model name:"):
         cpu = l.split(":", 1)[1].strip()
-res = {"name": "embed", "date": datetime.date.today().isoformat(),
-       "command": "python3 bench/bench_embed.py --threads %d --batch %d --reps %d" % (args.threads, args.batch, args.reps),
+res = {"name": NAME, "date": datetime.date.today().isoformat(),
+       "command": "python3 bench/bench_embed.py " + " ".join(sys.argv[1:]),
        "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
        "model": "all-MiniLM-L6-v2 (%.1f MiB F32 safetensors)" % model_mib,
        "rows": rows, "details": extra}
 os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
-with open(os.path.join(ROOT, "bench/results/embed.json"), "w") as f:
+with open(os.path.join(ROOT, "bench/results/%s.json" % NAME), "w") as f:
     json.dump(res, f, indent=2)
-with open(os.path.join(ROOT, "bench/results/embed.md"), "w") as f:
+with open(os.path.join(ROOT, "bench/results/%s.md" % NAME), "w") as f:
     f.write("# embed: semctr encoder vs sentence-transformers\n\n")
     f.write("%s, `%s`, %s (%d cores), model %s. Median of %d alternating runs; both sides encode the same texts "
             "with %d threads and batch %d (model load excluded from texts/s).\n\n"
@@ -146,4 +162,4 @@ with open(os.path.join(ROOT, "bench/results/embed.md"), "w") as f:
     f.write("\nPeak RSS of `semctr embed` includes the mmap'ed weights (%.1f MiB) and the activations of one batch. "
             "Load average at the end of the run: %s (the machine is shared; runs alternate so both sides see the "
             "same load).\n" % (model_mib, res["machine"]["load_average_at_end"]))
-print(open(os.path.join(ROOT, "bench/results/embed.md")).read())
+print(open(os.path.join(ROOT, "bench/results/%s.md" % NAME)).read())

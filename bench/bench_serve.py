@@ -7,7 +7,13 @@ Batches 1/100/1000, 1 thread and all threads, alternating, median of
 --rounds. Then `wrk` against `semctr serve` at 100 rows per request.
 Writes bench/results/serve.{json,md} (format: ../shared/BENCH.md).
 
-Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60]"""
+Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60] [--bin build/semctr]
+           [--config configs/ml-100k.yaml --data DIR --rows CSV]
+MovieLens-100K by default: request rows (user, item, the user's 20 previous
+items) come from u.data. Another dataset: --config, --data (its prepared
+folder, default runs/bench-serve-NAME/data, prepared when missing) and --rows,
+a CSV of raw rows with a header naming the input columns (as `semctr predict`
+reads); the results go to serve-NAME.{json,md}."""
 import argparse, json, os, platform, re, signal, statistics, subprocess, sys, tempfile, time
 import numpy as np
 
@@ -16,9 +22,19 @@ ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--seconds", type=float, default=0.5)
 ap.add_argument("--wrk-seconds", type=int, default=60)
 ap.add_argument("--bin", default="build/semctr")
+ap.add_argument("--config", default="configs/ml-100k.yaml")
+ap.add_argument("--data", help="the prepared dataset (default WORK/data; prepared when missing)")
+ap.add_argument("--rows", help="CSV of raw request rows with a header (required unless the dataset is ml-100k)")
 a = ap.parse_args()
 BIN = os.path.abspath(a.bin)
-WORK = "runs/bench-serve"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchio import config_name  # noqa: E402
+DATASET = config_name(a.config)
+WORK = "runs/bench-serve" if DATASET == "ml-100k" else f"runs/bench-serve-{DATASET}"
+NAME = "serve" if DATASET == "ml-100k" else f"serve-{DATASET}"
+DATA = a.data or f"{WORK}/data"
+if DATASET != "ml-100k" and not a.rows:
+    sys.exit("bench_serve: --rows CSV (raw request rows with a header) is needed for a dataset other than ml-100k")
 os.makedirs(WORK, exist_ok=True)
 env = dict(os.environ, SEMCTR_QUIET="1")
 env.setdefault("SEMCTR_DATA", os.path.abspath("../shared/data"))
@@ -30,38 +46,46 @@ def sh(*args):
     return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
 
 # ---- models and rows ----
-if not os.path.exists(f"{WORK}/data/train.scd"):
-    sh(BIN, "prepare", "--config", "configs/ml-100k.yaml", "--out", f"{WORK}/data")
+if not os.path.exists(f"{DATA}/meta.json"):
+    sh(BIN, "prepare", "--config", a.config, "--out", DATA)
 for m in ("deepfm", "dcnv2"):
     if not os.path.exists(f"{WORK}/{m}.model"):
-        sh(BIN, "train", "--data", f"{WORK}/data", "--model", m, "--out", f"{WORK}/{m}.model", "--epochs", "1",
+        sh(BIN, "train", "--data", DATA, "--model", m, "--out", f"{WORK}/{m}.model", "--epochs", "1",
            "--max-steps", "200", "--embed-dim", "16", "--hidden", "256,128", "--cross", "2")
-meta = json.load(open(f"{WORK}/data/meta.json"))
+meta = json.load(open(f"{DATA}/meta.json"))
 fields = meta["fields"]
-# raw rows: user, item and the user's previous items (most recent first), as a client would send them
-rows, hist = [], {}
-for line in open(os.path.join(env["SEMCTR_DATA"], "ml-100k/u.data")):
-    u, i, r, t = line.split("\t")
-    h = hist.setdefault(u, [])
-    rows.append((u, i, "|".join(reversed(h[-20:]))))
-    h.append(i)
-    if len(rows) == 3000:
-        break
-csv = f"{WORK}/rows.csv"
-with open(csv, "w") as f:
-    f.write("user_id,item_id,history\n")
-    for r in rows:
-        f.write(",".join(r) + "\n")
+if a.rows:
+    import csv as csvmod
+    with open(a.rows, newline="") as f:
+        rows = [dict(r) for _, r in zip(range(3000), csvmod.DictReader(f))]
+    csv = os.path.abspath(a.rows)
+else:
+    # raw rows: user, item and the user's previous items (most recent first), as a client would send them
+    rows, hist = [], {}
+    for line in open(os.path.join(env["SEMCTR_DATA"], "ml-100k/u.data")):
+        u, i, r, t = line.split("\t")
+        h = hist.setdefault(u, [])
+        rows.append({"user_id": u, "item_id": i, "history": "|".join(reversed(h[-20:]))})
+        h.append(i)
+        if len(rows) == 3000:
+            break
+    csv = f"{WORK}/rows.csv"
+    with open(csv, "w") as f:
+        f.write("user_id,item_id,history\n")
+        for r in rows:
+            f.write(",".join(r.values()) + "\n")
 
 # ---- peers ----
 import torch, onnxruntime as ort, deepctr_torch
-from deepctr_torch.inputs import SparseFeat, VarLenSparseFeat
+from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
 from deepctr_torch.models import DeepFM, DCN
 
 def peer_model(name):
     cols = []
     for fd in fields:
-        if fd["kind"] == "categorical":
+        if fd["kind"] == "numeric":
+            cols.append(DenseFeat(fd["name"], 1))
+        elif fd["kind"] == "categorical":
             cols.append(SparseFeat(fd["name"], fd["vocab_size"], 16))
         else:
             emb = fd.get("share_with") or fd["name"]
@@ -76,6 +100,9 @@ rng = np.random.default_rng(1)
 def peer_input(B):
     parts = []
     for fd in fields:
+        if fd["kind"] == "numeric":
+            parts.append(rng.random((B, 1)))
+            continue
         vocab = next(g["vocab_size"] for g in fields if g["name"] == (fd.get("share_with") or fd["name"]))
         parts.append(rng.integers(2, vocab, size=(B, fd["width"])))
     return np.concatenate(parts, 1).astype(np.float32)
@@ -140,8 +167,8 @@ def med(k, i):
     return statistics.median(x[i] for x in v) if v else None
 
 # ---- HTTP with wrk ----
-body = {"instances": [{"user_id": u, "item_id": i, "history": h} for u, i, h in rows[:100]]}
-bodyf = "bench/results/serve_body.json"
+body = {"instances": rows[:100]}
+bodyf = "bench/results/serve_body.json" if DATASET == "ml-100k" else f"{WORK}/body.json"
 json.dump(body, open(bodyf, "w"))
 port_file = f"{WORK}/port"
 if os.path.exists(port_file):
@@ -202,14 +229,15 @@ for metric, v in (("requests/s", rps), ("p50 latency ms", lat["50"]), ("p99 late
     out_rows.append({"case": "HTTP semctr serve, deepfm, 100 rows/request, wrk %ds" % a.wrk_seconds, "metric": metric,
                      "semctr": v, "peer": "none run (no TF Serving / Triton on this machine)", "peer_value": None,
                      "ratio": None, "better": "higher" if metric == "requests/s" else "lower"})
-doc = {"name": "serve", "date": time.strftime("%Y-%m-%d"), "command": "python3 bench/bench_serve.py " + " ".join(sys.argv[1:]),
+doc = {"name": NAME, "dataset": DATASET, "date": time.strftime("%Y-%m-%d"), "command": "python3 bench/bench_serve.py " + " ".join(sys.argv[1:]),
        "machine": {"cpu": cpu, "cores": cores, "gpu": None}, "rows": out_rows, "http": http}
-json.dump(doc, open("bench/results/serve.json", "w"), indent=1)
-with open("bench/results/serve.md", "w") as f:
+json.dump(doc, open(f"bench/results/{NAME}.json", "w"), indent=1)
+with open(f"bench/results/{NAME}.md", "w") as f:
     f.write(f"# Serving benchmark ({doc['date']}, {cpu}, {cores} cores)\n\n`{doc['command']}`\n\n")
-    f.write("In-process: semctr through the C API (`semctr bench-serve`: raw string cells of user_id, item_id and a "
-            "20-item history in, probabilities out, so vocabulary lookups and joins are included); the peers get "
-            "pre-encoded id tensors of the same 9 fields (same D=16, DNN 256-128, DCNv2 2 matrix cross layers). "
+    cells = "user_id, item_id and a 20-item history" if not a.rows else "the columns of " + os.path.basename(a.rows)
+    f.write(f"Dataset {DATASET}. In-process: semctr through the C API (`semctr bench-serve`: raw string cells of {cells} "
+            "in, probabilities out, so vocabulary lookups and joins are included); the peers get "
+            f"pre-encoded id tensors of the same {len(fields)} fields (same D=16, DNN 256-128, DCNv2 2 matrix cross layers). "
             f"Median of {a.rounds} alternating rounds of {a.seconds} s each. Ratio > 1: semctr ahead "
             "(throughput: semctr/peer; latency: peer/semctr).\n\n")
     f.write("| model | batch | threads | semctr rows/s | torch rows/s | ORT rows/s | vs torch | vs ORT | semctr p50/p99 ms | torch p50/p99 ms | ORT p50/p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")

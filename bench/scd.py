@@ -40,3 +40,21 @@ def read_scd(path):
             a = np.frombuffer(buf, np.int32, N * fd["width"], o).reshape(N, fd["width"]).copy()
             data[fd["name"]] = a[:, 0] if fd["kind"] == "categorical" else a
     return fields, label, group, data
+
+
+def deepctr_columns(fields, embed):
+    """DeepCTR-Torch feature columns for the fields of a split: numeric -> DenseFeat,
+    categorical -> SparseFeat, multi and sequence -> VarLenSparseFeat (mean or sum
+    pooling as semctr's), a shared table (share_with) -> the same embedding_name."""
+    from deepctr_torch.inputs import SparseFeat, VarLenSparseFeat, DenseFeat
+    cols = []
+    for f in fields:
+        emb_name = fields[f["share_with"]]["name"] if f["share_with"] >= 0 else f["name"]
+        if f["kind"] == "numeric":
+            cols.append(DenseFeat(f["name"], 1))
+        elif f["kind"] == "categorical":
+            cols.append(SparseFeat(f["name"], f["vocab_size"], embed, embedding_name=emb_name))
+        else:
+            cols.append(VarLenSparseFeat(SparseFeat(f["name"], f["vocab_size"], embed, embedding_name=emb_name),
+                                         maxlen=f["width"], combiner="mean" if f["pooling"] == 0 else "sum"))
+    return cols

@@ -6,17 +6,22 @@ the median of --repeats runs of --steps batches each. Also reports the
 fraction of the machine's peak FLOP/s reached by semctr's dense layers, peak
 measured as large float32 GEMM through numpy/OpenBLAS on the same threads.
 
-Usage: python3 bench/train_throughput.py [--rows 1000000] [--models deepfm,dcnv2]
-Writes bench/results/train-throughput.{json,md}.
+Usage: python3 bench/train_throughput.py [--rows 1000000] [--models deepfm,dcnv2] [--bin build/semctr]
+       python3 bench/train_throughput.py --config CONFIG [--data DIR] ...
+Without --config: --rows rows of `semctr gen-criteo`, prepared with configs/criteo.yaml.
+With --config: that dataset (--data: its prepared folder, default runs/NAME, prepared
+when missing). Writes bench/results/train-throughput.{json,md} (another dataset:
+train-throughput-NAME).
 """
 import argparse, datetime, json, os, platform, subprocess, sys, time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from scd import read_scd  # noqa: E402
+from scd import read_scd, deepctr_columns  # noqa: E402
+from benchio import config_name  # noqa: E402
 
-SEMCTR = os.path.join(ROOT, "build", "semctr")
+SEMCTR = os.path.join(ROOT, "build", "semctr")  # --bin
 
 
 def sh(cmd, **kw):
@@ -35,15 +40,13 @@ def semctr_once(data, model, a, batch, work):
 class Peer:
     def __init__(self, data, model, a, batch):
         import torch
-        from deepctr_torch.inputs import SparseFeat, DenseFeat
         from deepctr_torch.models import DeepFM, DCN
         torch.set_num_threads(a.threads)
         fields, y, _, x = read_scd(os.path.join(data, "train.scd"))
         n = min(len(y), a.steps * batch)
         self.x = {k: v[:n] for k, v in x.items()}
         self.y = y[:n]
-        cols = [DenseFeat(f["name"], 1) if f["kind"] == "numeric" else
-                SparseFeat(f["name"], f["vocab_size"], a.embed) for f in fields]
+        cols = deepctr_columns(fields, a.embed)
         hidden = tuple(int(h) for h in a.hidden.split(","))
         kw = dict(linear_feature_columns=cols, dnn_feature_columns=cols, task="binary", device="cpu",
                   dnn_hidden_units=hidden)
@@ -72,7 +75,11 @@ def gemm_peak(threads):
 
 
 def main():
+    global SEMCTR
     ap = argparse.ArgumentParser()
+    ap.add_argument("--config", help="a dataset config (default: --rows Criteo-shaped rows of gen-criteo)")
+    ap.add_argument("--data", help="with --config: the prepared folder (default runs/NAME; prepared if missing)")
+    ap.add_argument("--bin", default=SEMCTR, help="the semctr binary")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--models", default="deepfm,dcnv2")
     ap.add_argument("--threads", type=int, default=2)
@@ -82,15 +89,26 @@ def main():
     ap.add_argument("--steps", type=int, default=30, help="training batches per measurement")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
+    SEMCTR = os.path.abspath(a.bin)
     work = os.path.join(ROOT, "runs", "bench-throughput")
     os.makedirs(work, exist_ok=True)
-    raw = os.path.join(work, f"criteo-{a.rows}.txt")
-    data = os.path.join(work, f"criteo-{a.rows}")
-    if not os.path.exists(raw):
-        sh([SEMCTR, "gen-criteo", "--rows", str(a.rows), "--out", raw, "--seed", "7"])
-    if not os.path.exists(os.path.join(data, "train.scd")):
-        sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "criteo.yaml"), "--out", data],
-           env=dict(os.environ, SEMCTR_CRITEO=raw))
+    if a.config:
+        dataset = config_name(a.config)
+        data = a.data or os.path.join(ROOT, "runs", dataset)
+        if not os.path.exists(os.path.join(data, "meta.json")):
+            sh([SEMCTR, "prepare", "--config", a.config, "--out", data])
+        rows_name = f"{dataset} ({json.load(open(os.path.join(data, 'meta.json')))['rows']['train']} train rows)"
+        name = f"train-throughput-{dataset}"
+    else:
+        raw = os.path.join(work, f"criteo-{a.rows}.txt")
+        data = os.path.join(work, f"criteo-{a.rows}")
+        if not os.path.exists(raw):
+            sh([SEMCTR, "gen-criteo", "--rows", str(a.rows), "--out", raw, "--seed", "7"])
+        if not os.path.exists(os.path.join(data, "meta.json")):
+            sh([SEMCTR, "prepare", "--config", os.path.join(ROOT, "configs", "criteo.yaml"), "--out", data],
+               env=dict(os.environ, SEMCTR_CRITEO=raw))
+        rows_name = f"{a.rows} Criteo-shaped rows"
+        name = "train-throughput"
     peak = gemm_peak(a.threads)
     import deepctr_torch, torch
     peer = f"deepctr-torch {deepctr_torch.__version__} (torch {torch.__version__} CPU)"
@@ -106,19 +124,19 @@ def main():
             print(model, batch, "semctr", round(s_runs[-1]), "deepctr", round(p_runs[-1]), flush=True)
         s, q = float(np.median(s_runs)), float(np.median(p_runs))
         row = {"case": f"{model}, batch {batch}, D {a.embed}, DNN {a.hidden}, {a.threads} threads, "
-                       f"{a.rows} Criteo-shaped rows", "metric": "samples/s", "semctr": round(s), "peer": peer,
+                       f"{rows_name}", "metric": "samples/s", "semctr": round(s), "peer": peer,
                "peer_value": round(q), "ratio": round(s / q, 2), "better": "higher"}
         if flops:
             # forward + backward of a dense layer cost about 3x its forward FLOPs
             row["dense_fraction_of_peak_gemm"] = round(3 * flops * s / peak, 4)
         rows.append(row)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-    out = {"name": "train-throughput", "date": datetime.date.today().isoformat(),
+    out = {"name": name, "date": datetime.date.today().isoformat(),
            "command": "python3 bench/train_throughput.py " + " ".join(sys.argv[1:]),
            "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None},
            "peak_gemm_flops": round(peak), "rows": rows}
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "train-throughput.json"), "w") as f:
+    with open(os.path.join(ROOT, "bench", "results", name + ".json"), "w") as f:
         json.dump(out, f, indent=1)
     md = [f"# Training throughput: semctr vs {peer}\n",
           f"{out['date']}, {cpu}, {a.threads} threads, median of {a.repeats} alternating runs of {a.steps} "
@@ -127,7 +145,7 @@ def main():
     for r in rows:
         md.append(f"| {r['case']} | {r['semctr']} | {r['peer_value']} | {r['ratio']}x | "
                   f"{r.get('dense_fraction_of_peak_gemm', 'n/a')} |")
-    with open(os.path.join(ROOT, "bench", "results", "train-throughput.md"), "w") as f:
+    with open(os.path.join(ROOT, "bench", "results", name + ".md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
 
