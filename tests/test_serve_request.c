@@ -10,8 +10,28 @@
 static const char *const KNOWN[] = {"user_id", "item_id", "age"};
 static const sc_request_limits LIM = {100, 0};
 
+/* The parser decodes strings in place and cells point into the body: each
+ * test's bodies are copies that live until the test ends. */
+static char *bodies[64];
+static int n_bodies;
+static void free_bodies(void) {
+    for (int i = 0; i < n_bodies; i++) free(bodies[i]);
+    n_bodies = 0;
+}
+TestSuite(serve_request, .fini = free_bodies);
+
+static int parse_n(const char *body, size_t len, const sc_request_limits *lim, sc_request *q, sc_req_error *kind,
+                   sc_error *err) {
+    cr_assert_lt(n_bodies, 64);
+    char *copy = malloc(len + 1);
+    cr_assert(copy);
+    memcpy(copy, body, len + 1);
+    bodies[n_bodies++] = copy;
+    return sc_request_parse(copy, len, KNOWN, 3, lim ? lim : &LIM, q, kind, err);
+}
+
 static int parse(const char *body, const sc_request_limits *lim, sc_request *q, sc_req_error *kind, sc_error *err) {
-    return sc_request_parse(body, strlen(body), KNOWN, 3, lim ? lim : &LIM, q, kind, err);
+    return parse_n(body, strlen(body), lim, q, kind, err);
 }
 
 #define CELL(q, r, c) ((q).cells[(r) * (q).n_cols + (c)])
@@ -107,4 +127,77 @@ Test(serve_request, predictions_json_reads_back) {
     char *q = strchr(s, ',') + 1;
     cr_assert_eq((float)strtod(q, NULL), p[1]);
     free(s);
+}
+
+Test(serve_request, escapes_decode_in_place_keys_included) {
+    sc_request q;
+    sc_error err = {0};
+    cr_assert_eq(parse("{\"instances\": [{\"user\\u005fid\": \"caf\\u00e9 \\ud83d\\ude00\\t\\\"q\\\"\\/\", "
+                       "\"item_id\": \"\\\\\", \"age\": -0.0e0}]}", NULL, &q, NULL, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(CELL(q, 0, 0), "caf\xc3\xa9 \xf0\x9f\x98\x80\t\"q\"/");
+    cr_assert_str_eq(CELL(q, 0, 1), "\\");
+    cr_assert_str_eq(CELL(q, 0, 2), "0");
+    sc_request_free(&q);
+}
+
+/* "19\u0000zzz" used to be read as "19": a NUL in a value is refused, a NUL
+ * in a key names no column (and is shown as \x00). */
+Test(serve_request, nul_and_bytes_that_are_not_text) {
+    refused("{\"instances\": [{\"user_id\": \"19\\u0000zzz\"}]}", NULL, SC_REQ_BAD_VALUE, "instances[0].user_id: the string holds a NUL");
+    refused("{\"inputs\": {\"user_id\": [\"1\", \"a\\u0000\"]}}", NULL, SC_REQ_BAD_VALUE, "inputs.user_id[1]");
+    refused("{\"instances\": [{\"user_id\\u0000\": 1}]}", NULL, SC_REQ_UNKNOWN_FIELD, "instances[0].user_id\\x00:");
+    refused("{\"instances\": [{\"\xff\xfe\\n\": 1}]}", NULL, SC_REQ_UNKNOWN_FIELD, "instances[0].\\xff\\xfe\\x0a:");
+    refused("{\"instances\": [{\"user_id\": \"\\ud83d\"}]}", NULL, SC_REQ_BAD_JSON, "surrogate");
+    refused("{\"instances\": [{\"user_id\": \"\\ude00\"}]}", NULL, SC_REQ_BAD_JSON, "surrogate");
+    refused("{\"instances\": [{\"user_id\": \"a\tb\"}]}", NULL, SC_REQ_BAD_JSON, "control character");
+    refused("{\"instances\": [{\"user_id\": \"\\x\"}]}", NULL, SC_REQ_BAD_JSON, "invalid escape");
+    /* bytes of 0x80 and above are taken as they are (a Latin-1 click log's ids) */
+    sc_request q;
+    sc_error err = {0};
+    cr_assert_eq(parse("{\"instances\": [{\"user_id\": \"Mis\xe9rables\"}]}", NULL, &q, NULL, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(CELL(q, 0, 0), "Mis\xe9rables");
+    sc_request_free(&q);
+    /* a NUL after the value (a C string's terminator) is not trailing garbage */
+    cr_assert_eq(parse_n("{\"inputs\": {\"age\": [1]}}\n\0", 25, NULL, &q, NULL, &err), 0, "%s", err.msg);
+    sc_request_free(&q);
+}
+
+Test(serve_request, numbers_by_the_json_grammar) {
+    refused("{\"instances\": [{\"age\": 1e999}]}", NULL, SC_REQ_BAD_VALUE, "out of range");
+    refused("{\"instances\": [{\"age\": 01}]}", NULL, SC_REQ_BAD_JSON, "expected ',' or '}'");
+    refused("{\"instances\": [{\"age\": 1.}]}", NULL, SC_REQ_BAD_JSON, "malformed number");
+    refused("{\"instances\": [{\"age\": -}]}", NULL, SC_REQ_BAD_JSON, "malformed number");
+    refused("{\"instances\": [{\"age\": +1}]}", NULL, SC_REQ_BAD_JSON, "expected a value");
+    char big[600] = "{\"instances\": [{\"age\": 1";
+    for (int i = 0; i < 450; i++) strcat(big, "0");
+    strcat(big, "}]}");
+    refused(big, NULL, SC_REQ_BAD_VALUE, "a number of 451 characters");
+}
+
+/* The limits apply where they are met, before the rest of the body is read:
+ * the garbage after the first row past the limit, or after an array in a
+ * cell, is never reached. */
+Test(serve_request, limits_apply_while_reading) {
+    sc_request_limits two = {2, 0}, ignore = {5, 1};
+    refused("{\"instances\": [{}, {}, {}, this is never read", &two, SC_REQ_TOO_MANY, "more than 2 instances: the limit is 2");
+    refused("{\"inputs\": {\"age\": [1, 2, 3, never read", &two, SC_REQ_TOO_MANY, "the limit is 2");
+    refused("{\"instances\": [{\"user_id\": [1, 2, never read", NULL, SC_REQ_BAD_TYPE, "got an array");
+    refused("{\"inputs\": {\"age\": [1, 2], \"user_id\": [1, 2, 3, never read", NULL, SC_REQ_BAD_SHAPE,
+            "inputs.user_id: has more values than the first column (2)");
+    /* a column the model does not read is skipped whatever it holds, nested up to 64 levels */
+    char deep[400] = "{\"instances\": [{\"colour\": ";
+    for (int i = 0; i < 65; i++) strcat(deep, "[");
+    for (int i = 0; i < 65; i++) strcat(deep, "]");
+    strcat(deep, ", \"age\": 3}]}");
+    refused(deep, &ignore, SC_REQ_BAD_SHAPE, "nested deeper than 64 levels");
+    sc_request q;
+    sc_error err = {0};
+    cr_assert_eq(parse("{\"signature_name\": {\"a\": [1, {\"b\": null}]}, \"inputs\": {\"x\": {\"y\": [true]}, "
+                       "\"age\": [3, null], \"z\": \"s\"}}", &ignore, &q, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(q.n_rows, 2);
+    cr_assert_str_eq(CELL(q, 0, 2), "3");
+    cr_assert_null(CELL(q, 1, 2));
+    sc_request_free(&q);
+    refused("{\"instances\": [], \"instances\": []}", NULL, SC_REQ_BAD_SHAPE, "\"instances\" appears twice");
+    refused("{\"inputs\": {\"age\": [1]}, \"instances\": [{}]}", NULL, SC_REQ_BAD_SHAPE, "not both");
 }
