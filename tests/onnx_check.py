@@ -130,9 +130,10 @@ def encode_input(x, rows, here):
             v = number(c)
             out.append(x["missing"] if v is None else 2 + sum(b <= v for b in x["boundaries"]))
         elif enc == "log2":
-            v = number(c)
-            key = None if c is None else "" if v is None else str(int(math.floor(math.log(v) ** 2 if v > 2 else v)))
-            out.append(x["missing"] if key is None else table.get(key, 1))
+            v = number(c)  # a blank cell is the category "", one that is not a number is missing
+            key = "" if c is not None and not c.strip(" ") else None if v is None else \
+                str(int(math.floor(math.log(v) * math.log(v) if v > 2 else v)))
+            out.append(x["missing"] if key is None else one(key))
         else:
             sys.exit(f"input {x['name']}: unknown encoding {enc}")
     return np.array(out, dtype=x["dtype"])

@@ -185,6 +185,8 @@ static int const_f32(graph *g, float v) {
     return add_tensor(g, name, T_FLOAT, 1, dims, d, d, 0);
 }
 
+/* op(x, axes) for the opset-13 ops that take their axes as an input
+ * (ReduceSum, Unsqueeze); keepdims < 0: no keepdims attribute. */
 static int axes_op(graph *g, const char *op, int x, const int64_t *axes, int n, int keepdims) {
     int in[2] = {x, const_i64(g, axes, n)};
     attr a = {"keepdims", A_INT, keepdims, 0, NULL, 0};
@@ -494,7 +496,7 @@ static int write_payload(sc_atomic_file *f, const tensor *t, sc_error *err) {
     int64_t n = n_elems(t), z = t->n_zero < n ? t->n_zero : n;
     const uint16_t one = 1;
     int little = *(const uint8_t *)&one == 1;
-    static _Thread_local uint8_t buf[1 << 16];
+    uint8_t buf[16384];
     int64_t per = (int64_t)(sizeof buf / es);
     for (int64_t i = 0; i < n;) {
         const uint8_t *src = (const uint8_t *)t->data + (size_t)i * es;
@@ -639,7 +641,7 @@ int sc_onnx_export(const sc_model_bundle *b, const char *network, const char *ou
 
     graph g;
     graph_init(&g);
-    net n = {&g, NULL, 0, NULL, c, fi, F, c->embed_dim, sc_model_hidden_dim(m), NULL, err, SC_OK};
+    net n = {.g = &g, .c = c, .fi = fi, .F = F, .D = c->embed_dim, .Hh = sc_model_hidden_dim(m), .err = err};
     n.P = sc_model_params(m, &n.nP);
     n.used = sc_calloc((size_t)n.nP + 1, 1);
     n.in = sc_calloc((size_t)F, sizeof(int));

@@ -13,6 +13,7 @@
  * and join tables are not part of the schema's public API. */
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
 #include "base/file.h"
@@ -55,6 +56,14 @@ static int source_table(const sc_fenc *e) {
     for (int i = 1; i < e->n_flags; i++)
         if (e->flag_src[i].table != e->flag_src[0].table) return -2;
     return e->flag_src[0].table;
+}
+
+/* The id of value v in field e's vocabulary or hash buckets, as
+ * schema.c's lookup() gives it (1: not in the vocabulary). */
+static double id_of(const sc_fenc *e, const char *v) {
+    if (e->hash_buckets) return 2.0 + (double)(XXH64(v, strlen(v), 0) % (uint64_t)e->hash_buckets);
+    int64_t k = sc_strmap_find(&e->vocab, v, strlen(v));
+    return k < 0 ? 1.0 : (double)k + 2;
 }
 
 /* {value: id} of a vocabulary. */
@@ -122,7 +131,8 @@ static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **tab
             break;
         case SC_TR_LOG2:
             cJSON_AddStringToObject(x, "encoding", "log2");
-            *table = vocab_table(e);
+            if (e->hash_buckets) cJSON_AddNumberToObject(x, "hash_buckets", (double)e->hash_buckets);
+            else *table = vocab_table(e);
             break;
         case SC_TR_NUMERIC: {
             static const char *NORM[] = {"none", "standard", "minmax", "log"};
@@ -149,8 +159,7 @@ static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **tab
                 cJSON *cols = cJSON_AddArrayToObject(x, "columns"), *ids = cJSON_AddArrayToObject(x, "ids");
                 for (int i = 0; i < e->n_flags; i++) {
                     cJSON_AddItemToArray(cols, cJSON_CreateString(s->main_cols[e->flag_src[i].col]));
-                    int64_t k = sc_strmap_find(&e->vocab, e->flags[i], strlen(e->flags[i]));
-                    cJSON_AddItemToArray(ids, cJSON_CreateNumber(k < 0 ? 1.0 : (double)k + 2));
+                    cJSON_AddItemToArray(ids, cJSON_CreateNumber(id_of(e, e->flags[i])));
                 }
             } else {
                 cJSON_AddStringToObject(x, "encoding", "split");
