@@ -26,6 +26,43 @@ static const char *USAGE =
     "  --batch-size N    rows scored at once (4096)\n"
     "  --threads N       (all cores)\n";
 
+/* Text files this reads are UTF-8. A UTF-16 or UTF-32 file (a byte-order
+ * mark, or NUL bytes in its first line) is refused with a hint, not read
+ * as columns nobody asked for. */
+static int check_encoding(const char *path, sc_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return SC_OK; /* the CSV reader reports it */
+    unsigned char b[512];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    const char *what = NULL;
+    if (n >= 2 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == 0xFE && b[1] == 0xFF)))
+        what = "starts with a UTF-16 (or UTF-32) byte-order mark";
+    for (size_t i = 0; i < n && !what && b[i] != '\n'; i++)
+        if (!b[i]) what = "has NUL bytes in its first line (UTF-16 or UTF-32 text, or not text at all)";
+    if (!what) return SC_OK;
+    return sc_fail(err, SC_EINVAL, "%s %s: semctr reads UTF-8 text; convert it first, e.g. "
+                                   "iconv -f UTF-16 -t UTF-8 %s > rows.csv", path, what, path);
+}
+
+/* The header's names the model reads: none is an error (a wrong file or
+ * --delimiter, not rows of missing values to score). */
+static int check_columns(const sc_schema *schema, const char *path, int n_cols, const char *const *names,
+                         sc_error *err) {
+    int nk, hits = 0;
+    const char *const *known = sc_schema_input_columns(schema, &nk);
+    for (int c = 0; c < n_cols; c++)
+        for (int k = 0; k < nk; k++) hits += !strcmp(names[c], known[k]);
+    if (hits) return SC_OK;
+    char have[512] = "", want[512] = "";
+    for (int c = 0; c < n_cols; c++)
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s'%.60s'", c ? ", " : "", names[c]);
+    for (int k = 0; k < nk; k++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", k ? ", " : "", known[k]);
+    return sc_fail(err, SC_EINVAL,
+                   "%s: none of its columns (%s) is one the model reads (%s); is the header row right, and the "
+                   "delimiter (--delimiter)?", path, have, want);
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *model_path = NULL, *input = NULL, *output = NULL, *network = NULL, *delim = ",", *id_col = NULL;
     long batch = 4096, threads = sc_default_threads();
@@ -75,6 +112,7 @@ int cmd_predict(int argc, char **argv) {
         logits = sc_malloc((size_t)batch * sizeof *logits);
         if (!logits) rc = sc_fail(&err, SC_ENOMEM, "out of memory");
     }
+    if (!rc) rc = check_encoding(input, &err);
     if (!rc) rc = sc_csv_chunks_open(&csv, input, delim, &err);
     if (!rc) {
         rc = sc_atomic_open(&out, output, &err);
@@ -82,11 +120,21 @@ int cmd_predict(int argc, char **argv) {
     }
     int64_t total = 0;
     int id_index = -2; /* -2: not looked up yet; -1: absent */
+    const char **names = NULL; /* the header, a UTF-8 byte-order mark taken off its first name */
     if (!rc) fprintf(out.fp, id_col ? "%s,score\n" : "score\n", id_col ? id_col : "");
     while (!rc) {
         int n_rows, n_cols;
-        const char *const *names, *const *cells;
-        rc = sc_csv_chunks_next(csv, (int)batch, &n_rows, &n_cols, &names, &cells, &err);
+        const char *const *header, *const *cells;
+        rc = sc_csv_chunks_next(csv, (int)batch, &n_rows, &n_cols, &header, &cells, &err);
+        if (!rc && !names) {
+            if (!(names = sc_malloc((size_t)n_cols * sizeof *names))) {
+                rc = sc_fail(&err, SC_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(names, header, (size_t)n_cols * sizeof *names);
+            if (!strncmp(names[0], "\xEF\xBB\xBF", 3)) names[0] += 3; /* as spreadsheets write UTF-8 */
+            rc = check_columns(b.schema, input, n_cols, names, &err);
+        }
         if (rc || n_rows == 0) break;
         if (id_col && id_index == -2) {
             id_index = -1;
@@ -105,6 +153,12 @@ int cmd_predict(int argc, char **argv) {
         if (!rc) rc = sc_model_forward(m, &batch_buf, 0, logits, &err);
         for (int i = 0; i < n_rows && !rc; i++) {
             float z = logits[i];
+            if (!isfinite(z)) { /* never written as a score */
+                rc = sc_fail(&err, SC_EINVAL,
+                             "%s: data row %lld: the network's score is not a number (logit %g): its weights, or a "
+                             "value of this row it overflows on", input, (long long)(total + i + 1), (double)z);
+                break;
+            }
             double p = z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z));
             if (id_col) {
                 const char *idv = cells[(size_t)i * n_cols + id_index];
@@ -121,6 +175,7 @@ int cmd_predict(int argc, char **argv) {
     }
     if (out_open) sc_atomic_abort(&out);
     if (csv) sc_csv_chunks_close(csv);
+    sc_free(names);
     sc_batch_free(&batch_buf);
     sc_free(logits);
     sc_free(extra);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "base/alloc.h"
@@ -34,7 +35,13 @@ static const char *USAGE =
     "                       (known items and users are always table lookups; docs/msd.md)\n"
     "  --max-body BYTES     larger request bodies get 413 (16777216)\n"
     "  --max-instances N    more rows in one request get 413 (10000)\n"
-    "  --timeout S          close connections idle for S seconds (30)\n"
+    "  --timeout S          close a request whose body is not all in S seconds after its head,\n"
+    "                       or that stalls (no byte either way) for S seconds (30)\n"
+    "  --idle-timeout S     close a connection that has not sent a whole request head S seconds\n"
+    "                       after it opened or after its last response (10)\n"
+    "  --max-connections N  open connections at most (1024)\n"
+    "  --max-connections-per-ip N\n"
+    "                       open connections from one address at most (256; 0 = no limit)\n"
     "  --ignore-unknown     drop columns the model does not read instead of answering 400\n"
     "  --watch S            check the model files for changes every S seconds (1; 0 = only on SIGHUP)\n"
     "  --drain S            on SIGTERM, wait up to S seconds for requests in flight (10)\n"
@@ -97,7 +104,8 @@ int cmd_serve(int argc, char **argv) {
     cfg.port = 8501;
     const char *port_file = NULL;
     double watch = 1, drain = 10;
-    long port = cfg.port, threads = 0, max_body = 0, max_instances = 0, timeout = 0;
+    long port = cfg.port, threads = 0, max_body = 0, max_instances = 0, timeout = 0, idle_timeout = 10,
+         max_conn = 1024, max_per_ip = 256;
     cli_list models = {0}; /* --model and --model-dir, in order */
     const cli_opt opts[] = {
         CLI_FLAG("--ignore-unknown", &cfg.ignore_unknown),
@@ -112,17 +120,27 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("--max-body", &max_body, 64, 1L << 31),
         CLI_INT("--max-instances", &max_instances, 1, 1 << 24),
         CLI_INT("--timeout", &timeout, 1, 3600),
+        CLI_INT("--idle-timeout", &idle_timeout, 1, 3600),
+        CLI_INT("--max-connections", &max_conn, 1, 1 << 20),
+        CLI_INT("--max-connections-per-ip", &max_per_ip, 0, 1 << 20),
         CLI_FLOAT("--watch", &watch),
         CLI_FLOAT("--drain", &drain),
     };
     int code = cli_parse("serve", "option", USAGE, opts, CLI_N(opts), argc, argv);
     if (code != CLI_GO_ON) return code;
-    if (watch < 0 || drain < 0) return EXIT_USAGE;
+    if (!(watch >= 0) || !(drain >= 0)) { /* NaN too */
+        fprintf(stderr, "semctr serve: %s %g: give a number of seconds, 0 or more\n", !(watch >= 0) ? "--watch" : "--drain",
+                !(watch >= 0) ? watch : drain);
+        return EXIT_USAGE;
+    }
     cfg.port = (int)port;
     cfg.threads = (int)threads;
     cfg.max_body = (size_t)max_body;
     cfg.max_instances = (int)max_instances;
     cfg.timeout_s = (int)timeout;
+    cfg.idle_timeout_s = (int)idle_timeout;
+    cfg.max_connections = (int)max_conn;
+    cfg.max_per_ip = max_per_ip ? (int)max_per_ip : -1;
     int rc = 0;
     for (int i = 0; i < models.n && i < CLI_LIST_MAX && !rc; i++) {
         const char *v = models.val[i];
@@ -158,6 +176,12 @@ int cmd_serve(int argc, char **argv) {
         cfg.models = specs;
         /* Writes to a client that went away must not kill the server. */
         signal(SIGPIPE, SIG_IGN);
+        /* Each connection is a descriptor: take the hard limit, not the (often 1024) soft one. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+            nofile.rlim_cur = nofile.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         if (sc_server_start(&srv, &cfg, &err)) rc = cli_fail("serve", &err);
     }
     if (!rc && port_file) {
@@ -175,7 +199,8 @@ int cmd_serve(int argc, char **argv) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_hup;
         sigaction(SIGHUP, &sa, NULL);
-        fprintf(stderr, "semctr serve: listening on http://%s:%d (%d model%s)\n", strchr(cfg.host, ':') ? "[::]" : cfg.host,
+        int v6 = strchr(cfg.host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+        fprintf(stderr, "semctr serve: listening on http://%s%s%s:%d (%d model%s)\n", v6 ? "[" : "", cfg.host, v6 ? "]" : "",
                 sc_server_port(srv), n, n == 1 ? "" : "s");
         double last = sc_now();
         while (!sc_interrupted()) {

@@ -75,7 +75,7 @@ int semctr_score(semctr_model *m, int n_rows, int n_cols, const char *const *col
     sc_error e = {0};
     clear_error(err);
     if (!m) return put_error(err, &(sc_error){SC_EINVAL, "semctr_score: the model is NULL"});
-    int rc = sc_scorer_score(m->scorer, n_rows, n_cols, columns, cells, scores, &e);
+    int rc = sc_scorer_score(m->scorer, n_rows, n_cols, columns, cells, scores, NULL, &e);
     return rc ? put_error(err, &e) : SEMCTR_OK;
 }
 
@@ -113,7 +113,7 @@ int semctr_score_values(semctr_model *m, int n_rows, int n_cols, const char *con
                          (int)v->type);
         }
     }
-    if (!rc) rc = sc_scorer_score(m->scorer, n_rows, n_cols, columns, text, scores, &e);
+    if (!rc) rc = sc_scorer_score(m->scorer, n_rows, n_cols, columns, text, scores, NULL, &e);
     sc_free(text);
     sc_free(nums);
     return rc ? put_error(err, &e) : SEMCTR_OK;

@@ -293,7 +293,8 @@ static int msd_fields(sc_scorer *s, scorer_ctx *cx, int r0, int B, int n_cols, c
 }
 
 int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col_names,
-                    const char *const *cells, float *probs, sc_error *err) {
+                    const char *const *cells, float *probs, int *bad_row, sc_error *err) {
+    if (bad_row) *bad_row = -1;
     if (!s) return sc_fail(err, SC_EINVAL, "score: the model is NULL");
     if (n_rows < 0 || n_cols < 0) return sc_fail(err, SC_EINVAL, "score: negative row or column count (%d, %d)", n_rows, n_cols);
     if (n_rows == 0) return SC_OK;
@@ -310,8 +311,17 @@ int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col
                               n_cols ? cells + (size_t)r0 * n_cols : cells, &cx->batch, err);
         if (!rc && s->is_msd && s->msd.K) rc = msd_fields(s, cx, r0, B, n_cols, col_names, cells, err);
         if (!rc) rc = sc_model_forward(cx->model, &cx->batch, 0, cx->logits, err);
-        for (int i = 0; i < B && !rc; i++) probs[r0 + i] = sigmoid_stable(cx->logits[i]);
         if (rc) sc_fail_prefix(err, "rows %d..%d: ", r0, r0 + B - 1);
+        for (int i = 0; i < B && !rc; i++) {
+            probs[r0 + i] = sigmoid_stable(cx->logits[i]);
+            /* a NaN or infinite logit is never answered as a probability */
+            if (!isfinite(cx->logits[i])) {
+                if (bad_row) *bad_row = r0 + i;
+                rc = sc_fail(err, SC_EINVAL,
+                             "row %d: the network's score is not a number (logit %g): its weights, or a value of "
+                             "this row it overflows on", r0 + i, (double)cx->logits[i]);
+            }
+        }
     }
     ctx_give_back(s, cx);
     return rc;
@@ -393,8 +403,9 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
         /* The check: one row with every column missing must give a finite
          * probability, so a model that loads but produces NaN never serves. */
         float p = 0;
-        rc = sc_scorer_score(s, 1, 0, NULL, NULL, &p, err);
-        if (!rc && !isfinite(p))
+        int bad;
+        rc = sc_scorer_score(s, 1, 0, NULL, NULL, &p, &bad, err);
+        if (rc && bad == 0)
             rc = sc_fail(err, SC_EFORMAT, "%s: network '%s' scores a row of missing values as %g: bad weights", path, name, p);
         if (rc) sc_fail_prefix(err, "checking %s: ", path);
     }

@@ -41,9 +41,11 @@ void sc_scorer_free(sc_scorer *s);
 
 /* Score B rows of raw cells (B, C) keyed by col_names (C); NULL cells are
  * missing. probs (B) gets sigmoid(logit). Thread-safe; blocks while every
- * context is busy. Any B >= 0 (split into forward passes of batch_cap). */
+ * context is busy. Any B >= 0 (split into forward passes of batch_cap).
+ * A row whose logit is NaN or infinite fails the call with SC_EINVAL and a
+ * message naming the row; *bad_row (when not NULL) gets that row, else -1. */
 int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col_names,
-                    const char *const *cells, float *probs, sc_error *err);
+                    const char *const *cells, float *probs, int *bad_row, sc_error *err);
 
 const sc_schema *sc_scorer_schema(const sc_scorer *s);
 /* The raw columns the schema reads (and, for an MSD model with an item

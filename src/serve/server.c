@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,13 +36,14 @@ static const int CODES[] = {200, 400, 404, 405, 413, 500, 503};
 #define NCODES ((int)(sizeof CODES / sizeof *CODES))
 
 /* Error kinds: the request parser's (sc_req_error) then the HTTP ones. */
-enum { ERR_NOT_FOUND = SC_REQ_KIND_COUNT, ERR_METHOD, ERR_TOO_LARGE, ERR_SCORING, ERR_TIMEOUT, ERR_COUNT };
+enum { ERR_NOT_FOUND = SC_REQ_KIND_COUNT, ERR_METHOD, ERR_TOO_LARGE, ERR_SCORING, ERR_NON_FINITE, ERR_TIMEOUT, ERR_COUNT };
 static const char *err_kind_name(int k) {
     switch (k) {
     case ERR_NOT_FOUND: return "not_found";
     case ERR_METHOD: return "method_not_allowed";
     case ERR_TOO_LARGE: return "body_too_large";
     case ERR_SCORING: return "scoring";
+    case ERR_NON_FINITE: return "non_finite_score";
     case ERR_TIMEOUT: return "timeout";
     default: return sc_req_error_name((sc_req_error)k);
     }
@@ -77,11 +80,54 @@ typedef struct model_slot {
     _Atomic uint64_t reloads_ok, reloads_failed;
 } model_slot;
 
+/* ---- connections ----
+ *
+ * libmicrohttpd caps the open connections (--max-connections) and closes
+ * one that stalls (--timeout, an inactivity timer that any byte resets).
+ * What it does not do is done here, on its connection notifications: a
+ * per-address cap that is counted (a refused connection is shut down as
+ * soon as it is accepted), and deadlines that no trickle of bytes extends: a
+ * connection waiting for a request, new or kept alive after a response, must
+ * complete the request head (request line and headers) within
+ * --idle-timeout, and then its body within --timeout; past its deadline the
+ * reaper thread shuts the socket down and libmicrohttpd closes it. So a
+ * crowd of connections that send nothing, or a byte now and then
+ * (slow-loris, slow POST), holds its slots for a deadline at most, and one
+ * address never holds more than --max-connections-per-ip of them. */
+
+enum { CONN_HEAD, CONN_BODY, CONN_BUSY }; /* waiting for a request head, receiving a body, answering */
+
+typedef struct conn {
+    struct conn *prev, *next;
+    MHD_socket fd;
+    struct ip_count *ip; /* NULL when refused */
+    int state;           /* CONN_* */
+    int shut;            /* shut down by the reaper or refused; libmicrohttpd closes it */
+    double deadline;     /* sc_now() by which a CONN_HEAD or CONN_BODY connection must be through */
+} conn;
+
+typedef struct ip_count {
+    struct ip_count *next;
+    unsigned char addr[16];
+    int len, n;
+} ip_count;
+
+#define IP_BUCKETS 1024
+
 struct sc_server {
     struct MHD_Daemon *daemon;
     int port;
     int threads;
     size_t max_body;
+    int max_connections, max_per_ip; /* max_per_ip 0: no limit */
+    double idle_timeout, body_timeout;
+    pthread_mutex_t conn_mu; /* guards conns, ips and every conn */
+    pthread_cond_t conn_cv;  /* wakes the reaper to stop */
+    conn *conns;
+    ip_count *ips[IP_BUCKETS];
+    int n_conns, reaper_stop, reaper_running;
+    pthread_t reaper;
+    _Atomic uint64_t conns_total, conns_refused_ip, conns_idle_closed;
     sc_request_limits lim;
     char network[32];
     int has_network;
@@ -205,15 +251,163 @@ int sc_server_check_reload(sc_server *s, int force) {
     return failed;
 }
 
+static ip_count **ip_slot(sc_server *s, const unsigned char *addr, int len) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < len; i++) h = (h ^ addr[i]) * 16777619u;
+    ip_count **pp = &s->ips[h % IP_BUCKETS];
+    while (*pp && ((*pp)->len != len || memcmp((*pp)->addr, addr, (size_t)len))) pp = &(*pp)->next;
+    return pp;
+}
+
+/* The address of a connection as bytes (4 for IPv4, 16 for IPv6; an
+ * IPv4-mapped IPv6 address counts as its IPv4 address). */
+static int peer_addr(struct MHD_Connection *c, unsigned char out[16]) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const unsigned char V4MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (!memcmp(a, V4MAPPED, 12)) {
+            memcpy(out, a + 12, 4);
+            return 4;
+        }
+        memcpy(out, a, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* libmicrohttpd's connection notifications, in the thread that serves the
+ * connection. It calls CLOSED before it closes the socket, and the reaper
+ * shuts sockets down only under conn_mu, so it never touches a closed (or
+ * reused) descriptor. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode what) {
+    sc_server *s = cls;
+    conn *k = *socket_context;
+    pthread_mutex_lock(&s->conn_mu);
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k = ci ? calloc(1, sizeof *k) : NULL;
+        if (k) {
+            k->fd = ci->connect_fd;
+            k->state = CONN_HEAD;
+            k->deadline = sc_now() + s->idle_timeout;
+            unsigned char addr[16];
+            int len = peer_addr(c, addr);
+            ip_count **pp = ip_slot(s, addr, len), *ip = *pp;
+            if (s->max_per_ip > 0 && ip && ip->n >= s->max_per_ip) {
+                atomic_fetch_add(&s->conns_refused_ip, 1);
+                shutdown(k->fd, SHUT_RDWR);
+                k->shut = 1;
+            } else {
+                if (!ip && (ip = calloc(1, sizeof *ip))) {
+                    memcpy(ip->addr, addr, (size_t)len);
+                    ip->len = len;
+                    *pp = ip;
+                }
+                if (ip) ip->n++;
+                k->ip = ip;
+            }
+            k->next = s->conns;
+            if (s->conns) s->conns->prev = k;
+            s->conns = k;
+            s->n_conns++;
+            atomic_fetch_add(&s->conns_total, 1);
+        } else if (ci) {
+            shutdown(ci->connect_fd, SHUT_RDWR); /* out of memory: refuse it */
+        }
+        *socket_context = k;
+    } else if (k) {
+        if (k->ip && --k->ip->n == 0) {
+            ip_count **pp = ip_slot(s, k->ip->addr, k->ip->len), *ip = *pp;
+            *pp = ip->next;
+            free(ip);
+        }
+        if (k->prev) k->prev->next = k->next;
+        else s->conns = k->next;
+        if (k->next) k->next->prev = k->prev;
+        s->n_conns--;
+        free(k);
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* A connection moves on: a request head arrived (CONN_BODY), its body
+ * (CONN_BUSY), or its response was sent (CONN_HEAD again, kept alive). */
+static void conn_state(sc_server *s, struct MHD_Connection *c, int state) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn *k = ci ? ci->socket_context : NULL;
+    if (!k) return;
+    pthread_mutex_lock(&s->conn_mu);
+    k->state = state;
+    k->deadline = sc_now() + (state == CONN_HEAD ? s->idle_timeout : s->body_timeout);
+    pthread_mutex_unlock(&s->conn_mu);
+}
+
+/* Every 100 ms: shut down the connections whose request head or body is late. */
+static void *reaper_main(void *arg) {
+    sc_server *s = arg;
+    pthread_mutex_lock(&s->conn_mu);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->conn_cv, &s->conn_mu, &ts);
+        double now = sc_now();
+        for (conn *k = s->conns; k; k = k->next)
+            if (k->state != CONN_BUSY && !k->shut && now > k->deadline) {
+                shutdown(k->fd, SHUT_RDWR);
+                k->shut = 1;
+                /* a late body is a request that timed out, as libmicrohttpd's own --timeout counts it */
+                atomic_fetch_add(k->state == CONN_HEAD ? &s->conns_idle_closed : &s->errors[ERR_TIMEOUT], 1);
+            }
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return NULL;
+}
+
 /* ---- responses ---- */
 
 typedef struct req_state {
     double t0;
     char *body;
     size_t len, cap;
+    size_t expect; /* Content-Length, 0 when not given */
     int too_large;
     int counted; /* in in_flight */
 } req_state;
+
+/* A body of BODY_MMAP bytes or more lives in pages of its own, which go
+ * back to the system when its request ends. Through malloc they would
+ * not: glibc raises its mmap threshold to the largest block freed, so the
+ * next large bodies come from arenas that keep their memory (four 16 MB
+ * bodies left 75 MB resident after they were freed). */
+enum { BODY_MMAP = 64 << 10 };
+
+static void body_free(char *p, size_t cap) {
+    if (p && cap < BODY_MMAP) free(p);
+    else if (p) munmap(p, cap);
+}
+
+/* The body grown to cap bytes (its first len kept); NULL when out of memory. */
+static char *body_grow(char *old, size_t len, size_t old_cap, size_t cap) {
+    if (cap < BODY_MMAP) return realloc(old, cap);
+    char *q = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) return NULL;
+    if (old) memcpy(q, old, len);
+    body_free(old, old_cap);
+    return q;
+}
 
 static void count(sc_server *s, int ep, int code) {
     int k = NCODES;
@@ -242,13 +436,6 @@ static enum MHD_Result respond(sc_server *s, struct MHD_Connection *c, int ep, i
     return ok;
 }
 
-static char *json_escape_dup(const char *msg) {
-    cJSON *str = cJSON_CreateString(msg);
-    char *out = str ? cJSON_PrintUnformatted(str) : NULL;
-    cJSON_Delete(str);
-    return out;
-}
-
 static enum MHD_Result respond_error(sc_server *s, struct MHD_Connection *c, int ep, int code, int kind,
                                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static enum MHD_Result respond_error(sc_server *s, struct MHD_Connection *c, int ep, int code, int kind,
@@ -259,13 +446,13 @@ static enum MHD_Result respond_error(sc_server *s, struct MHD_Connection *c, int
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     atomic_fetch_add(&s->errors[kind], 1);
-    char *esc = json_escape_dup(msg);
+    char *esc = sc_json_quote(msg); /* the message may quote a URL or a key: any bytes */
     size_t cap = (esc ? strlen(esc) : 2) + 96;
     char *body = malloc(cap);
     size_t len = 0;
     if (body) len = (size_t)snprintf(body, cap, "{\"error\":%s,\"kind\":\"%s\",\"code\":%d}\n", esc ? esc : "\"\"",
                                      err_kind_name(kind), code);
-    cJSON_free(esc);
+    free(esc);
     return respond(s, c, ep, code, "application/json", body, len);
 }
 
@@ -309,11 +496,16 @@ static enum MHD_Result do_predict(sc_server *s, struct MHD_Connection *c, model_
                             (int)kind, "model '%s': %s", m->name, err.msg);
     } else {
         float *probs = sc_malloc((size_t)req.n_rows * sizeof *probs);
+        int bad_row = -1;
         if (!probs) rc = sc_fail(&err, SC_ENOMEM, "out of memory for %d scores", req.n_rows);
-        if (!rc) rc = sc_scorer_score(l->scorer, req.n_rows, req.n_cols, req.col_names, req.cells, probs, &err);
+        if (!rc) rc = sc_scorer_score(l->scorer, req.n_rows, req.n_cols, req.col_names, req.cells, probs, &bad_row, &err);
         if (rc) {
             atomic_fetch_add(&m->errors, 1);
-            res = respond_error(s, c, EP_PREDICT, 500, ERR_SCORING, "model '%s': scoring failed: %s", m->name, err.msg);
+            if (bad_row >= 0) /* not the client's fault, and never answered as a probability */
+                res = respond_error(s, c, EP_PREDICT, 500, ERR_NON_FINITE, "model '%s': instance %d: %s", m->name,
+                                    bad_row, err.msg);
+            else
+                res = respond_error(s, c, EP_PREDICT, 500, ERR_SCORING, "model '%s': scoring failed: %s", m->name, err.msg);
         } else {
             size_t len;
             char *body = sc_predictions_json(probs, req.n_rows, &len);
@@ -456,6 +648,23 @@ static enum MHD_Result do_metrics(sc_server *s, struct MHD_Connection *c) {
                   (unsigned long long)atomic_load(&s->errors[k]));
     tb_printf(&b, "# HELP semctr_requests_in_flight Requests being received or answered.\n"
                   "# TYPE semctr_requests_in_flight gauge\nsemctr_requests_in_flight %d\n", atomic_load(&s->in_flight));
+    pthread_mutex_lock(&s->conn_mu);
+    int open_now = s->n_conns;
+    pthread_mutex_unlock(&s->conn_mu);
+    tb_printf(&b, "# HELP semctr_connections_open Connections open now.\n"
+                  "# TYPE semctr_connections_open gauge\nsemctr_connections_open %d\n", open_now);
+    tb_printf(&b, "# HELP semctr_connections_max Most connections open at once, in all and from one address (0: no limit).\n"
+                  "# TYPE semctr_connections_max gauge\nsemctr_connections_max{scope=\"total\"} %d\n"
+                  "semctr_connections_max{scope=\"per_ip\"} %d\n", s->max_connections, s->max_per_ip);
+    tb_printf(&b, "# HELP semctr_connections_total Connections accepted, refused ones included.\n"
+                  "# TYPE semctr_connections_total counter\nsemctr_connections_total %llu\n",
+              (unsigned long long)atomic_load(&s->conns_total));
+    tb_printf(&b, "# HELP semctr_connections_closed_total Connections the server closed before a request: refused "
+                  "(per_ip_limit), or no whole request head within --idle-timeout (idle_timeout).\n"
+                  "# TYPE semctr_connections_closed_total counter\n"
+                  "semctr_connections_closed_total{reason=\"per_ip_limit\"} %llu\n"
+                  "semctr_connections_closed_total{reason=\"idle_timeout\"} %llu\n",
+              (unsigned long long)atomic_load(&s->conns_refused_ip), (unsigned long long)atomic_load(&s->conns_idle_closed));
     tb_printf(&b, "# HELP semctr_uptime_seconds Seconds since the server started.\n"
                   "# TYPE semctr_uptime_seconds gauge\nsemctr_uptime_seconds %.3f\n", sc_now() - s->started);
     static const char *const MH[][3] = {
@@ -581,11 +790,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st->counted = 1;
         atomic_fetch_add(&s->in_flight, 1);
         *con_cls = st;
+        conn_state(s, c, CONN_BODY); /* the head is complete: the body has --timeout */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
+            st->expect = errno || end == cl ? 0 : (size_t)v;
             if (errno || end == cl || v > s->max_body) {
                 /* Refuse before reading the body (curl waits for this on
                  * "Expect: 100-continue"); the connection is closed after. */
@@ -606,15 +817,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st->too_large) {
             if (*upload_size > s->max_body - st->len) {
                 st->too_large = 1;
-                free(st->body);
+                body_free(st->body, st->cap);
                 st->body = NULL;
                 st->len = st->cap = 0;
             } else {
                 if (st->len + *upload_size > st->cap) {
-                    size_t cap = st->cap ? st->cap : 4096;
+                    size_t cap = st->cap ? st->cap : st->expect ? st->expect : 4096;
                     while (cap < st->len + *upload_size) cap *= 2;
                     if (cap > s->max_body) cap = s->max_body;
-                    char *q = realloc(st->body, cap);
+                    char *q = body_grow(st->body, st->len, st->cap, cap);
                     if (!q) return MHD_NO;
                     st->body = q;
                     st->cap = cap;
@@ -626,6 +837,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    conn_state(s, c, CONN_BUSY);
     return route(s, c, url, method, st);
 }
 
@@ -633,19 +845,24 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     sc_server *s = cls;
     req_state *st = *con_cls;
     if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) atomic_fetch_add(&s->errors[ERR_TIMEOUT], 1);
+    conn_state(s, c, CONN_HEAD); /* kept alive: the next request head has --idle-timeout */
     if (!st) return;
     if (st->counted) atomic_fetch_sub(&s->in_flight, 1);
-    free(st->body);
+    body_free(st->body, st->cap);
     free(st);
     *con_cls = NULL;
 }
 
-static void free_slots(sc_server *s) {
+/* Everything but the daemon and the reaper (stopped before). */
+static void free_server(sc_server *s) {
     for (int i = 0; i < s->n_models; i++) {
         loaded_release(s->slots[i].cur);
         pthread_mutex_destroy(&s->slots[i].mu);
     }
     sc_free(s->slots);
+    pthread_mutex_destroy(&s->conn_mu);
+    pthread_cond_destroy(&s->conn_cv);
+    sc_free(s);
 }
 
 int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err) {
@@ -663,12 +880,27 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
         for (int j = 0; j < i; j++)
             if (!strcmp(cfg->models[j].name, n)) return sc_fail(err, SC_EINVAL, "serve: model name '%s' given twice", n);
     }
+    /* every connection is a descriptor; so are each worker's epoll and wake-up pipe, the listener, the logs */
+    struct rlimit nofile;
+    int threads = cfg->threads > 0 ? cfg->threads : sc_default_threads();
+    long need = (long)(cfg->max_connections > 0 ? cfg->max_connections : 1024) + 4L * threads + 32;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && (long)nofile.rlim_cur < need)
+        return sc_fail(err, SC_EINVAL,
+                       "serve: --max-connections %d with %d threads needs %ld open files, the limit is %ld "
+                       "(raise it with ulimit -n, or lower --max-connections)",
+                       cfg->max_connections > 0 ? cfg->max_connections : 1024, threads, need, (long)nofile.rlim_cur);
     sc_server *s = sc_calloc(1, sizeof *s);
     if (!s) return sc_fail(err, SC_ENOMEM, "serve: out of memory");
-    s->threads = cfg->threads > 0 ? cfg->threads : sc_default_threads();
+    s->threads = threads;
     s->max_body = cfg->max_body ? cfg->max_body : (size_t)16 << 20;
     s->lim.max_instances = cfg->max_instances > 0 ? cfg->max_instances : 10000;
     s->lim.ignore_unknown = cfg->ignore_unknown;
+    s->max_connections = cfg->max_connections > 0 ? cfg->max_connections : 1024;
+    s->max_per_ip = cfg->max_per_ip > 0 ? cfg->max_per_ip : cfg->max_per_ip < 0 ? 0 : 256;
+    s->idle_timeout = cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 10;
+    s->body_timeout = cfg->timeout_s > 0 ? cfg->timeout_s : 30;
+    pthread_mutex_init(&s->conn_mu, NULL);
+    pthread_cond_init(&s->conn_cv, NULL);
     if (cfg->encoder) {
         snprintf(s->encoder, sizeof s->encoder, "%s", cfg->encoder);
         s->has_encoder = 1;
@@ -680,7 +912,7 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
     s->started = sc_now();
     s->slots = sc_calloc((size_t)cfg->n_models, sizeof *s->slots);
     if (!s->slots) {
-        sc_free(s);
+        free_server(s);
         return sc_fail(err, SC_ENOMEM, "serve: out of memory");
     }
     int rc = SC_OK;
@@ -701,8 +933,7 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
                    sc_scorer_backbone(m->cur->scorer), sc_scorer_network(m->cur->scorer));
     }
     if (rc) {
-        free_slots(s);
-        sc_free(s);
+        free_server(s);
         return rc;
     }
     const char *host = cfg->host ? cfg->host : "127.0.0.1";
@@ -723,26 +954,32 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
         addr = (const struct sockaddr *)&a6;
         flags |= MHD_USE_IPv6;
     } else {
-        free_slots(s);
-        sc_free(s);
+        free_server(s);
         return sc_fail(err, SC_EINVAL, "serve: --host '%s' is not an IPv4 or IPv6 address", host);
     }
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(cfg->timeout_s > 0 ? cfg->timeout_s : 30),
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->body_timeout,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_connections,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                  MHD_OPTION_SOCK_ADDR, addr,
                                  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         int e = errno;
-        free_slots(s);
-        sc_free(s);
+        free_server(s);
         return sc_fail(err, SC_EIO, "serve: cannot listen on %s port %d: %s", host, cfg->port,
                        e ? strerror(e) : "libmicrohttpd refused to start");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        free_server(s);
+        return sc_fail(err, SC_ENOMEM, "serve: cannot start the idle-connection thread");
+    }
+    s->reaper_running = 1;
     *out = s;
     return SC_OK;
 }
@@ -761,7 +998,11 @@ void sc_server_stop(sc_server *s, double drain_s) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(s->daemon);
-    free_slots(s);
-    sc_free(s);
+    pthread_mutex_lock(&s->conn_mu);
+    s->reaper_stop = 1;
+    pthread_cond_signal(&s->conn_cv);
+    pthread_mutex_unlock(&s->conn_mu);
+    if (s->reaper_running) pthread_join(s->reaper, NULL);
+    MHD_stop_daemon(s->daemon); /* closes the connections left, each through on_connection */
+    free_server(s);
 }

@@ -27,7 +27,13 @@ typedef struct sc_server_config {
     int threads;           /* worker threads (and scoring contexts per model); 0 = online CPUs */
     size_t max_body;       /* bytes; a larger body gets 413. 0 = 16 MiB */
     int max_instances;     /* rows per request; 0 = 10000 */
-    int timeout_s;         /* idle connection timeout (slow clients); 0 = 30 */
+    int timeout_s;         /* a request whose body is not all in this long after its head, or that
+                              stalls this long (no byte either way), is closed; 0 = 30 */
+    int idle_timeout_s;    /* a connection waiting for a request (new, or kept alive) must send its
+                              whole head (request line and headers) within this; 0 = 10 */
+    int max_connections;   /* open connections at most; 0 = 1024. Needs that many open files
+                              (RLIMIT_NOFILE) plus a few per thread, or the start fails */
+    int max_per_ip;        /* open connections from one address at most; 0 = 256, < 0 = no limit */
     int ignore_unknown;    /* 1: columns the model does not read are dropped, not a 400 */
     const char *network;   /* network to serve (NULL: main, or vanilla for ELEC) */
     const char *encoder;   /* MSD: small encoder directory for new items' "item_text" (NULL: none) */
