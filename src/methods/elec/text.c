@@ -56,6 +56,7 @@ const char *sc_elec_text(const sc_elec_texts *t, int s, int p, int64_t r) {
 int sc_elec_textualize(const sc_schema *schema, const sc_dataset *const split[3], int granularity,
                        const char *columns, sc_elec_texts *out, sc_error *err) {
     memset(out, 0, sizeof *out);
+    out->method = "ELEC";
     int nt = sc_schema_n_text(schema);
     int cols[64], n_cols = 0;
     if (columns && *columns) {
@@ -205,8 +206,12 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
     float **missing_dst = NULL, *buf = NULL;
     int64_t n_missing = 0, total = t->n_texts[0] + t->n_texts[1];
     /* ELEC feeds the mean-pooled last hidden state, not the unit-normalised sentence embedding */
+    /* another method (MSD) encodes its own text set through here: the log names the method that asked */
+    const char *who = t->method ? t->method : "text encoder", *sep = t->method ? " " : "";
     int rc = sc_textvec_open(&lm, model_dir, n_threads, err);
-    if (rc) return sc_fail_prefix(err, "ELEC language model (fetch it with scripts/fetch_model.sh or pass --lm): ");
+    if (rc)
+        return sc_fail_prefix(err, "%s%slanguage model (fetch it with scripts/fetch_model.sh or pass --lm): ",
+                              t->method ? t->method : "", sep);
     sc_textvec_set_normalize(&lm, 0);
     int D = lm.dim;
     /* the cache records what the vectors are, so another model's or kind's store is refused */
@@ -247,7 +252,7 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
             }
         }
     }
-    sc_info("ELEC: %lld distinct texts, %lld cached in %s, %lld to encode with %s", (long long)total,
+    sc_info("%s: %lld distinct texts, %lld cached in %s, %lld to encode with %s", who, (long long)total,
             (long long)(total - n_missing), cache_path ? cache_path : "(no cache)", (long long)n_missing, tag);
     if (n_missing) {
         enum { CHUNK = 512 };

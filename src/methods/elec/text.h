@@ -26,6 +26,8 @@ typedef struct sc_elec_texts {
     char **texts[2];          /* (n_texts[p]) owned */
     int32_t *index[3][2];     /* per split s, per part p: (N_s) text index, -1 = no text */
     int64_t n_rows[3];
+    const char *method;       /* names the caller in log lines and messages: "ELEC" (set by
+                                 sc_elec_textualize); NULL (another method's hand-built set): none */
 } sc_elec_texts;
 
 /* Build the texts of the three splits (test may be NULL). columns: comma-
