@@ -2,7 +2,8 @@
 # Install the Debian packages semctr builds and tests with (run as root, or
 # with sudo available). Idempotent. Used by the README's first command and CI.
 set -euo pipefail
-PKGS=(build-essential clang pkg-config python3 python3-pip unzip curl
+# python3-venv: tests/onnx_check.sh makes a venv for the ONNX export tests' PyPI packages
+PKGS=(build-essential clang pkg-config python3 python3-pip python3-venv unzip curl
       libopenblas-dev libutf8proc-dev libpcre2-dev libyaml-dev libcjson-dev
       libxxhash-dev libmicrohttpd-dev libcriterion-dev wrk
       libopenmpi-dev openmpi-bin)
@@ -10,8 +11,9 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# python3 from elsewhere (pyenv) with pip is as good as Debian's
+# python3 from elsewhere (pyenv) with pip (and ensurepip, which venv needs) is as good as Debian's
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  python3 -c "import ensurepip" 2>/dev/null && missing=("${missing[@]/python3-venv}")
   missing=("${missing[@]/python3-pip}"); missing=("${missing[@]/python3}")
 fi
 read -r -a missing <<< "${missing[*]:-}"
