@@ -11,12 +11,16 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+drop() {  # remove package $1 from missing (an exact match)
+  local keep=() p
+  for p in ${missing[@]+"${missing[@]}"}; do [ "$p" = "$1" ] || keep+=("$p"); done
+  missing=(${keep[@]+"${keep[@]}"})
+}
 # python3 from elsewhere (pyenv) with pip (and ensurepip, which venv needs) is as good as Debian's
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-  python3 -c "import ensurepip" 2>/dev/null && missing=("${missing[@]/python3-venv}")
-  missing=("${missing[@]/python3-pip}"); missing=("${missing[@]/python3}")
+  drop python3; drop python3-pip
+  if python3 -c "import ensurepip" 2>/dev/null; then drop python3-venv; fi
 fi
-read -r -a missing <<< "${missing[*]:-}"
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all Debian packages present"
   exit 0
