@@ -10,6 +10,7 @@
 #   make tsan             the concurrent-scoring example under ThreadSanitizer (build-tsan/)
 #   make MPI=1            data-parallel training on Open MPI (mpicc, -DSC_MPI) into build-mpi/
 #   make MPI=1 test-mpi   train on 1, 2 and 3 ranks (mpirun on this machine) and compare the models
+#                         (MPI=1 SAN=1: the same under ASan + UBSan, build-mpi-san/)
 #   make install          PREFIX=/usr/local DESTDIR=: semctr, libsemctr.a, semctr.h, semctr.pc
 
 CC ?= cc

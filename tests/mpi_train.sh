@@ -16,6 +16,9 @@ BIN=$(cd "$BUILD" && pwd)/semctr
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 export SEMCTR_QUIET=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# an ASan build (make MPI=1 SAN=1): Open MPI's own allocations are not reported (tests/lsan-mpi.supp)
+export OMPI_MCA_mca_base_component_disable_dlclose=1 ASAN_OPTIONS=${ASAN_OPTIONS:-fast_unwind_on_malloc=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$HERE/lsan-mpi.supp:print_suppressions=0}
 # on loopback, a machine with fewer cores than ranks; no warnings about a missing network
 MPIRUN=(mpirun --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo)
 T=$(mktemp -d)
