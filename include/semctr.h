@@ -99,7 +99,9 @@ void semctr_free(semctr_model *m);
  * (categorical: the out-of-vocabulary id; numeric: the training fill value;
  * multi-valued and sequence: empty). Columns the model does not read are
  * ignored (semctr_input_columns lists those it reads). scores (n_rows) get
- * click probabilities in [0, 1]. Thread-safe. n_rows == 0 is a no-op. */
+ * click probabilities in [0, 1]: a row the network scores as NaN or
+ * infinite fails the call (SEMCTR_EINVAL, the message names the row).
+ * Thread-safe. n_rows == 0 is a no-op. */
 int semctr_score(semctr_model *m, int n_rows, int n_cols, const char *const *columns,
                  const char *const *cells, float *scores, semctr_error *err);
 
