@@ -23,6 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         double x;
         (void)sc_parse_double(cells[i].p, cells[i].len, &x);
     }
+    /* a cell's values split at '|' and joined by ", " fit the capacity the function states */
+    const char *seps[] = {"|", "::", ";"}, *joiners[] = {", ", "", " / "};
+    const char *sep = seps[data[0] % 3], *joiner = joiners[(data[0] >> 2) % 3];
+    size_t cap = sc_split_join_cap(n, sep, joiner);
+    char *joined = malloc(cap);
+    if (sc_split_join((const char *)data + 1, n, sep, joiner, joined) > cap) abort();
+    free(joined);
     size_t bad;
     (void)sc_utf8_valid((const char *)data + 1, n, &bad);
     char *u = malloc(2 * n + 1);

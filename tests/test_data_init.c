@@ -190,6 +190,27 @@ Test(data_init, bad_arguments_say_what_is_wrong) {
     has(tcli_out(), "--label", "hint");
     cr_assert_eq(tcli_semctr("init --input %s --out %s/x.yaml --label 'price > 10'", path, dir), 0, "%s", tcli_out());
     cr_assert_eq(tcli_semctr("prepare --config %s/x.yaml --out %s/x", dir, dir), 0, "%s", tcli_out());
+    /* names YAML must escape (a C1 control from Latin-1, a quote, a tab) or that `label:` cannot hold (an
+     * operator), and a UTF-8 byte order mark: the draft still reads back and prepares */
+    snprintf(path, sizeof path, "%s/odd.csv", dir);
+    fp = fopen(path, "wb");
+    fputs("\xef\xbb\xbfuser_id,\"it\"\"em\",\"a\tb\",c>=d,click\n", fp);
+    for (int i = 0; i < 40; i++) fprintf(fp, "u%d,i%d,x%d,%d,%d\n", i % 7, i % 5, i % 3, i % 2, (i / 2) % 2);
+    fclose(fp);
+    cr_assert_eq(tcli_semctr("init --input %s --out %s/odd.yaml", path, dir), 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("prepare --config %s/odd.yaml --out %s/odd", dir, dir), 0, "%s", tcli_out());
+    snprintf(path, sizeof path, "%s/odd.yaml", dir);
+    char *y = read_text(path);
+    has(y, "label: click", "the operator-named 0/1 column is not the label");
+    has(y, "\"it\\\"em\"", "a quote escaped");
+    has(y, "byte order mark", "the BOM noted");
+    sc_free(y);
+    snprintf(path, sizeof path, "%s/latin1.csv", dir);
+    fp = fopen(path, "wb");
+    fputs("user_id,mov\x80\xffie,click\n1,a,1\n2,b,0\n3,a,1\n", fp);
+    fclose(fp);
+    cr_assert_eq(tcli_semctr("init --input %s --out %s/l1.yaml", path, dir), 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("prepare --config %s/l1.yaml --out %s/l1", dir, dir), 0, "%s", tcli_out());
     /* not a table */
     snprintf(path, sizeof path, "%s/utf16.csv", dir);
     fp = fopen(path, "wb");

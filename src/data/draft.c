@@ -12,6 +12,7 @@
 
 #include "base/alloc.h"
 #include "base/util.h"
+#include "data/csv.h"
 #include "data/sniff.h"
 
 #define MAX_TABLES (1 + SC_MAX_JOINS)
@@ -90,8 +91,27 @@ static int name_has(const char *n, const char *const *words) {
 static const char *const LABEL_WORDS[] = {"click", "label", "target", "convert", "purchase", NULL};
 static const char *const RATING_WORDS[] = {"rating", "star", "score", "overall", "grade", NULL};
 static const char *const TIME_WORDS[] = {"time", "date", "ts", NULL};
+static const char *const USER_WORDS[] = {"user", "uid", "member", "customer", "reviewer", "account", "visitor", NULL};
 
-/* A YAML scalar: plain when that reads back as the same string, else double-quoted. */
+/* The code point of the UTF-8 sequence at p (valid: the sniffer made the
+ * text UTF-8, and paths are checked), its length in *len. */
+static uint32_t next_cp(const unsigned char *p, int *len) {
+    if (p[0] < 0x80) return *len = 1, p[0];
+    if (p[0] < 0xE0) return *len = 2, (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    if (p[0] < 0xF0) return *len = 3, (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    return *len = 4, (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 |
+                         (p[3] & 0x3F);
+}
+
+/* The characters YAML lets a stream hold as they are (YAML 1.1 "printable"). */
+static int yaml_printable(uint32_t c) {
+    return c == 9 || c == 10 || c == 13 || (c >= 0x20 && c <= 0x7E) || c == 0x85 || (c >= 0xA0 && c <= 0xD7FF) ||
+           (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+/* A YAML scalar: plain when that reads back as the same string, else
+ * double-quoted with escapes for quotes, backslashes and characters YAML
+ * does not allow as they are (C0 and C1 controls, U+FFFE, U+FFFF). */
 static void yv(sc_strbuf *b, const char *s) {
     static const char *const reserved[] = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~", NULL};
     int plain = (isalpha((unsigned char)s[0]) || s[0] == '_') && strlen(s) < 200;
@@ -102,15 +122,33 @@ static void yv(sc_strbuf *b, const char *s) {
         return;
     }
     sc_strbuf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\') snprintf(esc, sizeof esc, "\\%c", *p);
-        else if (*p == '\t') snprintf(esc, sizeof esc, "\\t");
-        else if (*p < 0x20 || *p == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", *p);
-        else esc[0] = (char)*p, esc[1] = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int len;
+        uint32_t c = next_cp(p, &len);
+        char esc[16];
+        if (c == '"' || c == '\\') snprintf(esc, sizeof esc, "\\%c", (char)c);
+        else if (c == '\t') snprintf(esc, sizeof esc, "\\t");
+        else if (c < 0x20 || !yaml_printable(c)) snprintf(esc, sizeof esc, c < 0x100 ? "\\x%02x" : "\\u%04x", c);
+        else memcpy(esc, p, (size_t)len), esc[len] = 0;
         sc_strbuf_str(b, esc);
+        p += len;
     }
     sc_strbuf_add(b, "\"", 1);
+}
+
+/* s as the text of a comment: a character YAML does not allow, or a line
+ * break, becomes '?'. Returns buf. */
+static const char *in_comment(const char *s, char *buf, size_t cap) {
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && w + 5 < cap;) {
+        int len;
+        uint32_t c = next_cp(p, &len);
+        if (c < 0x20 || c == 0x85 || !yaml_printable(c)) buf[w++] = '?';
+        else memcpy(buf + w, p, (size_t)len), w += (size_t)len;
+        p += len;
+    }
+    buf[w] = 0;
+    return buf;
 }
 
 __attribute__((format(printf, 2, 3))) static void out(draft *d, const char *fmt, ...) {
@@ -223,7 +261,11 @@ static int pick_label(draft *d, sc_error *err) {
     double best_score = 0;
     for (int c = 0; c < m->sn.n_cols; c++) {
         const sc_sniff_col *k = &m->sn.cols[c];
-        if (k->filled != m->sn.rows || k->numeric != k->filled) continue;
+        size_t nl = strlen(k->name);
+        /* `label:` reads "column OP number": a name holding an operator or edge spaces cannot be written there */
+        if (k->filled != m->sn.rows || k->numeric != k->filled || strpbrk(k->name, "<>=!") || k->name[0] == ' ' ||
+            k->name[nl - 1] == ' ')
+            continue;
         double score = 0;
         int vals = k->n_hist;
         if (k->binary == k->filled && vals == 2) score = name_has(k->name, LABEL_WORDS) ? 3 : 2;
@@ -247,7 +289,7 @@ static int pick_label(draft *d, sc_error *err) {
         rating_cut(k, m->sn.rows, &cut, &pos);
         snprintf(d->label_rule, sizeof d->label_rule, " >= %g", cut);
         snprintf(d->label_why, sizeof d->label_why,
-                 "a scale of %d values in [%g, %g]; >= %g makes %.1f%% positive (MovieLens papers use rating >= 4)",
+                 "a scale of %d values in [%g, %g]; >= %g makes %.1f%% positive",
                  k->n_hist, k->min, k->max, cut, 100 * pos);
     }
     return SC_OK;
@@ -315,7 +357,7 @@ static void decide(draft *d, table *t, int c) {
         snprintf(o->why, sizeof o->why, "URLs");
         return;
     }
-    int numeric = k->numeric * 100 >= k->filled * 99;
+    int numeric = k->numeric == k->filled; /* one "n/a" would make a bad row of a numeric field */
     int is_key = !t->is_join && is_join_on(d, c);
     if (numeric && k->binary == k->numeric && k->n_hist == 2) {
         o->kind = K_FLAG;
@@ -374,6 +416,22 @@ static void decide(draft *d, table *t, int c) {
     if (o->kind == K_CAT && (k->distinct_capped || (nd > 1000 && nd * 2 > k->filled))) o->min_count2 = 1;
 }
 
+/* The user and the item of the log: id fields of the input, the user's
+ * named so (user_id, userId, reviewerID, or the key of a join named user),
+ * the item the next id field. Without a user, no history and no group. */
+static void pick_user_item(draft *d) {
+    const table *m = &d->t[0];
+    d->user = d->item = -1;
+    for (int c = 0; c < m->sn.n_cols && d->user < 0; c++) {
+        int user_join = 0;
+        for (int j = 1; j < d->nt; j++) user_join |= d->t[j].on == c && name_has(d->t[j].name, USER_WORDS);
+        if (m->dec[c].kind == K_CAT && (user_join || (id_name(m->sn.cols[c].name) && name_has(m->sn.cols[c].name, USER_WORDS))))
+            d->user = c;
+    }
+    for (int c = 0; c < m->sn.n_cols && d->user >= 0 && d->item < 0; c++)
+        if (c != d->user && m->dec[c].kind == K_CAT && (id_name(m->sn.cols[c].name) || is_join_on(d, c))) d->item = c;
+}
+
 /* ------------------------------------------------------------ joins */
 
 static int find_key(table *t, const char *key, sc_error *err) {
@@ -430,6 +488,31 @@ static void rename_col(table *t, int c, const char *want) {
 
 /* ------------------------------------------------------------ writing */
 
+/* A flow list "[a, b, c]" of the columns of t that pass keep (all when
+ * NULL), as table references when ref, wrapped at about 100 bytes with
+ * continuation lines indented by cont spaces. */
+static void write_list(draft *d, const table *t, int kind, int ref, int cont) {
+    out(d, "[");
+    size_t line_start = d->out.len;
+    int first = 1;
+    char buf[2 * SC_NAME_MAX + 2];
+    for (int c = 0; c < t->sn.n_cols; c++) {
+        if (kind >= 0 && t->dec[c].kind != kind) continue;
+        if (!first) out(d, ",");
+        if (!first && d->out.len - line_start > 90) {
+            out(d, "\n%*s", cont, "");
+            line_start = d->out.len;
+        } else if (!first) {
+            out(d, " ");
+        }
+        if (ref) col_ref(t, c, buf, sizeof buf);
+        else snprintf(buf, sizeof buf, "%s", t->sn.cols[c].name);
+        yv(&d->out, buf);
+        first = 0;
+    }
+    out(d, "]");
+}
+
 static void write_table(draft *d, const table *t, const char *indent) {
     const sc_sniff *s = &t->sn;
     out(d, "%spath: ", indent);
@@ -442,18 +525,9 @@ static void write_table(draft *d, const table *t, const char *indent) {
         s->header ? "                  # the first line names the columns (the list below wins)" : "");
     if (s->latin1) out(d, "%sencoding: latin1               # not valid UTF-8\n", indent);
     if (s->bom) out(d, "%s# the file starts with a UTF-8 byte order mark; the names below leave it out\n", indent);
-    out(d, "%scolumns: [", indent);
-    size_t line_start = d->out.len;
-    for (int c = 0; c < s->n_cols; c++) {
-        if (c) out(d, ",");
-        if (c && d->out.len - line_start > 90) {
-            out(d, "\n%s         ", indent);
-            line_start = d->out.len;
-        }
-        if (c) out(d, " ");
-        yv(&d->out, s->cols[c].name);
-    }
-    out(d, "]\n");
+    out(d, "%scolumns: ", indent);
+    write_list(d, t, -1, 0, (int)strlen(indent) + 10);
+    out(d, "\n");
 }
 
 static void write_field(draft *d, const char *name, const char *ref, const char *rest, const char *why) {
@@ -472,7 +546,6 @@ static void write_fields(draft *d) {
     out(d, "\n# Model features. Types: categorical (a vocabulary from the train split), numeric,\n"
            "# multi (several values per row), sequence (the user's earlier items). docs/data.md.\nfields:\n");
     char name[SC_NAME_MAX], ref[2 * SC_NAME_MAX + 2], rest[300];
-    d->user = d->item = -1;
     for (int ti = 0; ti < d->nt; ti++) {
         table *t = &d->t[ti];
         int n_flags = 0;
@@ -508,11 +581,6 @@ static void write_fields(draft *d) {
                 field_name(d, want, name);
                 /* ref must stay the column; write_field leaves it out when it equals the name */
                 write_field(d, name, ref, rest, o->why);
-                /* the input's id columns, in order: the user, then the item */
-                if (!t->is_join && o->kind == K_CAT && (id_name(k->name) || is_join_on(d, c))) {
-                    if (d->user < 0) d->user = c;
-                    else if (d->item < 0) d->item = c;
-                }
             }
             if (o->year || o->kind == K_YEAR) {
                 char yname[SC_NAME_MAX];
@@ -529,16 +597,9 @@ static void write_fields(draft *d) {
             out(d, "  - name: ");
             yv(&d->out, name);
             out(d, "                 # %d columns of 0/1: the names of those holding 1\n    type: multi\n"
-                   "    max_len: %d\n    flags: [", n_flags, t->sn.max_ones > 0 ? t->sn.max_ones : 1);
-            int first = 1;
-            for (int c = 0; c < t->sn.n_cols; c++) {
-                if (t->dec[c].kind != K_FLAG) continue;
-                col_ref(t, c, ref, sizeof ref);
-                if (!first) out(d, ", ");
-                yv(&d->out, ref);
-                first = 0;
-            }
-            out(d, "]\n");
+                   "    max_len: %d\n    flags: ", n_flags, t->sn.max_ones > 0 ? t->sn.max_ones : 1);
+            write_list(d, t, K_FLAG, 1, 11);
+            out(d, "\n");
         }
     }
     if (d->time >= 0 && d->user >= 0 && d->item >= 0) {
@@ -550,7 +611,9 @@ static void write_fields(draft *d) {
         field_name(d, "history", name);
         out(d, "  - name: ");
         yv(&d->out, name);
-        out(d, "               # the %s's earlier %ss (by time), most recent first\n    type: sequence\n    of: ", by, of);
+        char cb[SC_NAME_MAX * 2], co[SC_NAME_MAX * 2];
+        out(d, "               # the %s's earlier %ss (by time), most recent first\n    type: sequence\n    of: ",
+            in_comment(by, cb, sizeof cb), in_comment(of, co, sizeof co));
         yv(&d->out, of);
         out(d, "\n    by: ");
         yv(&d->out, by);
@@ -571,12 +634,9 @@ static void write_texts(draft *d) {
             const coldec *o = &t->dec[c];
             int flag_group = o->kind == K_FLAG && n_flags >= FLAG_GROUP_MIN;
             if (!o->text && !(flag_group && t->is_join)) continue;
-            if (flag_group && c != 0) {
-                int first = c;
-                for (int b = 0; b < c; b++)
-                    if (t->dec[b].kind == K_FLAG) first = b;
-                if (first != c) continue; /* the group is written once, at its first column */
-            }
+            int earlier = 0; /* the group is written once, at its first column */
+            for (int b = 0; flag_group && b < c; b++) earlier |= t->dec[b].kind == K_FLAG;
+            if (earlier) continue;
             if (!any) out(d, "\n# Raw strings kept for the LLM methods (ELEC, MSD textualise rows with them).\ntext:\n");
             any = 1;
             char want[SC_NAME_MAX];
@@ -586,16 +646,9 @@ static void write_texts(draft *d) {
             out(d, "  - {name: ");
             yv(&d->out, name);
             if (flag_group) {
-                out(d, ", joiner: \", \", flags: [");
-                int first = 1;
-                for (int b = 0; b < t->sn.n_cols; b++) {
-                    if (t->dec[b].kind != K_FLAG) continue;
-                    col_ref(t, b, ref, sizeof ref);
-                    if (!first) out(d, ", ");
-                    yv(&d->out, ref);
-                    first = 0;
-                }
-                out(d, "]}\n");
+                out(d, ", joiner: \", \", flags: ");
+                write_list(d, t, K_FLAG, 1, 6);
+                out(d, "}\n");
                 continue;
             }
             col_ref(t, c, ref, sizeof ref);
@@ -650,6 +703,17 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
     int64_t max_rows = o->max_rows > 0 ? o->max_rows : 1000000;
     int rc = SC_OK;
     d->label = d->time = d->user = d->item = -1;
+    /* what the config will hold as it is must be UTF-8 (YAML is) */
+    const char *texts[3 * SC_MAX_JOINS + 2] = {o->input, o->config_path};
+    int n_texts = 2;
+    for (int j = 0; j < o->n_joins; j++) {
+        texts[n_texts++] = o->joins[j].name;
+        texts[n_texts++] = o->joins[j].path;
+        texts[n_texts++] = o->joins[j].key;
+    }
+    for (int i = 0; i < n_texts && !rc; i++)
+        if (!sc_utf8_valid(texts[i], strlen(texts[i]), NULL))
+            rc = sc_fail(err, SC_EINVAL, "'%s' is not valid UTF-8, which a YAML config cannot hold; rename it", texts[i]);
     for (int i = 0; i <= o->n_joins && !rc; i++) {
         table *t = &d->t[i];
         const char *path = i ? o->joins[i - 1].path : o->input;
@@ -696,6 +760,7 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
                 if (!d->t[j].sn.header) rename_col(&d->t[j], d->t[j].key, m->sn.cols[d->t[j].on].name);
             for (int ti = 0; ti < d->nt; ti++)
                 for (int c = 0; c < d->t[ti].sn.n_cols; c++) decide(d, &d->t[ti], c);
+            pick_user_item(d);
         }
     }
     if (!rc) {
@@ -705,9 +770,11 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
         snprintf(base, sizeof base, "%s", b);
         char *dot = strrchr(base, '.');
         if (dot && dot != base) *dot = 0;
-        out(d, "# Dataset config drafted by `semctr init` from %s (%lld rows read%s", s->path, (long long)s->rows,
-            s->eof ? ", all of it" : "");
-        for (int j = 1; j < d->nt; j++) out(d, "; %s: %lld rows", d->t[j].sn.path, (long long)d->t[j].sn.rows);
+        char cbuf[4200];
+        out(d, "# Dataset config drafted by `semctr init` from %s (%lld rows read%s", in_comment(s->path, cbuf, sizeof cbuf),
+            (long long)s->rows, s->eof ? ", all of it" : "");
+        for (int j = 1; j < d->nt; j++)
+            out(d, "; %s: %lld rows", in_comment(d->t[j].sn.path, cbuf, sizeof cbuf), (long long)d->t[j].sn.rows);
         out(d, ").\n# Every choice below says what it was read from: check them, rename what you like.\n"
                "# docs/data.md explains every key; `semctr prepare --config THIS --out DIR` reads it.\n");
         out(d, "name: ");
@@ -762,8 +829,9 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
             for (int c = 0; c < d->t[ti].sn.n_cols; c++) {
                 if (d->t[ti].dec[c].kind != K_SKIP || (ti == 0 && (c == d->label || c == d->time))) continue;
                 if (!listed++) out(d, "\n# Columns left out:\n");
-                out(d, "#   %s%s%s: %s\n", ti ? d->t[ti].name : "", ti ? "." : "", d->t[ti].sn.cols[c].name,
-                    d->t[ti].dec[c].why);
+                char ref[2 * SC_NAME_MAX + 2];
+                col_ref(&d->t[ti], c, ref, sizeof ref);
+                out(d, "#   %s: %s\n", in_comment(ref, cbuf, sizeof cbuf), d->t[ti].dec[c].why);
             }
         if (d->out.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     }

@@ -15,7 +15,7 @@ const char *const sc_sniff_seps[SC_SNIFF_SEPS] = {"|", ";", ","};
 
 #define PROBE_LINES 200        /* lines that choose the delimiter and the header */
 #define PIECE_DISTINCT 10000   /* distinct values inside cells kept per separator */
-#define MAX_HEAD ((size_t)256 << 20)
+#define MAX_HEAD ((size_t)64 << 20) /* bytes read at most, whatever max_rows says */
 
 /* The delimiters tried, with the quoting tried for each. */
 static const struct {

@@ -4,8 +4,8 @@
  * distinct values, lengths, values split by '|' ';' ',' inside a cell,
  * years, URLs). `semctr init` (data/draft.h) drafts a dataset config from it.
  *
- * Every count is over the rows read (at most max_rows data rows), so a
- * column that changes later in a long file is not seen. */
+ * Every count is over the rows read (at most max_rows data rows and 64 MiB),
+ * so a column that changes later in a long file is not seen. */
 #ifndef SC_DATA_SNIFF_H
 #define SC_DATA_SNIFF_H
 
