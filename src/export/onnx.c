@@ -641,6 +641,11 @@ int sc_onnx_export(const sc_model_bundle *b, const char *network, const char *ou
 
     graph g;
     graph_init(&g);
+    if (g.oom) {
+        graph_free(&g);
+        if (have_msd) sc_msd_model_free(&msd);
+        return sc_fail(err, SC_ENOMEM, "ONNX export: out of memory");
+    }
     net n = {.g = &g, .c = c, .fi = fi, .F = F, .D = c->embed_dim, .Hh = sc_model_hidden_dim(m), .err = err};
     n.P = sc_model_params(m, &n.nP);
     n.used = sc_calloc((size_t)n.nP + 1, 1);

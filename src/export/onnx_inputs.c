@@ -77,15 +77,18 @@ static const char *kind_name(int k) {
     return k == SC_FIELD_NUMERIC ? "numeric" : k == SC_FIELD_MULTI ? "multi" : k == SC_FIELD_SEQUENCE ? "sequence" : "categorical";
 }
 
-/* Manifest entry of field f (without its lookup table's contents).
- * *table gets the lookup object the entry's "file" names, or NULL; *join
- * the join whose keys the caller resolves into it, or -1. miss: the
- * field's encoding in a row with every column missing. */
-static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **table, int *join, sc_error *err) {
+/* *out: the manifest entry of field f (without its lookup table's
+ * contents). *table gets the lookup object the entry's "file" names, or
+ * NULL; *join the join whose keys the caller resolves into it, or -1.
+ * miss: the field's encoding in a row with every column missing. */
+static int describe(const sc_schema *s, int f, const cJSON *miss, cJSON **out, cJSON **table, int *join, sc_error *err) {
     const sc_fenc *e = &s->fenc[f];
     const sc_field_info *fi = &e->info;
-    *table = NULL;
+    *out = *table = NULL;
     *join = -1;
+    if (source_table(e) == -2)
+        return sc_fail(err, SC_EINVAL, "ONNX export: field '%s' reads flag columns from several tables; the input "
+                       "manifest cannot describe it", fi->name);
     cJSON *x = cJSON_CreateObject();
     cJSON_AddStringToObject(x, "name", fi->name);
     cJSON_AddStringToObject(x, "dtype", fi->kind == SC_FIELD_NUMERIC ? "float32" : "int64");
@@ -112,11 +115,6 @@ static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **tab
         cJSON_AddStringToObject(x, "join", j->name);
         *table = cJSON_CreateObject();
         *join = src;
-    } else if (src == -2) {
-        cJSON_Delete(x);
-        sc_fail(err, SC_EINVAL, "ONNX export: field '%s' reads flag columns from several tables; the input manifest "
-                "cannot describe it", fi->name);
-        return NULL;
     } else {
         cJSON_AddStringToObject(x, "column", s->main_cols[e->src.col]);
         switch (e->transform) {
@@ -171,7 +169,8 @@ static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **tab
         if (e->pattern) cJSON_AddStringToObject(x, "pattern", e->pattern);
     }
     cJSON_AddItemToObject(x, "missing", cJSON_Duplicate(miss, 1));
-    return x;
+    *out = x;
+    return SC_OK;
 }
 
 /* Fill tables[f] of every field joined through join j: key -> encoding,
@@ -179,7 +178,9 @@ static cJSON *describe(const sc_schema *s, int f, const cJSON *miss, cJSON **tab
 static int resolve_join(const sc_schema *s, int j, cJSON **tables, const int *join, sc_batch *b, sc_error *err) {
     const sc_jtable *t = &s->joins[j];
     const char *col = s->main_cols[t->on_idx];
-    for (size_t r0 = 0; r0 < t->keys.n; r0 += (size_t)b->cap) {
+    int used = 0;
+    for (int f = 0; f < s->n_fields; f++) used |= join[f] == j;
+    for (size_t r0 = 0; used && r0 < t->keys.n; r0 += (size_t)b->cap) {
         int n = (int)(t->keys.n - r0 < (size_t)b->cap ? t->keys.n - r0 : (size_t)b->cap);
         int rc = sc_schema_encode(s, n, 1, &col, t->keys.key + r0, b, err);
         if (rc) return rc;
@@ -238,13 +239,10 @@ int sc_onnx_write_inputs(const sc_model_bundle *b, const char *network, const ch
     }
     cJSON *ins = cJSON_AddArrayToObject(root, "inputs");
     for (int f = 0; f < F && !rc; f++) {
-        cJSON *miss = encoded(&s->infos[f], &batch, f, 0);
-        cJSON *x = describe(s, f, miss, &tables[f], &join[f], err);
+        cJSON *miss = encoded(&s->infos[f], &batch, f, 0), *x;
+        rc = describe(s, f, miss, &x, &tables[f], &join[f], err);
         cJSON_Delete(miss);
-        if (!x) {
-            rc = err ? err->code : SC_EINVAL;
-            break;
-        }
+        if (rc) break;
         if (tables[f]) {
             table_file(s, f, files);
             char rel[4300];
