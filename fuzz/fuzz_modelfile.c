@@ -9,7 +9,8 @@
  * refuse it with a message; never a crash, a leak or a read outside the file.
  * Seeds: fuzz/corpus/modelfile (tiny models of each backbone family in this
  * form; make them with fuzz/modelfile_seed.py).
- * Build: make fuzz; run: build-fuzz/fuzz_modelfile -max_total_time=120 fuzz/corpus/modelfile */
+ * Build: make fuzz; run on a copy of the seeds (libFuzzer adds to its corpus):
+ *   cp -r fuzz/corpus/modelfile /tmp/mf && build-fuzz/fuzz_modelfile -max_total_time=120 -max_len=20000 /tmp/mf */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

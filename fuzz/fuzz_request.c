@@ -5,7 +5,8 @@
  * that is valid UTF-8. Never a crash, a leak or a byte touched outside the
  * body. When the parse succeeds and cJSON reads the same bytes, every cell
  * must equal cJSON's value (the parser is checked against a second reader).
- * Build: make fuzz; run: build-fuzz/fuzz_request -max_total_time=60 */
+ * Build: make fuzz; run on a copy of the seeds (libFuzzer adds to its corpus):
+ *   cp -r fuzz/corpus/request /tmp/req && build-fuzz/fuzz_request -max_total_time=60 /tmp/req */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
