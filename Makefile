@@ -87,9 +87,9 @@ check:
 	@if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then $(MAKE) MPI=1 test-mpi; \
 	 else echo "make check: no mpicc/mpirun (scripts/install_deps.sh installs Open MPI): MPI tests skipped"; fi
 
-# Data-parallel training: 1, 2 and 3 ranks on this machine give the same model (tests/mpi_train.sh).
-test-mpi: $(BUILD)/semctr
-	bash tests/mpi_train.sh $(BUILD)
+# Over MPI ranks: 1, 2 and 3 ranks on this machine train the same model, embed the same store (tests/mpi_tests.sh).
+test-mpi: $(BUILD)/semctr model
+	bash tests/mpi_tests.sh $(BUILD)
 
 # Examples compile against the public header alone (no -Isrc).
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))

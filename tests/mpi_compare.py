@@ -4,7 +4,7 @@ checkpoints): same entries, same shapes, and every value within
 |a - b| <= atol + rtol * |b|. Prints the largest difference per tensor and
 exits 1 when a tensor is missing, has another size, or is out of tolerance.
 
-Used by tests/mpi_train.sh: N ranks and one process with the same global
+Used by tests/mpi_tests.sh: N ranks and one process with the same global
 batch must train the same model up to the order of float additions.
 The format (src/train/container.h): magic "SCTRMODL", u32 version, u32 0,
 u64 header length H, H bytes of JSON with "entries" [{name, dtype, offset,

@@ -1,4 +1,4 @@
-/* The data-parallel layer without ranks (tests/mpi_train.sh runs it over
+/* The data-parallel layer without ranks (tests/mpi_tests.sh runs it over
  * 1-3 ranks): the union of sparse rows, the arithmetic it relies on (slices'
  * mean-loss gradients weighted by their share of the batch add up to the
  * batch's gradient, dense and sparse), and the one-process meaning of every

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
+#include "dist/dist.h"
 
 #define SEMCTR_VERSION "0.1.0"
 
@@ -28,6 +29,13 @@ int cmd_bench_serve(int argc, char **argv);
 
 /* Print "semctr <cmd>: error: <message>" and return exit code 1. */
 int cli_fail(const char *cmd, const sc_error *err);
+
+/* The end of a command that ran over MPI ranks (dist from sc_dist_init;
+ * NULL: one process): on failure, cli_fail's message prefixed "rank R of N:"
+ * when there are several ranks, then the whole job ended (another rank may
+ * be waiting for this one in a collective) unless every rank stopped
+ * together on an interruption. Finalizes dist. Returns the exit code. */
+int cli_dist_finish(const char *cmd, sc_dist *dist, int rc, sc_error *err);
 
 /* Arguments: each subcommand describes its options in a table and calls
  * cli_parse once; checks between options (required, exclusive, ranges other

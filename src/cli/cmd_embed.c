@@ -35,7 +35,9 @@ static const char *USAGE =
     "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n"
     "With --config, the rows of the dataset config's side table JOIN (e.g. item) become\n"
     "texts through the template T, e.g. \"{title}. Genres: {genres}.\" (names: the table's\n"
-    "columns and the config's text columns of that entity); the id is the join key.\n";
+    "columns and the config's text columns of that entity); the id is the join key.\n"
+    "Over MPI ranks (`make MPI=1`, `mpirun -np N semctr embed --input ...`): each rank encodes its\n"
+    "share of the texts, rank 0 writes STORE, the same bytes as one process (docs/distributed.md).\n";
 
 /* The default model directory; fetched with scripts/fetch_model.sh when absent. */
 static int default_model(char *dir, size_t cap, sc_error *err) {
@@ -174,6 +176,16 @@ int cmd_embed(int argc, char **argv) {
         return rc == SC_OK ? 0 : cli_fail("embed", &err);
     }
 
+    /* Over MPI ranks (make MPI=1, mpirun; docs/distributed.md) each rank encodes its share of every
+       chunk of texts and rank 0 writes them all, in order: the store one process writes. */
+    sc_dist *dist = NULL;
+    if (sc_dist_init(&dist, NULL, NULL, &err) != SC_OK) {
+        sc_textvec_close(&tv);
+        return cli_fail("embed", &err);
+    }
+    const int root = sc_dist_rank(dist) == 0;
+    if (!root) sc_log_level = SC_LOG_QUIET;
+
     /* Read and split the input; texts point into buf. */
     char *buf = NULL;
     size_t len = 0;
@@ -229,7 +241,8 @@ int cmd_embed(int argc, char **argv) {
     }
     if (rc == SC_OK && n == 0) rc = sc_fail(&err, SC_EINVAL, "%s: no texts", input);
     sc_vecstore_writer *w = NULL;
-    if (rc == SC_OK) rc = sc_vecstore_writer_open(&w, outp, tv.name, D, &err);
+    if (rc == SC_OK && root) rc = sc_vecstore_writer_open(&w, outp, tv.name, D, &err);
+    rc = sc_dist_agree(dist, rc, &err);
     /* a decoder embeds one text at a time: smaller chunks keep the progress bar moving */
     const int CHUNK = enc ? 4096 : 64;
     float *vecs = rc == SC_OK ? sc_malloc((size_t)CHUNK * (size_t)D * sizeof(float)) : NULL;
@@ -241,12 +254,16 @@ int cmd_embed(int argc, char **argv) {
     double t0 = sc_now();
     for (int64_t s = 0; rc == SC_OK && s < n; s += CHUNK) {
         int m = (int)(n - s < CHUNK ? n - s : CHUNK);
-        pc.base = s;
-        rc = sc_textvec_encode(&tv, (const char *const *)texts + s, m, vecs, &err);
-        if (!enc) sc_progress_update(&pc.bar, s + m, NULL);
-        for (int i = 0; rc == SC_OK && i < m; i++)
-            rc = sc_vecstore_writer_add(w, ids[s + i] ? ids[s + i] : numid[s + i], vecs + (int64_t)i * D, &err);
+        int64_t lo, hi; /* this rank's texts of the chunk */
+        sc_dist_slice(dist, m, &lo, &hi);
+        pc.base = s + lo;
+        if (hi > lo) rc = sc_textvec_encode(&tv, (const char *const *)texts + s + lo, (int)(hi - lo), vecs + lo * D, &err);
         if (rc == SC_OK && sc_interrupted()) rc = sc_fail(&err, SC_EINTERRUPTED, "interrupted; %s not written", outp);
+        rc = sc_dist_agree(dist, rc, &err);
+        if (rc == SC_OK) rc = sc_dist_gather_slices(dist, vecs, m, D, &err);
+        if (!enc) sc_progress_update(&pc.bar, s + m, NULL);
+        for (int i = 0; rc == SC_OK && root && i < m; i++)
+            rc = sc_vecstore_writer_add(w, ids[s + i] ? ids[s + i] : numid[s + i], vecs + (int64_t)i * D, &err);
     }
     sc_progress_end(&pc.bar);
     double dt = sc_now() - t0;
@@ -254,7 +271,7 @@ int cmd_embed(int argc, char **argv) {
         if (rc == SC_OK) rc = sc_vecstore_writer_commit(w, &err);
         else sc_vecstore_writer_abort(w);
     }
-    if (rc == SC_OK)
+    if (rc == SC_OK && root)
         fprintf(stderr, "semctr embed: %lld texts -> %s (%s, dim %d) in %.2fs, %.1f texts/s\n", (long long)n, outp,
                 tv.name, D, dt, dt > 0 ? (double)n / dt : 0.0);
     sc_free(vecs);
@@ -266,5 +283,5 @@ int cmd_embed(int argc, char **argv) {
     sc_free(texts);
     sc_entity_table_free(&et);
     sc_textvec_close(&tv);
-    return rc == SC_OK ? 0 : cli_fail("embed", &err);
+    return cli_dist_finish("embed", dist, rc, &err);
 }

@@ -469,8 +469,7 @@ int cmd_train(int argc, char **argv) {
         sc_dataset_close(&train);
         sc_dataset_close(&valid);
         sc_schema_free(schema);
-        sc_dist_finalize(dist);
-        return rc ? cli_fail("train", &err) : 0;
+        return cli_dist_finish("train", dist, rc, &err);
     }
     /* The weights start as rank 0's (sc_fit broadcasts them); the seed per rank gives each rank
        its own dropout masks instead of every rank dropping the same units. */
@@ -504,16 +503,5 @@ int cmd_train(int argc, char **argv) {
     sc_dataset_close(&train);
     sc_dataset_close(&valid);
     if (schema) sc_schema_free(schema);
-    if (rc && ranks > 1) {
-        sc_fail_prefix(&err, "rank %d of %d: ", rank, ranks);
-        int code = cli_fail("train", &err);
-        /* the other ranks may be waiting in a collective for this one: end the job, unless all
-           ranks stopped together on an interruption */
-        if (err.code != SC_EINTERRUPTED) sc_dist_abort(dist, code);
-        sc_dist_finalize(dist);
-        return code;
-    }
-    sc_dist_finalize(dist);
-    if (rc) return cli_fail("train", &err);
-    return 0;
+    return cli_dist_finish("train", dist, rc, &err);
 }

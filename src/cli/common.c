@@ -10,6 +10,17 @@ int cli_fail(const char *cmd, const sc_error *err) {
     return 1;
 }
 
+int cli_dist_finish(const char *cmd, sc_dist *dist, int rc, sc_error *err) {
+    int ranks = sc_dist_size(dist), code = 0;
+    if (rc) {
+        if (ranks > 1) sc_fail_prefix(err, "rank %d of %d: ", sc_dist_rank(dist), ranks);
+        code = cli_fail(cmd, err);
+        if (err->code != SC_EINTERRUPTED) sc_dist_abort(dist, code);
+    }
+    sc_dist_finalize(dist);
+    return code;
+}
+
 /* The entry of opts that arg names: `--name`, or `--name=...` for an option with a value. */
 static const cli_opt *find_opt(const cli_opt *opts, int n_opts, const char *arg) {
     for (int k = 0; k < n_opts; k++) {

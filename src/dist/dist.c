@@ -395,11 +395,48 @@ int sc_dist_sum(sc_dist *d, double *x, int n, sc_error *err) {
 
 int sc_dist_agree(sc_dist *d, int rc, sc_error *err) {
     if (!d || d->size == 1) return rc;
-    int r0 = rc;
-    int mrc = sc_dist_bcast(d, &r0, sizeof r0, err);
+#ifdef SC_MPI
+    /* the lowest status code and the lowest rank that has it (codes are negative) */
+    struct {
+        int rc, rank;
+    } v = {rc, d->rank};
+    int mrc = mpi_check(d, MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD), "MPI_Allreduce",
+                        err);
     if (mrc) return mrc;
-    if (d->rank == 0 || !r0) return rc;
-    return sc_fail(err, r0, "rank 0 failed (its message is on its stderr)");
+    if (rc || !v.rc) return rc;
+    return sc_fail(err, v.rc, "rank %d failed (its message is on its stderr)", v.rank);
+#else
+    (void)err;
+    return rc;
+#endif
+}
+
+int sc_dist_gather_slices(sc_dist *d, float *buf, int64_t n, int64_t width, sc_error *err) {
+    if (!d || d->size == 1) return SC_OK;
+#ifdef SC_MPI
+    if (n * width >= INT_MAX)
+        return sc_fail(err, SC_EINVAL, "gathering %lld x %lld values at once (MPI counts stop at 2^31)",
+                       (long long)n, (long long)width);
+    int *counts = sc_malloc(2 * (size_t)d->size * sizeof *counts), *displs = counts + d->size;
+    if (!counts) return sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int r = 0; r < d->size; r++) {
+        int64_t lo = n * r / d->size, hi = n * (r + 1) / d->size;
+        counts[r] = (int)((hi - lo) * width);
+        displs[r] = (int)(lo * width);
+    }
+    float *mine = buf + displs[d->rank];
+    int rc = mpi_check(d, MPI_Gatherv(d->rank == 0 ? MPI_IN_PLACE : mine, counts[d->rank], MPI_FLOAT, buf, counts,
+                                      displs, MPI_FLOAT, 0, MPI_COMM_WORLD),
+                       "MPI_Gatherv", err);
+    sc_free(counts);
+    return rc;
+#else
+    (void)buf;
+    (void)n;
+    (void)width;
+    (void)err;
+    return SC_OK;
+#endif
 }
 
 int sc_dist_bcast_state(sc_dist *d, sc_param *p, int np, sc_optim *o, sc_error *err) {

@@ -78,10 +78,18 @@ int sc_dist_bcast(sc_dist *d, void *buf, size_t bytes, sc_error *err);
 /* x[0..n) = their sum over ranks (every rank gets the same sum). */
 int sc_dist_sum(sc_dist *d, double *x, int n, sc_error *err);
 
-/* After a section only rank 0 ran (validation, writing files): every rank
- * returns rank 0's status rc; on the others err says rank 0 failed (its own
- * message is on rank 0's stderr). Returns rc on one process. */
+/* Every rank's status rc after a section that any rank may have failed
+ * (one that only rank 0 ran: validation, writing files; or one all ran):
+ * when a rank failed, every rank returns a failure, the others with a
+ * message naming that rank (its own message is on its stderr), so no rank
+ * goes on to wait for it in a collective. Returns rc on one process. */
 int sc_dist_agree(sc_dist *d, int rc, sc_error *err);
+
+/* Rows spread by sc_dist_slice, collected on rank 0. buf (n, width): on
+ * entry this rank's rows [lo, hi) of sc_dist_slice(d, n) hold its results;
+ * on return rank 0's buf holds every rank's rows in order (on the other
+ * ranks buf is unchanged). n * width must be below 2^31. */
+int sc_dist_gather_slices(sc_dist *d, float *buf, int64_t n, int64_t width, sc_error *err);
 
 /* Make every rank's weights p[0..np) and optimizer state (o may be NULL)
  * equal to rank 0's: after a resume or a reload on rank 0. */

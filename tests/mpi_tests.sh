@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Data-parallel training (make MPI=1) on this machine: 1, 2 and 3 ranks with
-# the same global batch train the same model; resume, a refused method, a
-# failing input and a killed rank end the job with a clear error and leave a
-# loadable model. Usage: tests/mpi_train.sh BUILD_DIR (an MPI=1 build).
+# semctr over MPI ranks (make MPI=1) on this machine. Training: 1, 2 and 3
+# ranks with the same global batch train the same model; resume, a refused
+# method, a failing input and a killed rank end the job with a clear error and
+# leave a loadable model. embed: 1, 2 and 3 ranks write the same vector store.
+# Usage: tests/mpi_tests.sh BUILD_DIR (an MPI=1 build; `make MPI=1 test-mpi`).
 #
 # Tolerances (docs/distributed.md): the ranks' sums add the same numbers in
 # another order, so weights differ by float rounding only: FM (no ReLU)
@@ -11,7 +12,7 @@
 # gradient of an almost dead unit into a step of the order of the learning
 # rate), so DeepFM is held to its validation AUC (within 1e-4) over epochs.
 set -euo pipefail
-BUILD=${1:?usage: tests/mpi_train.sh BUILD_DIR}
+BUILD=${1:?usage: tests/mpi_tests.sh BUILD_DIR}
 BIN=$(cd "$BUILD" && pwd)/semctr
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -83,7 +84,22 @@ if "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/nowhere" --model fm --out "$T/n.
 elif grep -q "rank 0 of 2: .*nowhere" "$T/n.txt" && [ ! -e "$T/n.model" ]; then pass "missing data: error names it"
 else cat "$T/n.txt"; fail "missing data message"; fi
 
-# 7. a rank killed mid-training: the job ends (no hang) with an error, the model on disk is the
+# 7. embed over ranks: each encodes its share of every chunk, rank 0 writes the store of one process
+cut -d'|' -f2 "${SEMCTR_DATA:-$ROOT/../shared/data}/ml-100k/u.item" | head -200 >"$T/titles.txt"
+"$BIN" embed --input "$T/titles.txt" --out "$T/e1.vec" --threads 1 2>/dev/null
+for np in 2 3; do
+    "${MPIRUN[@]}" -np $np "$BIN" embed --input "$T/titles.txt" --out "$T/e$np.vec" --threads 1 2>/dev/null
+    cmp -s "$T/e1.vec" "$T/e$np.vec" && pass "embed (MiniLM) over $np ranks: the store of 1 rank, byte for byte" ||
+        fail "embed over $np ranks differs"
+done
+gguf=${SEMCTR_GGUF:-${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+head -6 "$T/titles.txt" >"$T/t6.txt"
+"$BIN" embed --model "$gguf" --input "$T/t6.txt" --out "$T/g1.vec" --threads 1 2>/dev/null
+"${MPIRUN[@]}" -np 2 "$BIN" embed --model "$gguf" --input "$T/t6.txt" --out "$T/g2.vec" --threads 1 2>/dev/null
+cmp -s "$T/g1.vec" "$T/g2.vec" && pass "embed (SmolLM2 GGUF) over 2 ranks: the store of 1 rank, byte for byte" ||
+    fail "embed GGUF over 2 ranks differs"
+
+# 8. a rank killed mid-training: the job ends (no hang) with an error, the model on disk is the
 #    last complete epoch's and loads
 "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/data" --out "$T/k.model" --model deepfm --threads 1 --epochs 1000 \
     --patience 1000 --lr-decay 1 >"$T/k.txt" 2>&1 &
@@ -109,5 +125,5 @@ else
     else fail "killed rank: the model left on disk does not load"; fi
 fi
 
-echo "mpi_train: $fails failed"
+echo "mpi_tests: $fails failed"
 [ "$fails" = 0 ]
