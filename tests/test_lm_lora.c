@@ -3,14 +3,17 @@
  * on a small random BERT (each layer function, then the adapted layers +
  * pooling with respect to every A and B); with B = 0 the adapted path gives
  * bit for bit the frozen encoder's vectors (all-MiniLM-L6-v2, the fixture
- * texts); the training state's vectors, gradient accumulation and step. */
+ * texts); the training state's vectors, gradient accumulation and step; the
+ * frozen layers' disk cache. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/file.h"
 #include "base/util.h"
 #include "lm/bert.h"
 #include "lm/bert_train.h"
@@ -20,13 +23,24 @@
 #include "test_lm_util.h"
 #include "test_nn_gradcheck.h"
 
-static void fill(float *x, int64_t n, float scale, sc_rng *r) {
-    for (int64_t i = 0; i < n; i++) x[i] = scale * sc_rng_normal(r);
+/* Test buffers, freed together at the end of each test (tfree). */
+static void *tbuf[512];
+static int n_tbuf;
+
+static void *talloc(size_t bytes) {
+    cr_assert_lt(n_tbuf, 512);
+    void *p = calloc(1, bytes ? bytes : 1);
+    cr_assert(p);
+    return tbuf[n_tbuf++] = p;
+}
+
+static void tfree(void) {
+    while (n_tbuf) free(tbuf[--n_tbuf]);
 }
 
 static float *rnd(int64_t n, float scale, sc_rng *r) {
-    float *x = sc_malloc((size_t)n * sizeof *x);
-    fill(x, n, scale, r);
+    float *x = talloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = scale * sc_rng_normal(r);
     return x;
 }
 
@@ -54,11 +68,11 @@ static double lora_loss(void *vc) {
 Test(lm_lora, lora_projection_gradients_match_finite_differences) {
     sc_rng g;
     sc_rng_seed(&g, 1);
-    lora_ctx c = {sc_malloc(sizeof(float) * LN * LD), sc_malloc(sizeof(float) * LN * LR), rnd(LN * LK, 1, &g),
+    lora_ctx c = {talloc(sizeof(float) * LN * LD), talloc(sizeof(float) * LN * LR), rnd(LN * LK, 1, &g),
                   rnd(LR * LK, 0.5f, &g), rnd(LD * LR, 0.5f, &g), rnd(LN * LD, 1, &g), rnd(LN * LD, 1, &g)};
     float *W = rnd(LD * LK, 0.3f, &g);
-    float *dA = calloc(LR * LK, sizeof(float)), *dB = calloc(LD * LR, sizeof(float));
-    float *dinp = calloc(LN * LK, sizeof(float)), *du = malloc(sizeof(float) * LN * LR);
+    float *dA = talloc(LR * LK * sizeof(float)), *dB = talloc(LD * LR * sizeof(float));
+    float *dinp = talloc(LN * LK * sizeof(float)), *du = talloc(sizeof(float) * LN * LR);
     lora_loss(&c);
     sc_lora_backward(dinp, dA, dB, du, c.r, LD, c.inp, LK, c.u, c.A, c.B, 0.7f, LN, LK, LD, LR);
     gc_stats st = {0};
@@ -68,7 +82,7 @@ Test(lm_lora, lora_projection_gradients_match_finite_differences) {
     cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
     cr_assert_geq(st.checked, 90);
     /* the frozen projection's input gradient: d(sum r . inp W^T)/dinp = r W */
-    float *d2 = calloc(LN * LK, sizeof(float));
+    float *d2 = talloc(LN * LK * sizeof(float));
     sc_linear_backward_input(d2, LK, c.r, LD, W, LN, LK, LD);
     for (int i = 0; i < LN; i++)
         for (int k = 0; k < LK; k++) {
@@ -76,6 +90,7 @@ Test(lm_lora, lora_projection_gradients_match_finite_differences) {
             for (int d = 0; d < LD; d++) want += (double)c.r[i * LD + d] * W[d * LK + k];
             cr_assert(fabs(d2[i * LK + k] - want) < 1e-5, "(%d, %d): %g vs %g", i, k, d2[i * LK + k], want);
         }
+    tfree();
 }
 
 enum { NC = 16 };
@@ -109,8 +124,8 @@ Test(lm_lora, layernorm_gelu_and_pooling_gradients_match_finite_differences) {
     sc_rng g;
     sc_rng_seed(&g, 2);
     gc_stats st = {0};
-    float *dx = malloc(sizeof(float) * 7 * NC);
-    elem_ctx c = {rnd(7 * NC, 2, &g), malloc(sizeof(float) * 7 * NC), rnd(NC, 1, &g), rnd(NC, 1, &g),
+    float *dx = talloc(sizeof(float) * 7 * NC);
+    elem_ctx c = {rnd(7 * NC, 2, &g), talloc(sizeof(float) * 7 * NC), rnd(NC, 1, &g), rnd(NC, 1, &g),
                   rnd(7 * NC, 1, &g), 7, 0};
     sc_layernorm_backward(dx, c.r, c.x, c.w, 7, NC, 1e-5f);
     gradcheck(&st, "layernorm", ln_loss, &c, c.x, dx, 7 * NC, 60, 1e-2f);
@@ -126,6 +141,7 @@ Test(lm_lora, layernorm_gelu_and_pooling_gradients_match_finite_differences) {
     }
     cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
     cr_assert_geq(st.checked, 300, "%d checked, %d skipped", st.checked, st.skipped);
+    tfree();
 }
 
 enum { AT = 6, AHS = 8, ALD = 3 * AHS };
@@ -144,15 +160,16 @@ static double att_loss(void *vc) {
 Test(lm_lora, attention_gradients_match_finite_differences) {
     sc_rng g;
     sc_rng_seed(&g, 3);
-    att_ctx c = {rnd(AT * ALD, 1, &g), rnd(3 * AHS, 0.5f, &g), malloc(sizeof(float) * AT * AHS), rnd(AT * AHS, 1, &g),
-                 malloc(sizeof(float) * (size_t)sc_attention_head_backward_scratch(AT, AHS))};
-    float *dqkv = malloc(sizeof(float) * AT * ALD);
+    att_ctx c = {rnd(AT * ALD, 1, &g), rnd(3 * AHS, 0.5f, &g), talloc(sizeof(float) * AT * AHS), rnd(AT * AHS, 1, &g),
+                 talloc(sizeof(float) * (size_t)sc_attention_head_backward_scratch(AT, AHS))};
+    float *dqkv = talloc(sizeof(float) * AT * ALD);
     sc_attention_head_backward(dqkv, dqkv + AHS, dqkv + 2 * AHS, c.r, AHS, c.qkv, c.qkv + AHS, c.qkv + 2 * AHS, c.b3,
                                c.b3 + AHS, c.b3 + 2 * AHS, AT, AHS, ALD, c.scratch);
     gc_stats st = {0};
     gradcheck(&st, "qkv", att_loss, &c, c.qkv, dqkv, AT * ALD, AT * ALD, 1e-2f);
     cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
     cr_assert_geq(st.checked, AT * ALD - 5, "%d checked, %d skipped", st.checked, st.skipped);
+    tfree();
 }
 
 /* ---------------- the adapted layers of a small random BERT ---------------- */
@@ -187,7 +204,7 @@ static void small_bert(top_ctx *c, int n, sc_rng *g) {
     cf->layers = BL;
     cf->ln_eps = 1e-5f;
     c->m.n_threads = 2;
-    c->m.w.layer = calloc(BL, sizeof *c->m.w.layer);
+    c->m.w.layer = talloc(BL * sizeof *c->m.w.layer);
     for (int l = 0; l < BL; l++) {
         sc_bert_layer *L = &c->m.w.layer[l];
         L->wqkv = rnd(3 * BC * BC, 0.25f, g);
@@ -218,7 +235,7 @@ static void small_bert(top_ctx *c, int n, sc_rng *g) {
         total += (int64_t)BR * (K + D);
     }
     c->wmem = rnd(2 * n * total, 0.3f, g); /* B random too: with B = 0 every dA is zero */
-    float *w = c->wmem, *gr = calloc((size_t)(2 * n * total), sizeof(float));
+    float *w = c->wmem, *gr = talloc((size_t)(2 * n * total) * sizeof(float));
     for (int i = 0; i < n; i++)
         for (int p = 0; p < SC_LORA_PROJ; p++) {
             int K, D;
@@ -230,7 +247,7 @@ static void small_bert(top_ctx *c, int n, sc_rng *g) {
     c->len[0] = 5, c->len[1] = 1, c->len[2] = 7;
     c->N = 13;
     c->x0 = rnd(c->N * BC, 1, g);
-    c->pooled = malloc(sizeof(float) * 3 * BC);
+    c->pooled = talloc(sizeof(float) * 3 * BC);
     c->r = rnd(3 * BC, 1, g);
     sc_error e;
     cr_assert_eq(sc_bert_top_reserve(&c->top, cf, &c->lo, c->N, c->B, 7, 2, &e), SC_OK, "%s", e.msg);
@@ -242,7 +259,7 @@ static void check_top(int n) {
     top_ctx c;
     small_bert(&c, n, &g);
     top_loss(&c);
-    float *dout = malloc(sizeof(float) * c.N * BC);
+    float *dout = talloc(sizeof(float) * c.N * BC);
     for (int b = 0; b < c.B; b++)
         sc_pool_backward(dout + c.top.off[b] * BC, c.r + b * BC, c.top.out + c.top.off[b] * BC, c.len[b], BC,
                          SC_LM_POOL_MEAN);
@@ -264,6 +281,8 @@ static void check_top(int n) {
     cr_assert_eq(st.failed, 0, "%d of %d failed", st.failed, st.checked);
     cr_assert_geq(st.checked, n * SC_LORA_PROJ * 2 * 11, "%d checked, %d skipped", st.checked, st.skipped);
     cr_assert_gt(nonzero, n * 100);
+    sc_bert_top_free(&c.top);
+    tfree();
 }
 
 Test(lm_lora, top_layer_and_pooling_gradients_match_finite_differences) { check_top(1); }
@@ -281,6 +300,8 @@ Test(lm_lora, bad_chunks_are_refused) {
     c.lo.first = 0; /* not the top layers */
     cr_assert_eq(sc_bert_top_forward(&c.m, &c.lo, c.x0, c.len, c.B, &c.top, &e), SC_EINVAL);
     cr_assert(strstr(e.msg, "layers 0..0"), "%s", e.msg);
+    sc_bert_top_free(&c.top);
+    tfree();
 }
 
 /* ---------------- the real encoder: B = 0 is the frozen encoder, bit for bit ---------------- */
@@ -288,13 +309,13 @@ Test(lm_lora, bad_chunks_are_refused) {
 static char **fixture_texts(int *n_out) {
     FILE *f = fopen(lmt_fixture("embed_minilm.txt"), "r");
     cr_assert(f);
-    char **t = malloc(1024 * sizeof *t);
+    char **t = talloc(1024 * sizeof *t);
     int n = 0;
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) > 0 && n < 1024) {
         size_t hl = strcspn(line, "\n");
-        t[n] = malloc(hl / 2 + 1);
+        t[n] = talloc(hl / 2 + 1);
         lmt_unhex(line, hl, t[n]);
         n++;
     }
@@ -313,12 +334,12 @@ Test(lm_lora, zero_B_gives_the_frozen_encoders_vectors_bit_for_bit, .timeout = 6
     cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 2, &e), SC_OK, "%s", e.msg);
     sc_encoder_set_normalize(enc, 0); /* MSD's vectors: pooled, not normalised */
     const int C = sc_encoder_dim(enc);
-    float *frozen = malloc(sizeof(float) * (size_t)n * C), *got = malloc(sizeof(float) * (size_t)n * C);
+    float *frozen = talloc(sizeof(float) * (size_t)n * C), *got = talloc(sizeof(float) * (size_t)n * C);
     cr_assert_eq(sc_encoder_encode(enc, (const char *const *)texts, n, frozen, &e), SC_OK, "%s", e.msg);
     for (int layers = 1; layers <= 2; layers++) {
         /* the MSD training state: the base (frozen layers once), vectors under A random, B = 0 */
         sc_msd_lora_base base;
-        cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), (const char *const *)texts, n, layers, 2, &e),
+        cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), (const char *const *)texts, n, layers, 2, NULL, &e),
                      SC_OK, "%s", e.msg);
         cr_assert_eq(base.first, 6 - layers);
         sc_msd_lora *l;
@@ -349,6 +370,7 @@ Test(lm_lora, zero_B_gives_the_frozen_encoders_vectors_bit_for_bit, .timeout = 6
         sc_msd_lora_base_free(&base);
     }
     sc_encoder_free(enc);
+    tfree();
 }
 
 /* The training state: summed gradients, one step moves the weights the way
@@ -357,7 +379,7 @@ Test(lm_lora, accumulated_gradients_step_the_weights_and_refresh_the_vectors, .t
     const char *texts[4] = {"a comedy about a dog", "a dark thriller", "an old western with horses", "a comedy about a dog"};
     sc_error e;
     sc_msd_lora_base base;
-    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 1, 2, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 1, 2, NULL, &e), SC_OK, "%s", e.msg);
     sc_msd_lora *l;
     cr_assert_eq(sc_msd_lora_create(&l, &base, 4, 3, 2, &e), SC_OK, "%s", e.msg);
     cr_assert_eq(l->n_params, 2 * SC_LORA_PROJ);
@@ -389,6 +411,46 @@ Test(lm_lora, accumulated_gradients_step_the_weights_and_refresh_the_vectors, .t
     sc_msd_lora_free(l);
     sc_msd_lora_base_free(&base);
     /* a decoder or too many layers are refused, naming the setting */
-    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 7, 2, &e), SC_EINVAL);
+    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), texts, 4, 7, 2, NULL, &e), SC_EINVAL);
     cr_assert(strstr(e.msg, "--msd-lora-layers 7") && strstr(e.msg, "6 layers"), "%s", e.msg);
+}
+
+/* The frozen layers' states are cached on disk: a second run reads them back
+ * bit for bit; other texts, another layer or a damaged file are recomputed. */
+Test(lm_lora, base_cache_is_reused_only_for_the_same_texts_and_layer, .timeout = 600) {
+    const char *texts[3] = {"a comedy about a dog", "a dark thriller", "an old western with horses"};
+    char dir[] = "/tmp/sc_lora_cache_XXXXXX", path[128];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/base", dir);
+    sc_error e;
+    sc_msd_lora_base a, b;
+    cr_assert_eq(sc_msd_lora_base_build(&a, lmt_model_dir(), texts, 3, 1, 2, path, &e), SC_OK, "%s", e.msg);
+    cr_assert(sc_file_exists(path));
+    const int64_t N = a.off[3];
+    cr_assert_eq(sc_msd_lora_base_build(&b, lmt_model_dir(), texts, 3, 1, 2, path, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(b.off[3], N);
+    cr_assert_eq(b.max_len, a.max_len);
+    cr_assert(!memcmp(a.len, b.len, 3 * sizeof *a.len) && !memcmp(a.x0, b.x0, (size_t)N * 384 * sizeof(float)));
+    sc_msd_lora_base_free(&b);
+    /* another list of texts: not the cached states */
+    const char *other[3] = {"a comedy about a cat", "a dark thriller", "an old western with horses"};
+    cr_assert_eq(sc_msd_lora_base_build(&b, lmt_model_dir(), other, 3, 1, 2, path, &e), SC_OK, "%s", e.msg);
+    cr_assert(memcmp(a.x0, b.x0, (size_t)a.len[0] * 384 * sizeof(float)), "the old texts' states were reused");
+    sc_msd_lora_base_free(&b);
+    /* another layer: the states entering layer 4, not 5 */
+    cr_assert_eq(sc_msd_lora_base_build(&b, lmt_model_dir(), texts, 3, 2, 2, path, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(b.first, 4);
+    cr_assert(memcmp(a.x0, b.x0, (size_t)N * 384 * sizeof(float)));
+    sc_msd_lora_base_free(&b);
+    /* a truncated file is recomputed, not read */
+    cr_assert_eq(sc_msd_lora_base_build(&b, lmt_model_dir(), texts, 3, 1, 2, path, &e), SC_OK, "%s", e.msg);
+    sc_msd_lora_base_free(&b);
+    cr_assert_eq(truncate(path, 400), 0);
+    cr_assert_eq(sc_msd_lora_base_build(&b, lmt_model_dir(), texts, 3, 1, 2, path, &e), SC_OK, "%s", e.msg);
+    cr_assert(!memcmp(a.x0, b.x0, (size_t)N * 384 * sizeof(float)));
+    sc_msd_lora_base_free(&b);
+    sc_msd_lora_base_free(&a);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
 }

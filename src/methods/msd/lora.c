@@ -7,8 +7,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "base/alloc.h"
+#include "base/file.h"
 #include "base/util.h"
 
 /* Tokens per chunk through the adapted layers: big enough for efficient
@@ -68,8 +70,93 @@ static int open_bert_encoder(sc_textvec *enc, const char *dir, int n_threads, sc
     return SC_OK;
 }
 
+/* ---- the base's disk cache ----
+ * Little-endian, version 1: the header below, then len (U int32), then x0
+ * (N, C) float32. It belongs to one encoder (name, width, max length), one
+ * first adapted layer and one list of texts (an XXH3 hash of all of them, in
+ * order); any other cache file is ignored and replaced. */
+#define BASE_MAGIC "SCLORAB1"
+typedef struct base_header {
+    char magic[8];
+    uint32_t version, C, first, max_length;
+    uint64_t U, N, texts_hash;
+    char model[256];
+} base_header;
+
+static uint64_t texts_hash(const char *const *texts, int64_t U) {
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) return 0;
+    XXH3_64bits_reset(st);
+    for (int64_t u = 0; u < U; u++) {
+        const char *t = texts[u] ? texts[u] : "";
+        XXH3_64bits_update(st, t, strlen(t) + 1); /* with its NUL: texts cannot run into each other */
+    }
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+static void base_header_fill(base_header *h, const sc_msd_lora_base *b, uint64_t th) {
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, BASE_MAGIC, 8);
+    h->version = 1;
+    h->C = (uint32_t)sc_encoder_dim(b->enc.enc);
+    h->first = (uint32_t)b->first;
+    h->max_length = (uint32_t)sc_encoder_max_length(b->enc.enc);
+    h->U = (uint64_t)b->U;
+    h->texts_hash = th;
+    snprintf(h->model, sizeof h->model, "%s", b->enc.name);
+}
+
+/* The cached len, off and x0 into b when path holds this base; 1 if read. */
+static int base_read(sc_msd_lora_base *b, const char *path, uint64_t th) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    base_header want, h;
+    base_header_fill(&want, b, th);
+    int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, want.magic, 8) && h.version == want.version &&
+             h.C == want.C && h.first == want.first && h.max_length == want.max_length && h.U == want.U &&
+             h.texts_hash == want.texts_hash && !strncmp(h.model, want.model, sizeof h.model) &&
+             h.N <= (uint64_t)h.U * h.max_length;
+    if (ok) ok = fread(b->len, sizeof *b->len, (size_t)b->U, f) == (size_t)b->U;
+    int64_t N = 0;
+    for (int64_t u = 0; u < b->U && ok; u++) {
+        ok = b->len[u] >= 1 && b->len[u] <= (int)h.max_length;
+        b->off[u] = N;
+        N += b->len[u];
+        b->max_len = b->len[u] > b->max_len ? b->len[u] : b->max_len;
+    }
+    ok = ok && (uint64_t)N == h.N;
+    if (ok) {
+        b->off[b->U] = N;
+        b->x0 = sc_aligned_alloc((size_t)(N ? N : 1) * h.C * sizeof(float));
+        ok = b->x0 && fread(b->x0, sizeof(float) * h.C, (size_t)N, f) == (size_t)N && fgetc(f) == EOF;
+    }
+    fclose(f);
+    if (!ok) {
+        sc_free(b->x0);
+        b->x0 = NULL;
+        b->max_len = 0;
+    }
+    return ok;
+}
+
+static int base_write(const sc_msd_lora_base *b, const char *path, uint64_t th, sc_error *err) {
+    base_header h;
+    base_header_fill(&h, b, th);
+    h.N = (uint64_t)b->off[b->U];
+    sc_atomic_file f;
+    int rc = sc_atomic_open(&f, path, err);
+    if (!rc) rc = sc_atomic_write(&f, &h, sizeof h, err);
+    if (!rc) rc = sc_atomic_write(&f, b->len, (size_t)b->U * sizeof *b->len, err);
+    if (!rc) rc = sc_atomic_write(&f, b->x0, (size_t)h.N * h.C * sizeof(float), err);
+    if (!rc) return sc_atomic_commit(&f, err);
+    sc_atomic_abort(&f);
+    return rc;
+}
+
 int sc_msd_lora_base_build(sc_msd_lora_base *b, const char *encoder_dir, const char *const *texts, int64_t U,
-                           int n_layers, int n_threads, sc_error *err) {
+                           int n_layers, int n_threads, const char *cache_path, sc_error *err) {
     memset(b, 0, sizeof *b);
     int rc = open_bert_encoder(&b->enc, encoder_dir, n_threads, err);
     if (rc) return rc;
@@ -87,6 +174,12 @@ int sc_msd_lora_base_build(sc_msd_lora_base *b, const char *encoder_dir, const c
     b->off = sc_malloc((size_t)(U + 1) * sizeof *b->off);
     int32_t *ids = NULL;
     if (!b->len || !b->off) rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld texts", (long long)U);
+    const uint64_t th = texts_hash(texts, U);
+    if (!rc && cache_path && base_read(b, cache_path, th)) {
+        sc_info("MSD LoRA: %lld texts (%lld tokens) entering layer %d read from %s; layers %d..%d adapted",
+                (long long)U, (long long)b->off[U], b->first, cache_path, b->first, L - 1);
+        return SC_OK;
+    }
     if (!rc) rc = tokenize(b->enc.enc, texts, U, &ids, b->len, err);
     int64_t N = 0;
     for (int64_t u = 0; u < U && !rc; u++) {
@@ -107,12 +200,15 @@ int sc_msd_lora_base_build(sc_msd_lora_base *b, const char *encoder_dir, const c
             memcpy(b->x0 + b->off[u] * C, m->a.x, (size_t)(b->off[u + n] - b->off[u]) * C * sizeof(float));
     }
     sc_free(ids);
+    if (!rc) {
+        sc_info("MSD LoRA: %lld texts (%lld tokens) through the frozen layers 0..%d of %s in %.1f s; layers %d..%d "
+                "adapted", (long long)U, (long long)N, b->first - 1, b->enc.name, sc_now() - t0, b->first, L - 1);
+        if (cache_path) rc = base_write(b, cache_path, th, err);
+    }
     if (rc) {
         sc_msd_lora_base_free(b);
         return sc_fail_prefix(err, "MSD LoRA: ");
     }
-    sc_info("MSD LoRA: %lld texts (%lld tokens) through the frozen layers 0..%d of %s in %.1f s; layers %d..%d adapted",
-            (long long)U, (long long)N, b->first - 1, b->enc.name, sc_now() - t0, b->first, L - 1);
     return SC_OK;
 }
 

@@ -49,9 +49,12 @@ typedef struct sc_msd_lora_base {
 } sc_msd_lora_base;
 
 /* Open the BERT-family encoder in encoder_dir and run its first L - n_layers
- * layers over texts[0..U). Errors name the encoder and the setting. */
+ * layers over texts[0..U). With cache_path (may be NULL), the states are read
+ * from that file when it holds them for this encoder, layer and list of
+ * texts, else computed and written there (a cache of another run is
+ * replaced). Errors name the encoder and the setting. */
 int sc_msd_lora_base_build(sc_msd_lora_base *b, const char *encoder_dir, const char *const *texts, int64_t U,
-                           int n_layers, int n_threads, sc_error *err);
+                           int n_layers, int n_threads, const char *cache_path, sc_error *err);
 void sc_msd_lora_base_free(sc_msd_lora_base *b);
 
 /* ---- the training state ---- */

@@ -312,8 +312,11 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
     if (!rc && cfg->lora.rank > 0) {
         /* LoRA: the frozen lower layers over every distinct text, once; each entity's text among them */
         out->lora_base = sc_calloc(1, sizeof *out->lora_base);
+        char lpath[4300];
+        if (cache_path) snprintf(lpath, sizeof lpath, "%s.lora%d", cache_path, cfg->lora.layers);
         rc = out->lora_base ? sc_msd_lora_base_build(out->lora_base, encoder_dir, (const char *const *)uniq.texts[0],
-                                                     uniq.n_texts[0], cfg->lora.layers, n_threads, err)
+                                                     uniq.n_texts[0], cfg->lora.layers, n_threads,
+                                                     cache_path ? lpath : NULL, err)
                             : sc_fail(err, SC_ENOMEM, "out of memory");
         for (int l = 0; l < 2 && !rc; l++)
             if (need[l]) {
