@@ -310,3 +310,24 @@ Test(data_config, deep_yaml_is_refused_fast, .timeout = 10) {
     sc_free(c.s);
     sc_free(text);
 }
+
+/* configs/ml-latest.yaml, on the fixture by default: the protocol of ml-100k on the newer layout. */
+Test(data_config, ml_latest_config_prepares_the_fixture) {
+    unsetenv("SEMCTR_ML_LATEST");
+    char out[256];
+    snprintf(out, sizeof out, "%s/out", dir);
+    sc_prepare_stats st;
+    sc_error e;
+    cr_assert_eq(sc_prepare_file("configs/ml-latest.yaml", out, -1, &st, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(st.rows[0], 5267); /* 6,584 ratings: floor(0.8 n), floor(0.9 n) */
+    cr_assert_eq(st.rows[1], 658);
+    cr_assert_eq(st.rows[2], 659);
+    cr_assert_eq(st.joins[0].unmatched, 0);
+    sc_schema *s;
+    cr_assert_eq(sc_schema_load(&s, out, &e), SC_OK, "%s", e.msg);
+    int g = sc_schema_text_index(s, "genres"), found = 0;
+    for (int32_t i = 0; i < sc_schema_text_count(s, g); i++) found |= !strcmp(sc_schema_text(s, g, i), "Animation, Children, Comedy");
+    cr_assert(found, "the genres text of Toy Story");
+    cr_assert_geq(sc_schema_field_index(s, "year"), 0);
+    sc_schema_free(s);
+}
