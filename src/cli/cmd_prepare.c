@@ -13,7 +13,8 @@ static const char *USAGE =
     "(fields, vocabularies from train only, join and text tables, the config)\n"
     "and DIR/meta.json. The config format is described in docs/data.md.\n\n"
     "  --config FILE      dataset config (YAML), e.g. configs/ml-100k.yaml\n"
-    "  --out DIR          output folder (created; files in it are replaced atomically)\n"
+    "  --out DIR          output folder, replaced as a whole when the new dataset is complete\n"
+    "                     (other files in it are kept); readers refuse files of two runs\n"
     "  --bad-rows MODE    skip: drop bad rows and report them per reason;\n"
     "                     fail: stop at the first one (default: the config's bad_rows, else skip)\n";
 

@@ -5,8 +5,10 @@
  * statistics on the train rows only, pass 2 encodes every row and writes
  * the columns. Streaming splits (sequential, random, files) keep memory
  * bounded by the vocabularies; split by time loads the input in memory to
- * sort it. Every output goes through sc_atomic_file: on failure the files
- * already in <out> stay as they were. */
+ * sort it. The files are written into a private folder that then replaces
+ * <out> as a whole (data/datadir.h): whether the run succeeds, fails or is
+ * killed, <out> holds one complete dataset. meta.json lists each file's
+ * checksum for the readers' check. */
 #ifndef SC_DATA_PREPARE_H
 #define SC_DATA_PREPARE_H
 
