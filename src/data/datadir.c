@@ -139,6 +139,7 @@ int sc_datadir_begin(const char *dir, char *final, char *stage, size_t cap, sc_e
         closedir(d);
     }
     if (mkdir(stage, 0755) != 0) return sc_fail(err, SC_EIO, "%s: cannot create: %s", stage, strerror(errno));
+    if (stat(final, &st) == 0) (void)chmod(stage, st.st_mode & 07777); /* the folder keeps its permissions */
     return SC_OK;
 }
 
