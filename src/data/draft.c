@@ -37,6 +37,7 @@ typedef struct coldec {
     int text;       /* also a text column (for the LLM methods) */
     int min_count2; /* many rare values: min_count 2 */
     char why[200];
+    char field[SC_NAME_MAX]; /* the name of the field written for it ("" if none) */
 } coldec;
 
 typedef struct table {
@@ -553,7 +554,6 @@ static void write_fields(draft *d) {
         for (int c = 0; c < t->sn.n_cols; c++) {
             coldec *o = &t->dec[c];
             const sc_sniff_col *k = &t->sn.cols[c];
-            if (o->kind == K_FLAG && n_flags < FLAG_GROUP_MIN) o->kind = K_CAT; /* a lone 0/1 column */
             char want[SC_NAME_MAX];
             wanted_name(d, t, c, want);
             col_ref(t, c, ref, sizeof ref);
@@ -578,9 +578,8 @@ static void write_fields(draft *d) {
             default: break;
             }
             if (rest[0]) {
-                field_name(d, want, name);
-                /* ref must stay the column; write_field leaves it out when it equals the name */
-                write_field(d, name, ref, rest, o->why);
+                field_name(d, want, o->field);
+                write_field(d, o->field, ref, rest, o->why);
             }
             if (o->year || o->kind == K_YEAR) {
                 char yname[SC_NAME_MAX];
@@ -603,11 +602,7 @@ static void write_fields(draft *d) {
         }
     }
     if (d->time >= 0 && d->user >= 0 && d->item >= 0) {
-        const sc_sniff *m = &d->t[0].sn;
-        char of[SC_NAME_MAX], by[SC_NAME_MAX];
-        /* the id fields took their columns' names (the first fields given) */
-        snprintf(by, sizeof by, "%s", m->cols[d->user].name);
-        snprintf(of, sizeof of, "%s", m->cols[d->item].name);
+        const char *by = d->t[0].dec[d->user].field, *of = d->t[0].dec[d->item].field;
         field_name(d, "history", name);
         out(d, "  - name: ");
         yv(&d->out, name);
@@ -758,8 +753,13 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
             }
             for (int j = 1; j < d->nt; j++)
                 if (!d->t[j].sn.header) rename_col(&d->t[j], d->t[j].key, m->sn.cols[d->t[j].on].name);
-            for (int ti = 0; ti < d->nt; ti++)
-                for (int c = 0; c < d->t[ti].sn.n_cols; c++) decide(d, &d->t[ti], c);
+            for (int ti = 0; ti < d->nt; ti++) {
+                table *t = &d->t[ti];
+                int n_flags = 0;
+                for (int c = 0; c < t->sn.n_cols; c++) decide(d, t, c), n_flags += t->dec[c].kind == K_FLAG;
+                for (int c = 0; c < t->sn.n_cols && n_flags < FLAG_GROUP_MIN; c++)
+                    if (t->dec[c].kind == K_FLAG) t->dec[c].kind = K_CAT, t->dec[c].text = t->is_join; /* a lone 0/1 column */
+            }
             pick_user_item(d);
         }
     }
@@ -819,7 +819,7 @@ int sc_draft_config(const sc_draft_opts *o, char **yaml, sc_error *err) {
             out(d, "  fractions: [0.8, 0.1, 0.1]\n");
             if (d->user >= 0) {
                 out(d, "\ngroup: ");
-                yv(&d->out, s->cols[d->user].name);
+                yv(&d->out, m->dec[d->user].field);
                 out(d, "                   # gAUC groups rows by this field\n");
             }
             out(d, "bad_rows: skip                  # rows that do not parse are counted and dropped\n");
