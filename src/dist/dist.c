@@ -27,7 +27,12 @@ struct sc_dist {
     size_t send_cap, recv_cap;
     int64_t *counts;            /* (size, n_unions): rows each rank touched in each sparse param */
     int *recv_bytes, *displs;   /* (size) */
-    sc_row_union *unions;       /* (n_unions): one per sparse param with a gradient, in param order */
+    sc_row_union *unions;       /* (n_unions): one per sparse param, in param order */
+    struct own_rows {           /* (n_unions): a sparse param's own gradient while the optimizer reads the union */
+        float *grad;
+        int32_t *touched;
+        int64_t n_touched;
+    } *own;
     int n_unions;
 };
 
@@ -148,6 +153,7 @@ void sc_dist_finalize(sc_dist *d) {
 #endif
     for (int i = 0; i < d->n_unions; i++) sc_row_union_free(&d->unions[i]);
     sc_free(d->unions);
+    sc_free(d->own);
     sc_free(d->dense);
     sc_free(d->send);
     sc_free(d->recv);
@@ -246,10 +252,12 @@ static int gather_sparse(sc_dist *d, sc_param *p, int np, float share, sc_error 
         if (p[k].sparse) ns++;
     if (!d->unions) {
         d->unions = sc_calloc((size_t)(ns ? ns : 1), sizeof *d->unions);
+        d->own = sc_calloc((size_t)(ns ? ns : 1), sizeof *d->own);
         d->counts = sc_calloc((size_t)d->size * (size_t)(ns ? ns : 1), sizeof *d->counts);
         d->recv_bytes = sc_calloc((size_t)d->size, sizeof *d->recv_bytes);
         d->displs = sc_calloc((size_t)d->size, sizeof *d->displs);
-        if (!d->unions || !d->counts || !d->recv_bytes || !d->displs) return sc_fail(err, SC_ENOMEM, "out of memory");
+        if (!d->unions || !d->own || !d->counts || !d->recv_bytes || !d->displs)
+            return sc_fail(err, SC_ENOMEM, "out of memory");
         for (int k = 0, i = 0; k < np; k++) {
             if (!p[k].sparse) continue;
             if ((rc = sc_row_union_init(&d->unions[i++], p[k].rows, p[k].cols, err))) return rc;
@@ -338,14 +346,9 @@ int sc_dist_optim_step(sc_dist *d, sc_optim *o, sc_param *p, int np, float lr, s
     if (!rc) rc = gather_sparse(d, p, np, share, err);
     if (rc) return rc;
     /* the optimizer reads the unions; this rank's own sparse buffers are put back after */
-    float *own_grad[d->n_unions > 0 ? d->n_unions : 1];
-    int32_t *own_touched[d->n_unions > 0 ? d->n_unions : 1];
-    int64_t own_n[d->n_unions > 0 ? d->n_unions : 1];
     for (int k = 0, i = 0; k < np; k++) {
         if (!p[k].sparse) continue;
-        own_grad[i] = p[k].grad;
-        own_touched[i] = p[k].touched;
-        own_n[i] = p[k].n_touched;
+        d->own[i] = (struct own_rows){p[k].grad, p[k].touched, p[k].n_touched};
         p[k].grad = d->unions[i].grad;
         p[k].touched = d->unions[i].ids;
         p[k].n_touched = d->unions[i].n;
@@ -354,9 +357,9 @@ int sc_dist_optim_step(sc_dist *d, sc_optim *o, sc_param *p, int np, float lr, s
     rc = sc_optim_step(o, lr, err);
     for (int k = 0, i = 0; k < np; k++) {
         if (!p[k].sparse) continue;
-        p[k].grad = own_grad[i];
-        p[k].touched = own_touched[i];
-        p[k].n_touched = own_n[i];
+        p[k].grad = d->own[i].grad;
+        p[k].touched = d->own[i].touched;
+        p[k].n_touched = d->own[i].n_touched;
         i++;
     }
     d->stats.steps++;
