@@ -9,6 +9,8 @@
 #include "test_lm_util.h"
 #include "text/wordpiece.h"
 
+#include <utf8proc.h>
+
 typedef struct fx_case {
     char *text;
     size_t len;
@@ -186,4 +188,61 @@ Test(text_wordpiece, unicode_classes) {
     cr_assert(!sc_unicode_is_bert_control(0x0378)); /* unassigned: kept, as tokenizers does */
     cr_assert(sc_unicode_is_cjk(0x4E2D));
     cr_assert(!sc_unicode_is_cjk(0x3042)); /* hiragana */
+}
+
+/* Every code point against tokenizers (tests/fixtures/bert_unicode.tsv, made
+ * by gen_unicode_compat.py): its pre-tokenizer class, and what uncased
+ * BERT's normaliser (clean_text, CJK spacing, strip_accents, lowercase)
+ * makes of it. */
+static const char *bert_class(int32_t c) {
+    if (c == 0 || c == 0xFFFD || sc_unicode_is_bert_control(c)) return "drop";
+    if (sc_unicode_is_bert_whitespace(c)) return "space";
+    return sc_unicode_is_bert_punct(c) ? "punct" : "word";
+}
+
+Test(text_wordpiece, every_code_point_matches_hf_tokenizers) {
+    FILE *f = fopen(lmt_fixture("bert_unicode.tsv"), "r");
+    cr_assert(f, "tests/fixtures/bert_unicode.tsv missing");
+    const sc_wordpiece_opts o = {1, 1, 1, 1, 100};
+    const char *vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n";
+    sc_wordpiece *wp;
+    sc_error e;
+    cr_assert_eq(sc_wordpiece_from_vocab_buf(&wp, vocab, strlen(vocab), "v.txt", &o, &e), SC_OK);
+    char line[512], want[256];
+    int bad_cls = 0, bad_norm = 0, first_bad = -1;
+    int32_t next = 0; /* the rows cover every code point but surrogates, in order */
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        unsigned lo, hi;
+        char cls[16], out[400];
+        cr_assert_eq(sscanf(line, "%x\t%x\t%15[^\t]\t%399[^\n]", &lo, &hi, cls, out), 4, "%s", line);
+        cr_assert_eq((int32_t)lo, next == 0xD800 ? 0xE000 : next, "rows must be contiguous: %s", line);
+        next = (int32_t)hi + 1;
+        for (int32_t c = (int32_t)lo; c <= (int32_t)hi; c++) {
+            char in[8];
+            size_t nin = (size_t)utf8proc_encode_char(c, (utf8proc_uint8_t *)in), n = 0;
+            if (!strcmp(out, "=")) memcpy(want, in, n = nin);
+            else if (!strcmp(out, "cjk")) { want[0] = ' '; memcpy(want + 1, in, nin); want[nin + 1] = ' '; n = nin + 2; }
+            else if (strcmp(out, "-")) {
+                for (char *p = out; *p;) {
+                    char *end;
+                    n += (size_t)utf8proc_encode_char((int32_t)strtol(p, &end, 16), (utf8proc_uint8_t *)want + n);
+                    p = *end == ' ' ? end + 1 : end;
+                }
+            }
+            char *got;
+            size_t ng;
+            cr_assert_eq(sc_wordpiece_normalize(wp, in, nin, &got, &ng, &e), SC_OK);
+            int cls_ok = !strcmp(cls, bert_class(c)), norm_ok = ng == n && !memcmp(got, want, n);
+            bad_cls += !cls_ok;
+            bad_norm += !norm_ok;
+            if ((!cls_ok || !norm_ok) && first_bad < 0) first_bad = c;
+            sc_free(got);
+        }
+    }
+    fclose(f);
+    sc_wordpiece_free(wp);
+    cr_assert_eq(next, 0x110000, "the fixture stops at U+%04X", next);
+    cr_assert(bad_cls == 0 && bad_norm == 0, "%d classes and %d normalised forms differ from tokenizers; first U+%04X",
+              bad_cls, bad_norm, first_bad);
 }

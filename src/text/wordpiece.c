@@ -39,15 +39,43 @@ void sc_tokens_free(sc_tokens *t) {
  * changed since are listed in a generated table that takes precedence. */
 #include "text/bert_unicode_compat.h"
 
-static int compat_class(int32_t c) {
-    if (c < sc_bert_compat[0].lo) return 0;
-    int lo = 0, hi = SC_BERT_COMPAT_N - 1;
+static int range_class(const sc_bert_range *r, int n, int32_t c) {
+    if (c < r[0].lo) return 0;
+    int lo = 0, hi = n - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        if (c < sc_bert_compat[mid].lo) hi = mid - 1;
-        else if (c > sc_bert_compat[mid].hi) lo = mid + 1;
-        else return sc_bert_compat[mid].cls;
+        if (c < r[mid].lo) hi = mid - 1;
+        else if (c > r[mid].hi) lo = mid + 1;
+        else return r[mid].cls;
     }
+    return 0;
+}
+
+static int compat_class(int32_t c) { return range_class(sc_bert_compat, SC_BERT_COMPAT_N, c); }
+
+/* Whether strip_accents drops c (a character NFD leaves alone): tokenizers
+ * drops non-spacing marks (Mn) by its own, older tables. */
+int sc_unicode_is_bert_mark(int32_t c) {
+    int mc = range_class(sc_bert_mark_compat, SC_BERT_MARK_COMPAT_N, c);
+    if (mc) return mc == SC_BERT_MARK;
+    return utf8proc_category(c) == UTF8PROC_CATEGORY_MN;
+}
+
+/* Lowercase as tokenizers (single characters; U+0130 is the caller's). */
+static int32_t bert_tolower(int32_t c) {
+    int lo = 0, hi = SC_BERT_LOWER_COMPAT_N - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (c < sc_bert_lower_compat[mid].c) hi = mid - 1;
+        else if (c > sc_bert_lower_compat[mid].c) lo = mid + 1;
+        else return sc_bert_lower_compat[mid].lower;
+    }
+    return utf8proc_tolower(c);
+}
+
+static int bert_nfd_keep(int32_t c) {
+    for (int i = 0; i < SC_BERT_NFD_KEEP_N; i++)
+        if (sc_bert_nfd_keep[i] == c) return 1;
     return 0;
 }
 
@@ -444,7 +472,7 @@ static int normalize(const sc_wordpiece *wp, const uint8_t *s, size_t len, cpbuf
         utf8proc_int32_t dec[32];
         utf8proc_ssize_t nd = 1;
         dec[0] = c;
-        if (o->strip_accents) {
+        if (o->strip_accents && !bert_nfd_keep(c)) {
             int last = 0;
             nd = utf8proc_decompose_char(c, dec, 32, UTF8PROC_DECOMPOSE, &last);
             if (nd < 0 || nd > 32) {
@@ -454,19 +482,36 @@ static int normalize(const sc_wordpiece *wp, const uint8_t *s, size_t len, cpbuf
         }
         for (utf8proc_ssize_t j = 0; j < nd; j++) {
             int32_t d = dec[j];
-            if (o->strip_accents && utf8proc_category(d) == UTF8PROC_CATEGORY_MN) continue;
+            if (o->strip_accents && sc_unicode_is_bert_mark(d)) continue;
             if (o->lowercase) {
                 if (d == 0x130) { /* the one unconditional multi-character lowercase mapping */
                     if (cp_push(out, 'i') || cp_push(out, 0x307)) return -1;
                     continue;
                 }
-                d = utf8proc_tolower(d);
+                d = bert_tolower(d);
             }
             if (cp_push(out, d)) return -1;
         }
         if (cjk && cp_push(out, ' ')) return -1;
     }
     return 0;
+}
+
+int sc_wordpiece_normalize(const sc_wordpiece *wp, const char *text, size_t len, char **out, size_t *n_out,
+                           sc_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    cpbuf cb = {0};
+    char *s = NULL;
+    if (normalize(wp, (const uint8_t *)text, len, &cb) == 0 && (s = sc_malloc(4 * cb.n + 1))) {
+        size_t n = 0;
+        for (size_t i = 0; i < cb.n; i++) n += (size_t)utf8proc_encode_char(cb.c[i], (utf8proc_uint8_t *)s + n);
+        s[n] = '\0';
+        *out = s;
+        *n_out = n;
+    }
+    sc_free(cb.c);
+    return s ? SC_OK : sc_fail(err, SC_ENOMEM, "tokenizer: out of memory normalising %zu bytes", len);
 }
 
 /* WordPiece over one pre-token (code points w[0..nc)). */

@@ -8,6 +8,8 @@
  *      unassigned/private-use characters, map whitespace to ' '),
  *      handle_chinese_chars (space around CJK ideographs), strip_accents
  *      (Unicode NFD through utf8proc, drop non-spacing marks), lowercase;
+ *      character classes follow tokenizers' (older) Unicode tables, checked
+ *      for every code point by tests/test_text_wordpiece.c;
  *   4. BertPreTokenizer: split on whitespace, every punctuation character is
  *      its own word;
  *   5. WordPiece: longest match first, "##" continuation, [UNK] for a word
@@ -58,6 +60,12 @@ void sc_wordpiece_free(sc_wordpiece *wp);
 int sc_wordpiece_encode(const sc_wordpiece *wp, const char *text, size_t len, int max_len, sc_tokens *out,
                         sc_error *err);
 
+/* BertNormalizer's output (steps 2-3 above) for len bytes of text, as
+ * NUL-terminated UTF-8 in *out (sc_malloc'ed, *n_out bytes). Only fails on
+ * out-of-memory. */
+int sc_wordpiece_normalize(const sc_wordpiece *wp, const char *text, size_t len, char **out, size_t *n_out,
+                           sc_error *err);
+
 /* Vocabulary access: id of a token string or -1; the string of an id or NULL. */
 int sc_wordpiece_id(const sc_wordpiece *wp, const char *token);
 const char *sc_wordpiece_token(const sc_wordpiece *wp, int id);
@@ -69,5 +77,6 @@ int sc_unicode_is_bert_whitespace(int32_t c);
 int sc_unicode_is_bert_punct(int32_t c);
 int sc_unicode_is_bert_control(int32_t c);
 int sc_unicode_is_cjk(int32_t c);
+int sc_unicode_is_bert_mark(int32_t c);
 
 #endif
