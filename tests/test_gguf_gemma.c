@@ -42,12 +42,17 @@ Test(gguf_gemma, tokenizer_matches_llama_cpp, .timeout = 120) {
     cr_assert_eq(sc_spm_encode(t.spm, "a<table>b", 9, 0, &ids, &k, &e), SC_OK);
     cr_assert(k == 3 && ids[1] == sc_spm_find(t.spm, "<table>"), "k=%d", k);
     sc_free(ids);
-    /* byte fallback: a lone 0xff byte becomes <0xFF> */
+    /* a lone 0xff byte reads as U+FFFD (text/tokutil.h), not as <0xFF> */
     cr_assert_eq(sc_spm_encode(t.spm, "\xff", 1, 0, &ids, &k, &e), SC_OK);
-    cr_assert(k == 1 && ids[0] == sc_spm_find(t.spm, "<0xFF>"));
-    char b[8];
-    cr_assert(sc_spm_piece(t.spm, ids[0], b, sizeof b) == 1 && (unsigned char)b[0] == 0xff);
+    int32_t *fffd;
+    int kf;
+    cr_assert_eq(sc_spm_encode(t.spm, "\xEF\xBF\xBD", 3, 0, &fffd, &kf, &e), SC_OK);
+    cr_assert(k == kf && !memcmp(ids, fffd, (size_t)k * sizeof *ids));
+    sc_free(fffd);
     sc_free(ids);
+    /* a byte token decodes to its byte */
+    char b[8];
+    cr_assert(sc_spm_piece(t.spm, sc_spm_find(t.spm, "<0xFF>"), b, sizeof b) == 1 && (unsigned char)b[0] == 0xff);
     cr_assert_eq(sc_spm_add_bos(t.spm), 1);
     cr_assert_eq(sc_spm_piece(t.spm, sc_spm_bos(t.spm), b, sizeof b), 0);
     cr_assert_eq(sc_spm_piece(t.spm, 1 << 30, b, sizeof b), -1);

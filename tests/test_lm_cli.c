@@ -1,5 +1,6 @@
 /* lm: `semctr embed` from the user's side: --text prints the vector the
- * library computes; --input writes a store; bad input names the line. */
+ * library computes; --input writes a store; bad input (an empty line, a
+ * repeated id, a --max-length beyond the model) names the line or limit. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,4 +91,34 @@ Test(lm_cli, bad_input_names_the_line) {
     cr_assert(strstr(out, "/nonexistent-model"), "%s", out);
     cr_assert_eq(run("--input only.txt", out, sizeof out), 2);
     unlink(in);
+}
+
+Test(lm_cli, repeated_id_names_file_and_both_lines) {
+    char in[] = "/tmp/sc_embed_dup_XXXXXX";
+    int fd = mkstemp(in);
+    const char *body = "a\tfirst\nb\tsecond\n1\tthird\nfourth\na\tfifth\n"; /* line 4's id is "4" */
+    cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    close(fd);
+    static char out[4096], args[512], want[256];
+    snprintf(args, sizeof args, "--input %s --out /tmp/never.vs", in);
+    cr_assert_eq(run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "%s:5: id 'a' is already the id of line 1", in);
+    cr_assert(strstr(out, want), "%s", out);
+    cr_assert_eq(access("/tmp/never.vs", F_OK), -1);
+    /* a line number taken as an id clashes with an explicit one too */
+    const char *body2 = "2\tfirst\nsecond\n";
+    FILE *f = fopen(in, "w");
+    fputs(body2, f);
+    fclose(f);
+    cr_assert_eq(run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "%s:2: id '2' is already the id of line 1", in);
+    cr_assert(strstr(out, want), "%s", out);
+    unlink(in);
+}
+
+Test(lm_cli, max_length_beyond_the_model_names_its_limit, .timeout = 60) {
+    static char out[65536];
+    cr_assert_eq(run("--text x --max-length 513", out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "--max-length 513 is beyond all-MiniLM-L6-v2's limit of 512 tokens"), "%s", out);
+    cr_assert_eq(run("--text x --max-length 512", out, sizeof out), 0, "%s", out);
 }

@@ -5,8 +5,9 @@
  *                [--threads N] [--max-length N] [--no-normalize]
  *
  * FILE: one text per line, "id<TAB>text" or plain text (the id is then the
- * line number, from 1). An empty line or an empty id/text is an error naming
- * the line. Invalid UTF-8 is read as U+FFFD, which BERT's normaliser drops.
+ * line number, from 1). An empty line, an empty id/text or an id seen on an
+ * earlier line is an error naming the line(s). Invalid UTF-8 is read as
+ * U+FFFD (text/tokutil.h), which BERT's normaliser drops.
  * --model defaults to $SEMCTR_MODEL, else the cached all-MiniLM-L6-v2
  * (${SEMCTR_CACHE:-~/.cache/semctr}/models/all-MiniLM-L6-v2), fetched on first
  * use by scripts/fetch_model.sh. */
@@ -22,6 +23,8 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "data/entity.h"
+#include "data/strmap.h"
+#include "lm/bert.h"
 #include "text/template.h"
 #include "lm/encoder.h"
 #include "lm/textvec.h"
@@ -160,7 +163,11 @@ int cmd_embed(int argc, char **argv) {
     sc_textvec_set_normalize(&tv, !no_norm && (enc ? tv.normalize : 1));
     if (enc) sc_encoder_set_batch(enc, (int)batch);
     if (max_len && (!enc || sc_encoder_set_max_length(enc, (int)max_len) != SC_OK)) {
-        fprintf(stderr, "semctr embed: --max-length must be in [2, model's max positions] (encoders only)\n");
+        if (enc)
+            fprintf(stderr, "semctr embed: --max-length %lld is beyond %s's limit of %d tokens (its max positions)\n",
+                    (long long)max_len, tv.name, sc_encoder_bert(enc)->cfg.max_pos);
+        else
+            fprintf(stderr, "semctr embed: --max-length applies to encoders only, not to %s\n", tv.name);
         sc_textvec_close(&tv);
         return EXIT_USAGE;
     }
@@ -193,6 +200,8 @@ int cmd_embed(int argc, char **argv) {
     char **ids = NULL, **texts = NULL;
     char (*numid)[24] = NULL;
     sc_entity_table et = {0};
+    sc_strmap seen; /* id -> its 1-based line, to name both lines of a repeated id */
+    sc_strmap_init(&seen);
     int rc = config ? entity_texts(config, entity, tmpl, &et, &ids, &texts, &n, &err)
                     : sc_read_file(input, &buf, &len, &err);
     if (config) input = config;
@@ -236,6 +245,18 @@ int cmd_embed(int argc, char **argv) {
             snprintf(numid[n], sizeof numid[n], "%zu", line);
             ids[n] = NULL; /* the line number, resolved below (numid may move) */
             texts[n] = s;
+        }
+        const char *id = ids[n] ? ids[n] : numid[n];
+        int fresh;
+        int64_t k = sc_strmap_insert(&seen, id, strlen(id), (int64_t)line, &fresh);
+        if (k < 0) {
+            rc = sc_fail(&err, SC_ENOMEM, "out of memory reading %s", input);
+            break;
+        }
+        if (!fresh) {
+            rc = sc_fail(&err, SC_EINVAL, "%s:%zu: id '%s' is already the id of line %lld (ids must be unique)", input,
+                         line, id, (long long)seen.val[k]);
+            break;
         }
         n++;
     }
@@ -282,6 +303,7 @@ int cmd_embed(int argc, char **argv) {
         for (int64_t i = 0; i < n; i++) sc_free(texts[i]);
     sc_free(texts);
     sc_entity_table_free(&et);
+    sc_strmap_free(&seen);
     sc_textvec_close(&tv);
     return cli_dist_finish("embed", dist, rc, &err);
 }

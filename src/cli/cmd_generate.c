@@ -105,6 +105,15 @@ int cmd_generate(int argc, char **argv) {
         if (sc_read_file(prompt_file, &file_text, &n, &err) != SC_OK) return cli_fail(C, &err);
         prompt = file_text;
     }
+    /* One rule for every model: with nothing to continue from, a model with a
+     * BOS token would generate from BOS alone and one without would have no
+     * tokens at all, so an empty prompt is refused before loading either. */
+    if (!prompt[0]) {
+        fprintf(stderr, "semctr generate: the prompt is empty%s%s\n", prompt_file ? ": " : "",
+                prompt_file ? prompt_file : "");
+        sc_free(file_text);
+        return EXIT_USAGE;
+    }
     if (!model) model = cli_default_gguf(defpath, sizeof defpath);
     int rc = 1;
     sc_llama *m = NULL;

@@ -315,21 +315,18 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
                   sc_error *err) {
     *out_ids = NULL;
     *n_out = 0;
-    /* validate UTF-8 once so PCRE2 can skip its own check */
-    {
-        pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-        if (!md) return sc_fail(err, SC_ENOMEM, "out of memory");
-        int m = pcre2_match(t->re[0], (PCRE2_SPTR)text, len, 0, 0, md, NULL);
-        pcre2_match_data_free(md);
-        if (m < 0 && m != PCRE2_ERROR_NOMATCH)
-            return sc_fail(err, SC_EINVAL, "text is not valid UTF-8 (PCRE2 error %d)", m);
-    }
+    /* invalid bytes become U+FFFD (tokutil.h), so PCRE2 can skip its check */
+    char *fixed;
+    if (sc_utf8_replace_invalid(text, len, &fixed, &len)) return sc_fail(err, SC_ENOMEM, "out of memory");
+    if (fixed) text = fixed;
     sc_tok_ids v = {0};
     sc_tok_frag *fr;
     size_t nf;
     if (sc_tok_partition(text, len, (const char *const *)t->tokens, t->types, t->special, t->n_special, parse_special,
-                         &fr, &nf))
+                         &fr, &nf)) {
+        sc_free(fixed);
         return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
     int rc = SC_OK;
     for (size_t i = 0; i < nf && rc == SC_OK; i++) {
         if (fr[i].id >= 0) {
@@ -339,6 +336,7 @@ int sc_bpe_encode(const sc_bpe *t, const char *text, size_t len, int parse_speci
         }
     }
     sc_free(fr);
+    sc_free(fixed);
     if (rc != SC_OK) {
         sc_free(v.p);
         return rc;

@@ -213,11 +213,17 @@ int sc_spm_encode(const sc_spm *t, const char *text, size_t len, int parse_speci
                   sc_error *err) {
     *out_ids = NULL;
     *n_out = 0;
+    /* invalid bytes become U+FFFD (tokutil.h), not byte tokens */
+    char *fixed;
+    if (sc_utf8_replace_invalid(text, len, &fixed, &len)) return sc_fail(err, SC_ENOMEM, "out of memory");
+    if (fixed) text = fixed;
     sc_tok_frag *fr;
     size_t nf;
     if (sc_tok_partition(text, len, (const char *const *)t->tokens, t->types, t->special, t->n_special, parse_special,
-                         &fr, &nf))
+                         &fr, &nf)) {
+        sc_free(fixed);
         return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
     sc_tok_ids v = {0};
     int rc = 0, prev_special = 1; /* the first fragment counts as after a special token */
     char *buf = NULL;
@@ -242,6 +248,7 @@ int sc_spm_encode(const sc_spm *t, const char *text, size_t len, int parse_speci
     }
     sc_free(buf);
     sc_free(fr);
+    sc_free(fixed);
     if (rc) {
         sc_free(v.p);
         return sc_fail(err, SC_ENOMEM, "out of memory tokenising %zu bytes", len);

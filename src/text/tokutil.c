@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "base/alloc.h"
 
@@ -170,5 +171,37 @@ int sc_tok_ids_push(sc_tok_ids *v, int32_t id) {
         v->cap = nc;
     }
     v->p[v->n++] = id;
+    return 0;
+}
+
+/* Length of the valid sequence at s, or 0 when s[0] does not begin one. */
+static size_t utf8_valid_len(const char *s, size_t len) {
+    utf8proc_int32_t c;
+    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &c);
+    return k > 0 ? (size_t)k : 0;
+}
+
+int sc_utf8_replace_invalid(const char *text, size_t len, char **out, size_t *n_out) {
+    *out = NULL;
+    *n_out = len;
+    size_t i = 0, bad = 0;
+    for (size_t k; i < len; i += k ? k : 1)
+        if (!(k = utf8_valid_len(text + i, len - i))) bad++;
+    if (!bad) return 0;
+    char *s = sc_malloc(len + 2 * bad + 1); /* each bad byte grows to 3 */
+    if (!s) return -1;
+    size_t n = 0;
+    for (size_t k, j = 0; j < len; j += k ? k : 1) {
+        if ((k = utf8_valid_len(text + j, len - j))) {
+            memcpy(s + n, text + j, k);
+            n += k;
+        } else {
+            memcpy(s + n, "\xEF\xBF\xBD", 3);
+            n += 3;
+        }
+    }
+    s[n] = '\0';
+    *out = s;
+    *n_out = n;
     return 0;
 }

@@ -79,4 +79,14 @@ typedef struct sc_tok_ids {
 /* Append id; -1 when out of memory (the list is unchanged). */
 int sc_tok_ids_push(sc_tok_ids *v, int32_t id);
 
+/* Invalid UTF-8, one rule for all tokenizers (WordPiece, byte-level BPE,
+ * SentencePiece): every byte that does not begin a valid sequence (utf8proc's
+ * rule: no overlong forms, surrogates or code points above U+10FFFF) reads
+ * as U+FFFD, and decoding resumes at the next byte. This is what Hugging Face
+ * tokenizers and llama.cpp's BPE do with such text, so a stray byte in a
+ * dataset changes one character rather than stopping a run.
+ * *out = NULL when the text is valid (use it as is), else an sc_malloc'ed
+ * copy of *n_out bytes with the replacements. 0, or -1 out of memory. */
+int sc_utf8_replace_invalid(const char *text, size_t len, char **out, size_t *n_out);
+
 #endif
