@@ -193,22 +193,6 @@ static void add_bias(float *x, const float *bias, int T, int n) {
         for (int i = 0; i < n; i++) x[(size_t)t * n + i] += bias[i];
 }
 
-/* h = silu(g) * u, in place into g */
-static void swiglu_forward(float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-/* h = gelu(g) * u in place into g, GELU's tanh approximation as ggml_gelu,
- * written as 0.5 x (1 + tanh(v)) = x / (1 + exp(-2v)): one expf instead of
- * tanhf (which was 11% of a Gemma prompt) */
-static void geglu_forward(float *g, const float *u, size_t n) {
-    const float k2 = 2.0f * 0.79788456080286535588f; /* 2 sqrt(2/pi) */
-    for (size_t i = 0; i < n; i++) {
-        float x = g[i];
-        g[i] = x / (1.0f + expf(-k2 * x * (1.0f + 0.044715f * x * x))) * u[i];
-    }
-}
-
 /* x = cap * tanh(x / cap) */
 static void softcap_forward(float *x, size_t n, float cap) {
     for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
@@ -588,8 +572,7 @@ static int forward(sc_llama *m, const fwd_batch *b, float *const *logits, float 
         float *gu[2] = {g, u};
         const sc_qtensor *wgu[2] = {&y->w_gate, &y->w_up};
         if ((rc = sc_qmatmul_seg(2, gu, wgu, xn, b->seg, b->n_seg, m->pool, mode, err))) goto done;
-        if (c->geglu) geglu_forward(g, u, (size_t)T * F);
-        else swiglu_forward(g, u, (size_t)T * F);
+        sc_glu(g, u, (size_t)T * F, c->geglu); /* SwiGLU, or GeGLU */
         const sc_qtensor *wd = &y->w_down;
         if ((rc = sc_qmatmul_seg(1, &xn, &wd, g, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         if (c->post_norms) rmsnorm_forward(xn, xn, y->post_ffn_norm, T, C, c->eps);

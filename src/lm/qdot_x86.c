@@ -24,6 +24,9 @@ sc_qdot_fn sc_qdot_avx2(int wtype, int vnni);
 sc_qdot_fn sc_qdot_avx512(int wtype, int vnni);
 sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni);
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni);
+sc_bf16_tile_fn sc_bf16_tile_avx512(void);
+void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out);
+size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -31,6 +34,7 @@ sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni);
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
 
 static inline float AVX2 f16_avx2(const uint8_t *p) {
     uint16_t h;
@@ -511,6 +515,118 @@ static float AVX512 bf16_dot_avx512(const uint8_t *w, const sc_qrow *a, int n) {
     return s;
 }
 
+/* ---- the gated activation (sc_glu) ---- */
+
+/* exp(x), 8 lanes: x = n ln2 + r, |r| <= ln2/2, e^r by Cephes' expf
+ * polynomial, times 2^n built in the exponent bits; x clamped to
+ * [-87.3, 88.3] so 2^n stays a normal float (e^x saturates there, which
+ * sigmoid does not notice) */
+static inline __m256 AVX2 exp_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln2 in two parts: exact n * hi */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* sc_glu on the first n / 8 * 8 elements; returns how many it did */
+size_t AVX2 sc_glu_avx2(float *g, const float *u, size_t n, int gelu) {
+    const __m256 one = _mm256_set1_ps(1.0f), k2 = _mm256_set1_ps(2.0f * 0.79788456080286535588f);
+    const __m256 c = _mm256_set1_ps(0.044715f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i), a = x;
+        if (gelu) a = _mm256_mul_ps(_mm256_mul_ps(k2, x), _mm256_fmadd_ps(_mm256_mul_ps(c, x), x, one));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), a))));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    return i;
+}
+
+/* ---- bfloat16 tiles (AVX512_BF16) ---- */
+
+void BF16 sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512((void *)(out + i), (__m512i)h);
+    }
+    for (; i < n; i += 16) { /* the tail, 16 at a time under a mask */
+        __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+        _mm256_mask_storeu_epi16(out + i, m, (__m256i)h);
+    }
+}
+
+/* The micro-kernel: NT groups of 16 packed activation rows (one zmm each
+ * per pair p) x NR weight rows (each pair broadcast): NT x NR float
+ * accumulators, vdpbf16ps adding x[2p+1] w[2p+1], then x[2p] w[2p], to each
+ * lane in order of p. tmp[(i * 6 + j) * 16 + l] = row l of group i . w_j. */
+#define BF16_KERNEL(NT, NR)                                                                                            \
+    static void BF16 bf16_kernel_##NT##x##NR(const uint16_t *xp, size_t gstride, const uint16_t *wt, size_t IC, int P, \
+                                             float *tmp) {                                                             \
+        __m512 acc[NT][NR];                                                                                            \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
+            acc[i][j] = _mm512_setzero_ps();                                                                           \
+        for (int p = 0; p < P; p++) {                                                                                  \
+            __m512bh x[NT];                                                                                            \
+            _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) x[i] =                                                \
+                (__m512bh)_mm512_loadu_si512((const void *)(xp + i * gstride + (size_t)p * 32));                       \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++) {                                                     \
+                int32_t pair;                                                                                          \
+                memcpy(&pair, wt + j * IC + 2 * (size_t)p, 4);                                                         \
+                __m512bh b = (__m512bh)_mm512_set1_epi32(pair);                                                        \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], x[i], b); \
+            }                                                                                                          \
+        }                                                                                                              \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
+            _mm512_storeu_ps(tmp + (i * 6 + j) * 16, acc[i][j]);                                                       \
+    }
+#define BF16_KERNELS(NT)                                                                                               \
+    BF16_KERNEL(NT, 1) BF16_KERNEL(NT, 2) BF16_KERNEL(NT, 3) BF16_KERNEL(NT, 4) BF16_KERNEL(NT, 5) BF16_KERNEL(NT, 6)
+BF16_KERNELS(1)
+BF16_KERNELS(2)
+BF16_KERNELS(3)
+BF16_KERNELS(4)
+
+typedef void (*bf16_kernel_fn)(const uint16_t *, size_t, const uint16_t *, size_t, int, float *);
+#define BF16_ROW(NT)                                                                                                   \
+    {bf16_kernel_##NT##x1, bf16_kernel_##NT##x2, bf16_kernel_##NT##x3,                                                 \
+     bf16_kernel_##NT##x4, bf16_kernel_##NT##x5, bf16_kernel_##NT##x6}
+static const bf16_kernel_fn bf16_kernels[4][6] = {BF16_ROW(1), BF16_ROW(2), BF16_ROW(3), BF16_ROW(4)};
+
+/* sc_bf16_tile_fn: blocks of 6 weight rows x 4 groups of 16 activation rows
+ * (24 accumulators; the 6 rows' pairs stay in L1 while the groups stream
+ * from L2), smaller at the edges */
+static void BF16 bf16_tile_avx512(const uint16_t *xp, int T, const uint16_t *wt, int R, int IC, float *out, size_t ldo) {
+    int P = IC / 2, G = (T + 15) / 16;
+    size_t gstride = (size_t)P * 32;
+    float tmp[4 * 6 * 16];
+    for (int r0 = 0; r0 < R; r0 += 6) {
+        int nr = R - r0 < 6 ? R - r0 : 6;
+        for (int g0 = 0; g0 < G; g0 += 4) {
+            int ng = G - g0 < 4 ? G - g0 : 4;
+            bf16_kernels[ng - 1][nr - 1](xp + g0 * gstride, gstride, wt + (size_t)r0 * IC, (size_t)IC, P, tmp);
+            for (int i = 0; i < ng; i++)
+                for (int l = 0; l < 16 && 16 * (g0 + i) + l < T; l++) {
+                    float *o = out + (size_t)(16 * (g0 + i) + l) * ldo + r0;
+                    for (int j = 0; j < nr; j++) o[j] = tmp[(i * 6 + j) * 16 + l];
+                }
+        }
+    }
+}
+
+sc_bf16_tile_fn sc_bf16_tile_avx512(void) { return bf16_tile_avx512; }
+
 sc_qdot_fn sc_qdot_avx2(int wtype, int vnni) {
     if (vnni) return qdot_int_avx2_vnni(wtype);
     switch (wtype) {
@@ -547,6 +663,9 @@ sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni) {
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni) { return vnni ? qdot4_int_avx512_vnni(wtype) : qdot4_int_avx512(wtype); }
 
 #else
+size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu) { (void)g; (void)u; (void)n; (void)gelu; return 0; }
+sc_bf16_tile_fn sc_bf16_tile_avx512(void) { return NULL; }
+void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out) { (void)x; (void)n; (void)out; }
 sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni) { (void)wtype; (void)vnni; return NULL; }
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni) { (void)wtype; (void)vnni; return NULL; }
 sc_dequant_fn sc_dequant_avx2(int wtype);

@@ -21,6 +21,9 @@ sc_qdot_fn sc_qdot_avx512(int wtype, int vnni);
 sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni);
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni);
 sc_dequant_fn sc_dequant_avx2(int wtype);
+sc_bf16_tile_fn sc_bf16_tile_avx512(void);
+size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu);
+void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out);
 
 /* ---- helpers ---- */
 
@@ -326,6 +329,8 @@ static float dot_bf16(const uint8_t *w, const sc_qrow *a, int n) {
  * SC_ISA_AVX512. Not an instruction-set level of its own: it picks the VNNI
  * variants of the AVX2 and AVX-512 integer kernels (the same bits). */
 #define ISA_VNNI 8
+/* Bit ISA_BF16: AVX512_BF16 and AVX512VL on top of SC_ISA_AVX512 */
+#define ISA_BF16 16
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
@@ -348,6 +353,8 @@ static int detect_isas(void) {
     if ((isas & 1 << SC_ISA_AVX2) && avx512f && avx512bw && (xlo & 0xe0) == 0xe0) isas |= 1 << SC_ISA_AVX512;
     int avx512vl = b >> 31 & 1, avx512vnni = c >> 11 & 1;
     if ((isas & 1 << SC_ISA_AVX512) && avx512vl && avx512vnni) isas |= 1 << ISA_VNNI;
+    if ((isas & 1 << SC_ISA_AVX512) && avx512vl && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1))
+        isas |= 1 << ISA_BF16;
     return isas;
 }
 #else
@@ -364,6 +371,8 @@ static int cpu_isas(void) {
 int sc_isa_available(int isa) { return isa >= 0 && isa < SC_ISA_N && (cpu_isas() >> isa & 1); }
 
 int sc_cpu_has_vnni(void) { return cpu_isas() >> ISA_VNNI & 1; }
+
+int sc_cpu_has_bf16(void) { return cpu_isas() >> ISA_BF16 & 1; }
 
 const char *sc_isa_name(int isa) {
     static const char *names[] = {"plain C", "AVX2", "AVX-512"};
@@ -430,15 +439,102 @@ void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out
     else sc_dequant(w->type, src, out, n, NULL, NULL);
 }
 
+/* ---- bfloat16 tiles: plain C (the reference the AVX512_BF16 kernel is
+ * tested against) ---- */
+
+uint16_t sc_bf16_of(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7f800000u) == 0) return (uint16_t)(x >> 16 & 0x8000); /* zero, subnormal: signed zero */
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(x >> 16 | 0x40); /* NaN stays NaN */
+    return (uint16_t)((x + 0x7fffu + (x >> 16 & 1)) >> 16);
+}
+
+static float f32_of_bf16(uint16_t h) {
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+void sc_bf16_round(const float *x, size_t n, uint16_t *out) {
+    if (sc_cpu_has_bf16()) {
+        sc_bf16_round_avx512(x, n, out);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = sc_bf16_of(x[i]);
+}
+
+size_t sc_bf16_pack_bytes(int T, int IC) { return (size_t)((T + 15) / 16) * 16 * (size_t)IC * sizeof(uint16_t); }
+
+void sc_bf16_pack(const float *x, int T, int IC, uint16_t *xp) {
+    int P = IC / 2;
+    size_t gsize = (size_t)P * 32; /* uint16 per group */
+    if (T % 16) /* the last group's rows past T */
+        memset(xp + (size_t)(T / 16) * gsize, 0, gsize * sizeof(uint16_t));
+    for (int t = 0; t < T; t++) {
+        uint16_t *o = xp + (size_t)(t / 16) * gsize + 2 * (t % 16), buf[64];
+        for (int p0 = 0; p0 < P; p0 += 32) { /* 32 pairs at a time through buf */
+            int n = P - p0 < 32 ? P - p0 : 32;
+            sc_bf16_round(x + (size_t)t * IC + 2 * (size_t)p0, 2 * (size_t)n, buf);
+            for (int p = 0; p < n; p++) memcpy(o + (size_t)(p0 + p) * 32, buf + 2 * p, 2 * sizeof(uint16_t));
+        }
+    }
+}
+
+static void bf16_tile_plain(const uint16_t *xp, int T, const uint16_t *wt, int R, int IC, float *out, size_t ldo) {
+    int P = IC / 2;
+    for (int t = 0; t < T; t++) {
+        const uint16_t *xg = xp + (size_t)(t / 16) * P * 32 + 2 * (t % 16);
+        for (int r = 0; r < R; r++) {
+            const uint16_t *w = wt + (size_t)r * IC;
+            float acc = 0;
+            for (int p = 0; p < P; p++) {
+                acc += f32_of_bf16(xg[32 * (size_t)p + 1]) * f32_of_bf16(w[2 * p + 1]);
+                acc += f32_of_bf16(xg[32 * (size_t)p]) * f32_of_bf16(w[2 * p]);
+            }
+            out[(size_t)t * ldo + r] = acc;
+        }
+    }
+}
+
+sc_bf16_tile_fn sc_bf16_tile_get(int isa) {
+    if (isa == SC_ISA_PLAIN) return bf16_tile_plain;
+    if (isa == SC_ISA_AVX512 && sc_cpu_has_bf16()) return sc_bf16_tile_avx512();
+    return NULL;
+}
+
+/* ---- the gated activation ---- */
+
+void sc_glu(float *g, const float *u, size_t n, int gelu) {
+    size_t i = sc_isa_available(SC_ISA_AVX2) ? sc_glu_avx2(g, u, n, gelu) : 0; /* all but a tail of < 8 */
+    const float k2 = 2.0f * 0.79788456080286535588f; /* 2 sqrt(2/pi) */
+    for (; i < n; i++) {
+        float x = g[i], a = gelu ? k2 * x * (1.0f + 0.044715f * x * x) : x;
+        g[i] = x / (1.0f + expf(-a)) * u[i];
+    }
+}
+
 /* ---- matmul ---- */
 
 enum { ROWS_T1 = 16, ROWS_INT = 16, ROWS_SGEMM = 64, TOK_INT = 64 };
 
-/* the path a segment of T rows takes under mode: AUTO and INT_SGEMM give
- * one token the integer products and a batch float tiles */
+/* Rows of a bfloat16 tile: a multiple of 6 (the AVX512_BF16 kernel's rows)
+ * with R x IC x 2 bytes near 96 KiB, so the tile stays in L2 while the
+ * packed activations stream past it; 12 .. 96. */
+static int bf16_tile_rows(int IC) {
+    int r = 98304 / (2 * IC) / 6 * 6;
+    return r < 12 ? 12 : r > 96 ? 96 : r;
+}
+
+/* the path a segment of T rows takes under mode (SC_QMM_INT, SC_QMM_SGEMM
+ * or SC_QMM_INT_BF16 for a bfloat16 tile): AUTO, INT_SGEMM and INT_BF16
+ * give one token the integer products and a batch float or bfloat16 tiles */
 static int segment_mode(int mode, int T) {
-    if (mode == SC_QMM_AUTO) mode = SC_QMM_INT_SGEMM; /* measured: docs/llm.md "Performance" */
+    if (mode == SC_QMM_AUTO) /* measured: docs/llm.md "Performance" */
+        mode = sc_cpu_has_bf16() ? SC_QMM_INT_BF16 : SC_QMM_INT_SGEMM;
     if (mode == SC_QMM_INT_SGEMM) mode = T == 1 ? SC_QMM_INT : SC_QMM_SGEMM;
+    if (mode == SC_QMM_INT_BF16 && T == 1) mode = SC_QMM_INT;
     return mode;
 }
 
@@ -451,8 +547,11 @@ typedef struct mm_job {
     const int *int_rows;   /* [n_int] their row numbers */
     int n_int;
     const int *seg;        /* segment s: rows seg[s] .. seg[s+1]-1 */
-    const int *seg_mode;   /* SC_QMM_INT or SC_QMM_SGEMM per segment */
-    int n_seg, any_sgemm;
+    const int *seg_mode;   /* SC_QMM_INT, SC_QMM_SGEMM or SC_QMM_INT_BF16 per segment */
+    int n_seg, any_sgemm, any_bf16;
+    const uint16_t *xp;    /* packed bfloat16 activations of the bf16 segments */
+    const size_t *xp_off;  /* segment s's groups start at xp + xp_off[s] */
+    sc_bf16_tile_fn bf16;
     int task0[9];          /* first task of weight k; task0[n] = total */
     sc_qdot_fn dot[8];
     sc_qdot4_fn dot4[8];   /* NULL: rows one by one */
@@ -467,21 +566,37 @@ static void mm_task(void *ctx, int task) {
     int OC = w->rows, r0 = (task - j->task0[k]) * j->rows_per_task;
     int r1 = r0 + j->rows_per_task < OC ? r0 + j->rows_per_task : OC, R = r1 - r0;
     float *out = j->outs[k];
-    /* float segments: the tile decoded once for all of them, then one sgemm
-     * per segment (the call it would get alone: same bits) */
-    float *tile = NULL;
-    if (j->any_sgemm) {
-        if (!(tile = sc_aligned_alloc((size_t)R * j->IC * sizeof(float)))) {
+    /* float and bfloat16 segments: the tile decoded once for all of them,
+     * then one sgemm or tile kernel call per segment (the call it would get
+     * alone: same bits) */
+    float *tile = NULL; /* [R, IC] float; bf16 alone: one row at a time */
+    uint16_t *tile16 = NULL;
+    if (j->any_sgemm || j->any_bf16) {
+        tile = sc_aligned_alloc((size_t)(j->any_sgemm ? R : 1) * j->IC * sizeof(float));
+        tile16 = j->any_bf16 ? sc_aligned_alloc((size_t)R * j->IC * sizeof(uint16_t)) : NULL;
+        if (!tile || (j->any_bf16 && !tile16)) {
+            sc_free(tile);
+            sc_free(tile16);
             j->failed = 1;
             return;
         }
-        sc_qtensor_dequant_rows(w, r0, R, tile);
+        if (j->any_sgemm) sc_qtensor_dequant_rows(w, r0, R, tile);
+        for (int r = 0; r < R && j->any_bf16; r++) {
+            const float *row = tile + (size_t)r * j->IC;
+            if (!j->any_sgemm) {
+                sc_qtensor_dequant_rows(w, r0 + r, 1, tile);
+                row = tile;
+            }
+            sc_bf16_round(row, (size_t)j->IC, tile16 + (size_t)r * j->IC);
+        }
     }
     for (int s = 0; s < j->n_seg; s++) {
         int t0 = j->seg[s], t1 = j->seg[s + 1];
         if (j->seg_mode[s] == SC_QMM_SGEMM)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t1 - t0, R, j->IC, 1.0f, j->x + (size_t)t0 * j->IC, j->IC,
                         tile, j->IC, 0.0f, out + (size_t)t0 * OC + r0, OC);
+        else if (j->seg_mode[s] == SC_QMM_INT_BF16)
+            j->bf16(j->xp + j->xp_off[s], t1 - t0, tile16, R, j->IC, out + (size_t)t0 * OC + r0, OC);
     }
     /* the integer rows of all segments together (each row's products do not
      * depend on the others), in chunks so the chunk's activation rows stay
@@ -502,6 +617,7 @@ static void mm_task(void *ctx, int task) {
         }
     }
     sc_free(tile);
+    sc_free(tile16);
 }
 
 int sc_qmatmul(int n, float *const *outs, const sc_qtensor *const *ws, const float *x, int T, sc_pool *pool, int mode,
@@ -527,12 +643,34 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
     if (!seg_mode) return sc_fail(err, SC_ENOMEM, "out of memory");
     mm_job j = {.n = n, .IC = IC, .outs = outs, .ws = ws, .x = x, .seg = seg, .seg_mode = seg_mode, .n_seg = n_seg};
     int any_int = 0;
+    size_t *xp_off = sc_malloc((size_t)n_seg * sizeof *xp_off), xp_bytes = 0;
+    if (!xp_off) {
+        sc_free(seg_mode);
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
     for (int s = 0; s < n_seg; s++) {
         seg_mode[s] = segment_mode(mode, seg[s + 1] - seg[s]);
         if (seg_mode[s] == SC_QMM_SGEMM) j.any_sgemm = 1;
+        else if (seg_mode[s] == SC_QMM_INT_BF16) j.any_bf16 = 1;
         else any_int = 1;
+        xp_off[s] = xp_bytes / sizeof(uint16_t);
+        if (seg_mode[s] == SC_QMM_INT_BF16) xp_bytes += sc_bf16_pack_bytes(seg[s + 1] - seg[s], IC);
     }
-    j.rows_per_task = T == 1 ? ROWS_T1 : j.any_sgemm ? ROWS_SGEMM : ROWS_INT;
+    uint16_t *xp = NULL;
+    if (j.any_bf16) {
+        if (!(xp = sc_aligned_alloc(xp_bytes))) {
+            sc_free(xp_off);
+            sc_free(seg_mode);
+            return sc_fail(err, SC_ENOMEM, "out of memory packing %d activation rows of %d", T, IC);
+        }
+        for (int s = 0; s < n_seg; s++)
+            if (seg_mode[s] == SC_QMM_INT_BF16) sc_bf16_pack(x + (size_t)seg[s] * IC, seg[s + 1] - seg[s], IC, xp + xp_off[s]);
+        j.xp = xp;
+        j.xp_off = xp_off;
+        j.bf16 = sc_bf16_tile_get(SC_ISA_AVX512);
+        if (!j.bf16) j.bf16 = sc_bf16_tile_get(SC_ISA_PLAIN);
+    }
+    j.rows_per_task = T == 1 ? ROWS_T1 : j.any_sgemm ? ROWS_SGEMM : j.any_bf16 ? bf16_tile_rows(IC) : ROWS_INT;
     j.task0[0] = 0;
     for (int k = 0; k < n; k++) {
         j.task0[k + 1] = j.task0[k] + (ws[k]->rows + j.rows_per_task - 1) / j.rows_per_task;
@@ -552,6 +690,8 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
             sc_free(int_rows);
             sc_free(buf);
             sc_free(seg_mode);
+            sc_free(xp);
+            sc_free(xp_off);
             return sc_fail(err, SC_ENOMEM, "out of memory quantising %d activation rows of %d", T, IC);
         }
         for (int s = 0; s < n_seg; s++)
@@ -568,6 +708,8 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
     sc_free(int_rows);
     sc_free(buf);
     sc_free(seg_mode);
+    sc_free(xp);
+    sc_free(xp_off);
     if (j.failed) return sc_fail(err, SC_ENOMEM, "out of memory for a weight tile of %d x %d", j.rows_per_task, IC);
     return SC_OK;
 }

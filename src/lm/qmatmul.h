@@ -37,6 +37,10 @@ const char *sc_isa_name(int isa);
  * Q8_0, Q4_0, Q4_1 and Q5_0 kernels of SC_ISA_AVX2 and SC_ISA_AVX512 then
  * come in their VNNI variant (vpdpbusd for maddubs + madd), same bits. */
 int sc_cpu_has_vnni(void);
+/* 1 when the CPU has AVX512_BF16 (and AVX512VL) besides SC_ISA_AVX512:
+ * the bfloat16 tile kernel (sc_bf16_tile_get) runs, and SC_QMM_AUTO takes
+ * it for prompts. */
+int sc_cpu_has_bf16(void);
 
 /* 1 when weights of type can be multiplied (F32 F16 BF16 Q8_0 Q4_0 Q4_1
  * Q4_K Q5_K Q6_K). */
@@ -102,15 +106,54 @@ sc_qdot4_fn sc_qdot4_best(int wtype);
 typedef void (*sc_dequant_fn)(const uint8_t *src, float *dst, size_t nb);
 void sc_qtensor_dequant_rows(const sc_qtensor *w, int r0, int n_rows, float *out);
 
+/* ---- bfloat16 tiles (SC_QMM_INT_BF16) ----
+ * A value is rounded to bfloat16 (the top 16 bits of the float) to nearest
+ * even, float subnormals to signed zero (as vcvtne2ps2bf16 does). A weight
+ * tile is R rows rounded to bfloat16, row-major wt[R][IC]. Activations
+ * x[T][IC] are packed in groups of 16 rows: xp[g][p][l][h] =
+ * bf16(x[16g + l][2p + h]), rows past T zero. IC is even. */
+
+/* bytes sc_bf16_pack writes for T rows of IC */
+size_t sc_bf16_pack_bytes(int T, int IC);
+void sc_bf16_pack(const float *x, int T, int IC, uint16_t *xp);
+/* bf16(f) in plain C */
+uint16_t sc_bf16_of(float f);
+/* out[i] = bf16(x[i]) for i < n: AVX512_BF16 where the CPU has it (the
+ * same bits as sc_bf16_of, tested), else sc_bf16_of */
+void sc_bf16_round(const float *x, size_t n, uint16_t *out);
+
+/* out[t * ldo + r] = x[t] . w[r] for t < T, r < R over packed xp and tile
+ * wt: per (t, r) one float sum, over p in order, of x[2p+1] w[2p+1] and then
+ * x[2p] w[2p] (products of bfloat16 values are exact in float): the order
+ * vdpbf16ps adds in, so the plain C and AVX512_BF16 kernels give the same
+ * bits (tested). */
+typedef void (*sc_bf16_tile_fn)(const uint16_t *xp, int T, const uint16_t *wt, int R, int IC, float *out, size_t ldo);
+/* SC_ISA_PLAIN: the plain C kernel; SC_ISA_AVX512: the AVX512_BF16 one,
+ * NULL when the CPU lacks it; other isas: NULL */
+sc_bf16_tile_fn sc_bf16_tile_get(int isa);
+
+/* ---- the gated activation of the feed-forward ----
+ * g[i] = g[i] sigmoid(a) u[i] for i < n, in place: a = g[i] (SwiGLU:
+ * silu(g) u) or, with gelu, a = 2 sqrt(2/pi) g (1 + 0.044715 g^2) (GeGLU
+ * with GELU's tanh approximation as ggml_gelu: 0.5 (1 + tanh(v)) =
+ * sigmoid(2v), one exp instead of tanh). AVX2, 8 at a time with a
+ * polynomial exp (within 4 ulp of the plain C results, tested), where the
+ * CPU has it; else plain C with expf. */
+void sc_glu(float *g, const float *u, size_t n, int gelu);
+
 /* How products are computed. SC_QMM_INT: integer dot products on 8-bit
  * quantised activations over tiles of weight rows x all T activation rows
  * (each weight tile stays in L1 while the tokens stream past).
  * SC_QMM_SGEMM: a tile of weight rows dequantised to float and multiplied
  * by OpenBLAS sgemm with float activations, for every T: exactly
  * "dequantise, then float GEMM" (the reference the tests compare against).
- * SC_QMM_INT_SGEMM: integer for T = 1, sgemm for T > 1. SC_QMM_AUTO: the
- * combination measured fastest (docs/llm.md, "Performance"). */
-enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3 };
+ * SC_QMM_INT_SGEMM: integer for T = 1, sgemm for T > 1. SC_QMM_INT_BF16:
+ * integer for T = 1; for T > 1 the tile dequantised and rounded to
+ * bfloat16, activations rounded to bfloat16, products summed in float
+ * (sc_bf16_tile_get; the AVX512_BF16 kernel where the CPU has it, else plain
+ * C). SC_QMM_AUTO: the combination measured fastest (docs/llm.md,
+ * "Performance"): INT_BF16 where the CPU has AVX512_BF16, else INT_SGEMM. */
+enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3, SC_QMM_INT_BF16 = 4 };
 
 /* outs[k][T, ws[k]->rows] = x[T, IC] ws[k]^T for k < n: several weights that
  * read the same input (Q/K/V, gate/up) in one parallel section. Every ws[k]
