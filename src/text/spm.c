@@ -175,7 +175,7 @@ static int spm_fragment(const sc_spm *t, const char *buf, size_t len, sc_tok_ids
     int rc = 0;
     if (!s) return -1;
     /* one symbol per UTF-8 character; the length comes from the lead byte
-     * alone (a stray continuation byte is a character of its own) */
+     * alone (sc_spm_encode has made the text valid UTF-8) */
     static const uint8_t ulen[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     int ns = 0;
     for (size_t off = 0; off < len; ns++) {

@@ -35,8 +35,10 @@ void sc_tokens_free(sc_tokens *t) {
 
 /* ---- Unicode classes, as tokenizers' bert normaliser/pre-tokenizer ----
  * The rule is over utf8proc's categories. tokenizers uses older Unicode
- * tables (and never drops unassigned code points), so characters whose class
- * changed since are listed in a generated table that takes precedence. */
+ * tables (and never drops unassigned code points), so characters whose class,
+ * non-spacing-mark status, lowercase or NFD differs are listed in generated
+ * tables that take precedence (tests/test_text_wordpiece.c checks every code
+ * point against tokenizers). */
 #include "text/bert_unicode_compat.h"
 
 static int range_class(const sc_bert_range *r, int n, int32_t c) {
