@@ -7,8 +7,9 @@
  * --model defaults to $SEMCTR_GGUF, else the cached SmolLM2-135M-Instruct
  * (${SEMCTR_CACHE:-~/.cache/semctr}/models/SmolLM2-135M-Instruct.Q4_1.gguf,
  * fetched by scripts/fetch_gguf.sh). The prompt is wrapped in the model's
- * chat template (text/chat.h) unless --raw. The generated text streams to
- * stdout; a stop string is never printed. */
+ * chat template (text/chat.h) unless --raw; an empty prompt is a usage
+ * error on every model. The generated text streams to stdout; a stop string
+ * is never printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
