@@ -487,10 +487,19 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     if ((rc = read_swa_layers(&g, m, err)) != SC_OK) goto done;
     if ((rc = kv_init(m, &m->kv, max_ctx, err))) goto done;
     {
-        /* SEMCTR_QMM=int|sgemm|int+sgemm overrides the matmul path (benchmarks) */
+        /* SEMCTR_QMM overrides the matmul path (benchmarks, debugging) */
+        static const char *qmm_names[] = {"auto", "int", "sgemm", "int+sgemm", "int+bf16"};
         const char *qmm = getenv("SEMCTR_QMM");
-        m->qmm_mode = !qmm ? SC_QMM_AUTO : !strcmp(qmm, "int") ? SC_QMM_INT : !strcmp(qmm, "sgemm") ? SC_QMM_SGEMM
-                      : !strcmp(qmm, "int+sgemm") ? SC_QMM_INT_SGEMM : SC_QMM_AUTO;
+        m->qmm_mode = -1;
+        for (int i = 0; i < 5; i++)
+            if (!qmm || !qmm[0] || !strcmp(qmm, qmm_names[i])) {
+                m->qmm_mode = qmm && qmm[0] ? i : SC_QMM_AUTO; /* the names in SC_QMM_* order */
+                break;
+            }
+        if (m->qmm_mode < 0) {
+            rc = sc_fail(err, SC_EINVAL, "SEMCTR_QMM='%s': expected auto, int, sgemm, int+sgemm or int+bf16", qmm);
+            goto done;
+        }
         const char *env = getenv("SEMCTR_THREADS");
         int nt = env && atoi(env) > 0 ? atoi(env) : sc_default_threads();
         rc = sc_llama_set_threads(m, nt > 8 ? 8 : nt, err);
