@@ -91,8 +91,8 @@ static const char *USAGE =
     "  --msd-lora-rank R    LoRA of rank R on the encoder's top layers, trained end to end with the\n"
     "                       CTR loss; new entities are encoded with it (0: off, the frozen encoder)\n"
     "  --msd-lora-layers N  the top N encoder layers are adapted (1)\n"
-    "  --msd-lora-lr X      learning rate of the LoRA weights, decayed with --lr's (0.001)\n"
-    "  --msd-lora-every S   training steps whose gradients are summed into one LoRA step (32)\n"
+    "  --msd-lora-lr X      learning rate of the LoRA weights, decayed with --lr's (0.01)\n"
+    "  --msd-lora-every S   training steps whose gradients are summed into one LoRA step (100)\n"
     "  --msd-item-field F, --msd-user-field F, --msd-history F   (item_id, user_id, the item sequence)\n";
 
 /* ${SEMCTR_CACHE:-$HOME/.cache/semctr}/models/all-MiniLM-L6-v2, where scripts/fetch_model.sh puts it. */

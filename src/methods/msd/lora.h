@@ -29,8 +29,8 @@
 typedef struct sc_msd_lora_config {
     int rank;     /* R (0: off, the default) */
     int layers;   /* N: the top N layers are adapted (default 1) */
-    float lr;     /* learning rate of the LoRA weights (default 1e-3), decayed with the backbone's */
-    int every;    /* training steps per LoRA step (default 32; 1 = every step) */
+    float lr;     /* learning rate of the LoRA weights (default 0.01), decayed with the backbone's */
+    int every;    /* training steps per LoRA step (default 100; 1 = every step) */
 } sc_msd_lora_config;
 
 /* LoRA's alpha / R: the scale of the low-rank term (alpha = R). */

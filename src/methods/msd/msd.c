@@ -25,8 +25,8 @@ void sc_msd_config_default(sc_msd_config *c) {
     c->cold_max = 5;
     c->lora.rank = 0;
     c->lora.layers = 1;
-    c->lora.lr = 1e-3f;
-    c->lora.every = 32;
+    c->lora.lr = 1e-2f;
+    c->lora.every = 100;
 }
 
 int sc_msd_parse_levels(const char *s, int *levels, sc_error *err) {
