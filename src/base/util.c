@@ -251,11 +251,19 @@ void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
         return;
     }
     pthread_mutex_lock(&p->mu);
+    /* Close the last job's generation before changing fn, ctx and n_tasks:
+     * a worker still in pool_drain for it may have read its state and the
+     * new n_tasks, and its compare-and-swap must fail rather than run a task
+     * of this job under the old generation (that task would run twice and
+     * n_done would count it twice). The closed generation has no task to
+     * claim; workers see this job's under the mutex, held until it is set. */
+    unsigned gen = (unsigned)(atomic_load(&p->state) >> 32) + 1;
+    atomic_store(&p->state, (unsigned long long)gen << 32 | 0x7fffffffu);
+    gen++;
     p->fn = fn;
     p->ctx = ctx;
     atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->n_done, 0);
-    unsigned gen = (unsigned)(atomic_load(&p->state) >> 32) + 1;
     atomic_store_explicit(&p->state, (unsigned long long)gen << 32, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
