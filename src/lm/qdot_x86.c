@@ -17,7 +17,6 @@
 
 #include "lm/gguf.h"
 #include "lm/qmatmul.h"
-#include "lm/quant.h" /* sc_q_scale_min_k4 */
 
 /* vnni 1: the AVX512_VNNI variant, NULL where wtype has none */
 sc_qdot_fn sc_qdot_avx2(int wtype, int vnni);
@@ -125,46 +124,79 @@ static inline void AVX2 q45_k_unpack_avx2(const uint8_t *ql, __m256i hb, int j, 
     }
 }
 
+/* Q4_K / Q5_K: the 8 6-bit scales (bytes 0..7) and 8 mins (bytes 8..15)
+ * of a block's 12 scale bytes at once, with 32-bit masks: what
+ * sc_q_scale_min_k4(j) gives for j = 0..7 */
+static inline __m128i AVX2 k4_scales_mins(const uint8_t *sc) {
+    const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, hi2 = 0x03030303;
+    uint32_t u[3];
+    memcpy(u, sc, 12);
+    uint32_t s03 = u[0] & lo6, m03 = u[1] & lo6;
+    uint32_t s47 = (u[2] & lo4) | (((u[0] >> 6) & hi2) << 4); /* low nibbles, top bits of bytes 0..3 */
+    uint32_t m47 = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & hi2) << 4); /* high nibbles, top bits of bytes 4..7 */
+    return _mm_set_epi32((int)m47, (int)m03, (int)s47, (int)s03);
+}
+
+/* the 8 scales of k4_scales_mins as 16-bit values in both 128-bit halves */
+static inline __m256i AVX2 k4_scales16(__m128i sm) { return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm)); }
+
+/* the scale of 32-element sub-block k (< 8) of k4_scales16 in every 16-bit lane */
+static inline __m256i AVX2 k4_scale(__m256i s16, int k) {
+    return _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k)));
+}
+
+/* m[2i] * (bs[4i] + bs[4i+1]) + m[2i+1] * (bs[4i+2] + bs[4i+3]) in lane i
+ * (< 4): the mins (of k4_scales_mins) times the Q8_K sums of each 32
+ * activations, exact in int32 */
+static inline __m128i AVX2 k4_min_prod(__m128i sm, const int16_t *bs) {
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs), _mm_loadu_si128((const __m128i *)(bs + 8)));
+    return _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), pairs);
+}
+
+static inline float AVX2 hsum128(__m128 s) {
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 /* Q4_K / Q5_K: per pair of 32-element sub-blocks, unsigned 4/5-bit values
  * x int8 through maddubs, weighted by the sub-block's 6-bit scale in madd;
- * the mins times the activation block sums are scalar. */
-static float AVX2 q45_k_avx2(const uint8_t *w, const sc_qrow *a, int n, int five) {
+ * the mins times the activation sums apart (k4_min_prod), in 4 float lanes */
+
+static inline __attribute__((always_inline)) float AVX2 q45_k_avx2(const uint8_t *w, const sc_qrow *a, int n, int five) {
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0;
+    __m128 mins = _mm_setzero_ps();
     size_t ts = five ? 176 : 144;
     for (int b = 0; b < n / 256; b++) {
-        const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        const uint8_t *blk = w + (size_t)b * ts, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
         const int8_t *y = a->qs + (size_t)b * 256;
-        const int16_t *bs = a->bsums + (size_t)b * 16;
-        uint8_t s[8], m[8];
-        int msum = 0;
-        for (int j = 0; j < 8; j++) {
-            sc_q_scale_min_k4(j, sc, &s[j], &m[j]);
-            msum += m[j] * (bs[2 * j] + bs[2 * j + 1]);
-        }
+        __m128i sm = k4_scales_mins(blk + 4);
+        __m128i mprod = k4_min_prod(sm, a->bsums + (size_t)b * 16);
+        __m256i s16 = k4_scales16(sm);
         __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         __m256i sumi = _mm256_setzero_si256();
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256i lo, hi;
             q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
             __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * j));
             __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(s[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(s[2 * j + 1]));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), k4_scale(s16, 2 * j));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), k4_scale(s16, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         float dy = a->d[b];
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk) * dy), _mm256_cvtepi32_ps(sumi), acc);
-        mins += f16_avx2(blk + 2) * dy * (float)msum;
+        mins = _mm_fmadd_ps(_mm_set1_ps(f16_avx2(blk + 2) * dy), _mm_cvtepi32_ps(mprod), mins);
     }
-    return hsum256(acc) - mins;
+    return hsum256(acc) - hsum128(mins);
 }
 
 static float AVX2 q4_k_avx2(const uint8_t *w, const sc_qrow *a, int n) { return q45_k_avx2(w, a, n, 0); }
 static float AVX2 q5_k_avx2(const uint8_t *w, const sc_qrow *a, int n) { return q45_k_avx2(w, a, n, 1); }
 
-/* Q6_K: 6-bit values 0..63 x int8 through maddubs, minus 32 x sum(y);
- * int8 scales per 16 elements in madd */
+/* Q6_K: 6-bit values 0..63 x int8 through maddubs, int8 scales per 16
+ * elements in madd; the offset 32 x the activation sums apart (q6_k_offset) */
 /* Q6_K half h (0, 1) of a block: the 128 unsigned 6-bit values (low 4 bits
  * from ql, high 2 from qh) as 4 x 32 bytes, element 128h + 32k + i in v[k] */
 static inline void AVX2 q6_k_unpack_avx2(const uint8_t *blk, int h, __m256i v[4]) {
@@ -180,22 +212,40 @@ static inline void AVX2 q6_k_unpack_avx2(const uint8_t *blk, int h, __m256i v[4]
                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4));
 }
 
+/* -32 * sum_i sc[i] * bs[i], i < 16, spread over 8 lanes: the offset of
+ * Q6_K's values times the Q8_K sums of each 16 activations */
+static inline __m256i AVX2 q6_k_offset(const int8_t *sc, const int16_t *bs) {
+    __m256i p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)),
+                                  _mm256_loadu_si256((const __m256i *)bs));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(p, 5));
+}
+
+/* Q6_K half h's 8 int8 scales as 16-bit values in both 128-bit halves */
+static inline __m256i AVX2 q6_k_scales(const int8_t *sc, int h) {
+    return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8 * h))));
+}
+
+/* for the k-th 32 elements of a half (k < 4): scale 2k in the low 128-bit
+ * half's 16-bit lanes, 2k + 1 in the high one's, from q6_k_scales */
+static inline __m256i AVX2 q6_k_scale(__m256i s16, int k) {
+    short lo = (short)(0x0100 * (4 * k + 1) + 4 * k), hi = (short)(lo + 0x0202);
+    return _mm256_shuffle_epi8(s16, _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi));
+}
+
 static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
     __m256 acc = _mm256_setzero_ps();
-    const __m256i c32 = _mm256_set1_epi8(32);
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *blk = w + (size_t)b * 210;
         const int8_t *sc = (const int8_t *)(blk + 192), *y = a->qs + (size_t)b * 256;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi = q6_k_offset(sc, a->bsums + (size_t)b * 16);
+        #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            __m256i v[4];
+            __m256i v[4], s16 = q6_k_scales(sc, h);
             q6_k_unpack_avx2(blk, h, v);
+            #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                int e = 128 * h + 32 * k; /* first element; scales e/16 and e/16 + 1 */
-                __m256i yk = _mm256_loadu_si256((const __m256i *)(y + e));
-                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yk), _mm256_maddubs_epi16(c32, yk));
-                __m256i scl = _mm256_set_m128i(_mm_set1_epi16(sc[e / 16 + 1]), _mm_set1_epi16(sc[e / 16]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scl));
+                __m256i yk = _mm256_loadu_si256((const __m256i *)(y + 128 * h + 32 * k));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v[k], yk), q6_k_scale(s16, k)));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_avx2(blk + 208) * a->d[b]), _mm256_cvtepi32_ps(sumi), acc);
@@ -207,30 +257,25 @@ static float AVX2 q6_k_avx2(const uint8_t *w, const sc_qrow *a, int n) {
  * in qdot_x86_int.inc: each row the same bits as its single-row kernel) ---- */
 
 /* Q4_K / Q5_K: the scales, mins, nibbles and fifth bits unpacked once */
-static inline void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out, int five) {
+static inline __attribute__((always_inline)) void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out,
+                                                                     int five) {
     __m256 acc[4];
-    float mins[4] = {0, 0, 0, 0};
-    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    __m128 mins[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps(), mins[r] = _mm_setzero_ps();
     size_t ts = five ? 176 : 144;
     for (int b = 0; b < n / 256; b++) {
-        const uint8_t *blk = w + (size_t)b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
-        uint8_t s[8], m[8];
-        int msum[4] = {0, 0, 0, 0};
-        for (int j = 0; j < 8; j++) {
-            sc_q_scale_min_k4(j, sc, &s[j], &m[j]);
-            #pragma GCC unroll 4
-            for (int r = 0; r < 4; r++) {
-                const int16_t *bs = a[r].bsums + (size_t)b * 16;
-                msum[r] += m[j] * (bs[2 * j] + bs[2 * j + 1]);
-            }
-        }
+        const uint8_t *blk = w + (size_t)b * ts, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        __m128i sm = k4_scales_mins(blk + 4), mprod[4];
+        for (int r = 0; r < 4; r++) mprod[r] = k4_min_prod(sm, a[r].bsums + (size_t)b * 16);
+        __m256i s16 = k4_scales16(sm);
         __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
         __m256i sumi[4];
         for (int r = 0; r < 4; r++) sumi[r] = _mm256_setzero_si256();
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m256i lo, hi;
             q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
-            __m256i s0 = _mm256_set1_epi16(s[2 * j]), s1 = _mm256_set1_epi16(s[2 * j + 1]);
+            __m256i s0 = k4_scale(s16, 2 * j), s1 = k4_scale(s16, 2 * j + 1);
             #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
                 const int8_t *y = a[r].qs + (size_t)b * 256;
@@ -246,10 +291,10 @@ static inline void AVX2 q45_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n,
         for (int r = 0; r < 4; r++) {
             float dy = a[r].d[b];
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            mins[r] += dmin * dy * (float)msum[r];
+            mins[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * dy), _mm_cvtepi32_ps(mprod[r]), mins[r]);
         }
     }
-    for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]) - mins[r];
+    for (int r = 0; r < 4; r++) out[r] = hsum256(acc[r]) - hsum128(mins[r]);
 }
 
 static void AVX2 q4_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) { q45_k_x4_avx2(w, a, n, out, 0); }
@@ -259,23 +304,23 @@ static void AVX2 q5_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *
 static void AVX2 q6_k_x4_avx2(const uint8_t *w, const sc_qrow *a, int n, float *out) {
     __m256 acc[4];
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
-    const __m256i c32 = _mm256_set1_epi8(32);
     for (int b = 0; b < n / 256; b++) {
         const uint8_t *blk = w + (size_t)b * 210;
         const int8_t *sc = (const int8_t *)(blk + 192);
         __m256i sumi[4];
-        for (int r = 0; r < 4; r++) sumi[r] = _mm256_setzero_si256();
+        for (int r = 0; r < 4; r++) sumi[r] = q6_k_offset(sc, a[r].bsums + (size_t)b * 16);
+        #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            __m256i v[4];
+            __m256i v[4], s16 = q6_k_scales(sc, h);
             q6_k_unpack_avx2(blk, h, v);
+            #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 int e = 128 * h + 32 * k;
-                __m256i scl = _mm256_set_m128i(_mm_set1_epi16(sc[e / 16 + 1]), _mm_set1_epi16(sc[e / 16]));
+                __m256i scl = q6_k_scale(s16, k);
                 #pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {
                     __m256i yk = _mm256_loadu_si256((const __m256i *)(a[r].qs + (size_t)b * 256 + e));
-                    __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(v[k], yk), _mm256_maddubs_epi16(c32, yk));
-                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scl));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(_mm256_maddubs_epi16(v[k], yk), scl));
                 }
             }
         }
@@ -404,16 +449,15 @@ static inline void AVX2 store_k_u8x32(__m256i v, float d, float m, float *y) {
 static inline void AVX2 dq_q45_k_avx2(const uint8_t *src, float *dst, size_t nb, int five) {
     const size_t ts = five ? 176 : 144;
     for (size_t b = 0; b < nb; b++) {
-        const uint8_t *blk = src + b * ts, *sc = blk + 4, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
+        const uint8_t *blk = src + b * ts, *qh = blk + 16, *ql = five ? blk + 48 : blk + 16;
         float d = f16_avx2(blk), min = f16_avx2(blk + 2);
         float *y = dst + 256 * b;
         __m256i hb = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+        uint8_t sm[16]; /* scales, then mins */
+        _mm_storeu_si128((__m128i *)sm, k4_scales_mins(blk + 4));
         for (int j = 0; j < 4; j++) {
-            uint8_t s, m;
-            sc_q_scale_min_k4(2 * j, sc, &s, &m);
-            float d1 = d * s, m1 = min * m;
-            sc_q_scale_min_k4(2 * j + 1, sc, &s, &m);
-            float d2 = d * s, m2 = min * m;
+            float d1 = d * sm[2 * j], m1 = min * sm[8 + 2 * j];
+            float d2 = d * sm[2 * j + 1], m2 = min * sm[8 + 2 * j + 1];
             __m256i lo, hi;
             q45_k_unpack_avx2(ql, hb, j, five, &lo, &hi);
             store_k_u8x32(lo, d1, m1, y + 64 * j);
