@@ -302,8 +302,8 @@ int sc_msd_lora_create(sc_msd_lora **out, const sc_msd_lora_base *base, int rank
 void sc_msd_lora_changed(sc_msd_lora *l) { l->version++; }
 
 /* The adapted layers over texts list[0..n) in chunks; each chunk calls
- * done(l, chunk texts, count) after its forward. */
-typedef int (*chunk_fn)(sc_msd_lora *l, const int32_t *u, int n, sc_error *err);
+ * done(l, its texts, their lengths, count) after its forward. */
+typedef int (*chunk_fn)(sc_msd_lora *l, const int32_t *u, const int *len, int n, sc_error *err);
 
 static int for_chunks(sc_msd_lora *l, const int32_t *list, int64_t n, chunk_fn done, sc_error *err) {
     const sc_msd_lora_base *b = l->base;
@@ -323,44 +323,38 @@ static int for_chunks(sc_msd_lora *l, const int32_t *list, int64_t n, chunk_fn d
             tok += b->len[u];
         }
         rc = sc_bert_top_forward(m, &l->lo, l->xin, lens, k, &l->top, err);
-        if (!rc) rc = done(l, list + s, k, err);
+        if (!rc) rc = done(l, list + s, lens, k, err);
         s += k;
     }
     return rc;
 }
 
-static int pool_chunk(sc_msd_lora *l, const int32_t *u, int n, sc_error *err) {
+static int pool_chunk(sc_msd_lora *l, const int32_t *u, const int *len, int n, sc_error *err) {
     for (int i = 0; i < n; i++)
-        sc_pool_forward(l->vec + (int64_t)u[i] * l->S, l->top.out + l->top.off[i] * l->S, l->base->len[u[i]], l->S,
+        sc_pool_forward(l->vec + (int64_t)u[i] * l->S, l->top.out + l->top.off[i] * l->S, len[i], l->S,
                         l->base->pooling);
     return SC_OK;
 }
 
-int sc_msd_lora_vectors(sc_msd_lora *l, const int32_t *u, int64_t n, sc_error *err) {
+/* Make vec current for texts u[0..n), or for texts 0..n-1 when u is NULL. */
+static int refresh(sc_msd_lora *l, const int32_t *u, int64_t n, sc_error *err) {
     int64_t k = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (u[i] >= 0 && l->stamp[u[i]] != l->version) {
-            l->stamp[u[i]] = l->version; /* listed once */
-            l->todo[k++] = u[i];
+    for (int64_t i = 0; i < n; i++) {
+        int32_t t = u ? u[i] : (int32_t)i;
+        if (t >= 0 && l->stamp[t] != l->version) {
+            l->stamp[t] = l->version; /* listed once */
+            l->todo[k++] = t;
         }
+    }
     int rc = for_chunks(l, l->todo, k, pool_chunk, err);
     if (rc)
         for (int64_t i = 0; i < k; i++) l->stamp[l->todo[i]] = 0;
     return rc;
 }
 
-int sc_msd_lora_all_vectors(sc_msd_lora *l, sc_error *err) {
-    int64_t k = 0;
-    for (int64_t u = 0; u < l->base->U; u++)
-        if (l->stamp[u] != l->version) {
-            l->stamp[u] = l->version;
-            l->todo[k++] = (int32_t)u;
-        }
-    int rc = for_chunks(l, l->todo, k, pool_chunk, err);
-    if (rc)
-        for (int64_t i = 0; i < k; i++) l->stamp[l->todo[i]] = 0;
-    return rc;
-}
+int sc_msd_lora_vectors(sc_msd_lora *l, const int32_t *u, int64_t n, sc_error *err) { return refresh(l, u, n, err); }
+
+int sc_msd_lora_all_vectors(sc_msd_lora *l, sc_error *err) { return refresh(l, NULL, l->base->U, err); }
 
 void sc_msd_lora_add_grad(sc_msd_lora *l, int32_t u, const float *g) {
     float *dst = l->grad + (int64_t)u * l->S;
@@ -373,15 +367,12 @@ void sc_msd_lora_add_grad(sc_msd_lora *l, int32_t u, const float *g) {
     for (int c = 0; c < l->S; c++) dst[c] += g[c];
 }
 
-static int backward_chunk(sc_msd_lora *l, const int32_t *u, int n, sc_error *err) {
+static int backward_chunk(sc_msd_lora *l, const int32_t *u, const int *len, int n, sc_error *err) {
     const int C = l->S;
-    int lens[CHUNK_TOKENS];
-    for (int i = 0; i < n; i++) {
-        lens[i] = l->base->len[u[i]];
+    for (int i = 0; i < n; i++)
         sc_pool_backward(l->dout + l->top.off[i] * C, l->grad + (int64_t)u[i] * C, l->top.out + l->top.off[i] * C,
-                         lens[i], C, l->base->pooling);
-    }
-    return sc_bert_top_backward(bert_of(l->base), &l->lo, &l->top, l->dout, lens, n, err);
+                         len[i], C, l->base->pooling);
+    return sc_bert_top_backward(bert_of(l->base), &l->lo, &l->top, l->dout, len, n, err);
 }
 
 int sc_msd_lora_step(sc_msd_lora *l, sc_optim *opt, float lr, sc_error *err) {
