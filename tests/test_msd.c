@@ -404,7 +404,8 @@ Test(msd, table_version_without_lora_is_the_adaptor_hash) {
  * (eval with the encoder reproduces the training run's test metrics, which
  * encode new entities with the adapters), serving a new item's text goes
  * through the adapters (another encoder is refused), the adapters are part of
- * the tables' version, and bad LoRA settings are refused naming the flag. */
+ * the tables' version, a resumed run ends as an uninterrupted one, and bad
+ * LoRA settings are refused naming the flag. */
 Test(msd, lora_trains_round_trips_and_serves_new_texts_with_the_adapters, .timeout = 900) {
     char d[] = "/tmp/sc_msd_lora_XXXXXX";
     cr_assert(mkdtemp(d));
@@ -509,6 +510,15 @@ Test(msd, lora_trains_round_trips_and_serves_new_texts_with_the_adapters, .timeo
     sc_free(copy);
     cr_assert_eq(tcli_semctr("eval --model %s --data %s/data", bad, d), 1, "%s", tcli_out());
     cr_assert(strstr(tcli_out(), "msd/item.table") && strstr(tcli_out(), "adaptor version"), "%s", tcli_out());
+    /* resumed after its first epoch, a LoRA run ends where an uninterrupted one does (deterministic for a seed) */
+    const char *TRAIN = "train --method msd --msd-levels item,user,fusion --msd-texts %s --data %s/data --model deepfm "
+                        "--out %s/%s --epochs 2 --seed 3 --json --msd-lora-rank 4 --msd-lora-every 50 --msd-lora-lr 0.01 %s";
+    cr_assert_eq(tcli_semctr(TRAIN, tx, d, d, "m", "--resume"), 0, "%s", tcli_out());
+    cr_assert(strstr(tcli_out(), "\"lora\":{"), "%s", tcli_out());
+    double resumed = tcli_json_number(strstr(strstr(tcli_out(), "\"test\""), "\"all\""), "auc");
+    cr_assert_eq(tcli_semctr(TRAIN, tx, d, d, "m2", ""), 0, "%s", tcli_out());
+    double whole = tcli_json_number(strstr(strstr(tcli_out(), "\"test\""), "\"all\""), "auc");
+    cr_assert_eq(resumed, whole, "resumed %.9f, uninterrupted %.9f", resumed, whole);
     /* bad LoRA settings: usage errors naming the flag; more layers than the encoder has: an error naming it */
     static const char *BAD[] = {"--msd-lora-rank -1", "--msd-lora-layers 0", "--msd-lora-lr 0", "--msd-lora-lr nan",
                                 "--msd-lora-every 0"};

@@ -533,8 +533,14 @@ static int restore_best(void *ctx, int from_file, sc_error *err) {
     return sc_model_copy_weights(c->model, c->best, err);
 }
 
+/* The optimisers' step counts (Adam's bias correction) live in the checkpoint's header. */
+static const char *const OPTIM_STEPS[3] = {"optim_steps", "msd_optim_steps", "msd_lora_optim_steps"};
+
 static int stage_checkpoint(void *ctx, sc_container_writer *w, cJSON *header, sc_error *err) {
     msd_ctx *c = ctx;
+    sc_optim *o[3] = {c->opt_model, c->opt_sem, c->opt_lora};
+    for (int k = 0; k < 3; k++)
+        if (o[k]) cJSON_AddNumberToObject(header, OPTIM_STEPS[k], (double)sc_optim_get_step(o[k]));
     int np, rc;
     sc_param *p = sc_model_params(c->model, &np);
     rc = sc_checkpoint_stage(w, "main", p, np, c->opt_model, err);
@@ -552,6 +558,11 @@ static int load_checkpoint(void *ctx, const sc_container *ck, sc_error *err) {
     if (!rc && c->lora) {
         rc = sc_checkpoint_load(ck, "msd_lora", c->lora->params, c->lora->n_params, c->opt_lora, err);
         sc_msd_lora_changed(c->lora);
+    }
+    sc_optim *o[3] = {c->opt_model, c->opt_sem, c->opt_lora};
+    for (int k = 0; k < 3 && !rc; k++) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(ck->header, OPTIM_STEPS[k]);
+        if (o[k] && cJSON_IsNumber(s)) sc_optim_set_step(o[k], (int64_t)s->valuedouble);
     }
     return rc;
 }
