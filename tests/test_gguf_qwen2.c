@@ -3,7 +3,8 @@
  * tests/fixtures/gguf/gen_llama_fixture.py qwen2 through llama-cpp-python):
  * byte-level BPE token ids identical on > 2,000 strings (the qwen2
  * pre-tokenizer), last-token logits of 50 prompts within tolerance, mean-
- * pooled embeddings, greedy generations; the configuration, Q/K/V biases,
+ * pooled embeddings, greedy generations; the bfloat16 prompt path against
+ * the float one; the configuration, Q/K/V biases,
  * the KV cache path and the ChatML default system prompt. The 1.5B model's
  * logits on 8 prompts when it was fetched (scripts/fetch_gguf.sh
  * qwen2.5-1.5b). Neither model is needed by `make check`: every test skips,
@@ -129,6 +130,53 @@ Test(gguf_qwen2, config_biases_and_kv_cache, .timeout = 240) {
     for (int v = 0; v < V; v++) d = fmax(d, fabs(with[v] - without[v]));
     cr_assert_gt(d, 1.0, "one layer's Q bias moved the logits by only %f", d);
     free(hb); free(h1); free(with); free(without);
+    sc_llama_free(m);
+}
+
+/* The prompt paths against the exact one (SC_QMM_SGEMM: dequantised weights
+ * x float activations, what matches llama.cpp's F32 copy to 2.5e-5): the
+ * bfloat16 tiles (rounding weights and activations to 8 significant bits)
+ * stay closer to it than 8-bit activations (SC_QMM_INT, llama.cpp's own
+ * arithmetic on the quantised file). Prints both; docs/llm.md quotes them. */
+Test(gguf_qwen2, prompt_paths_against_float, .timeout = 600) {
+    need(qwen_path(), "qwen2.5-0.5b");
+    sc_llama *m = load(qwen_path(), 256);
+    FILE *f = fopen("tests/fixtures/gguf/qwen2_logits.txt", "r");
+    cr_assert(f, "qwen2_logits.txt fixture missing");
+    static char line[65536], prompt[32768];
+    int V = m->cfg.n_vocab, n = 0, max_prompts = SAN_BUILD ? 2 : 50;
+    int modes[3] = {SC_QMM_SGEMM, SC_QMM_INT_BF16, SC_QMM_INT};
+    float *lg[3];
+    for (int i = 0; i < 3; i++) lg[i] = malloc((size_t)V * 4);
+    double worst[3] = {0}, mean[3] = {0};
+    sc_error e;
+    while (n < max_prompts && fgets(line, sizeof line, f)) {
+        if (line[0] != 'P') continue;
+        size_t pl = ggt_unhex(line + 2, strcspn(line + 2, "\n"), prompt);
+        int32_t *ids;
+        int k;
+        ggt_prompt_ids(m, prompt, pl, &ids, &k);
+        for (int i = 0; i < 3; i++) {
+            m->qmm_mode = modes[i];
+            sc_llama_reset(m);
+            cr_assert_eq(sc_llama_forward(m, ids, k, lg[i], NULL, &e), SC_OK, "%s", e.msg);
+        }
+        sc_free(ids);
+        for (int i = 1; i < 3; i++)
+            for (int v = 0; v < V; v++) {
+                double d = fabs(lg[i][v] - lg[0][v]);
+                worst[i] = fmax(worst[i], d);
+                mean[i] += d / V;
+            }
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "qwen2 prompt logits vs the float path, %d prompts: bfloat16 tiles max %.3f mean %.4f; "
+            "8-bit activations max %.3f mean %.4f\n", n, worst[1], mean[1] / n, worst[2], mean[2] / n);
+    cr_assert_lt(worst[1], 0.5, "bfloat16 tiles moved a logit by %f", worst[1]);
+    cr_assert_lt(mean[1], mean[2], "bfloat16 tiles (mean %f) farther from exact than 8-bit activations (%f)", mean[1] / n,
+                 mean[2] / n);
+    for (int i = 0; i < 3; i++) free(lg[i]);
     sc_llama_free(m);
 }
 
