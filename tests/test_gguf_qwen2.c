@@ -131,6 +131,15 @@ Test(gguf_qwen2, config_biases_and_kv_cache, .timeout = 240) {
     cr_assert_gt(d, 1.0, "one layer's Q bias moved the logits by only %f", d);
     free(hb); free(h1); free(with); free(without);
     sc_llama_free(m);
+    /* $SEMCTR_QMM picks the matmul path; an unknown one is an error naming the known */
+    setenv("SEMCTR_QMM", "int+bf16", 1);
+    m = load(qwen_path(), 64);
+    cr_assert_eq(m->qmm_mode, SC_QMM_INT_BF16);
+    sc_llama_free(m);
+    setenv("SEMCTR_QMM", "fast", 1);
+    cr_assert_eq(sc_llama_load(&m, qwen_path(), 64, &e), SC_EINVAL);
+    cr_assert(strstr(e.msg, "SEMCTR_QMM='fast'") && strstr(e.msg, "int+bf16"), "%s", e.msg);
+    unsetenv("SEMCTR_QMM");
 }
 
 /* The prompt paths against the exact one (SC_QMM_SGEMM: dequantised weights

@@ -490,15 +490,15 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
         /* SEMCTR_QMM overrides the matmul path (benchmarks, debugging) */
         static const char *qmm_names[] = {"auto", "int", "sgemm", "int+sgemm", "int+bf16"};
         const char *qmm = getenv("SEMCTR_QMM");
-        m->qmm_mode = -1;
-        for (int i = 0; i < 5; i++)
-            if (!qmm || !qmm[0] || !strcmp(qmm, qmm_names[i])) {
-                m->qmm_mode = qmm && qmm[0] ? i : SC_QMM_AUTO; /* the names in SC_QMM_* order */
-                break;
+        m->qmm_mode = SC_QMM_AUTO;
+        if (qmm && qmm[0]) {
+            m->qmm_mode = -1;
+            for (int i = 0; i < 5; i++) /* the names in SC_QMM_* order */
+                if (!strcmp(qmm, qmm_names[i])) m->qmm_mode = i;
+            if (m->qmm_mode < 0) {
+                rc = sc_fail(err, SC_EINVAL, "SEMCTR_QMM='%s': expected auto, int, sgemm, int+sgemm or int+bf16", qmm);
+                goto done;
             }
-        if (m->qmm_mode < 0) {
-            rc = sc_fail(err, SC_EINVAL, "SEMCTR_QMM='%s': expected auto, int, sgemm, int+sgemm or int+bf16", qmm);
-            goto done;
         }
         const char *env = getenv("SEMCTR_THREADS");
         int nt = env && atoi(env) > 0 ? atoi(env) : sc_default_threads();
