@@ -61,7 +61,8 @@ typedef struct {
 static double lora_loss(void *vc) {
     lora_ctx *c = vc;
     memcpy(c->out, c->base, sizeof(float) * LN * LD);
-    sc_lora_forward(c->out, LD, c->u, c->inp, LK, c->A, c->B, 0.7f, LN, LK, LD, LR);
+    float AT[LK * LR], BT[LR * LD];
+    sc_lora_forward(c->out, LD, c->u, c->inp, LK, c->A, c->B, 0.7f, LN, LK, LD, LR, AT, BT);
     return dot(c->out, c->r, LN * LD);
 }
 
@@ -453,4 +454,40 @@ Test(lm_lora, base_cache_is_reused_only_for_the_same_texts_and_layer, .timeout =
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* A text's vector does not depend on the texts it shares a chunk with (what
+ * makes a resumed run end as an uninterrupted one: they compute the same
+ * vectors in other groupings). */
+Test(lm_lora, a_texts_vector_does_not_depend_on_its_chunk, .timeout = 600) {
+    int n;
+    char **texts = fixture_texts(&n);
+    n = n > 120 ? 120 : n;
+    sc_error e;
+    sc_msd_lora_base base;
+    cr_assert_eq(sc_msd_lora_base_build(&base, lmt_model_dir(), (const char *const *)texts, n, 1, 2, NULL, &e), SC_OK,
+                 "%s", e.msg);
+    sc_msd_lora *l;
+    cr_assert_eq(sc_msd_lora_create(&l, &base, 8, 7, 2, &e), SC_OK, "%s", e.msg);
+    sc_rng g;
+    sc_rng_seed(&g, 9);
+    for (int k = 0; k < l->n_params; k++) /* trained-looking weights: B too */
+        for (int64_t i = 0; i < l->params[k].size; i++) l->params[k].data[i] = 0.05f * sc_rng_normal(&g);
+    sc_msd_lora_changed(l);
+    cr_assert_eq(sc_msd_lora_all_vectors(l, &e), SC_OK, "%s", e.msg);
+    float *all = talloc(sizeof(float) * (size_t)n * 384);
+    memcpy(all, l->vec, sizeof(float) * (size_t)n * 384);
+    /* the same texts again, a few at a time, in another order */
+    sc_msd_lora_changed(l);
+    for (int s = n - 1; s >= 0; s -= 7) {
+        int32_t u[7];
+        int k = 0;
+        for (int i = s; i >= 0 && k < 7; i--) u[k++] = i;
+        cr_assert_eq(sc_msd_lora_vectors(l, u, k, &e), SC_OK, "%s", e.msg);
+    }
+    for (int i = 0; i < n; i++)
+        cr_assert(!memcmp(sc_msd_lora_vec(l, i), all + (int64_t)i * 384, sizeof(float) * 384), "text %d", i);
+    sc_msd_lora_free(l);
+    sc_msd_lora_base_free(&base);
+    tfree();
 }

@@ -34,11 +34,28 @@ void sc_lora_proj_dims(const sc_bert_config *c, int p, int *K, int *D) {
 
 /* ---- stateless layers ---- */
 
+/* Plain loops, not BLAS: OpenBLAS picks its kernel by the matrix sizes (a
+ * "small matrix" kernel for a few rows times R = 8, 16 or 32 columns), so a
+ * row's result would depend on how many rows share the call, i.e. on which
+ * texts share a chunk. Here every row is computed alone, in one order: a
+ * text's vector is the same in any chunk (a resumed run computes the same
+ * vectors as an uninterrupted one). The cost is small: R is small. AT and
+ * BT are scratch of K * R and R * D floats (A and B transposed). */
 void sc_lora_forward(float *out, int64_t ldo, float *u, const float *inp, int64_t ldi, const float *A,
-                     const float *B, float scale, int64_t N, int K, int D, int R) {
-    if (N <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, R, K, 1.0f, inp, (int)ldi, A, K, 0.0f, u, R);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, D, R, scale, u, R, B, R, 1.0f, out, (int)ldo);
+                     const float *B, float scale, int64_t N, int K, int D, int R, float *AT, float *BT) {
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < K; k++) AT[(int64_t)k * R + r] = A[(int64_t)r * K + k];
+        for (int d = 0; d < D; d++) BT[(int64_t)r * D + d] = scale * B[(int64_t)d * R + r];
+    }
+    for (int64_t i = 0; i < N; i++) {
+        const float *x = inp + i * ldi;
+        float *ui = u + i * R, *o = out + i * ldo;
+        for (int r = 0; r < R; r++) ui[r] = 0.0f;
+        for (int k = 0; k < K; k++)
+            for (int r = 0; r < R; r++) ui[r] += x[k] * AT[(int64_t)k * R + r];
+        for (int r = 0; r < R; r++)
+            for (int d = 0; d < D; d++) o[d] += ui[r] * BT[(int64_t)r * D + d];
+    }
 }
 
 void sc_lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout, int64_t ldo,
@@ -214,7 +231,7 @@ int sc_bert_top_reserve(sc_bert_top *a, const sc_bert_config *c, const sc_lora *
     const int64_t C = c->hidden, F = c->intermediate;
     /* per layer: x qkv(3) att r1 x1 r2 = 8 C, h g = 2 F, u = 6 R; then out, 3 d_c, d_qkv(3) = 7 C, d_f = F, d_u = R */
     const int64_t per_layer = 8 * C + 2 * F + SC_LORA_PROJ * R;
-    int64_t total = N * (n * per_layer + 7 * C + F + R);
+    int64_t total = N * (n * per_layer + 7 * C + F + R) + 2 * (C > F ? C : F) * R;
     a->mem = sc_aligned_alloc((size_t)(total ? total : 1) * sizeof(float));
     a->off = sc_malloc((size_t)(B + 1) * sizeof *a->off);
     int64_t fwd = sc_attention_scratch(T, (int)(C / c->heads)), bwd = sc_attention_head_backward_scratch(T, (int)(C / c->heads));
@@ -244,6 +261,7 @@ int sc_bert_top_reserve(sc_bert_top *a, const sc_bert_config *c, const sc_lora *
     CARVE(a->d_f, N * F);
     CARVE(a->d_qkv, N * 3 * C);
     CARVE(a->d_u, N * R);
+    CARVE(a->lora_t, 2 * (C > F ? C : F) * R);
 #undef CARVE
     a->cap = N;
     a->cap_B = B;
@@ -338,20 +356,23 @@ int sc_bert_top_forward(const sc_bert *m, const sc_lora *lo, const float *x0, co
         float *const *A = lo->A[i], *const *Bw = lo->B[i];
         float *t = a->d_c[0]; /* a projection's output before its residual */
         matmul(L->qkv, L->x, W->wqkv, N, 3 * C, C);
+        float *AT = a->lora_t, *BT = a->lora_t + (int64_t)(C > F ? C : F) * R; /* room for any projection's K, D */
         for (int p = SC_LORA_Q; p <= SC_LORA_V; p++)
-            sc_lora_forward(L->qkv + p * C, 3 * C, L->u[p], L->x, C, A[p], Bw[p], lo->scale, N, C, C, R);
+            sc_lora_forward(L->qkv + p * C, 3 * C, L->u[p], L->x, C, A[p], Bw[p], lo->scale, N, C, C, R, AT, BT);
         run_attention(c, W, a, L, len, B, NULL);
         matmul(t, L->att, W->wo, N, C, C);
-        sc_lora_forward(t, C, L->u[SC_LORA_O], L->att, C, A[SC_LORA_O], Bw[SC_LORA_O], lo->scale, N, C, C, R);
+        sc_lora_forward(t, C, L->u[SC_LORA_O], L->att, C, A[SC_LORA_O], Bw[SC_LORA_O], lo->scale, N, C, C, R, AT, BT);
         residual_ln(L->x1, L->r1, L->x, t, W->bo, W->ln1_w, W->ln1_b, N, C, c->ln_eps);
         matmul(L->h, L->x1, W->wi, N, F, C);
-        sc_lora_forward(L->h, F, L->u[SC_LORA_UP], L->x1, C, A[SC_LORA_UP], Bw[SC_LORA_UP], lo->scale, N, C, F, R);
+        sc_lora_forward(L->h, F, L->u[SC_LORA_UP], L->x1, C, A[SC_LORA_UP], Bw[SC_LORA_UP], lo->scale, N, C, F, R, AT,
+                        BT);
         for (int64_t r = 0; r < N; r++)
             for (int k = 0; k < F; k++) L->h[r * F + k] += W->bi[k];
         memcpy(L->g, L->h, (size_t)N * F * sizeof(float));
         sc_gelu_forward(L->g, N * F);
         matmul(t, L->g, W->wf, N, C, F);
-        sc_lora_forward(t, C, L->u[SC_LORA_DOWN], L->g, F, A[SC_LORA_DOWN], Bw[SC_LORA_DOWN], lo->scale, N, F, C, R);
+        sc_lora_forward(t, C, L->u[SC_LORA_DOWN], L->g, F, A[SC_LORA_DOWN], Bw[SC_LORA_DOWN], lo->scale, N, F, C, R, AT,
+                        BT);
         residual_ln(y, L->r2, L->x1, t, W->bf, W->ln2_w, W->ln2_b, N, C, c->ln_eps);
     }
     return SC_OK;

@@ -51,9 +51,11 @@ void sc_lora_proj_dims(const sc_bert_config *c, int p, int *K, int *D);
 /* ---- stateless layers ---- */
 
 /* LoRA term of one projection: u (N, R) = inp A^T; out (N, D) += scale u B^T.
- * inp rows are ldi floats apart, out rows ldo. u is kept for backward. */
+ * inp rows are ldi floats apart, out rows ldo. u is kept for backward. Each
+ * row is computed alone (not by BLAS), so its result does not depend on the
+ * other rows of the call. AT, BT: scratch of K * R and R * D floats. */
 void sc_lora_forward(float *out, int64_t ldo, float *u, const float *inp, int64_t ldi, const float *A,
-                     const float *B, float scale, int64_t N, int K, int D, int R);
+                     const float *B, float scale, int64_t N, int K, int D, int R, float *AT, float *BT);
 /* Its backward: dB += scale dout^T u; du = scale dout B; dA += du^T inp; and
  * dinp (rows ldi apart) += du A when dinp is not NULL. du (N, R) is scratch. */
 void sc_lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout, int64_t ldo,
@@ -102,6 +104,7 @@ typedef struct sc_bert_top {
     sc_bert_top_layer layer[SC_LORA_MAX_LAYERS];
     float *out;                /* (N, C) the last adapted layer's output */
     float *d_c[3], *d_f, *d_qkv, *d_u; /* backward scratch: (N, C) x 3, (N, F), (N, 3C), (N, R) */
+    float *lora_t;             /* (2 max(C, F) R) A and B transposed, for sc_lora_forward */
     int64_t *off;              /* (cap_B + 1) first token of each sequence */
     float *scratch;            /* attention scratch per task */
     int64_t scratch_per;
