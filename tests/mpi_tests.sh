@@ -86,7 +86,8 @@ elif grep -q "rank 0 of 2: .*nowhere" "$T/n.txt" && [ ! -e "$T/n.model" ]; then 
 else cat "$T/n.txt"; fail "missing data message"; fi
 
 # 7. embed over ranks: each encodes its share of every chunk, rank 0 writes the store of one process
-cut -d'|' -f2 "${SEMCTR_DATA:-$ROOT/../shared/data}/ml-100k/u.item" | head -200 >"$T/titles.txt"
+# head first: under pipefail, cut killed by SIGPIPE when head stops reading would fail the script
+head -200 "${SEMCTR_DATA:-$ROOT/../shared/data}/ml-100k/u.item" | cut -d'|' -f2 >"$T/titles.txt"
 "$BIN" embed --input "$T/titles.txt" --out "$T/e1.vec" --threads 1 2>/dev/null
 for np in 2 3; do
     "${MPIRUN[@]}" -np $np "$BIN" embed --input "$T/titles.txt" --out "$T/e$np.vec" --threads 1 2>/dev/null

@@ -29,7 +29,8 @@ sleep 0.3; cp "$T/b.model" "$T/new.model"; mv "$T/new.model" "$T/serve.model"
 wait %2 %3 %4 2>/dev/null || true
 wait "${!}" 2>/dev/null || true
 sleep 0.5
-curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q 'semctr_model_version{model="m"} 2' || { echo "tsan: reload not seen"; cat "$T/log"; exit 1; }
+metrics=$(curl -sf "http://127.0.0.1:$PORT/metrics" || true)
+grep -q 'semctr_model_version{model="m"} 2' <<<"$metrics" || { echo "tsan: reload not seen"; cat "$T/log"; exit 1; }
 kill -TERM "$PID"
 rc=0; wait "$PID" || rc=$?
 PID=
