@@ -26,6 +26,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench_serve(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Print "semctr <cmd>: error: <message>" and return exit code 1. */
 int cli_fail(const char *cmd, const sc_error *err);

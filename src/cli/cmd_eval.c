@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "data/schema.h"
 #include "methods/msd/msd.h"
+#include "report/evaluate.h"
 #include "train/metrics.h"
 #include "train/modelfile.h"
 #include "train/trainer.h"
@@ -29,28 +30,13 @@ static const char *USAGE =
     "  --encoder DIR     MSD: encode new users/items (ids not in the vocabulary) from their raw\n"
     "                    entity text with this small encoder (without: zeros); docs/msd.md\n";
 
-/* Scores of a network on ds (prob: N, allocated); an MSD model gets its
- * semantic fields from the file's tables (*n_unknown: ids not in them, given
- * zeros). */
-static int predict(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
-                   float **prob, int64_t *n_unknown, sc_error *err) {
-    if (ds->n_rows == 0) return sc_fail(err, SC_EINVAL, "cannot evaluate an empty split");
-    *prob = sc_malloc((size_t)ds->n_rows * sizeof **prob);
-    if (!*prob) return sc_fail(err, SC_ENOMEM, "out of memory for %lld scores", (long long)ds->n_rows);
-    if (strcmp(b->method, "msd")) return sc_predict_dataset(model, ds, NULL, 4096, *prob, err);
-    int64_t enc = 0;
-    int rc = sc_msd_bundle_predict(b, model, ds, encoder, threads, *prob, n_unknown, &enc, err);
-    if (!rc && encoder) sc_info("MSD: %lld new entities encoded with %s", (long long)enc, encoder);
-    return rc;
-}
-
 /* Metrics of a network on ds, (keep not NULL) on the rows keep marks, and
  * (bins not NULL) its reliability diagram, SC_CALIB_BINS bins. */
 static int evaluate(const sc_model_bundle *b, sc_model *model, const sc_dataset *ds, const char *encoder, int threads,
                     const uint8_t *keep, sc_metrics *m, sc_metrics *m_keep, sc_calib_bin *bins, int64_t *n_unknown,
                     sc_error *err) {
     float *prob = NULL;
-    int rc = predict(b, model, ds, encoder, threads, &prob, n_unknown, err);
+    int rc = sc_eval_predict(b, model, ds, encoder, threads, &prob, n_unknown, err);
     if (!rc) rc = sc_metrics_compute(ds->label, prob, ds->group, ds->n_rows, m, err);
     if (!rc && bins) sc_calibration_bins(ds->label, prob, ds->n_rows, SC_CALIB_BINS, bins);
     if (!rc && keep) rc = sc_metrics_on_rows(ds->label, prob, ds->group, keep, ds->n_rows, m_keep, err);
@@ -111,20 +97,6 @@ static int time_scoring(const sc_model_bundle *b, sc_model *model, const sc_data
     return rc;
 }
 
-/* Load a model file and pick its network. */
-static int load(sc_model_bundle *b, const char *path, const char *network, int threads, sc_model **out,
-                sc_error *err) {
-    int rc = sc_model_bundle_load(b, path, threads, err);
-    if (rc) return rc;
-    const char *name = network ? network : sc_model_bundle_default_network(b);
-    *out = sc_model_bundle_network(b, name);
-    if (!*out) {
-        rc = sc_fail(err, SC_ENOTFOUND, "%s: has no network '%s'", path, name);
-        sc_model_bundle_free(b);
-    }
-    return rc;
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *encoder = NULL, *item_field = NULL;
     long cold = -1;
@@ -165,7 +137,7 @@ int cmd_eval(int argc, char **argv) {
     uint8_t *keep = NULL;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.scd", data, split);
-    int rc = load(&bundle, model_path, network, (int)threads, &model, &err);
+    int rc = sc_eval_load(&bundle, model_path, network, (int)threads, &model, &err);
     if (!rc) rc = sc_dataset_open(&ds, path, &err);
     if (!rc) rc = sc_check_dataset_fields(bundle.schema, &ds, &err);
     if (!rc && cold >= 0) rc = cold_rows(data, &ds, item_field, cold, &keep, &err);
@@ -178,7 +150,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && is_msd && unknown)
         sc_info("MSD: %lld user/item ids of the split are not in the model's tables (zeros used)", (long long)unknown);
     if (!rc && baseline) {
-        rc = load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
+        rc = sc_eval_load(&base_bundle, baseline, NULL, (int)threads, &base, &err);
         if (!rc) rc = sc_check_dataset_fields(base_bundle.schema, &ds, &err);
         if (!rc) rc = evaluate(&base_bundle, base, &ds, encoder, (int)threads, NULL, &mb, NULL, NULL, NULL, &err);
     }

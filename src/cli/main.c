@@ -16,6 +16,7 @@ static const command commands[] = {
     {"prepare", cmd_prepare, "turn a click log into a binary dataset (config: YAML)"},
     {"train", cmd_train, "train a CTR model (backbones; --method elec | msd for ELEC, MSD)"},
     {"eval", cmd_eval, "AUC, gAUC, logloss, RelaImpr of a model on a split"},
+    {"report", cmd_report, "an HTML page comparing models: curves, calibration, slices, training"},
     {"predict", cmd_predict, "score a CSV of raw rows, write scores"},
     {"export", cmd_export, "write the servable part of a model (ELEC: --network vanilla)"},
     {"serve", cmd_serve, "HTTP scoring server (TensorFlow Serving REST shape), hot reload, metrics"},

@@ -194,8 +194,8 @@ static int find_id_field(const sc_dataset *ds, const char *field, const char *wh
                    which, field, names);
 }
 
-int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t max_train,
-                 uint8_t *keep, int64_t *n_cold, sc_error *err) {
+int sc_train_interactions(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t *count,
+                          sc_error *err) {
     int ft, fd, rc = find_id_field(train, field, "train", &ft, err);
     if (!rc) rc = find_id_field(ds, field, "evaluated", &fd, err);
     if (rc) return rc;
@@ -204,19 +204,28 @@ int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *fiel
         return sc_fail(err, SC_EINVAL,
                        "cold-start slice: field '%s' has %lld ids in the train split but %lld in the evaluated one",
                        field, (long long)V, (long long)ds->fields[fd].vocab_size);
-    int64_t *count = sc_calloc((size_t)V, sizeof *count);
-    if (!count) return sc_fail(err, SC_ENOMEM, "cold-start slice: out of memory for %lld ids", (long long)V);
+    int64_t *per_id = sc_calloc((size_t)V, sizeof *per_id);
+    if (!per_id) return sc_fail(err, SC_ENOMEM, "cold-start slice: out of memory for %lld ids", (long long)V);
     const int32_t *tid = train->ids[ft], *did = ds->ids[fd];
-    for (int64_t r = 0; r < train->n_rows; r++) count[tid[r]]++;
+    for (int64_t r = 0; r < train->n_rows; r++) per_id[tid[r]]++;
+    for (int64_t r = 0; r < ds->n_rows; r++) count[r] = did[r] >= 2 ? per_id[did[r]] : 0;
+    sc_free(per_id);
+    return SC_OK;
+}
+
+int sc_cold_rows(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t max_train,
+                 uint8_t *keep, int64_t *n_cold, sc_error *err) {
+    int64_t *count = sc_malloc(((size_t)ds->n_rows + 1) * sizeof *count);
+    if (!count) return sc_fail(err, SC_ENOMEM, "cold-start slice: out of memory for %lld rows", (long long)ds->n_rows);
+    int rc = sc_train_interactions(train, ds, field, count, err);
     int64_t n = 0;
-    for (int64_t r = 0; r < ds->n_rows; r++) {
-        int32_t id = did[r];
-        keep[r] = (id >= 2 ? count[id] : 0) <= max_train;
+    for (int64_t r = 0; r < ds->n_rows && !rc; r++) {
+        keep[r] = count[r] <= max_train;
         n += keep[r];
     }
     sc_free(count);
-    if (n_cold) *n_cold = n;
-    return SC_OK;
+    if (!rc && n_cold) *n_cold = n;
+    return rc;
 }
 
 void sc_metrics_json(cJSON *o, const char *key, const sc_metrics *m) {

@@ -72,6 +72,13 @@ void sc_metrics_json(cJSON *o, const char *key, const sc_metrics *m);
 int sc_metrics_on_rows(const float *label, const float *prob, const int32_t *group, const uint8_t *keep,
                        int64_t n, sc_metrics *out, sc_error *err);
 
+/* Per row of ds, its id's interactions in train: count[i] (ds->n_rows, out)
+ * = the rows of train whose `field` holds the id of row i, 0 for ids 0
+ * (padding) and 1 (out of vocabulary). The count behind sc_cold_rows and
+ * the activity buckets of `semctr report`; errors as sc_cold_rows'. */
+int sc_train_interactions(const sc_dataset *train, const sc_dataset *ds, const char *field, int64_t *count,
+                          sc_error *err);
+
 /* The cold-start slice of ds: keep[i] (ds->n_rows, out) = 1 when the id of
  * row i in `field` (by name; a categorical field, one id per row) occurs in
  * at most max_train rows of train, else 0; *n_cold (may be NULL) = rows kept.
