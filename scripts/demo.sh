@@ -5,8 +5,9 @@
 # the guard serves the plain backbone unless the LLM beats it on validation),
 # export the vanilla network (no LLM at serving time), extract item knowledge
 # with a decoder LLM and train an MSD DeepFM on the committed extraction (levels
-# chosen on validation), evaluate them, score a CSV, and print what the
-# committed 5-seed experiments say. Outputs go to runs/ (override with RUNS=dir).
+# chosen on validation), evaluate them, write an HTML report comparing them,
+# score a CSV, and print what the committed 5-seed experiments say. Outputs go
+# to runs/ (override with RUNS=dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-runs}"
@@ -43,6 +44,13 @@ echo "== MSD DeepFM (levels chosen on validation, see the 'MSD auto' lines; new 
 echo "   encoder), RelaImpr against plain DeepFM"
 $S eval --model "$RUNS/msd-deepfm.model" --data "$RUNS/ml-100k" --split test --baseline "$RUNS/deepfm.model" \
         --encoder "$ENCODER"
+echo "== one HTML page comparing the three (ROC / PR, calibration, cold and warm slices, training curves,"
+echo "   ELEC's guard, MSD's levels): docs/report.md"
+$S report --model "$RUNS/deepfm.model" --label "DeepFM" --log "$RUNS/deepfm.log" \
+          --model "$RUNS/elec-deepfm.model" --label "ELEC DeepFM (as served)" \
+          --model "$RUNS/msd-deepfm.model" --label "MSD DeepFM" \
+          --data "$RUNS/ml-100k" --split test --encoder "$ENCODER" --out "$RUNS/report.html"
+echo "   open $RUNS/report.html in a browser (one file: no script, no network)"
 printf 'user_id,item_id\n196,242\n186,302\n' > "$RUNS/requests.csv"
 $S predict --model "$RUNS/deepfm-elec-vanilla.model" --input "$RUNS/requests.csv" --output "$RUNS/scores.csv" --id-column item_id
 cat "$RUNS/scores.csv"

@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential clang pkg-config python3 python3-pip python3-venv unzip curl
       libopenblas-dev libutf8proc-dev libpcre2-dev libyaml-dev libcjson-dev
       libxxhash-dev libmicrohttpd-dev libcriterion-dev wrk
-      libopenmpi-dev openmpi-bin)
+      libopenmpi-dev openmpi-bin
+      chromium)  # tests/test_report_render.sh renders `semctr report`'s page headless
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
