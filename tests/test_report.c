@@ -212,6 +212,37 @@ Test(report, escapes_every_string_and_writes_atomically) {
     free(again);
 }
 
+/* An ELEC model (short entity texts keep the encoder's work small): the page
+ * scores its vanilla network as eval does and draws the guard and the
+ * per-network metrics its training recorded; its gain network, which needs
+ * the LLM at scoring time, is refused by name. */
+Test(report, elec_model_section_and_gain_refused) {
+    setup_models();
+    cr_assert_eq(tcli_semctr("train --method elec --elec-granularity entity --elec-text genres,occupation --data %s/data "
+                             "--model fm --out %s/e --epochs 2 --adapter-epochs 1 --seed 3 --threads 1 --log %s/e.log",
+                             g_dir, g_dir, g_dir),
+                 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("report --model %s/e --network gain --data %s/data --out %s/r.html", g_dir, g_dir, g_dir),
+                 1);
+    cr_assert(strstr(tcli_out(), "/e: network 'gain'") && strstr(tcli_out(), "vanilla"), "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("report --model %s/fm --model %s/e --label ELEC --log %s/e.log --data %s/data "
+                             "--out %s/r.html --threads 1",
+                             g_dir, g_dir, g_dir, g_dir, g_dir),
+                 0, "%s", tcli_out());
+    char path[128];
+    snprintf(path, sizeof path, "%s/r.html", g_dir);
+    char *page = slurp(path);
+    cr_assert_eq(tcli_semctr("eval --model %s/e --data %s/data --split test --json --threads 1", g_dir, g_dir), 0);
+    double auc = tcli_json_number(tcli_out(), "auc");
+    cr_assert(fabs(cell_after(page, "<tr data-model=\"1\">", "auc") - auc) <= 5e-7, "ELEC AUC vs eval %.9f", auc);
+    cr_assert(strstr(page, "<td>elec</td><td>fm</td><td>vanilla</td>"), "the summary does not say vanilla was scored");
+    cr_assert(strstr(page, "Guard: serves <strong>"), "no guard decision");
+    cr_assert(strstr(page, "<td>gain</td><td class=\"n auc\">"), "no gain network row");
+    cr_assert(strstr(page, "<td>vanilla</td><td class=\"n auc\">"), "no vanilla network row");
+    cr_assert(strstr(page, "2 epochs logged"), "no ELEC training curves");
+    free(page);
+}
+
 /* ---- the library ---- */
 
 /* n rows of random scores with ties (scores on a 1/50 grid) and labels that

@@ -4,6 +4,7 @@
 
 #include "base/alloc.h"
 #include "base/util.h"
+#include "ctr/model.h"
 #include "methods/msd/msd.h"
 #include "train/trainer.h"
 
@@ -26,6 +27,18 @@ int sc_eval_predict(const sc_model_bundle *b, sc_model *model, const sc_dataset 
     *prob = NULL;
     if (n_unknown) *n_unknown = 0;
     if (ds->n_rows == 0) return sc_fail(err, SC_EINVAL, "cannot evaluate an empty split");
+    /* a network with a dense side input outside MSD is ELEC's gain network: its per-row LLM vector needs the
+     * language model, which scoring here (as serving) does without; say so rather than fail in the forward pass */
+    if (strcmp(b->method, "msd") && sc_model_get_config(model)->extra_dim > 0) {
+        const char *name = "?";
+        for (int i = 0; i < b->n_networks; i++)
+            if (b->networks[i].model == model) name = b->networks[i].name;
+        return sc_fail(err, SC_EINVAL,
+                       "%s: network '%s' takes a language-model vector per row (ELEC's gain network), which is not "
+                       "computed here: score the vanilla network (the default); the file's training info holds the "
+                       "gain network's validation and test metrics",
+                       b->file.path, name);
+    }
     *prob = sc_malloc((size_t)ds->n_rows * sizeof **prob);
     if (!*prob) return sc_fail(err, SC_ENOMEM, "out of memory for %lld scores", (long long)ds->n_rows);
     int rc;
