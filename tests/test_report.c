@@ -243,6 +243,42 @@ Test(report, elec_model_section_and_gain_refused) {
     free(page);
 }
 
+/* A dataset without users or items (Criteo): no such slices, a note that
+ * says why, undefined gAUC (no group) drawn as a dash; --item-field names
+ * another field to slice by. */
+Test(report, criteo_without_users_or_items) {
+    strcpy(g_dir, "/tmp/sc_report_XXXXXX");
+    cr_assert(mkdtemp(g_dir));
+    cr_assert_eq(tcli_semctr("prepare --config configs/criteo.yaml --out %s/data", g_dir), 0, "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --data %s/data --model lr --out %s/lr --epochs 1 --threads 1", g_dir, g_dir), 0,
+                 "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("train --data %s/data --model fm --out %s/fm --epochs 1 --threads 1", g_dir, g_dir), 0,
+                 "%s", tcli_out());
+    cr_assert_eq(tcli_semctr("report --model %s/lr --model %s/fm --data %s/data --out %s/r.html", g_dir, g_dir, g_dir,
+                             g_dir),
+                 0, "%s", tcli_out());
+    char path[128];
+    snprintf(path, sizeof path, "%s/r.html", g_dir);
+    char *page = slurp(path);
+    cr_assert(strstr(page, "No items slices: the dataset has no categorical field &#39;item_id&#39;"), "no note");
+    cr_assert(strstr(page, "No users slices"), "no note");
+    cr_assert_null(strstr(page, "slice-table"));
+    cr_assert(strstr(page, "<td class=\"n gauc\">&ndash;</td>"), "gAUC without groups is not a dash");
+    cr_assert(strstr(page, "<td class=\"n relaimpr\">baseline</td>"));
+    /* RelaImpr of the second model against the first, as eval --baseline computes it */
+    cr_assert_eq(tcli_semctr("eval --model %s/fm --baseline %s/lr --data %s/data --json", g_dir, g_dir, g_dir), 0);
+    double rel = tcli_json_number(tcli_out(), "relaimpr");
+    cr_assert(fabs(cell_after(page, "<tr data-model=\"1\">", "relaimpr") - rel) <= 0.005 + 1e-9, "RelaImpr vs %.4f",
+              rel);
+    free(page);
+    cr_assert_eq(tcli_semctr("report --model %s/lr --data %s/data --out %s/r.html --item-field C1", g_dir, g_dir, g_dir),
+                 0, "%s", tcli_out());
+    page = slurp(path);
+    cr_assert(strstr(page, "<td>items: cold (&lt;= 5 train rows)</td>"), "no C1 slices");
+    cr_assert(strstr(page, "No users slices"));
+    free(page);
+}
+
 /* ---- the library ---- */
 
 /* n rows of random scores with ties (scores on a 1/50 grid) and labels that

@@ -211,7 +211,8 @@ static void swatch(FILE *fp, int i) { fprintf(fp, "<span class=\"sw\" style=\"ba
 static void summary(const sc_report *r, FILE *fp) {
     fputs("<h2 id=\"models\">Models</h2>\n<table id=\"summary\"><tr><th>model</th><th>file</th><th>method</th>"
           "<th>backbone</th><th>network</th><th>AUC</th><th>gAUC</th><th>logloss</th><th>ECE</th>"
-          "<th>average precision</th><th>mean predicted</th><th>observed CTR</th></tr>\n", fp);
+          "<th>average precision</th><th>mean predicted</th><th>observed CTR</th><th>RelaImpr vs the first</th></tr>\n",
+          fp);
     for (int i = 0; i < r->n_models; i++) {
         const sc_report_model *m = &r->models[i];
         fprintf(fp, "<tr data-model=\"%d\"><td>", i);
@@ -233,11 +234,15 @@ static void summary(const sc_report *r, FILE *fp) {
         cell(fp, "ap", m->curves.average_precision, 6);
         cell(fp, "mean_pred", m->all.mean_pred, 4);
         cell(fp, "ctr", m->all.ctr, 4);
+        /* RelaImpr (eval --baseline) against the first model, the usual way to state an AUC gain in CTR papers */
+        if (i == 0) fputs("<td class=\"n relaimpr\">baseline</td>", fp);
+        else fprintf(fp, "<td class=\"n relaimpr\">%+.2f%%</td>", sc_relaimpr(m->all.auc, r->models[0].all.auc));
         fputs("</tr>\n", fp);
     }
     fputs("</table>\n<p>AUC, gAUC (per-user AUC weighted by the user's rows, over users with both labels), logloss "
           "and ECE are those of <code>semctr eval</code> on the same split; average precision is scikit-learn's "
-          "<code>average_precision_score</code>.</p>\n", fp);
+          "<code>average_precision_score</code>; RelaImpr is <code>eval --baseline</code>'s, (AUC &minus; 0.5) / "
+          "(AUC<sub>first</sub> &minus; 0.5) &minus; 1.</p>\n", fp);
     for (int i = 0; i < r->n_models; i++)
         if (!strcmp(r->models[i].method, "msd") && r->models[i].msd_unknown) {
             fputs("<p class=\"note\">", fp);
