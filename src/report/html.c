@@ -60,10 +60,19 @@ static double clamp01(double t) { return t < 0 ? 0 : t > 1 ? 1 : t; }
 static double px(double x, double x0, double x1) { return L + clamp01((x - x0) / (x1 - x0)) * (W - L - R); }
 static double py(double y, double y0, double y1) { return H - B - clamp01((y - y0) / (y1 - y0)) * (H - T - B); }
 
-/* Axes, grid, ticks and titles of a plot over [x0, x1] × [y0, y1] (no x
- * ticks when x0 == x1: a bar chart labels its categories itself). */
+/* A vertical grid line and its tick label at x. */
+static void x_tick(FILE *fp, double x, double x0, double x1) {
+    fprintf(fp, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"grid\"/>", px(x, x0, x1), T, px(x, x0, x1),
+            H - B);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%d\" class=\"tk\" text-anchor=\"middle\">%.4g</text>\n", px(x, x0, x1), H - B + 16,
+            x);
+}
+
+/* Axes, grid, ticks and titles of a plot over [x0, x1] × [y0, y1]: five
+ * ticks each, or (int_x) x ticks on whole numbers only (epochs), at most 10;
+ * no x ticks when x0 == x1 (a bar chart labels its categories itself). */
 static void axes(FILE *fp, const char *title, const char *xlabel, const char *ylabel, double x0, double x1,
-                 double y0, double y1) {
+                 double y0, double y1, int int_x) {
     fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                 "role=\"img\" class=\"chart\"><title>", W, H, W, H);
     sc_html_esc(fp, title);
@@ -75,15 +84,13 @@ static void axes(FILE *fp, const char *title, const char *xlabel, const char *yl
         double y = y0 + (y1 - y0) * k / 4;
         fprintf(fp, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"grid\"/>", L, py(y, y0, y1), W - R,
                 py(y, y0, y1));
-        fprintf(fp, "<text x=\"%d\" y=\"%.1f\" class=\"tk\" text-anchor=\"end\">%.3g</text>\n", L - 5,
+        fprintf(fp, "<text x=\"%d\" y=\"%.1f\" class=\"tk\" text-anchor=\"end\">%.4g</text>\n", L - 5,
                 py(y, y0, y1) + 4, y);
-        if (x1 > x0) {
-            double x = x0 + (x1 - x0) * k / 4;
-            fprintf(fp, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"grid\"/>", px(x, x0, x1), T,
-                    px(x, x0, x1), H - B);
-            fprintf(fp, "<text x=\"%.1f\" y=\"%d\" class=\"tk\" text-anchor=\"middle\">%.3g</text>\n",
-                    px(x, x0, x1), H - B + 16, x);
-        }
+        if (x1 > x0 && !int_x) x_tick(fp, x0 + (x1 - x0) * k / 4, x0, x1);
+    }
+    if (x1 > x0 && int_x) {
+        double first = ceil(x0), last = floor(x1), step = fmax(1, ceil((last - first + 1) / 10));
+        for (double x = first; x <= last; x += step) x_tick(fp, x, x0, x1);
     }
     fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"frame\"/>\n", L, T, W - L - R,
             H - T - B);
@@ -99,7 +106,7 @@ void sc_html_line_chart(FILE *fp, const char *title, const char *xlabel, const c
                         double y0, double y1, const sc_series *s, int n_series, int flags) {
     if (!(x1 > x0)) x1 = x0 + 1;
     if (!(y1 > y0)) y1 = y0 + 1;
-    axes(fp, title, xlabel, ylabel, x0, x1, y0, y1);
+    axes(fp, title, xlabel, ylabel, x0, x1, y0, y1, flags & SC_CHART_INT_X);
     fputs("<g>\n", fp);
     if (flags & SC_CHART_DIAGONAL) {
         double a = fmax(x0, y0), b = fmin(x1, y1);
@@ -155,7 +162,7 @@ void sc_html_line_chart(FILE *fp, const char *title, const char *xlabel, const c
 void sc_html_bar_chart(FILE *fp, const char *title, const char *ylabel, const char *const *cat, int n_cat,
                        const char *const *group, int n_group, const double *v, double y0, double y1) {
     if (!(y1 > y0)) y1 = y0 + 1;
-    axes(fp, title, "", ylabel, 0, 0, y0, y1);
+    axes(fp, title, "", ylabel, 0, 0, y0, y1, 0);
     if (n_cat <= 0 || n_group <= 0) {
         fputs("</svg>\n", fp);
         return;

@@ -34,8 +34,8 @@ const char *sc_html_color(int i);
 
 /* Flags of a line chart: a dotted y = x line (a ROC's chance line, a
  * calibration plot's perfect one); the legend's corner, where the curves are
- * not (top left unless told). */
-enum { SC_CHART_DIAGONAL = 1, SC_CHART_LEGEND_RIGHT = 2, SC_CHART_LEGEND_BOTTOM = 4 };
+ * not (top left unless told); x ticks on whole numbers only (epochs). */
+enum { SC_CHART_DIAGONAL = 1, SC_CHART_LEGEND_RIGHT = 2, SC_CHART_LEGEND_BOTTOM = 4, SC_CHART_INT_X = 8 };
 
 /* An SVG line chart (width × height px) of the series in the box
  * [x0, x1] × [y0, y1], with axes, 5 ticks each, the axis titles and a legend. Points outside the box are drawn on its edge. */

@@ -449,13 +449,14 @@ static void training_section(const sc_report *r, FILE *fp) {
         sc_html_range(&alo, &ahi);
         sc_series sl[2] = {{"train loss", loss, nl, sc_html_color(0), 0, 1},
                            {"valid logloss", vll, nv, sc_html_color(1), 0, 1}};
-        sc_html_line_chart(fp, "Loss", "epoch (log line)", "loss", 0.5, x1 + 0.5, llo, lhi, sl, 2, SC_CHART_LEGEND_RIGHT);
+        sc_html_line_chart(fp, "Loss", "epoch (log line)", "loss", 0.5, x1 + 0.5, llo, lhi, sl, 2,
+                           SC_CHART_LEGEND_RIGHT | SC_CHART_INT_X);
         sc_series sa[3] = {{"valid AUC", auc, m->n_epochs, sc_html_color(0), 0, 1},
                            {"valid gAUC", gauc, ng, sc_html_color(2), 1, 1},
                            {"best so far (saved)", best, nb, sc_html_color(1), 0, 2}};
         /* the best epochs as dots only (markers 2): a line between them would suggest a curve */
         sc_html_line_chart(fp, "Validation AUC", "epoch (log line)", "AUC", 0.5, x1 + 0.5, alo, ahi, sa, 3,
-                           SC_CHART_LEGEND_RIGHT | SC_CHART_LEGEND_BOTTOM);
+                           SC_CHART_LEGEND_RIGHT | SC_CHART_LEGEND_BOTTOM | SC_CHART_INT_X);
         fputs("</div>\n", fp);
         fputs("<table class=\"epochs\"><tr><th>line</th><th>epoch</th><th>train loss</th><th>valid AUC</th>"
               "<th>valid gAUC</th><th>valid logloss</th><th>learning rate</th><th>best so far</th></tr>\n", fp);
