@@ -24,7 +24,7 @@ mkdir -p "$RUNS"
 $S prepare --config configs/ml-100k.yaml --out "$RUNS/ml-100k"
 $S train --data "$RUNS/ml-100k" --model deepfm --out "$RUNS/deepfm.model" --log "$RUNS/deepfm.log"
 $S train --method elec --elec-granularity entity --data "$RUNS/ml-100k" --model deepfm \
-         --out "$RUNS/elec-deepfm.model"
+         --out "$RUNS/elec-deepfm.model" --log "$RUNS/elec-deepfm.log"
 $S export --model "$RUNS/elec-deepfm.model" --network vanilla --out "$RUNS/deepfm-elec-vanilla.model"
 echo "== plain DeepFM, test split"
 $S eval --model "$RUNS/deepfm.model" --data "$RUNS/ml-100k" --split test
@@ -47,7 +47,7 @@ $S eval --model "$RUNS/msd-deepfm.model" --data "$RUNS/ml-100k" --split test --b
 echo "== one HTML page comparing the three (ROC / PR, calibration, cold and warm slices, training curves,"
 echo "   ELEC's guard, MSD's levels): docs/report.md"
 $S report --model "$RUNS/deepfm.model" --label "DeepFM" --log "$RUNS/deepfm.log" \
-          --model "$RUNS/elec-deepfm.model" --label "ELEC DeepFM (as served)" \
+          --model "$RUNS/elec-deepfm.model" --label "ELEC DeepFM (as served)" --log "$RUNS/elec-deepfm.log" \
           --model "$RUNS/msd-deepfm.model" --label "MSD DeepFM" \
           --data "$RUNS/ml-100k" --split test --encoder "$ENCODER" --out "$RUNS/report.html"
 echo "   open $RUNS/report.html in a browser (one file: no script, no network)"
