@@ -75,6 +75,18 @@ static double cell_after(const char *page, const char *from, const char *cls) {
     return strtod(p + strlen(pat), NULL);
 }
 
+/* tests/test_report_html.sh: every element closed in order, only SVG inside an <svg>. */
+static void assert_well_formed(const char *path) {
+    char cmd[512], out[4096];
+    snprintf(cmd, sizeof cmd, "bash tests/test_report_html.sh '%s' 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s is not well formed:\n%s", path, out);
+}
+
 static const char *REPORT = "report --model %s/lr --label 'logistic regression' --log %s/lr.log --model %s/fm "
                             "--log %s/fm.log --data %s/data --split test --out %s/report.html --threads 1";
 
@@ -83,6 +95,7 @@ Test(report, numbers_equal_eval) {
     cr_assert_eq(tcli_semctr(REPORT, g_dir, g_dir, g_dir, g_dir, g_dir, g_dir), 0, "%s", tcli_out());
     char path[128];
     snprintf(path, sizeof path, "%s/report.html", g_dir);
+    assert_well_formed(path);
     char *page = slurp(path);
     const char *names[2] = {"lr", "fm"};
     for (int i = 0; i < 2; i++) {
@@ -231,6 +244,7 @@ Test(report, elec_model_section_and_gain_refused) {
                  0, "%s", tcli_out());
     char path[128];
     snprintf(path, sizeof path, "%s/r.html", g_dir);
+    assert_well_formed(path);
     char *page = slurp(path);
     cr_assert_eq(tcli_semctr("eval --model %s/e --data %s/data --split test --json --threads 1", g_dir, g_dir), 0);
     double auc = tcli_json_number(tcli_out(), "auc");
@@ -259,6 +273,7 @@ Test(report, criteo_without_users_or_items) {
                  0, "%s", tcli_out());
     char path[128];
     snprintf(path, sizeof path, "%s/r.html", g_dir);
+    assert_well_formed(path);
     char *page = slurp(path);
     cr_assert(strstr(page, "No items slices: the dataset has no categorical field &#39;item_id&#39;"), "no note");
     cr_assert(strstr(page, "No users slices"), "no note");
@@ -424,6 +439,15 @@ Test(report, methods_section_from_training_info) {
     cr_assert(strstr(buf, "elec &amp; co"));
     cr_assert(strstr(buf, "<code>d&lt;ir</code>"));
     cr_assert_null(strstr(buf, "d<ir"));
+    /* the sections of models without a dataset behind them still close every element */
+    strcpy(g_dir, "/tmp/sc_report_XXXXXX");
+    cr_assert(mkdtemp(g_dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.html", g_dir);
+    FILE *out = fopen(path, "w");
+    cr_assert(out && fwrite(buf, 1, len, out) == len);
+    fclose(out);
+    assert_well_formed(path);
     free(buf);
     cJSON_Delete(m[0].info);
     cJSON_Delete(m[1].info);
