@@ -328,6 +328,11 @@ Test(report, roc_area_is_metrics_auc) {
     cr_assert_eq(sc_curves_compute(label, prob, N, 400, &c, &err), SC_OK);
     cr_assert(c.n_roc <= 2 * 400 + 4 && c.n_roc > 50, "%d points", c.n_roc);
     cr_assert(fabs(sc_curve_area(c.roc, c.n_roc) - m.auc) < 1e-3, "%.6f vs %.6f", sc_curve_area(c.roc, c.n_roc), m.auc);
+    /* PR: thinned along recall (precision jumps about at low recall), ending at (1, CTR) */
+    cr_assert(c.n_pr <= 400 + 2 && c.n_pr > 50, "%d PR points", c.n_pr);
+    cr_assert_eq(c.pr[c.n_pr - 1].x, 1);
+    cr_assert(fabs(c.pr[c.n_pr - 1].y - m.ctr) < 1e-12);
+    for (int i = 1; i < c.n_pr; i++) cr_assert(c.pr[i].x >= c.pr[i - 1].x);
     sc_curves_free(&c);
     /* one class: no ROC curve, no error */
     for (int i = 0; i < N; i++) label[i] = 0;

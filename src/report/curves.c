@@ -18,14 +18,16 @@ static int cmp_desc(const void *a, const void *b) {
 }
 
 /* Append (x, y) to a curve being thinned: kept when it moved at least step
- * from the last kept point, or when force (an end); else it replaces
- * nothing and is dropped. cap is never exceeded (each kept point but the
- * ends moved >= step along an axis whose total travel is 1, so a curve keeps
- * at most 2 / step + 2 points). */
-static void push(sc_curve_point *p, int *n, int cap, double x, double y, double step, int force) {
-    if (*n > 0 && !force && fabs(x - p[*n - 1].x) < step && fabs(y - p[*n - 1].y) < step) return;
+ * from the last kept point along x or (unless x_only) along y, or when force
+ * (an end); else dropped. A ROC curve is monotone in both, so it keeps at
+ * most 2 / step + 2 points; precision is not monotone (it jumps about at low
+ * recall, over few positives), so a PR curve is thinned along recall alone:
+ * at most 1 / step + 2 points. cap (>= 2 / step + 4) is thus never reached;
+ * should it be, the last point is replaced rather than memory overrun. */
+static void push(sc_curve_point *p, int *n, int cap, double x, double y, double step, int force, int x_only) {
+    if (*n > 0 && !force && fabs(x - p[*n - 1].x) < step && (x_only || fabs(y - p[*n - 1].y) < step)) return;
     if (*n > 0 && p[*n - 1].x == x && p[*n - 1].y == y) return;
-    if (*n >= cap) (*n)--; /* unreachable by the bound above; keeps the end point if it were not */
+    if (*n >= cap) (*n)--;
     p[(*n)++] = (sc_curve_point){x, y};
 }
 
@@ -54,7 +56,7 @@ int sc_curves_compute(const float *label, const float *prob, int64_t n, int max_
     double step = 1.0 / max_points;
     int64_t tp = 0, fp = 0;
     double ap = 0, last_recall = 0;
-    if (P > 0 && N > 0) push(out->roc, &out->n_roc, cap, 0, 0, step, 1);
+    if (P > 0 && N > 0) push(out->roc, &out->n_roc, cap, 0, 0, step, 1, 0);
     for (int64_t i = 0; i < n;) {
         int64_t j = i;
         while (j < n && r[j].score == r[i].score) { /* one threshold: ties move together */
@@ -63,12 +65,12 @@ int sc_curves_compute(const float *label, const float *prob, int64_t n, int max_
             j++;
         }
         int last = j == n;
-        if (P > 0 && N > 0) push(out->roc, &out->n_roc, cap, (double)fp / N, (double)tp / P, step, last);
+        if (P > 0 && N > 0) push(out->roc, &out->n_roc, cap, (double)fp / N, (double)tp / P, step, last, 0);
         if (P > 0) {
             double recall = (double)tp / P, precision = (double)tp / (double)(tp + fp);
             ap += (recall - last_recall) * precision;
             last_recall = recall;
-            push(out->pr, &out->n_pr, cap, recall, precision, step, out->n_pr == 0 || last);
+            push(out->pr, &out->n_pr, cap, recall, precision, step, out->n_pr == 0 || last, 1);
         }
         i = j;
     }

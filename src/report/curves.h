@@ -28,8 +28,9 @@ typedef struct sc_curves {
  * sc_metrics_compute accepts them), one point per distinct score (tied
  * scores move the curve together, as scikit-learn's roc_curve), thinned to
  * about max_points per curve (>= 16) by keeping a point only once the curve
- * has moved 1/max_points along either axis since the last kept one, plus
- * both ends: a straight stretch loses nothing a plot can show. Without both
+ * has moved 1/max_points since the last kept one (ROC: along either axis;
+ * PR: along recall), plus both ends: a straight stretch loses nothing a plot
+ * can show. Without both
  * labels the ROC curve is undefined: n_roc = 0 (the PR curve likewise
  * without positives). Allocates; free with sc_curves_free. */
 int sc_curves_compute(const float *label, const float *prob, int64_t n, int max_points, sc_curves *out,

@@ -236,7 +236,9 @@ static void summary(const sc_report *r, FILE *fp) {
         cell(fp, "ctr", m->all.ctr, 4);
         /* RelaImpr (eval --baseline) against the first model, the usual way to state an AUC gain in CTR papers */
         if (i == 0) fputs("<td class=\"n relaimpr\">baseline</td>", fp);
-        else fprintf(fp, "<td class=\"n relaimpr\">%+.2f%%</td>", sc_relaimpr(m->all.auc, r->models[0].all.auc));
+        else if (isfinite(sc_relaimpr(m->all.auc, r->models[0].all.auc)))
+            fprintf(fp, "<td class=\"n relaimpr\">%+.2f%%</td>", sc_relaimpr(m->all.auc, r->models[0].all.auc));
+        else fputs("<td class=\"n relaimpr\">&ndash;</td>", fp);
         fputs("</tr>\n", fp);
     }
     fputs("</table>\n<p>AUC, gAUC (per-user AUC weighted by the user's rows, over users with both labels), logloss "
@@ -593,8 +595,11 @@ static void methods_section(const sc_report *r, FILE *fp) {
                 sc_html_esc(fp, cJSON_GetStringValue(get(set, "levels")));
                 fputs(")", fp);
             }
-            fprintf(fp, "; cold slice: items with at most %g train rows; best epoch %g of %g.</p>\n",
-                    jnum(ms, "cold_max"), jnum(ms, "best_epoch"), jnum(ms, "epochs_run"));
+            if (isfinite(jnum(ms, "cold_max"))) fprintf(fp, "; cold slice: items with at most %g train rows",
+                                                        jnum(ms, "cold_max"));
+            if (isfinite(jnum(ms, "best_epoch")) && isfinite(jnum(ms, "epochs_run")))
+                fprintf(fp, "; best epoch %g of %g", jnum(ms, "best_epoch"), jnum(ms, "epochs_run"));
+            fputs(".</p>\n", fp);
             const cJSON *sel = get(ms, "selection");
             if (cJSON_IsArray(sel)) {
                 fputs("<table class=\"selection\"><tr><th>levels</th><th>valid AUC</th><th>vs plain backbone</th>"
