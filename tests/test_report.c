@@ -190,6 +190,10 @@ Test(report, errors_name_what_is_wrong) {
                              g_dir),
                  1);
     cr_assert(strstr(tcli_out(), "'genres'") && strstr(tcli_out(), "not categorical"), "%s", tcli_out());
+    /* an output directory that does not exist */
+    cr_assert_eq(tcli_semctr("report --model %s/fm --data %s/data --out %s/no/such/dir/r.html", g_dir, g_dir, g_dir),
+                 1);
+    cr_assert(strstr(tcli_out(), "no/such/dir/r.html"), "%s", tcli_out());
     cr_assert_eq(tcli_semctr("report --model %s/fm --data %s/data", g_dir, g_dir), 2);
     cr_assert(strstr(tcli_out(), "--out"), "%s", tcli_out());
     /* none of the failures left a page */
