@@ -19,7 +19,7 @@ rm -f "$png"
 # a fresh profile each time: a shared one is locked by a concurrent run
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT
-timeout 120 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run \
+timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --no-first-run \
   --user-data-dir="$profile" --window-size=1400,2000 --screenshot="$png" "file://$(realpath "$page")" \
   >"$profile/log" 2>&1 || { cat "$profile/log"; echo "chromium failed"; exit 1; }
 [ -s "$png" ] || { cat "$profile/log"; echo "chromium wrote no screenshot"; exit 1; }
