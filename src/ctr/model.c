@@ -73,6 +73,27 @@ typedef struct table {
 
 enum { MAXL = SC_MAX_LAYERS };
 
+/* The activations of a forward pass: the model's own (training, eval) or a
+ * scoring workspace's (sc_infer_ws), so one read-only model can run many
+ * forwards at once. */
+typedef struct fwd_acts {
+    float *E_buf;        /* (B, Fe, D) */
+    float *scale;        /* (F, B) pooling factor per field and row */
+    float *lin;          /* (B) linear-part logit */
+    float *x0;           /* (B, X): == E_buf unless concat */
+    float *fmv;          /* (B, D) */
+    float *dnn_a[MAXL];  /* (B, hidden[l]) after ReLU */
+    float *dnn_m[MAXL];  /* (B, hidden[l]) dropout masks */
+    float *dnn_h[MAXL];  /* (B, hidden[l]) after dropout (== dnn_a without dropout) */
+    float *cx[MAXL + 1]; /* (B, X): cx[0] = x0 */
+    float *cs[MAXL];     /* (B) vector: s; */
+    float *cu[MAXL];     /* (B, X) matrix: u */
+    float *ax[MAXL + 1]; /* ax[0] = E_buf (B, Fe, D); ax[l+1] (B, Fe, A) */
+    sc_att_buffers ab[MAXL];
+    float *hid;          /* (B, Hh) when hid_concat */
+    const float *hidden; /* points at the hidden representation */
+} fwd_acts;
+
 struct sc_model {
     sc_model_config cfg;
     int F, Fe, D, E;
@@ -101,24 +122,14 @@ struct sc_model {
 
     sc_rng rng; /* dropout */
 
-    /* activations, for cap rows */
+    /* activations, for cap rows (the forward's in a, as a scoring workspace holds them) */
     int cap;
     float *act_block;
-    float *E_buf;        /* (B, Fe, D) */
-    float *scale;        /* (F, B) pooling factor per field and row */
-    float *lin;          /* (B) linear-part logit */
-    float *x0;           /* (B, X): == E_buf unless concat */
-    float *fmv;          /* (B, D) */
-    float *dnn_a[MAXL];  /* (B, hidden[l]) after ReLU */
-    float *dnn_m[MAXL];  /* (B, hidden[l]) dropout masks */
-    float *dnn_h[MAXL];  /* (B, hidden[l]) after dropout (== dnn_a without dropout) */
-    float *cx[MAXL + 1]; /* (B, X): cx[0] = x0 */
-    float *cs[MAXL];     /* (B) vector: s; */
-    float *cu[MAXL];     /* (B, X) matrix: u */
-    float *ax[MAXL + 1]; /* ax[0] = E_buf (B, Fe, D); ax[l+1] (B, Fe, A) */
-    sc_att_buffers ab[MAXL];
-    float *hid;          /* (B, Hh) when hid_concat */
-    const float *hidden; /* points at the hidden representation */
+    fwd_acts a;
+    /* serving (sc_model_pack): dense weights packed for the inference kernel */
+    float *pk_block;
+    const float *pk_dw[MAXL], *pk_cw[MAXL];
+    int64_t pk_n;
     /* backward scratch */
     float *dE;           /* (B, Fe, D) */
     float *dx0;          /* (B, X), == dE unless concat */
@@ -276,6 +287,7 @@ void sc_model_free(sc_model *m) {
     sc_free(m->params);
     sc_free(m->wblock);
     sc_free(m->gblock);
+    sc_free(m->pk_block);
     sc_free(m);
 }
 
@@ -542,34 +554,34 @@ static int ensure_capacity(sc_model *m, int B, sc_error *err) {
     float *p = m->act_block;
     int k = 0;
 #define CARVE() (p += round16(sizes[k] * cap), p - round16(sizes[k++] * cap))
-    m->E_buf = CARVE();
-    m->scale = CARVE();
-    m->lin = CARVE();
-    m->x0 = CARVE();
-    if (!m->extra_concat) m->x0 = m->E_buf;
-    m->fmv = CARVE();
+    m->a.E_buf = CARVE();
+    m->a.scale = CARVE();
+    m->a.lin = CARVE();
+    m->a.x0 = CARVE();
+    if (!m->extra_concat) m->a.x0 = m->a.E_buf;
+    m->a.fmv = CARVE();
     for (int l = 0; l < c->n_hidden; l++) {
-        m->dnn_a[l] = CARVE();
-        m->dnn_m[l] = CARVE();
-        m->dnn_h[l] = CARVE();
-        if (!(c->dropout > 0)) m->dnn_h[l] = m->dnn_a[l];
+        m->a.dnn_a[l] = CARVE();
+        m->a.dnn_m[l] = CARVE();
+        m->a.dnn_h[l] = CARVE();
+        if (!(c->dropout > 0)) m->a.dnn_h[l] = m->a.dnn_a[l];
     }
-    m->cx[0] = m->x0;
+    m->a.cx[0] = m->a.x0;
     for (int l = 0; l < c->n_cross; l++) {
-        m->cx[l + 1] = CARVE();
-        m->cs[l] = CARVE();
-        m->cu[l] = CARVE();
+        m->a.cx[l + 1] = CARVE();
+        m->a.cs[l] = CARVE();
+        m->a.cu[l] = CARVE();
     }
-    m->ax[0] = m->E_buf;
+    m->a.ax[0] = m->a.E_buf;
     for (int l = 0; l < c->att_layers; l++) {
-        m->ax[l + 1] = CARVE();
+        m->a.ax[l + 1] = CARVE();
         float *q = CARVE();
-        m->ab[l].q = q;
-        m->ab[l].k = q + cap * Fe * m->A;
-        m->ab[l].v = q + 2 * cap * Fe * m->A;
-        m->ab[l].p = CARVE();
+        m->a.ab[l].q = q;
+        m->a.ab[l].k = q + cap * Fe * m->A;
+        m->a.ab[l].v = q + 2 * cap * Fe * m->A;
+        m->a.ab[l].p = CARVE();
     }
-    m->hid = CARVE();
+    m->a.hid = CARVE();
     m->dE = CARVE();
     m->dx0 = CARVE();
     if (!m->extra_concat) m->dx0 = m->dE;
@@ -638,7 +650,8 @@ static int check_batch(const sc_model *m, const sc_batch *b, sc_error *err) {
 }
 
 typedef struct {
-    sc_model *m;
+    const sc_model *m;
+    fwd_acts *A;
     const sc_batch *b;
     int tasks;
 } emb_ctx;
@@ -646,23 +659,24 @@ typedef struct {
 /* Embedding gather + pooling and the linear part for a chunk of rows. */
 static void emb_fwd_task(void *vc, int t) {
     emb_ctx *c = vc;
-    sc_model *m = c->m;
+    const sc_model *m = c->m;
+    fwd_acts *A = c->A;
     int B = c->b->n, D = m->D, Fe = m->Fe;
     int lo = (int)((int64_t)B * t / c->tasks), hi = (int)((int64_t)B * (t + 1) / c->tasks);
     int n = hi - lo;
     if (n <= 0) return;
-    if (m->use_lin) memset(m->lin + lo, 0, sizeof(float) * n);
+    if (m->use_lin) memset(A->lin + lo, 0, sizeof(float) * n);
     for (int f = 0; f < m->F; f++) {
         const sc_field_info *fi = &m->fields[f];
-        table *tb = &m->tables[m->field_table[f]];
-        float *sc = m->scale + (int64_t)f * B + lo;
-        float *out = m->E_buf + (int64_t)lo * Fe * D + (int64_t)f * D;
+        const table *tb = &m->tables[m->field_table[f]];
+        float *sc = A->scale + (int64_t)f * B + lo;
+        float *out = A->E_buf + (int64_t)lo * Fe * D + (int64_t)f * D;
         if (fi->kind == SC_FIELD_NUMERIC) {
             const float *v = c->b->values[f] + lo;
             if (tb->p_emb >= 0) sc_embedding_numeric_forward(out, Fe * D, m->params[tb->p_emb].data, v, n, D);
             if (tb->p_lin >= 0) {
                 float w = m->params[tb->p_lin].data[0];
-                for (int i = 0; i < n; i++) m->lin[lo + i] += w * v[i];
+                for (int i = 0; i < n; i++) A->lin[lo + i] += w * v[i];
             }
             continue;
         }
@@ -685,7 +699,7 @@ static void emb_fwd_task(void *vc, int t) {
                     }
                 float k = mean ? (len ? 1.0f / len : 0.0f) : 1.0f;
                 sc[i] = k;
-                m->lin[lo + i] += s * k;
+                A->lin[lo + i] += s * k;
             }
         }
     }
@@ -697,28 +711,47 @@ static int n_tasks_for(int B, int n_threads) {
     return t < 1 ? 1 : t;
 }
 
-int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits, sc_error *err) {
-    int rc = check_batch(m, b, err);
-    if (rc) return rc;
-    if ((rc = ensure_capacity(m, b->n, err))) return rc;
+/* The packed dense layer over row chunks (sc_linear_packed_forward); each
+ * chunk is independent, so the bits do not depend on the threads. */
+typedef struct {
+    const float *pk, *inp, *x0, *xl;
+    float *out;
+    int B, C, O, epi, tasks;
+} packed_ctx;
+
+static void packed_task(void *vc, int t) {
+    packed_ctx *c = vc;
+    int lo = (int)((int64_t)c->B * t / c->tasks), hi = (int)((int64_t)c->B * (t + 1) / c->tasks);
+    if (hi <= lo) return;
+    int64_t ai = (int64_t)lo * c->C, ao = (int64_t)lo * c->O;
+    sc_linear_packed_forward(c->out + ao, c->O, c->inp + ai, c->C, c->pk, hi - lo, c->C, c->O, c->epi,
+                             c->x0 ? c->x0 + ao : NULL, c->xl ? c->xl + ao : NULL);
+}
+
+static void packed_forward(const float *pk, float *out, const float *inp, int B, int C, int O, int epi,
+                           const float *x0, const float *xl, int nt) {
+    packed_ctx pc = {pk, inp, x0, xl, out, B, C, O, epi, n_tasks_for(B, nt)};
+    sc_parallel_for(pc.tasks, nt, packed_task, &pc);
+}
+
+/* The forward pass into the activations A (the model's or a workspace's,
+ * holding at least B rows); the model is only read. rng: dropout's, used
+ * when training. */
+static int forward_acts(const sc_model *m, fwd_acts *A, const sc_batch *b, int training, sc_rng *rng,
+                        int packed, float *logits) {
     const sc_model_config *c = &m->cfg;
     int B = b->n, D = m->D, Fe = m->Fe, X = m->X, E = m->E, nt = c->n_threads;
-    m->last_B = B;
-    m->last_training = 0;
-    m->hidden = NULL;
-    if (B == 0) {
-        m->last_training = training;
-        return SC_OK;
-    }
+    A->hidden = NULL;
+    if (B == 0) return SC_OK;
     sc_nn_set_threads(nt);
-    sc_param *P = m->params;
+    const sc_param *P = m->params;
 
-    emb_ctx ec = {m, b, n_tasks_for(B, nt)};
+    emb_ctx ec = {m, A, b, n_tasks_for(B, nt)};
     sc_parallel_for(ec.tasks, nt, emb_fwd_task, &ec);
 
     if (m->extra_field) {
         /* extra (B, E) -> Linear -> field F of E_buf, written in place (row stride Fe*D). */
-        float *dst = m->E_buf + (int64_t)m->F * D;
+        float *dst = A->E_buf + (int64_t)m->F * D;
         const float *bias = P[m->p_xb].data;
         for (int i = 0; i < B; i++) memcpy(dst + (int64_t)i * Fe * D, bias, sizeof(float) * D);
         sc_gemm(0, 1, B, D, E, 1.0f, b->extra, E, P[m->p_xw].data, E, 1.0f, dst, Fe * D);
@@ -726,57 +759,63 @@ int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits
     if (m->n_xf)
         /* extra (B, K*D) -> the last K fields of E_buf, as they are */
         for (int i = 0; i < B; i++)
-            memcpy(m->E_buf + (int64_t)i * Fe * D + (int64_t)(Fe - m->n_xf) * D, b->extra + (int64_t)i * E,
+            memcpy(A->E_buf + (int64_t)i * Fe * D + (int64_t)(Fe - m->n_xf) * D, b->extra + (int64_t)i * E,
                    sizeof(float) * E);
     if (m->extra_concat)
         for (int i = 0; i < B; i++) {
-            memcpy(m->x0 + (int64_t)i * X, m->E_buf + (int64_t)i * Fe * D, sizeof(float) * Fe * D);
-            memcpy(m->x0 + (int64_t)i * X + Fe * D, b->extra + (int64_t)i * E, sizeof(float) * E);
+            memcpy(A->x0 + (int64_t)i * X, A->E_buf + (int64_t)i * Fe * D, sizeof(float) * Fe * D);
+            memcpy(A->x0 + (int64_t)i * X + Fe * D, b->extra + (int64_t)i * E, sizeof(float) * E);
         }
 
     float bias = P[m->p_bias].data[0];
-    for (int i = 0; i < B; i++) logits[i] = bias + (m->use_lin ? m->lin[i] : 0.0f);
+    for (int i = 0; i < B; i++) logits[i] = bias + (m->use_lin ? A->lin[i] : 0.0f);
     if (m->extra_lin)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, B, E, 1.0f, b->extra, E, P[m->p_xlin].data, 1, 1.0f,
                     logits, 1);
 
     if (m->use_fm) {
-        sc_fm_forward(m->fmv, m->E_buf, B, Fe, D, nt);
+        sc_fm_forward(A->fmv, A->E_buf, B, Fe, D, nt);
         if (c->backbone == SC_BB_DEEPFM || c->backbone == SC_BB_FM)
             for (int i = 0; i < B; i++) {
                 float s = 0.0f;
-                for (int d = 0; d < D; d++) s += m->fmv[(int64_t)i * D + d];
+                for (int d = 0; d < D; d++) s += A->fmv[(int64_t)i * D + d];
                 logits[i] += s;
             }
     }
 
     /* DNN tower: Linear -> ReLU -> Dropout per layer. */
-    const float *h = m->x0;
+    const float *h = A->x0;
     int hin = X;
     for (int l = 0; l < c->n_hidden; l++) {
         int O = c->hidden[l];
-        sc_linear_forward(m->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O);
-        sc_relu_forward(m->dnn_a[l], m->dnn_a[l], (int64_t)B * O, nt);
-        if (c->dropout > 0) {
-            float p = training ? c->dropout : 0.0f;
-            sc_dropout_forward(m->dnn_h[l], m->dnn_m[l], m->dnn_a[l], (int64_t)B * O, p, &m->rng);
+        if (packed && sc_linear_packed_same_as_blas(B, hin, O)) {
+            packed_forward(m->pk_dw[l], A->dnn_a[l], h, B, hin, O, SC_EPI_RELU, NULL, NULL, nt);
+        } else {
+            sc_linear_forward(A->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O);
+            sc_relu_forward(A->dnn_a[l], A->dnn_a[l], (int64_t)B * O, nt);
         }
-        h = m->dnn_h[l];
+        if (c->dropout > 0 && A->dnn_h[l] != A->dnn_a[l]) {
+            float p = training ? c->dropout : 0.0f;
+            sc_dropout_forward(A->dnn_h[l], A->dnn_m[l], A->dnn_a[l], (int64_t)B * O, p, rng);
+        }
+        h = A->dnn_h[l];
         hin = O;
     }
 
     for (int l = 0; l < c->n_cross; l++) {
-        if (m->cross_matrix)
-            sc_cross2_forward(m->cx[l + 1], m->cu[l], m->x0, m->cx[l], P[m->p_cw[l]].data,
+        if (m->cross_matrix && packed && sc_linear_packed_same_as_blas(B, X, X))
+            packed_forward(m->pk_cw[l], A->cx[l + 1], A->cx[l], B, X, X, SC_EPI_CROSS, A->x0, A->cx[l], nt);
+        else if (m->cross_matrix)
+            sc_cross2_forward(A->cx[l + 1], A->cu[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
                               P[m->p_cb[l]].data, B, X, nt);
         else
-            sc_cross_forward(m->cx[l + 1], m->cs[l], m->x0, m->cx[l], P[m->p_cw[l]].data,
+            sc_cross_forward(A->cx[l + 1], A->cs[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
                              P[m->p_cb[l]].data, B, X, nt);
     }
 
     for (int l = 0; l < c->att_layers; l++) {
         int din = l == 0 ? D : m->A;
-        sc_attention_forward(m->ax[l + 1], &m->ab[l], m->ax[l], P[m->p_aq[l]].data,
+        sc_attention_forward(A->ax[l + 1], &A->ab[l], A->ax[l], P[m->p_aq[l]].data,
                              P[m->p_ak[l]].data, P[m->p_av[l]].data,
                              m->p_ar[l] >= 0 ? P[m->p_ar[l]].data : NULL, B, Fe, din, m->A,
                              c->att_heads, c->att_scaling, nt);
@@ -784,34 +823,199 @@ int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits
 
     /* The final hidden representation. */
     if (c->backbone == SC_BB_FM) {
-        m->hidden = m->fmv;
+        A->hidden = A->fmv;
     } else if (m->hid_concat) {
         /* [cross out | attention out flattened, DNN out], as DeepCTR's stack_out. */
         int first = m->use_cross ? X : Fe * m->A;
-        const float *fp = m->use_cross ? m->cx[c->n_cross] : m->ax[c->att_layers];
+        const float *fp = m->use_cross ? A->cx[c->n_cross] : A->ax[c->att_layers];
         int last = c->hidden[c->n_hidden - 1];
         for (int i = 0; i < B; i++) {
-            memcpy(m->hid + (int64_t)i * m->Hh, fp + (int64_t)i * first, sizeof(float) * first);
-            memcpy(m->hid + (int64_t)i * m->Hh + first, h + (int64_t)i * last, sizeof(float) * last);
+            memcpy(A->hid + (int64_t)i * m->Hh, fp + (int64_t)i * first, sizeof(float) * first);
+            memcpy(A->hid + (int64_t)i * m->Hh + first, h + (int64_t)i * last, sizeof(float) * last);
         }
-        m->hidden = m->hid;
+        A->hidden = A->hid;
     } else if (m->use_dnn) {
-        m->hidden = h;
+        A->hidden = h;
     } else if (m->use_cross) {
-        m->hidden = m->cx[c->n_cross];
+        A->hidden = A->cx[c->n_cross];
     } else if (m->use_att) {
-        m->hidden = m->ax[c->att_layers];
+        A->hidden = A->ax[c->att_layers];
     }
     if (m->use_out)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, B, m->Hh, 1.0f, m->hidden, m->Hh, P[m->p_out].data,
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, B, m->Hh, 1.0f, A->hidden, m->Hh, P[m->p_out].data,
                     1, 1.0f, logits, 1);
-    m->last_training = training;
     return SC_OK;
+}
+
+int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits, sc_error *err) {
+    int rc = check_batch(m, b, err);
+    if (rc) return rc;
+    if ((rc = ensure_capacity(m, b->n, err))) return rc;
+    m->last_B = b->n;
+    m->last_training = 0;
+    rc = forward_acts(m, &m->a, b, training, &m->rng, 0, logits);
+    m->last_training = training;
+    return rc;
+}
+
+/* ---------------- serving: shared weights, per-caller workspaces ---------------- */
+
+int sc_model_pack(sc_model *m, sc_error *err) {
+    const sc_model_config *c = &m->cfg;
+    int64_t n = 0, in = m->X;
+    for (int l = 0; l < c->n_hidden; l++) {
+        n += round16(sc_linear_packed_floats((int)in, c->hidden[l]));
+        in = c->hidden[l];
+    }
+    if (m->cross_matrix)
+        for (int l = 0; l < c->n_cross; l++) n += round16(sc_linear_packed_floats(m->X, m->X));
+    sc_free(m->pk_block);
+    m->pk_block = NULL;
+    m->pk_n = 0;
+    if (n == 0) return SC_OK;
+    size_t bytes;
+    if (sc_mul_size((size_t)n, sizeof(float), &bytes) || !(m->pk_block = sc_aligned_alloc(bytes)))
+        return sc_fail(err, SC_ENOMEM, "model: out of memory for %lld packed weights", (long long)n);
+    float *p = m->pk_block;
+    const sc_param *P = m->params;
+    in = m->X;
+    for (int l = 0; l < c->n_hidden; l++) {
+        sc_linear_pack(p, P[m->p_dw[l]].data, P[m->p_db[l]].data, (int)in, c->hidden[l]);
+        m->pk_dw[l] = p;
+        p += round16(sc_linear_packed_floats((int)in, c->hidden[l]));
+        in = c->hidden[l];
+    }
+    if (m->cross_matrix)
+        for (int l = 0; l < c->n_cross; l++) {
+            sc_linear_pack(p, P[m->p_cw[l]].data, P[m->p_cb[l]].data, m->X, m->X);
+            m->pk_cw[l] = p;
+            p += round16(sc_linear_packed_floats(m->X, m->X));
+        }
+    m->pk_n = n;
+    return SC_OK;
+}
+
+int64_t sc_model_weight_bytes(const sc_model *m) {
+    return (int64_t)sizeof(float) * (m->wblock_n + m->pk_n);
+}
+
+struct sc_infer_ws {
+    int cap;
+    int packed;      /* made for the packed model: no DCNv2 u buffers */
+    float *block;
+    int64_t bytes;
+    fwd_acts a;
+};
+
+/* Floats per row of each forward buffer, in carving order (only what a
+ * forward without dropout reads or writes). */
+static int ws_sizes(const sc_model *m, int packed, int64_t *sizes) {
+    const sc_model_config *c = &m->cfg;
+    int64_t D = m->D, Fe = m->Fe, X = m->X;
+    int ns = 0;
+    sizes[ns++] = Fe * D;                  /* E_buf */
+    sizes[ns++] = m->F;                    /* scale */
+    sizes[ns++] = 1;                       /* lin */
+    sizes[ns++] = m->extra_concat ? X : 0; /* x0 */
+    sizes[ns++] = m->use_fm ? D : 0;       /* fmv */
+    for (int l = 0; l < c->n_hidden; l++) sizes[ns++] = c->hidden[l];
+    for (int l = 0; l < c->n_cross; l++) {
+        sizes[ns++] = X;                                   /* cx[l+1] */
+        sizes[ns++] = m->cross_matrix ? 0 : 1;             /* cs */
+        sizes[ns++] = m->cross_matrix && !packed ? X : 0;  /* cu */
+    }
+    for (int l = 0; l < c->att_layers; l++) {
+        sizes[ns++] = Fe * m->A;                       /* ax[l+1] */
+        sizes[ns++] = 3 * Fe * m->A;                   /* q k v */
+        sizes[ns++] = (int64_t)c->att_heads * Fe * Fe; /* p */
+    }
+    sizes[ns++] = m->hid_concat ? m->Hh : 0; /* hid */
+    return ns;
+}
+
+static int ws_carve(const sc_model *m, sc_infer_ws *ws, int cap, sc_error *err) {
+    const sc_model_config *c = &m->cfg;
+    int64_t sizes[16 + 4 * MAXL];
+    int ns = ws_sizes(m, ws->packed, sizes);
+    int64_t total = 0;
+    for (int i = 0; i < ns; i++) total += round16(sizes[i] * cap);
+    size_t bytes;
+    float *blk = NULL;
+    if (sc_mul_size((size_t)(total > 0 ? total : 16), sizeof(float), &bytes) || !(blk = sc_aligned_alloc(bytes)))
+        return sc_fail(err, SC_ENOMEM, "model: out of memory for a scoring workspace of %d rows", cap);
+    memset(blk, 0, bytes);
+    sc_free(ws->block);
+    ws->block = blk;
+    ws->bytes = (int64_t)bytes;
+    ws->cap = cap;
+    fwd_acts *A = &ws->a;
+    memset(A, 0, sizeof *A);
+    float *p = blk;
+    int k = 0;
+#define CARVE() (p += round16(sizes[k] * cap), p - round16(sizes[k++] * cap))
+    A->E_buf = CARVE();
+    A->scale = CARVE();
+    A->lin = CARVE();
+    A->x0 = CARVE();
+    if (!m->extra_concat) A->x0 = A->E_buf;
+    A->fmv = CARVE();
+    for (int l = 0; l < c->n_hidden; l++) A->dnn_h[l] = A->dnn_a[l] = CARVE();
+    A->cx[0] = A->x0;
+    for (int l = 0; l < c->n_cross; l++) {
+        A->cx[l + 1] = CARVE();
+        A->cs[l] = CARVE();
+        A->cu[l] = CARVE();
+    }
+    A->ax[0] = A->E_buf;
+    for (int l = 0; l < c->att_layers; l++) {
+        A->ax[l + 1] = CARVE();
+        float *q = CARVE();
+        A->ab[l].q = q;
+        A->ab[l].k = q + (int64_t)cap * m->Fe * m->A;
+        A->ab[l].v = q + 2 * (int64_t)cap * m->Fe * m->A;
+        A->ab[l].p = CARVE();
+    }
+    A->hid = CARVE();
+#undef CARVE
+    return SC_OK;
+}
+
+int sc_infer_ws_create(sc_infer_ws **out, const sc_model *m, int cap, sc_error *err) {
+    *out = NULL;
+    if (cap < 1 || cap > (1 << 24)) return sc_fail(err, SC_EINVAL, "model: workspace of %d rows", cap);
+    sc_infer_ws *ws = sc_calloc(1, sizeof *ws);
+    if (!ws) return sc_fail(err, SC_ENOMEM, "model: out of memory for a scoring workspace");
+    ws->packed = m->pk_block != NULL;
+    int rc = ws_carve(m, ws, cap, err);
+    if (rc) {
+        sc_free(ws);
+        return rc;
+    }
+    *out = ws;
+    return SC_OK;
+}
+
+void sc_infer_ws_free(sc_infer_ws *ws) {
+    if (!ws) return;
+    sc_free(ws->block);
+    sc_free(ws);
+}
+
+int64_t sc_infer_ws_bytes(const sc_infer_ws *ws) { return ws ? (int64_t)sizeof *ws + ws->bytes : 0; }
+
+int sc_model_infer(const sc_model *m, sc_infer_ws *ws, const sc_batch *b, float *logits, sc_error *err) {
+    int rc = check_batch(m, b, err);
+    if (rc) return rc;
+    /* a workspace made before sc_model_pack (or after copy_weights dropped
+     * the pack) runs the unpacked layers */
+    int packed = m->pk_block != NULL && ws->packed;
+    if (b->n > ws->cap && (rc = ws_carve(m, ws, b->n, err))) return rc;
+    return forward_acts(m, &ws->a, b, 0, NULL, packed, logits);
 }
 
 const float *sc_model_hidden(const sc_model *m, int *H) {
     if (H) *H = m->Hh;
-    return m->hidden;
+    return m->a.hidden;
 }
 
 /* ---------------- backward ---------------- */
@@ -846,7 +1050,7 @@ static void sgrad_task(void *vc, int t) {
     for (int f = 0; f < m->F; f++) {
         if (m->field_table[f] != t) continue;
         const sc_field_info *fi = &m->fields[f];
-        const float *sc = m->scale + (int64_t)f * B;
+        const float *sc = m->a.scale + (int64_t)f * B;
         if (fi->kind == SC_FIELD_NUMERIC) {
             if (tb->g_emb)
                 sc_embedding_numeric_backward(tb->g_emb, m->dE + (int64_t)f * D, Fe * D,
@@ -919,7 +1123,7 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
         for (int i = 0; i < B; i++)
             for (int d = 0; d < D; d++) m->dhid[(int64_t)i * D + d] = dlogits[i];
     } else if (m->use_out) {
-        cblas_sgemv(CblasRowMajor, CblasTrans, B, Hh, 1.0f, m->hidden, Hh, dlogits, 1, 1.0f,
+        cblas_sgemv(CblasRowMajor, CblasTrans, B, Hh, 1.0f, m->a.hidden, Hh, dlogits, 1, 1.0f,
                     P[m->p_out].grad, 1);
         sc_gemm(0, 0, B, Hh, 1, 1.0f, dlogits, 1, P[m->p_out].data, Hh, 0.0f, m->dhid, Hh);
     }
@@ -931,9 +1135,9 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             /* FM term enters the logit directly. */
             for (int i = 0; i < B; i++)
                 for (int d = 0; d < D; d++) m->g1[(int64_t)i * D + d] = dlogits[i];
-            sc_fm_backward(m->dE, m->g1, m->E_buf, B, Fe, D, nt);
+            sc_fm_backward(m->dE, m->g1, m->a.E_buf, B, Fe, D, nt);
         } else {
-            sc_fm_backward(m->dE, m->dhid, m->E_buf, B, Fe, D, nt);
+            sc_fm_backward(m->dE, m->dhid, m->a.E_buf, B, Fe, D, nt);
         }
     }
 
@@ -950,10 +1154,10 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             int O = c->hidden[l];
             int64_t nO = (int64_t)B * O;
             if (c->dropout > 0)
-                for (int64_t i = 0; i < nO; i++) g[i] *= m->dnn_m[l][i];
-            sc_relu_backward(g, g, m->dnn_a[l], nO, nt);
+                for (int64_t i = 0; i < nO; i++) g[i] *= m->a.dnn_m[l][i];
+            sc_relu_backward(g, g, m->a.dnn_a[l], nO, nt);
             int in = l == 0 ? X : c->hidden[l - 1];
-            const float *inp = l == 0 ? m->x0 : m->dnn_h[l - 1];
+            const float *inp = l == 0 ? m->a.x0 : m->a.dnn_h[l - 1];
             float *dinp = l == 0 ? m->dx0 : gn;
             if (l > 0) memset(gn, 0, sizeof(float) * (size_t)B * in);
             sc_linear_backward(dinp, P[m->p_dw[l]].grad, P[m->p_db[l]].grad, g, inp,
@@ -973,11 +1177,11 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             float *dxl = l == 0 ? m->dx0 : gn;
             if (l > 0) memset(gn, 0, sizeof(float) * (size_t)B * X);
             if (m->cross_matrix)
-                sc_cross2_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->cu[l],
-                                   m->x0, m->cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);
+                sc_cross2_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->a.cu[l],
+                                   m->a.x0, m->a.cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);
             else
-                sc_cross_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->cs[l],
-                                  m->x0, m->cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);
+                sc_cross_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->a.cs[l],
+                                  m->a.x0, m->a.cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);
             float *tmp = g;
             g = gn;
             gn = tmp;
@@ -995,8 +1199,8 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             float *dX = l == 0 ? m->dE : gn;
             if (l > 0) memset(gn, 0, sizeof(float) * (size_t)B * w);
             sc_attention_backward(dX, P[m->p_aq[l]].grad, P[m->p_ak[l]].grad, P[m->p_av[l]].grad,
-                                  m->p_ar[l] >= 0 ? P[m->p_ar[l]].grad : NULL, g, m->ax[l + 1],
-                                  &m->ab[l], m->ax[l], P[m->p_aq[l]].data, P[m->p_ak[l]].data,
+                                  m->p_ar[l] >= 0 ? P[m->p_ar[l]].grad : NULL, g, m->a.ax[l + 1],
+                                  &m->a.ab[l], m->a.ax[l], P[m->p_aq[l]].data, P[m->p_ak[l]].data,
                                   P[m->p_av[l]].data, m->p_ar[l] >= 0 ? P[m->p_ar[l]].data : NULL,
                                   B, Fe, din, m->A, c->att_heads, c->att_scaling, &m->as, nt);
             float *tmp = g;
@@ -1073,5 +1277,9 @@ int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err) {
                            dst->params[i].name, (long long)dst->params[i].size, src->params[i].name,
                            (long long)src->params[i].size);
     memcpy(dst->wblock, src->wblock, sizeof(float) * (size_t)src->wblock_n);
+    /* a packed copy of the old weights is stale: drop it (sc_model_infer then runs unpacked) */
+    sc_free(dst->pk_block);
+    dst->pk_block = NULL;
+    dst->pk_n = 0;
     return SC_OK;
 }

@@ -107,4 +107,25 @@ int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err);
 /* Width H of sc_model_hidden for this model (0 for LR). */
 int sc_model_hidden_dim(const sc_model *m);
 
+/* ---- Serving: one read-only model, any number of forward passes at once.
+ * sc_model_pack keeps a copy of the dense layers' weights packed for the
+ * inference kernel (sc_linear_packed_forward; DNN layers and DCNv2 cross
+ * layers); call it once the weights are final (sc_model_copy_weights into m
+ * drops the pack). sc_model_infer then reads m only: its activations live
+ * in the caller's workspace (one per concurrent caller, about the
+ * activations of cap rows, no weights), and it gives the same logits, bit
+ * for bit, as sc_model_forward with training = 0. */
+int sc_model_pack(sc_model *m, sc_error *err);
+/* Bytes of weights the model holds: its parameters plus the packed copy. */
+int64_t sc_model_weight_bytes(const sc_model *m);
+
+typedef struct sc_infer_ws sc_infer_ws;
+int sc_infer_ws_create(sc_infer_ws **out, const sc_model *m, int cap, sc_error *err);
+void sc_infer_ws_free(sc_infer_ws *ws);
+/* Bytes the workspace holds (counted by base/alloc as they are). */
+int64_t sc_infer_ws_bytes(const sc_infer_ws *ws);
+/* Forward of batch b (any number of rows; a larger batch than the workspace
+ * was made for grows it) into logits (B). */
+int sc_model_infer(const sc_model *m, sc_infer_ws *ws, const sc_batch *b, float *logits, sc_error *err);
+
 #endif

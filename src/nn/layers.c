@@ -55,6 +55,129 @@ void sc_linear_forward(float *out, const float *inp, const float *weight, const 
     }
 }
 
+/* ---------------- packed dense layer (inference) ---------------- */
+
+int64_t sc_linear_packed_floats(int C, int O) {
+    int64_t O16 = ((int64_t)O + 15) / 16 * 16;
+    return O16 * C + O16;
+}
+
+int sc_linear_packed_same_as_blas(int B, int C, int O) { return (double)B * C * O > 1e6; }
+
+void sc_linear_pack(float *packed, const float *W, const float *bias, int C, int O) {
+    int NP = (O + 15) / 16;
+    for (int p = 0; p < NP; p++)
+        for (int c = 0; c < C; c++)
+            for (int j = 0; j < 16; j++) {
+                int o = p * 16 + j;
+                packed[((int64_t)p * C + c) * 16 + j] = o < O ? W[(int64_t)o * C + c] : 0.0f;
+            }
+    float *pb = packed + (int64_t)NP * 16 * C;
+    for (int o = 0; o < NP * 16; o++) pb[o] = bias && o < O ? bias[o] : 0.0f;
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* R rows x NP panels of 16 outputs starting at panel p0: the accumulators
+ * stay in registers over all of C. R and NP are constants at every call
+ * (always_inline), so the loops unroll. */
+static inline __attribute__((always_inline)) void packed_block(float *out, int ldo, const float *inp, int ldi,
+                                                               const float *Wp, const float *bp, int C, int O,
+                                                               int p0, int epi, const float *x0,
+                                                               const float *xl, const int R, const int NP) {
+    __m512 acc[6][4];
+    _Pragma("GCC unroll 6")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 6")
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
+    const float *w0 = Wp + (int64_t)p0 * C * 16;
+    for (int c = 0; c < C; c++) {
+        __m512 w[4];
+        _Pragma("GCC unroll 6")
+        for (int q = 0; q < NP; q++) w[q] = _mm512_load_ps(w0 + ((int64_t)q * C + c) * 16);
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < R; r++) {
+            __m512 x = _mm512_set1_ps(inp[(int64_t)r * ldi + c]);
+            _Pragma("GCC unroll 6")
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(x, w[q], acc[r][q]);
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    _Pragma("GCC unroll 6")
+    for (int q = 0; q < NP; q++) {
+        int o0 = (p0 + q) * 16;
+        int left = O - o0;
+        __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 b = _mm512_load_ps(bp + o0);
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_add_ps(acc[r][q], b);
+            int64_t at = (int64_t)r * ldo + o0;
+            if (epi == SC_EPI_RELU) {
+                y = _mm512_max_ps(y, zero); /* NaN and -0 give +0, as y > 0 ? y : 0 */
+            } else if (epi == SC_EPI_CROSS) {
+                __m512 a = _mm512_maskz_loadu_ps(k, x0 + at), l = _mm512_maskz_loadu_ps(k, xl + at);
+                y = _mm512_add_ps(_mm512_mul_ps(a, y), l);
+            }
+            _mm512_mask_storeu_ps(out + at, k, y);
+        }
+    }
+}
+
+#define PB(R, NP) packed_block(out, ldo, inp, ldi, packed, bp, C, O, p, epi, x0, xl, R, NP)
+static void packed_rows(float *out, int ldo, const float *inp, int ldi, const float *packed, const float *bp,
+                        int R, int C, int O, int epi, const float *x0, const float *xl) {
+    int NP = (O + 15) / 16;
+    for (int p = 0; p < NP;) {
+        int np = NP - p >= 4 ? 4 : NP - p;
+        switch (R * 8 + np) {
+#define CASE(r) \
+    case r * 8 + 1: PB(r, 1); break; \
+    case r * 8 + 2: PB(r, 2); break; \
+    case r * 8 + 3: PB(r, 3); break; \
+    case r * 8 + 4: PB(r, 4); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+#undef CASE
+        }
+        p += np;
+    }
+}
+#undef PB
+
+void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *packed, int B,
+                              int C, int O, int epi, const float *x0, const float *xl) {
+    const float *bp = packed + (int64_t)((O + 15) / 16) * 16 * C;
+    for (int r0 = 0; r0 < B; r0 += 6) {
+        int R = B - r0 < 6 ? B - r0 : 6;
+        int64_t at = (int64_t)r0 * ldo;
+        packed_rows(out + at, ldo, inp + (int64_t)r0 * ldi, ldi, packed, bp, R, C, O, epi, x0 ? x0 + at : NULL,
+                    xl ? xl + at : NULL);
+    }
+}
+#else
+/* Plain C with the same operations (fmaf in c order, then bias, then the
+ * epilogue). */
+void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *packed, int B,
+                              int C, int O, int epi, const float *x0, const float *xl) {
+    const float *bp = packed + (int64_t)((O + 15) / 16) * 16 * C;
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < O; o++) {
+            const float *w = packed + (int64_t)(o / 16) * C * 16 + o % 16;
+            float acc = 0.0f;
+            for (int c = 0; c < C; c++) acc = fmaf(inp[(int64_t)b * ldi + c], w[(int64_t)c * 16], acc);
+            float y = acc + bp[o];
+            int64_t at = (int64_t)b * ldo + o;
+            if (epi == SC_EPI_RELU) y = y > 0.0f ? y : 0.0f;
+            else if (epi == SC_EPI_CROSS) {
+                float t = x0[at] * y;
+                y = t + xl[at];
+            }
+            out[at] = y;
+        }
+}
+#endif
+
 void sc_colsum_acc(float *out, const float *x, int B, int O) {
     for (int b = 0; b < B; b++) {
         const float *r = x + (int64_t)b * O;

@@ -40,6 +40,32 @@ void sc_linear_forward(float *out, const float *inp, const float *weight, const 
 void sc_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, int B, int C, int O);
 
+/* ---- inference-only dense layer on pre-packed weights (serving).
+ * sc_linear_pack: W (O, C) as nn.Linear, bias (O) or NULL, into packed
+ * (sc_linear_packed_floats(C, O) floats, 64-byte aligned): panels of 16
+ * outputs, each (C, 16), zero-padded, then the bias padded to a multiple of
+ * 16. The model's weights are only read, so any number of threads may use
+ * one packed copy at once.
+ * sc_linear_packed_forward: per output y = sum_c inp[c] * W[o, c] (fused
+ * multiply-adds in c order from 0) + bias[o], then
+ *   SC_EPI_NONE: out = y;  SC_EPI_RELU: out = y > 0 ? y : 0;
+ *   SC_EPI_CROSS: out = x0 * y + xl (DCNv2's cross layer, x0/xl (B, O) at ldo),
+ * the same operations in the same order as OpenBLAS's blocked sgemm kernel
+ * on bias-initialised output followed by the separate element-wise pass, so
+ * the results are the same bits as sc_linear_forward + sc_relu_forward /
+ * sc_cross2_forward (tests/test_serve_shared.c checks it) wherever OpenBLAS
+ * runs that kernel: sc_linear_packed_same_as_blas(B, C, O). Below
+ * B*C*O = 10^6 OpenBLAS (0.3.x, AVX-512 builds) takes its "small matrix"
+ * kernel, which sums along C in 16 lanes and then across them: there the
+ * callers keep the BLAS call, so that serving and `predict` agree bit for
+ * bit at every batch size. Row strides: ldi for inp, ldo for out, x0, xl. */
+enum { SC_EPI_NONE = 0, SC_EPI_RELU = 1, SC_EPI_CROSS = 2 };
+int64_t sc_linear_packed_floats(int C, int O);
+int sc_linear_packed_same_as_blas(int B, int C, int O);
+void sc_linear_pack(float *packed, const float *W, const float *bias, int C, int O);
+void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *packed, int B,
+                              int C, int O, int epi, const float *x0, const float *xl);
+
 /* ---- column sums: out (O) += sum over rows of x (B, O) (fixed order, deterministic). */
 void sc_colsum_acc(float *out, const float *x, int B, int O);
 

@@ -19,10 +19,10 @@
 
 #define SC_SCORER_MAX_CONTEXTS 256
 
-/* One scoring context: a model with its own activations, a batch, logits. */
+/* One scoring context: scratch only (the network's activations, a batch,
+ * logits); every context reads the one copy of the weights in the bundle. */
 typedef struct scorer_ctx {
-    sc_model *model;   /* ctx 0 borrows the bundle's network; the others own a copy */
-    int owns_model;
+    sc_infer_ws *ws;   /* activations for batch_cap rows */
     sc_batch batch;
     float *logits;     /* (batch_cap) */
     float *extra;      /* MSD: (batch_cap, K*D) semantic fields */
@@ -66,21 +66,12 @@ char *sc_format_number(double v, char *buf) {
     return buf;
 }
 
-/* Build a context into *c (the caller's, not yet in the pool); the first
- * borrows the bundle's network, the others copy its weights. */
-static int ctx_init(sc_scorer *s, scorer_ctx *c, int first, sc_error *err) {
+/* Build a context into *c (the caller's, not yet in the pool): scratch
+ * only, the weights are the bundle's (read-only, shared). */
+static int ctx_init(sc_scorer *s, scorer_ctx *c, sc_error *err) {
     int nf;
     const sc_field_info *fields = sc_schema_fields(s->bundle.schema, &nf);
-    int rc = SC_OK;
-    if (first) {
-        c->model = s->net;
-        c->owns_model = 0;
-    } else {
-        sc_model_config cfg = *sc_model_get_config(s->net);
-        rc = sc_model_create(&c->model, &cfg, fields, nf, 0, err);
-        if (!rc) c->owns_model = 1;
-        if (!rc) rc = sc_model_copy_weights(c->model, s->net, err);
-    }
+    int rc = sc_infer_ws_create(&c->ws, s->net, s->batch_cap, err);
     if (!rc) rc = sc_batch_alloc(&c->batch, fields, nf, s->batch_cap, err);
     if (!rc) {
         c->logits = sc_calloc((size_t)s->batch_cap, sizeof *c->logits);
@@ -93,7 +84,7 @@ static int ctx_init(sc_scorer *s, scorer_ctx *c, int first, sc_error *err) {
         if (!c->extra || !c->newv || !c->ov) rc = sc_fail(err, SC_ENOMEM, "scorer: out of memory for MSD fields");
     }
     if (rc) {
-        if (c->owns_model) sc_model_free(c->model);
+        sc_infer_ws_free(c->ws);
         sc_batch_free(&c->batch);
         sc_free(c->logits);
         sc_free(c->extra);
@@ -105,7 +96,7 @@ static int ctx_init(sc_scorer *s, scorer_ctx *c, int first, sc_error *err) {
 }
 
 static void ctx_release(scorer_ctx *c) {
-    if (c->owns_model) sc_model_free(c->model);
+    sc_infer_ws_free(c->ws);
     sc_batch_free(&c->batch);
     sc_free(c->logits);
     sc_free(c->extra);
@@ -132,10 +123,9 @@ static int ctx_acquire(sc_scorer *s, scorer_ctx **out, sc_error *err) {
         if (fresh >= 0) {
             s->ctx[fresh].state = 3;
             pthread_mutex_unlock(&s->mu);
-            /* Create outside the lock: copying weights takes a while and the
-             * other contexts stay usable meanwhile. */
+            /* Create outside the lock: the other contexts stay usable meanwhile. */
             scorer_ctx made = {0};
-            int rc = ctx_init(s, &made, fresh == 0, err);
+            int rc = ctx_init(s, &made, err);
             pthread_mutex_lock(&s->mu);
             if (rc) {
                 s->ctx[fresh].state = 0;
@@ -310,7 +300,7 @@ int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col
         rc = sc_schema_encode(s->bundle.schema, B, n_cols, col_names,
                               n_cols ? cells + (size_t)r0 * n_cols : cells, &cx->batch, err);
         if (!rc && s->is_msd && s->msd.K) rc = msd_fields(s, cx, r0, B, n_cols, col_names, cells, err);
-        if (!rc) rc = sc_model_forward(cx->model, &cx->batch, 0, cx->logits, err);
+        if (!rc) rc = sc_model_infer(s->net, cx->ws, &cx->batch, cx->logits, err);
         if (rc) sc_fail_prefix(err, "rows %d..%d: ", r0, r0 + B - 1);
         for (int i = 0; i < B && !rc; i++) {
             probs[r0 + i] = sigmoid_stable(cx->logits[i]);
@@ -395,6 +385,9 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
         s->n_cols = nc;
         if (!rc && s->is_msd && (s->msd.levels & SC_MSD_ITEM)) s->cols[s->n_cols++] = SC_MSD_ITEM_TEXT_COLUMN;
     }
+    /* the dense layers packed for the inference kernel, once: every context
+     * reads this one copy */
+    if (!rc) rc = sc_model_pack(s->net, err);
     if (!rc) {
         s->ctx = sc_calloc((size_t)s->n_ctx, sizeof *s->ctx);
         if (!s->ctx) rc = sc_fail(err, SC_ENOMEM, "load: out of memory");
@@ -450,6 +443,26 @@ const char *sc_scorer_backbone(const sc_scorer *s) { return sc_backbone_name(sc_
 const char *sc_scorer_method(const sc_scorer *s) { return s->bundle.method; }
 const char *sc_scorer_path(const sc_scorer *s) { return s->path; }
 const cJSON *sc_scorer_info(const sc_scorer *s) { return s->bundle.info; }
+int sc_scorer_reserve(sc_scorer *s, int n, sc_error *err) {
+    if (n > s->n_ctx) n = s->n_ctx;
+    scorer_ctx *got[SC_SCORER_MAX_CONTEXTS];
+    int k = 0, rc = SC_OK;
+    /* check n contexts out at once (creating the missing ones), then give them back */
+    while (k < n && !rc) {
+        pthread_mutex_lock(&s->mu);
+        int n_free = 0;
+        for (int i = 0; i < s->n_ctx; i++) n_free += s->ctx[i].state == 0 || s->ctx[i].state == 1;
+        pthread_mutex_unlock(&s->mu);
+        if (!n_free) break; /* the rest are busy with callers: they exist */
+        rc = ctx_acquire(s, &got[k], err);
+        if (!rc) k++;
+    }
+    for (int i = 0; i < k; i++) ctx_give_back(s, got[i]);
+    return rc;
+}
+
+int64_t sc_scorer_weight_bytes(const sc_scorer *s) { return sc_model_weight_bytes(s->net); }
+
 int sc_scorer_contexts(sc_scorer *s) {
     pthread_mutex_lock(&s->mu);
     int n = s->created;

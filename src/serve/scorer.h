@@ -1,12 +1,13 @@
 /* A thread-safe scorer over one loaded model file: the schema turns raw
  * cells into a batch, a network turns the batch into logits.
  *
- * sc_model keeps the activations of its last forward pass inside, so one
- * sc_model cannot run two forwards at once. The scorer therefore keeps a
- * pool of scoring contexts (a model copy with the same weights, a batch and
- * a logits buffer), created on first need up to max_contexts; a call checks
- * one out, scores, and gives it back. The loaded bundle (schema, weights)
- * is never written after sc_scorer_load returns.
+ * The network's weights are held once, in the loaded bundle, read-only
+ * after sc_scorer_load returns (the dense layers also packed for the
+ * inference kernel, sc_model_pack). A call checks out a scoring context —
+ * scratch only: the activations of batch_cap rows (sc_infer_ws), a batch
+ * and a logits buffer — from a pool created on first need up to
+ * max_contexts, scores (sc_model_infer), and gives it back. So memory is
+ * one model plus max_contexts scratch areas.
  *
  * Dimension letters: B rows of a call, C columns of a call. */
 #ifndef SC_SERVE_SCORER_H
@@ -57,6 +58,12 @@ const char *sc_scorer_method(const sc_scorer *s);  /* "plain", "elec" */
 const char *sc_scorer_path(const sc_scorer *s);
 /* The file's training info (borrowed, may be NULL). */
 const cJSON *sc_scorer_info(const sc_scorer *s);
+/* Create contexts up to n (at most max_contexts) now rather than on first
+ * need (for a server that wants its memory up front, and for tests). */
+int sc_scorer_reserve(sc_scorer *s, int n, sc_error *err);
+/* Bytes of the network's weights (parameters and the packed copy), held
+ * once whatever the number of contexts. */
+int64_t sc_scorer_weight_bytes(const sc_scorer *s);
 /* Contexts created so far (for tests and metrics). */
 int sc_scorer_contexts(sc_scorer *s);
 /* MSD counters since load: item/user ids not in the tables (zeros used),
