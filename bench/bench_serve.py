@@ -7,7 +7,12 @@ Batches 1/100/1000, 1 thread and all threads, alternating, median of
 --rounds. Then `wrk` against `semctr serve` at 100 rows per request.
 Writes bench/results/serve.{json,md} (format: ../shared/BENCH.md).
 
-Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60] [--bin build/semctr]
+--bin-before OLD_BINARY adds an earlier semctr build as one more engine in the
+same alternating rounds (before/after side by side) and a memory section:
+peak RSS of `bench-serve` with 1, 2 and 8 concurrent callers on one model,
+for both builds, and the library's own allocation count (new build).
+
+Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60] [--bin build/semctr] [--bin-before OLD]
            [--config configs/ml-100k.yaml --data DIR --rows CSV]
 MovieLens-100K by default: request rows (user, item, the user's 20 previous
 items) come from u.data. Another dataset: --config, --data (its prepared
@@ -22,11 +27,14 @@ ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--seconds", type=float, default=0.5)
 ap.add_argument("--wrk-seconds", type=int, default=60)
 ap.add_argument("--bin", default="build/semctr")
+ap.add_argument("--bin-before", help="an earlier semctr build, run side by side as the 'before' engine")
+ap.add_argument("--before-label", default="before", help="what the earlier build is (e.g. a commit)")
 ap.add_argument("--config", default="configs/ml-100k.yaml")
 ap.add_argument("--data", help="the prepared dataset (default WORK/data; prepared when missing)")
 ap.add_argument("--rows", help="CSV of raw request rows with a header (required unless the dataset is ml-100k)")
 a = ap.parse_args()
 BIN = os.path.abspath(a.bin)
+BIN_BEFORE = os.path.abspath(a.bin_before) if a.bin_before else None
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchio import config_name  # noqa: E402
 DATASET = config_name(a.config)
@@ -143,12 +151,15 @@ def add(k, v):
 for rnd in range(a.rounds):
     for name in ("deepfm", "dcnv2"):
         for T in THREADS:
-            out = sh(BIN, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--threads", str(T),
-                     "--seconds", str(a.seconds), "--batch", ",".join(map(str, BATCHES)))
-            for line in out.splitlines():
-                r = json.loads(line)
-                assert r["failed"] == 0
-                add((name, T, r["batch"], "semctr"), (r["calls_per_s"], r["p50_ms"], r["p99_ms"]))
+            for eng, b in (("before", BIN_BEFORE), ("semctr", BIN)) if rnd % 2 == 0 else (("semctr", BIN), ("before", BIN_BEFORE)):
+                if not b:
+                    continue
+                out = sh(b, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--threads", str(T),
+                         "--seconds", str(a.seconds), "--batch", ",".join(map(str, BATCHES)))
+                for line in out.splitlines():
+                    r = json.loads(line)
+                    assert r["failed"] == 0
+                    add((name, T, r["batch"], eng), (r["calls_per_s"], r["p50_ms"], r["p99_ms"]))
             torch.set_num_threads(T)
             for B in BATCHES:
                 x = peer_input(B)
@@ -165,6 +176,35 @@ for rnd in range(a.rounds):
 def med(k, i):
     v = res.get(k)
     return statistics.median(x[i] for x in v) if v else None
+
+# ---- memory: one model, N concurrent callers (scoring contexts) ----
+def peak_rss_kb(b, name, callers):
+    p = subprocess.Popen([b, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--batch", "100",
+                          "--seconds", "0.3", "--callers", str(callers)], env=env, stdout=subprocess.PIPE, text=True)
+    # VmHWM sampled while it runs (a child's ru_maxrss would count the
+    # Python process it was forked from); contexts are made in the warm-up
+    # and kept, so the last sample holds the peak
+    hwm = 0
+    while p.poll() is None:
+        try:
+            hwm = max(hwm, int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1)))
+        except (OSError, AttributeError):
+            pass
+        time.sleep(0.01)
+    out = p.stdout.read()
+    assert p.returncode == 0, f"bench-serve exited {p.returncode}"
+    r = json.loads(out.splitlines()[-1])
+    return hwm, r
+CALLERS = [1, 2, 8]
+mem = {}  # (model, engine, callers) -> dict
+for name in ("deepfm", "dcnv2"):
+    for eng, b in (("before", BIN_BEFORE), ("semctr", BIN)):
+        if not b:
+            continue
+        for n in CALLERS:
+            kb, r = peak_rss_kb(b, name, n)
+            mem[(name, eng, n)] = {"peak_rss_kb": kb, "live_bytes_one_context": r.get("live_bytes_one_context"),
+                                   "live_bytes": r.get("live_bytes")}
 
 # ---- HTTP with wrk ----
 body = {"instances": rows[:100]}
@@ -222,6 +262,26 @@ for name in ("deepfm", "dcnv2"):
                     out_rows.append({"case": case, "metric": f"{q} latency ms", "semctr": round(sv_, 4), "peer": peer,
                                      "peer_value": round(pv_, 4) if pv_ else None,
                                      "ratio": round(pv_ / sv_, 2) if pv_ else None, "better": "lower"})
+if BIN_BEFORE:
+    peer_b = f"semctr {a.before_label} (same machine, same run)"
+    for name in ("deepfm", "dcnv2"):
+        for T in THREADS:
+            for B in BATCHES:
+                s, p = (name, T, B, "semctr"), (name, T, B, "before")
+                case = f"{name}, batch {B}, {T} thread{'s' if T > 1 else ''}, in-process"
+                out_rows.append({"case": case, "metric": "rows/s", "semctr": round(med(s, 0) * B), "peer": peer_b,
+                                 "peer_value": round(med(p, 0) * B), "ratio": round(med(s, 0) / med(p, 0), 2),
+                                 "better": "higher"})
+                for q, i in (("p50", 1), ("p99", 2)):
+                    out_rows.append({"case": case, "metric": f"{q} latency ms", "semctr": round(med(s, i), 4), "peer": peer_b,
+                                     "peer_value": round(med(p, i), 4), "ratio": round(med(p, i) / med(s, i), 2),
+                                     "better": "lower"})
+    for name in ("deepfm", "dcnv2"):
+        for n in CALLERS:
+            sv, pv = mem[(name, "semctr", n)]["peak_rss_kb"], mem[(name, "before", n)]["peak_rss_kb"]
+            out_rows.append({"case": f"{name}, bench-serve batch 100, {n} concurrent caller{'s' if n > 1 else ''}",
+                             "metric": "peak RSS KiB", "semctr": sv, "peer": peer_b, "peer_value": pv,
+                             "ratio": round(pv / sv, 2), "better": "lower"})
 http = {"requests_per_s": rps, "rows_per_s": rps * 100, "p50_ms": lat["50"], "p99_ms": lat["99"], "requests": total,
         "non_2xx": non2xx, "socket_errors": sockerr, "server_errors": srv_err, "rss_kb_before": rss0, "rss_kb_after": rss1,
         "seconds": a.wrk_seconds, "wrk": "wrk -t2 -c8 --latency, 100 rows per request, deepfm, loopback, --threads %d" % cores}
@@ -230,7 +290,9 @@ for metric, v in (("requests/s", rps), ("p50 latency ms", lat["50"]), ("p99 late
                      "semctr": v, "peer": "none run (no TF Serving / Triton on this machine)", "peer_value": None,
                      "ratio": None, "better": "higher" if metric == "requests/s" else "lower"})
 doc = {"name": NAME, "dataset": DATASET, "date": time.strftime("%Y-%m-%d"), "command": "python3 bench/bench_serve.py " + " ".join(sys.argv[1:]),
-       "machine": {"cpu": cpu, "cores": cores, "gpu": None}, "rows": out_rows, "http": http}
+       "machine": {"cpu": cpu, "cores": cores, "gpu": None}, "rows": out_rows, "http": http,
+       "memory": [{"model": k[0], "engine": k[1], "callers": k[2], **v} for k, v in mem.items()],
+       "load_average_end": os.getloadavg()}
 json.dump(doc, open(f"bench/results/{NAME}.json", "w"), indent=1)
 with open(f"bench/results/{NAME}.md", "w") as f:
     f.write(f"# Serving benchmark ({doc['date']}, {cpu}, {cores} cores)\n\n`{doc['command']}`\n\n")
@@ -251,7 +313,32 @@ with open(f"bench/results/{NAME}.md", "w") as f:
                 fmt = lambda e: "%.3f / %.3f" % (g(e, 1), g(e, 2)) if g(e, 1) else "n/a"
                 f.write(f"| {name} | {B} | {T} | {s0 * B:,.0f} | {t0_ * B:,.0f} | " + (f"{o0 * B:,.0f}" if o0 else "n/a") +
                         f" | {s0 / t0_:.2f} | " + (f"{s0 / o0:.2f}" if o0 else "n/a") + f" | {fmt('semctr')} | {fmt('torch')} | {fmt('ort')} |\n")
-    f.write(f"\nPeers: {peer_t}; {peer_o}.\n\n## HTTP (`semctr serve` under wrk)\n\n{http['wrk']}, {a.wrk_seconds} s:\n\n")
+    if BIN_BEFORE:
+        f.write(f"\n## Before and after, same run\n\nsemctr {a.before_label} (`{a.bin_before}`) and this build "
+                "alternate in every round (same rows, same machine). Ratio > 1: this build ahead.\n\n"
+                "| model | batch | threads | before rows/s | after rows/s | after/before | before p50/p99 ms | after p50/p99 ms | after vs ORT (rows/s) |\n"
+                "|---|---|---|---|---|---|---|---|---|\n")
+        for name in ("deepfm", "dcnv2"):
+            for T in THREADS:
+                for B in BATCHES:
+                    b0, s0, o0 = med((name, T, B, "before"), 0), med((name, T, B, "semctr"), 0), med((name, T, B, "ort"), 0)
+                    f.write(f"| {name} | {B} | {T} | {b0 * B:,.0f} | {s0 * B:,.0f} | {s0 / b0:.2f} | "
+                            f"{med((name, T, B, 'before'), 1):.3f} / {med((name, T, B, 'before'), 2):.3f} | "
+                            f"{med((name, T, B, 'semctr'), 1):.3f} / {med((name, T, B, 'semctr'), 2):.3f} | "
+                            + (f"{s0 / o0:.2f}" if o0 else "n/a") + " |\n")
+        f.write("\n## Memory: one model, N concurrent callers\n\n`semctr bench-serve --batch 100 --callers N` (N scoring "
+                "contexts on one loaded model); peak RSS of the process (it also holds the 3,000-row CSV), and for this "
+                "build the library's own count of live bytes (base/alloc) after load with one context and after N.\n\n"
+                "| model | callers | before peak RSS KiB | after peak RSS KiB | after: live bytes, 1 context | after: live bytes, N contexts | after: bytes per further context |\n"
+                "|---|---|---|---|---|---|---|\n")
+        for name in ("deepfm", "dcnv2"):
+            for n in CALLERS:
+                mb, ms = mem[(name, "before", n)], mem[(name, "semctr", n)]
+                per = (ms["live_bytes"] - ms["live_bytes_one_context"]) / (n - 1) if n > 1 and ms["live_bytes"] else None
+                f.write(f"| {name} | {n} | {mb['peak_rss_kb']:,} | {ms['peak_rss_kb']:,} | {ms['live_bytes_one_context']:,} | "
+                        f"{ms['live_bytes']:,} | " + (f"{per:,.0f}" if per else "-") + " |\n")
+    f.write(f"\nPeers: {peer_t}; {peer_o}. Load average at the end: "
+            + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {cores} cores.\n\n## HTTP (`semctr serve` under wrk)\n\n{http['wrk']}, {a.wrk_seconds} s:\n\n")
     f.write(f"- {rps:,.0f} requests/s = {rps * 100:,.0f} rows/s; latency p50 {lat['50']:.3f} ms, p99 {lat['99']:.3f} ms\n")
     f.write(f"- {total:,} requests, {non2xx} non-2xx, {sockerr} socket errors, {srv_err:.0f} server-side errors\n")
     f.write(f"- server RSS {rss0 / 1024:.1f} MiB before, {rss1 / 1024:.1f} MiB after\n")

@@ -112,6 +112,7 @@ int cmd_bench_serve(int argc, char **argv) {
         float *p = malloc(sizeof *p * (size_t)B);
         for (int w = 0; w < 20 && p; w++) semctr_score(m, B, n_cols, names, cells, p, &e);
         free(p);
+        int64_t live0 = sc_alloc_live_bytes(); /* the model and one context */
         double t0 = sc_now(), until = t0 + seconds;
         for (int c = 0; c < callers; c++) {
             cs[c] = (caller){m, n_rows, n_cols, B, names, (const char **)cells, until, NULL, 2000000, 0, 0};
@@ -134,9 +135,11 @@ int cmd_bench_serve(int argc, char **argv) {
         }
         qsort(all, (size_t)total, sizeof *all, cmp_d);
         printf("{\"model\":\"%s\",\"backbone\":\"%s\",\"batch\":%d,\"threads\":%ld,\"callers\":%ld,\"calls\":%d,"
-               "\"failed\":%d,\"rows_per_s\":%.1f,\"calls_per_s\":%.1f,\"p50_ms\":%.5f,\"p99_ms\":%.5f}\n",
+               "\"failed\":%d,\"rows_per_s\":%.1f,\"calls_per_s\":%.1f,\"p50_ms\":%.5f,\"p99_ms\":%.5f,"
+               "\"live_bytes_one_context\":%lld,\"live_bytes\":%lld,\"peak_rss_bytes\":%lld}\n",
                model, semctr_model_backbone(m), B, threads, callers, total, failed, total * (double)B / dt, total / dt,
-               total ? all[total / 2] * 1e3 : 0, total ? all[(int)(total * 0.99)] * 1e3 : 0);
+               total ? all[total / 2] * 1e3 : 0, total ? all[(int)(total * 0.99)] * 1e3 : 0, (long long)live0,
+               (long long)sc_alloc_live_bytes(), (long long)sc_peak_rss_bytes());
         fflush(stdout);
         sc_free(all);
         if (failed) rc = 1;

@@ -86,31 +86,31 @@ static inline __attribute__((always_inline)) void packed_block(float *out, int l
                                                                const float *Wp, const float *bp, int C, int O,
                                                                int p0, int epi, const float *x0,
                                                                const float *xl, const int R, const int NP) {
-    __m512 acc[6][4];
-    _Pragma("GCC unroll 6")
+    __m512 acc[8][4];
+    _Pragma("GCC unroll 8")
     for (int r = 0; r < R; r++)
-        _Pragma("GCC unroll 6")
+        _Pragma("GCC unroll 8")
         for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
     const float *w0 = Wp + (int64_t)p0 * C * 16;
     for (int c = 0; c < C; c++) {
         __m512 w[4];
-        _Pragma("GCC unroll 6")
+        _Pragma("GCC unroll 8")
         for (int q = 0; q < NP; q++) w[q] = _mm512_load_ps(w0 + ((int64_t)q * C + c) * 16);
-        _Pragma("GCC unroll 6")
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             __m512 x = _mm512_set1_ps(inp[(int64_t)r * ldi + c]);
-            _Pragma("GCC unroll 6")
+            _Pragma("GCC unroll 8")
             for (int q = 0; q < NP; q++) acc[r][q] = _mm512_fmadd_ps(x, w[q], acc[r][q]);
         }
     }
     const __m512 zero = _mm512_setzero_ps();
-    _Pragma("GCC unroll 6")
+    _Pragma("GCC unroll 8")
     for (int q = 0; q < NP; q++) {
         int o0 = (p0 + q) * 16;
         int left = O - o0;
         __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
         __m512 b = _mm512_load_ps(bp + o0);
-        _Pragma("GCC unroll 6")
+        _Pragma("GCC unroll 8")
         for (int r = 0; r < R; r++) {
             __m512 y = _mm512_add_ps(acc[r][q], b);
             int64_t at = (int64_t)r * ldo + o0;
@@ -126,21 +126,17 @@ static inline __attribute__((always_inline)) void packed_block(float *out, int l
 }
 
 #define PB(R, NP) packed_block(out, ldo, inp, ldi, packed, bp, C, O, p, epi, x0, xl, R, NP)
-static void packed_rows(float *out, int ldo, const float *inp, int ldi, const float *packed, const float *bp,
-                        int R, int C, int O, int epi, const float *x0, const float *xl) {
-    int NP = (O + 15) / 16;
-    for (int p = 0; p < NP;) {
-        int np = NP - p >= 4 ? 4 : NP - p;
-        switch (R * 8 + np) {
+/* rows [0, R) of out for panels [p, p + np) */
+static void packed_group(float *out, int ldo, const float *inp, int ldi, const float *packed, const float *bp,
+                         int R, int p, int np, int C, int O, int epi, const float *x0, const float *xl) {
+    switch (R * 8 + np) {
 #define CASE(r) \
     case r * 8 + 1: PB(r, 1); break; \
     case r * 8 + 2: PB(r, 2); break; \
     case r * 8 + 3: PB(r, 3); break; \
-    case r * 8 + 4: PB(r, 4); break;
-        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+    case r * 8 + 4: if (r <= 6) PB(r < 6 ? r : 6, 4); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
 #undef CASE
-        }
-        p += np;
     }
 }
 #undef PB
@@ -148,11 +144,21 @@ static void packed_rows(float *out, int ldo, const float *inp, int ldi, const fl
 void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *packed, int B,
                               int C, int O, int epi, const float *x0, const float *xl) {
     const float *bp = packed + (int64_t)((O + 15) / 16) * 16 * C;
-    for (int r0 = 0; r0 < B; r0 += 6) {
-        int R = B - r0 < 6 ? B - r0 : 6;
-        int64_t at = (int64_t)r0 * ldo;
-        packed_rows(out + at, ldo, inp + (int64_t)r0 * ldi, ldi, packed, bp, R, C, O, epi, x0 ? x0 + at : NULL,
-                    xl ? xl + at : NULL);
+    /* Panels in groups of at most 4, as even as possible (9 panels: 3+3+3,
+     * not 4+4+1, whose last group would be bound by loads); a group's
+     * weights stay in L1 while all rows pass, 6 rows at a time for 4 panels
+     * (24 accumulators), 8 for 3 or fewer. */
+    int NP = (O + 15) / 16, groups = (NP + 3) / 4;
+    for (int g = 0, p = 0; g < groups; g++) {
+        int np = (NP - p) / (groups - g) + ((NP - p) % (groups - g) ? 1 : 0);
+        int rmax = np == 4 ? 6 : 8;
+        for (int r0 = 0; r0 < B; r0 += rmax) {
+            int R = B - r0 < rmax ? B - r0 : rmax;
+            int64_t at = (int64_t)r0 * ldo;
+            packed_group(out + at, ldo, inp + (int64_t)r0 * ldi, ldi, packed, bp, R, p, np, C, O, epi,
+                         x0 ? x0 + at : NULL, xl ? xl + at : NULL);
+        }
+        p += np;
     }
 }
 #else

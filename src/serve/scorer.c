@@ -68,10 +68,12 @@ char *sc_format_number(double v, char *buf) {
 
 /* Build a context into *c (the caller's, not yet in the pool): scratch
  * only, the weights are the bundle's (read-only, shared). */
-static int ctx_init(sc_scorer *s, scorer_ctx *c, sc_error *err) {
+static int ctx_init(sc_scorer *s, scorer_ctx *c, int cap, sc_error *err) {
     int nf;
     const sc_field_info *fields = sc_schema_fields(s->bundle.schema, &nf);
-    int rc = sc_infer_ws_create(&c->ws, s->net, s->batch_cap, err);
+    /* activations for cap rows; a larger call grows them (at most batch_cap
+     * rows), so a context made on demand costs what its calls need */
+    int rc = sc_infer_ws_create(&c->ws, s->net, cap, err);
     if (!rc) rc = sc_batch_alloc(&c->batch, fields, nf, s->batch_cap, err);
     if (!rc) {
         c->logits = sc_calloc((size_t)s->batch_cap, sizeof *c->logits);
@@ -105,9 +107,9 @@ static void ctx_release(scorer_ctx *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Check a context out: a free one, else create one if the pool is not
- * full, else wait. */
-static int ctx_acquire(sc_scorer *s, scorer_ctx **out, sc_error *err) {
+/* Check a context out: a free one, else create one (activations for cap
+ * rows to start with) if the pool is not full, else wait. */
+static int ctx_acquire(sc_scorer *s, scorer_ctx **out, int cap, sc_error *err) {
     pthread_mutex_lock(&s->mu);
     for (;;) {
         int fresh = -1;
@@ -125,7 +127,7 @@ static int ctx_acquire(sc_scorer *s, scorer_ctx **out, sc_error *err) {
             pthread_mutex_unlock(&s->mu);
             /* Create outside the lock: the other contexts stay usable meanwhile. */
             scorer_ctx made = {0};
-            int rc = ctx_init(s, &made, err);
+            int rc = ctx_init(s, &made, cap, err);
             pthread_mutex_lock(&s->mu);
             if (rc) {
                 s->ctx[fresh].state = 0;
@@ -293,7 +295,7 @@ int sc_scorer_score(sc_scorer *s, int n_rows, int n_cols, const char *const *col
     for (int c = 0; c < n_cols; c++)
         if (!col_names[c]) return sc_fail(err, SC_EINVAL, "score: column name %d is NULL", c);
     scorer_ctx *cx;
-    int rc = ctx_acquire(s, &cx, err);
+    int rc = ctx_acquire(s, &cx, 1, err);
     if (rc) return rc;
     for (int r0 = 0; r0 < n_rows && !rc; r0 += s->batch_cap) {
         int B = n_rows - r0 < s->batch_cap ? n_rows - r0 : s->batch_cap;
@@ -454,7 +456,7 @@ int sc_scorer_reserve(sc_scorer *s, int n, sc_error *err) {
         for (int i = 0; i < s->n_ctx; i++) n_free += s->ctx[i].state == 0 || s->ctx[i].state == 1;
         pthread_mutex_unlock(&s->mu);
         if (!n_free) break; /* the rest are busy with callers: they exist */
-        rc = ctx_acquire(s, &got[k], err);
+        rc = ctx_acquire(s, &got[k], s->batch_cap, err);
         if (!rc) k++;
     }
     for (int i = 0; i < k; i++) ctx_give_back(s, got[i]);

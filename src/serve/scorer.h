@@ -58,8 +58,10 @@ const char *sc_scorer_method(const sc_scorer *s);  /* "plain", "elec" */
 const char *sc_scorer_path(const sc_scorer *s);
 /* The file's training info (borrowed, may be NULL). */
 const cJSON *sc_scorer_info(const sc_scorer *s);
-/* Create contexts up to n (at most max_contexts) now rather than on first
- * need (for a server that wants its memory up front, and for tests). */
+/* Create contexts up to n (at most max_contexts) now, each with
+ * activations for batch_cap rows, rather than on first need (a context made
+ * on demand starts at the rows of its first call and grows): for a server
+ * that wants its memory up front, and for tests. */
 int sc_scorer_reserve(sc_scorer *s, int n, sc_error *err);
 /* Bytes of the network's weights (parameters and the packed copy), held
  * once whatever the number of contexts. */
