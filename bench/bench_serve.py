@@ -9,7 +9,7 @@ Writes bench/results/serve.{json,md} (format: ../shared/BENCH.md).
 
 --bin-before OLD_BINARY adds an earlier semctr build as one more engine in the
 same alternating rounds (before/after side by side) and a memory section:
-peak RSS of `bench-serve` with 1, 2 and 8 concurrent callers on one model,
+RSS of `bench-serve` (sampled last, while its contexts are alive) with 1, 2 and 8 concurrent callers on one model,
 for both builds, and the library's own allocation count (new build).
 
 Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60] [--bin build/semctr] [--bin-before OLD]
@@ -29,6 +29,7 @@ ap.add_argument("--wrk-seconds", type=int, default=60)
 ap.add_argument("--bin", default="build/semctr")
 ap.add_argument("--bin-before", help="an earlier semctr build, run side by side as the 'before' engine")
 ap.add_argument("--before-label", default="before", help="what the earlier build is (e.g. a commit)")
+ap.add_argument("--bf16", action="store_true", help="also run this build with --precision bf16 (engine 'bf16')")
 ap.add_argument("--config", default="configs/ml-100k.yaml")
 ap.add_argument("--data", help="the prepared dataset (default WORK/data; prepared when missing)")
 ap.add_argument("--rows", help="CSV of raw request rows with a header (required unless the dataset is ml-100k)")
@@ -151,11 +152,12 @@ def add(k, v):
 for rnd in range(a.rounds):
     for name in ("deepfm", "dcnv2"):
         for T in THREADS:
-            for eng, b in (("before", BIN_BEFORE), ("semctr", BIN)) if rnd % 2 == 0 else (("semctr", BIN), ("before", BIN_BEFORE)):
+            engines = [("before", BIN_BEFORE, []), ("semctr", BIN, []), ("bf16", BIN if a.bf16 else None, ["--precision", "bf16"])]
+            for eng, b, extra in engines if rnd % 2 == 0 else engines[::-1]:
                 if not b:
                     continue
                 out = sh(b, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--threads", str(T),
-                         "--seconds", str(a.seconds), "--batch", ",".join(map(str, BATCHES)))
+                         "--seconds", str(a.seconds), "--batch", ",".join(map(str, BATCHES)), *extra)
                 for line in out.splitlines():
                     r = json.loads(line)
                     assert r["failed"] == 0
@@ -178,16 +180,16 @@ def med(k, i):
     return statistics.median(x[i] for x in v) if v else None
 
 # ---- memory: one model, N concurrent callers (scoring contexts) ----
-def peak_rss_kb(b, name, callers):
+def rss_kb(b, name, callers):
     p = subprocess.Popen([b, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--batch", "100",
                           "--seconds", "0.3", "--callers", str(callers)], env=env, stdout=subprocess.PIPE, text=True)
-    # VmHWM sampled while it runs (a child's ru_maxrss would count the
-    # Python process it was forked from); contexts are made in the warm-up
-    # and kept, so the last sample holds the peak
+    # VmRSS sampled while it runs, the last sample kept (a child's
+    # ru_maxrss would count the Python process it was forked from, and the
+    # peak is the CSV load's); contexts are made in the warm-up and kept
     hwm = 0
     while p.poll() is None:
         try:
-            hwm = max(hwm, int(re.search(r"VmHWM:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1)))
+            hwm = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1))
         except (OSError, AttributeError):
             pass
         time.sleep(0.01)
@@ -202,9 +204,25 @@ for name in ("deepfm", "dcnv2"):
         if not b:
             continue
         for n in CALLERS:
-            kb, r = peak_rss_kb(b, name, n)
-            mem[(name, eng, n)] = {"peak_rss_kb": kb, "live_bytes_one_context": r.get("live_bytes_one_context"),
+            kb, r = rss_kb(b, name, n)
+            mem[(name, eng, n)] = {"rss_kb": kb, "live_bytes_one_context": r.get("live_bytes_one_context"),
                                    "live_bytes": r.get("live_bytes")}
+
+# ---- bf16 against f32: the same 3,000 rows, 100 a call ----
+acc = {}
+if a.bf16:
+    for name in ("deepfm", "dcnv2"):
+        sc = {}
+        for prec in ("f32", "bf16"):
+            path = f"{WORK}/{name}.{prec}.scores"
+            sh(BIN, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--batch", "100",
+               "--precision", prec, "--dump-scores", path)
+            sc[prec] = np.loadtxt(path, dtype=np.float32)
+        d = np.abs(sc["f32"].astype(np.float64) - sc["bf16"])
+        rk = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable")
+        acc[name] = {"rows": int(len(d)), "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()),
+                     "rows_equal": int((d == 0).sum()),
+                     "rank_corr": float(np.corrcoef(rk(sc["f32"]), rk(sc["bf16"]))[0, 1])}
 
 # ---- HTTP with wrk ----
 body = {"instances": rows[:100]}
@@ -262,6 +280,19 @@ for name in ("deepfm", "dcnv2"):
                     out_rows.append({"case": case, "metric": f"{q} latency ms", "semctr": round(sv_, 4), "peer": peer,
                                      "peer_value": round(pv_, 4) if pv_ else None,
                                      "ratio": round(pv_ / sv_, 2) if pv_ else None, "better": "lower"})
+if a.bf16:
+    for name in ("deepfm", "dcnv2"):
+        for T in THREADS:
+            for B in BATCHES:
+                s_, p_ = (name, T, B, "bf16"), (name, T, B, "ort")
+                case = f"{name}, batch {B}, {T} thread{'s' if T > 1 else ''}, in-process, --precision bf16"
+                out_rows.append({"case": case, "metric": "rows/s", "semctr": round(med(s_, 0) * B), "peer": peer_o,
+                                 "peer_value": round(med(p_, 0) * B), "ratio": round(med(s_, 0) / med(p_, 0), 2),
+                                 "better": "higher"})
+                for q, i in (("p50", 1), ("p99", 2)):
+                    out_rows.append({"case": case, "metric": f"{q} latency ms", "semctr": round(med(s_, i), 4),
+                                     "peer": peer_o, "peer_value": round(med(p_, i), 4),
+                                     "ratio": round(med(p_, i) / med(s_, i), 2), "better": "lower"})
 if BIN_BEFORE:
     peer_b = f"semctr {a.before_label} (same machine, same run)"
     for name in ("deepfm", "dcnv2"):
@@ -278,9 +309,9 @@ if BIN_BEFORE:
                                      "better": "lower"})
     for name in ("deepfm", "dcnv2"):
         for n in CALLERS:
-            sv, pv = mem[(name, "semctr", n)]["peak_rss_kb"], mem[(name, "before", n)]["peak_rss_kb"]
+            sv, pv = mem[(name, "semctr", n)]["rss_kb"], mem[(name, "before", n)]["rss_kb"]
             out_rows.append({"case": f"{name}, bench-serve batch 100, {n} concurrent caller{'s' if n > 1 else ''}",
-                             "metric": "peak RSS KiB", "semctr": sv, "peer": peer_b, "peer_value": pv,
+                             "metric": "RSS KiB", "semctr": sv, "peer": peer_b, "peer_value": pv,
                              "ratio": round(pv / sv, 2), "better": "lower"})
 http = {"requests_per_s": rps, "rows_per_s": rps * 100, "p50_ms": lat["50"], "p99_ms": lat["99"], "requests": total,
         "non_2xx": non2xx, "socket_errors": sockerr, "server_errors": srv_err, "rss_kb_before": rss0, "rss_kb_after": rss1,
@@ -292,6 +323,7 @@ for metric, v in (("requests/s", rps), ("p50 latency ms", lat["50"]), ("p99 late
 doc = {"name": NAME, "dataset": DATASET, "date": time.strftime("%Y-%m-%d"), "command": "python3 bench/bench_serve.py " + " ".join(sys.argv[1:]),
        "machine": {"cpu": cpu, "cores": cores, "gpu": None}, "rows": out_rows, "http": http,
        "memory": [{"model": k[0], "engine": k[1], "callers": k[2], **v} for k, v in mem.items()],
+       "bf16_vs_f32": acc,
        "load_average_end": os.getloadavg()}
 json.dump(doc, open(f"bench/results/{NAME}.json", "w"), indent=1)
 with open(f"bench/results/{NAME}.md", "w") as f:
@@ -316,8 +348,8 @@ with open(f"bench/results/{NAME}.md", "w") as f:
     if BIN_BEFORE:
         f.write(f"\n## Before and after, same run\n\nsemctr {a.before_label} (`{a.bin_before}`) and this build "
                 "alternate in every round (same rows, same machine). Ratio > 1: this build ahead.\n\n"
-                "| model | batch | threads | before rows/s | after rows/s | after/before | before p50/p99 ms | after p50/p99 ms | after vs ORT (rows/s) |\n"
-                "|---|---|---|---|---|---|---|---|---|\n")
+                "| model | batch | threads | before rows/s | after rows/s | after/before | before p50/p99 ms | after p50/p99 ms | after vs ORT (rows/s) | bf16 rows/s | bf16 vs ORT | bf16 p50/p99 ms |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for name in ("deepfm", "dcnv2"):
             for T in THREADS:
                 for B in BATCHES:
@@ -325,18 +357,27 @@ with open(f"bench/results/{NAME}.md", "w") as f:
                     f.write(f"| {name} | {B} | {T} | {b0 * B:,.0f} | {s0 * B:,.0f} | {s0 / b0:.2f} | "
                             f"{med((name, T, B, 'before'), 1):.3f} / {med((name, T, B, 'before'), 2):.3f} | "
                             f"{med((name, T, B, 'semctr'), 1):.3f} / {med((name, T, B, 'semctr'), 2):.3f} | "
-                            + (f"{s0 / o0:.2f}" if o0 else "n/a") + " |\n")
+                            + (f"{s0 / o0:.2f}" if o0 else "n/a") + " | ")
+                    h0 = med((name, T, B, "bf16"), 0)
+                    f.write((f"{h0 * B:,.0f} | " + (f"{h0 / o0:.2f}" if o0 else "n/a") +
+                             f" | {med((name, T, B, 'bf16'), 1):.3f} / {med((name, T, B, 'bf16'), 2):.3f} |\n") if h0 else "- | - | - |\n")
         f.write("\n## Memory: one model, N concurrent callers\n\n`semctr bench-serve --batch 100 --callers N` (N scoring "
-                "contexts on one loaded model); peak RSS of the process (it also holds the 3,000-row CSV), and for this "
+                "contexts on one loaded model); RSS of the process while it scores, last sample (it also holds the 3,000-row CSV), and for this "
                 "build the library's own count of live bytes (base/alloc) after load with one context and after N.\n\n"
-                "| model | callers | before peak RSS KiB | after peak RSS KiB | after: live bytes, 1 context | after: live bytes, N contexts | after: bytes per further context |\n"
+                "| model | callers | before RSS KiB | after RSS KiB | after: live bytes, 1 context | after: live bytes, N contexts | after: bytes per further context |\n"
                 "|---|---|---|---|---|---|---|\n")
         for name in ("deepfm", "dcnv2"):
             for n in CALLERS:
                 mb, ms = mem[(name, "before", n)], mem[(name, "semctr", n)]
                 per = (ms["live_bytes"] - ms["live_bytes_one_context"]) / (n - 1) if n > 1 and ms["live_bytes"] else None
-                f.write(f"| {name} | {n} | {mb['peak_rss_kb']:,} | {ms['peak_rss_kb']:,} | {ms['live_bytes_one_context']:,} | "
+                f.write(f"| {name} | {n} | {mb['rss_kb']:,} | {ms['rss_kb']:,} | {ms['live_bytes_one_context']:,} | "
                         f"{ms['live_bytes']:,} | " + (f"{per:,.0f}" if per else "-") + " |\n")
+    if acc:
+        f.write("\n## --precision bf16 against f32\n\nThe 3,000 rows scored 100 a call by this build in f32 and in bf16 "
+                "(`bench-serve --dump-scores`): absolute difference of the probabilities, and the rank correlation of the "
+                "two orders.\n\n| model | rows | max abs diff | mean abs diff | rows equal | rank correlation |\n|---|---|---|---|---|---|\n")
+        for name, v in acc.items():
+            f.write(f"| {name} | {v['rows']:,} | {v['max_abs_diff']:.2e} | {v['mean_abs_diff']:.2e} | {v['rows_equal']} | {v['rank_corr']:.6f} |\n")
     f.write(f"\nPeers: {peer_t}; {peer_o}. Load average at the end: "
             + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {cores} cores.\n\n## HTTP (`semctr serve` under wrk)\n\n{http['wrk']}, {a.wrk_seconds} s:\n\n")
     f.write(f"- {rps:,.0f} requests/s = {rps * 100:,.0f} rows/s; latency p50 {lat['50']:.3f} ms, p99 {lat['99']:.3f} ms\n")

@@ -80,6 +80,12 @@ typedef struct semctr_options {
      * the model's tables. NULL: no encoder is loaded, such items get zeros.
      * Known items and users are always table lookups. */
     const char *encoder;
+    /* Arithmetic of the dense layers: NULL or "f32" (float: the same scores,
+     * bit for bit, as `semctr predict`), "bf16" (weights and layer inputs
+     * rounded to bfloat16, sums in float: about twice the multiply rate on
+     * CPUs with AVX512_BF16, scores within the tolerance docs/serve.md
+     * gives; refused on a build without that kernel). */
+    const char *precision;
 } semctr_options;
 
 /* Fill o with the defaults (every field 0 / NULL). */

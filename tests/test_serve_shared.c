@@ -75,7 +75,7 @@ static void infer_equals_forward(const char *path, int threads) {
     cr_assert_eq(sc_schema_encode(bu.schema, FX_ROWS, 3, hs_cols, hs_cells, &b, &err), 0, "%s", err.msg);
     static float want[FX_ROWS], got[FX_ROWS];
     cr_assert_eq(sc_model_forward(net, &b, 0, want, &err), 0, "%s", err.msg);
-    cr_assert_eq(sc_model_pack(net, &err), 0, "%s", err.msg);
+    cr_assert_eq(sc_model_pack(net, 0, &err), 0, "%s", err.msg);
     sc_infer_ws *ws;
     cr_assert_eq(sc_infer_ws_create(&ws, net, 7, &err), 0, "%s", err.msg); /* grows to 300 rows */
     memset(got, 0, sizeof got);
@@ -229,5 +229,54 @@ Test(serve_shared, contexts_share_one_copy_of_the_weights) {
         cr_assert_eq(sc_scorer_contexts(s), 8);
         cr_assert_eq(sc_alloc_live_bytes(), live8, "scoring left memory behind");
         sc_scorer_free(s);
+    }
+}
+
+/* precision bf16: the dense layers on bfloat16 weights and inputs. Not the
+ * float bits: the probabilities stay within 2e-3 of float's on these rows
+ * (bfloat16 keeps 8 mantissa bits; the sums are in float), and the order of
+ * the rows hardly moves. Refused where the build has no kernel for it. */
+Test(serve_shared, bf16_scores_within_tolerance_of_f32) {
+    hs_rows();
+    char a[900], d[900];
+    snprintf(a, sizeof a, "%s/a.model", fx_dir());
+    snprintf(d, sizeof d, "%s/dcnv2.model", sh_dir());
+    const char *paths[2] = {a, d};
+    for (int k = 0; k < 2; k++) {
+        sc_scorer *f, *h;
+        sc_error err = {0};
+        sc_scorer_options of = {.max_contexts = 1}, oh = {.max_contexts = 1, .bf16 = 1};
+        cr_assert_eq(sc_scorer_load(&f, paths[k], &of, &err), 0, "%s", err.msg);
+        int rc = sc_scorer_load(&h, paths[k], &oh, &err);
+        if (!sc_linear_bf16_available()) {
+            cr_assert_neq(rc, 0);
+            cr_assert(strstr(err.msg, "AVX512_BF16"), "%s", err.msg);
+            sc_scorer_free(f);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "%s", err.msg);
+        static float pf[FX_ROWS], ph[FX_ROWS];
+        cr_assert_eq(sc_scorer_score(f, FX_ROWS, 3, hs_cols, hs_cells, pf, NULL, &err), 0, "%s", err.msg);
+        cr_assert_eq(sc_scorer_score(h, FX_ROWS, 3, hs_cols, hs_cells, ph, NULL, &err), 0, "%s", err.msg);
+        double worst = 0, sum = 0;
+        int differ = 0, swapped = 0, pairs = 0;
+        for (int i = 0; i < FX_ROWS; i++) {
+            double e = fabs((double)pf[i] - ph[i]);
+            worst = e > worst ? e : worst;
+            sum += e;
+            differ += pf[i] != ph[i];
+            for (int j = 0; j < i; j += 7) /* pairs ordered differently (ties aside) */
+                if (pf[i] != pf[j] && ph[i] != ph[j]) {
+                    pairs++;
+                    swapped += (pf[i] < pf[j]) != (ph[i] < ph[j]);
+                }
+        }
+        cr_log_info("%s: bf16 vs f32 over %d rows: max |dp| %.2e, mean %.2e, %d rows differ, %d of %d pairs reordered",
+                    paths[k], FX_ROWS, worst, sum / FX_ROWS, differ, swapped, pairs);
+        cr_assert_gt(differ, 0, "bf16 gave the float bits: is it on?");
+        cr_assert_lt(worst, 2e-3, "max |dp| %.2e", worst);
+        cr_assert_lt(swapped, pairs / 100 + 1, "%d of %d pairs reordered", swapped, pairs);
+        sc_scorer_free(f);
+        sc_scorer_free(h);
     }
 }

@@ -22,7 +22,10 @@ static const char *USAGE =
     "  --threads N        threads inside one call (1)\n"
     "  --callers N        concurrent callers on the one model (1)\n"
     "  --seconds S        time per batch size (1)\n"
-    "  --encoder DIR      MSD models: encode new items' item_text with this encoder\n";
+    "  --encoder DIR      MSD models: encode new items' item_text with this encoder\n"
+    "  --precision P      dense layers in f32 (default) or bf16\n"
+    "  --dump-scores FILE score every input row (calls of the first batch size) into FILE, one\n"
+    "                     probability a line (%.9g: reads back exactly), instead of timing\n";
 
 typedef struct caller {
     semctr_model *m;
@@ -56,7 +59,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int cmd_bench_serve(int argc, char **argv) {
-    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *encoder = NULL;
+    const char *model = NULL, *input = NULL, *batches = "1,100,1000", *encoder = NULL, *precision = NULL, *dump = NULL;
     long threads = 1, callers = 1;
     double seconds = 1;
     const cli_opt opts[] = {
@@ -64,6 +67,8 @@ int cmd_bench_serve(int argc, char **argv) {
         CLI_STR("--input", &input),
         CLI_STR("--batch", &batches),
         CLI_STR("--encoder", &encoder),
+        CLI_STR("--precision", &precision),
+        CLI_STR("--dump-scores", &dump),
         CLI_INT("--threads", &threads, 1, 256),
         CLI_INT("--callers", &callers, 1, 256),
         CLI_FLOAT("--seconds", &seconds),
@@ -89,6 +94,7 @@ int cmd_bench_serve(int argc, char **argv) {
     o.threads_per_call = (int)threads;
     o.max_concurrency = (int)callers;
     o.encoder = encoder;
+    o.precision = precision;
     semctr_model *m;
     semctr_error e;
     if (semctr_load(&m, model, &o, &e)) {
@@ -99,6 +105,27 @@ int cmd_bench_serve(int argc, char **argv) {
     char list[256];
     snprintf(list, sizeof list, "%s", batches);
     int rc = 0;
+    if (dump) {
+        int B = atoi(list) > 0 ? atoi(list) : 100;
+        float *p = malloc(sizeof *p * (size_t)n_rows);
+        FILE *f = fopen(dump, "w");
+        for (int r0 = 0; p && f && r0 < n_rows && !rc; r0 += B) {
+            int n = n_rows - r0 < B ? n_rows - r0 : B;
+            if (semctr_score(m, n, n_cols, names, cells + (size_t)r0 * n_cols, p + r0, &e)) {
+                fprintf(stderr, "semctr bench-serve: error: %s\n", e.message);
+                rc = 1;
+            }
+        }
+        for (int r = 0; p && f && !rc && r < n_rows; r++) fprintf(f, "%.9g\n", p[r]);
+        if (!p || !f || (f && fclose(f))) {
+            fprintf(stderr, "semctr bench-serve: cannot write %s\n", dump);
+            rc = 1;
+        }
+        free(p);
+        semctr_free(m);
+        sc_csv_chunks_close(csv);
+        return rc;
+    }
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
         int B = atoi(t);
         if (B < 1 || B > n_rows) {

@@ -32,6 +32,8 @@ static const char *USAGE =
     "  --threads N          HTTP worker threads = concurrent scoring contexts per model (all cores)\n"
     "  --network NAME       network of multi-network files (default: main, or vanilla for ELEC)\n"
     "  --encoder DIR        MSD models: encode a new item's \"item_text\" with this small encoder\n"
+    "  --precision P        dense layers in f32 (default: the bits of `semctr predict`) or bf16\n"
+    "                       (about twice as fast on AVX512_BF16 CPUs, within docs/serve.md's tolerance)\n"
     "                       (known items and users are always table lookups; docs/msd.md)\n"
     "  --max-body BYTES     larger request bodies get 413 (16777216)\n"
     "  --max-instances N    more rows in one request get 413 (10000)\n"
@@ -102,7 +104,7 @@ int cmd_serve(int argc, char **argv) {
     sc_server_config cfg = {0};
     cfg.host = "127.0.0.1";
     cfg.port = 8501;
-    const char *port_file = NULL;
+    const char *port_file = NULL, *precision = "f32";
     double watch = 1, drain = 10;
     long port = cfg.port, threads = 0, max_body = 0, max_instances = 0, timeout = 0, idle_timeout = 10,
          max_conn = 1024, max_per_ip = 256;
@@ -116,6 +118,7 @@ int cmd_serve(int argc, char **argv) {
         CLI_STR("--port-file", &port_file),
         CLI_INT("--threads", &threads, 1, 256),
         CLI_STR("--encoder", &cfg.encoder),
+        CLI_STR("--precision", &precision),
         CLI_STR("--network", &cfg.network),
         CLI_INT("--max-body", &max_body, 64, 1L << 31),
         CLI_INT("--max-instances", &max_instances, 1, 1 << 24),
@@ -133,6 +136,11 @@ int cmd_serve(int argc, char **argv) {
                 !(watch >= 0) ? watch : drain);
         return EXIT_USAGE;
     }
+    if (strcmp(precision, "f32") && strcmp(precision, "bf16")) {
+        fprintf(stderr, "semctr serve: --precision %s: give f32 or bf16\n", precision);
+        return EXIT_USAGE;
+    }
+    cfg.bf16 = !strcmp(precision, "bf16");
     cfg.port = (int)port;
     cfg.threads = (int)threads;
     cfg.max_body = (size_t)max_body;

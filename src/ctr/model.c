@@ -92,6 +92,7 @@ typedef struct fwd_acts {
     sc_att_buffers ab[MAXL];
     float *hid;          /* (B, Hh) when hid_concat */
     const float *hidden; /* points at the hidden representation */
+    uint32_t *bf;        /* bfloat16 layers: a layer's inputs as pairs, (B, ceil(max C / 2)) */
 } fwd_acts;
 
 struct sc_model {
@@ -130,6 +131,7 @@ struct sc_model {
     float *pk_block;
     const float *pk_dw[MAXL], *pk_cw[MAXL];
     int64_t pk_n;
+    int pk_bf16;         /* the pack is in bfloat16 (sc_linear_packed_bf16_forward) */
     /* backward scratch */
     float *dE;           /* (B, Fe, D) */
     float *dx0;          /* (B, X), == dE unless concat */
@@ -716,6 +718,7 @@ static int n_tasks_for(int B, int n_threads) {
 typedef struct {
     const float *pk, *inp, *x0, *xl;
     float *out;
+    uint32_t *bf; /* bfloat16 pack: the inputs' scratch, else NULL */
     int B, C, O, epi, tasks;
 } packed_ctx;
 
@@ -724,13 +727,18 @@ static void packed_task(void *vc, int t) {
     int lo = (int)((int64_t)c->B * t / c->tasks), hi = (int)((int64_t)c->B * (t + 1) / c->tasks);
     if (hi <= lo) return;
     int64_t ai = (int64_t)lo * c->C, ao = (int64_t)lo * c->O;
-    sc_linear_packed_forward(c->out + ao, c->O, c->inp + ai, c->C, c->pk, hi - lo, c->C, c->O, c->epi,
-                             c->x0 ? c->x0 + ao : NULL, c->xl ? c->xl + ao : NULL);
+    if (c->bf)
+        sc_linear_packed_bf16_forward(c->out + ao, c->O, c->inp + ai, c->C, c->bf + (int64_t)lo * ((c->C + 1) / 2),
+                                      c->pk, hi - lo, c->C, c->O, c->epi, c->x0 ? c->x0 + ao : NULL,
+                                      c->xl ? c->xl + ao : NULL);
+    else
+        sc_linear_packed_forward(c->out + ao, c->O, c->inp + ai, c->C, c->pk, hi - lo, c->C, c->O, c->epi,
+                                 c->x0 ? c->x0 + ao : NULL, c->xl ? c->xl + ao : NULL);
 }
 
-static void packed_forward(const float *pk, float *out, const float *inp, int B, int C, int O, int epi,
-                           const float *x0, const float *xl, int nt) {
-    packed_ctx pc = {pk, inp, x0, xl, out, B, C, O, epi, n_tasks_for(B, nt)};
+static void packed_forward(const float *pk, uint32_t *bf, float *out, const float *inp, int B, int C, int O,
+                           int epi, const float *x0, const float *xl, int nt) {
+    packed_ctx pc = {pk, inp, x0, xl, out, bf, B, C, O, epi, n_tasks_for(B, nt)};
     sc_parallel_for(pc.tasks, nt, packed_task, &pc);
 }
 
@@ -788,8 +796,9 @@ static int forward_acts(const sc_model *m, fwd_acts *A, const sc_batch *b, int t
     int hin = X;
     for (int l = 0; l < c->n_hidden; l++) {
         int O = c->hidden[l];
-        if (packed && sc_linear_packed_same_as_blas(B, hin, O)) {
-            packed_forward(m->pk_dw[l], A->dnn_a[l], h, B, hin, O, SC_EPI_RELU, NULL, NULL, nt);
+        if (packed && (m->pk_bf16 || sc_linear_packed_same_as_blas(B, hin, O))) {
+            packed_forward(m->pk_dw[l], m->pk_bf16 ? A->bf : NULL, A->dnn_a[l], h, B, hin, O, SC_EPI_RELU, NULL,
+                           NULL, nt);
         } else {
             sc_linear_forward(A->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O);
             sc_relu_forward(A->dnn_a[l], A->dnn_a[l], (int64_t)B * O, nt);
@@ -803,8 +812,9 @@ static int forward_acts(const sc_model *m, fwd_acts *A, const sc_batch *b, int t
     }
 
     for (int l = 0; l < c->n_cross; l++) {
-        if (m->cross_matrix && packed && sc_linear_packed_same_as_blas(B, X, X))
-            packed_forward(m->pk_cw[l], A->cx[l + 1], A->cx[l], B, X, X, SC_EPI_CROSS, A->x0, A->cx[l], nt);
+        if (m->cross_matrix && packed && (m->pk_bf16 || sc_linear_packed_same_as_blas(B, X, X)))
+            packed_forward(m->pk_cw[l], m->pk_bf16 ? A->bf : NULL, A->cx[l + 1], A->cx[l], B, X, X, SC_EPI_CROSS,
+                           A->x0, A->cx[l], nt);
         else if (m->cross_matrix)
             sc_cross2_forward(A->cx[l + 1], A->cu[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
                               P[m->p_cb[l]].data, B, X, nt);
@@ -860,18 +870,23 @@ int sc_model_forward(sc_model *m, const sc_batch *b, int training, float *logits
 
 /* ---------------- serving: shared weights, per-caller workspaces ---------------- */
 
-int sc_model_pack(sc_model *m, sc_error *err) {
+int sc_model_pack(sc_model *m, int bf16, sc_error *err) {
     const sc_model_config *c = &m->cfg;
+    if (bf16 && !sc_linear_bf16_available())
+        return sc_fail(err, SC_EINVAL, "model: precision bf16 needs a build for a CPU with AVX512_BF16 (this one has none)");
+    int64_t (*floats)(int, int) = bf16 ? sc_linear_packed_bf16_floats : sc_linear_packed_floats;
+    void (*pack)(float *, const float *, const float *, int, int) = bf16 ? sc_linear_pack_bf16 : sc_linear_pack;
     int64_t n = 0, in = m->X;
     for (int l = 0; l < c->n_hidden; l++) {
-        n += round16(sc_linear_packed_floats((int)in, c->hidden[l]));
+        n += round16(floats((int)in, c->hidden[l]));
         in = c->hidden[l];
     }
     if (m->cross_matrix)
-        for (int l = 0; l < c->n_cross; l++) n += round16(sc_linear_packed_floats(m->X, m->X));
+        for (int l = 0; l < c->n_cross; l++) n += round16(floats(m->X, m->X));
     sc_free(m->pk_block);
     m->pk_block = NULL;
     m->pk_n = 0;
+    m->pk_bf16 = bf16 && n > 0;
     if (n == 0) return SC_OK;
     size_t bytes;
     if (sc_mul_size((size_t)n, sizeof(float), &bytes) || !(m->pk_block = sc_aligned_alloc(bytes)))
@@ -880,16 +895,16 @@ int sc_model_pack(sc_model *m, sc_error *err) {
     const sc_param *P = m->params;
     in = m->X;
     for (int l = 0; l < c->n_hidden; l++) {
-        sc_linear_pack(p, P[m->p_dw[l]].data, P[m->p_db[l]].data, (int)in, c->hidden[l]);
+        pack(p, P[m->p_dw[l]].data, P[m->p_db[l]].data, (int)in, c->hidden[l]);
         m->pk_dw[l] = p;
-        p += round16(sc_linear_packed_floats((int)in, c->hidden[l]));
+        p += round16(floats((int)in, c->hidden[l]));
         in = c->hidden[l];
     }
     if (m->cross_matrix)
         for (int l = 0; l < c->n_cross; l++) {
-            sc_linear_pack(p, P[m->p_cw[l]].data, P[m->p_cb[l]].data, m->X, m->X);
+            pack(p, P[m->p_cw[l]].data, P[m->p_cb[l]].data, m->X, m->X);
             m->pk_cw[l] = p;
-            p += round16(sc_linear_packed_floats(m->X, m->X));
+            p += round16(floats(m->X, m->X));
         }
     m->pk_n = n;
     return SC_OK;
@@ -901,7 +916,7 @@ int64_t sc_model_weight_bytes(const sc_model *m) {
 
 struct sc_infer_ws {
     int cap;
-    int packed;      /* made for the packed model: no DCNv2 u buffers */
+    int packed;      /* made for the packed model: no DCNv2 u buffers; 2: bfloat16 pack (input pairs) */
     float *block;
     int64_t bytes;
     fwd_acts a;
@@ -930,6 +945,10 @@ static int ws_sizes(const sc_model *m, int packed, int64_t *sizes) {
         sizes[ns++] = (int64_t)c->att_heads * Fe * Fe; /* p */
     }
     sizes[ns++] = m->hid_concat ? m->Hh : 0; /* hid */
+    int64_t maxc = c->n_hidden || m->cross_matrix ? X : 0;
+    for (int l = 0; l + 1 < c->n_hidden; l++)
+        if (c->hidden[l] > maxc) maxc = c->hidden[l];
+    sizes[ns++] = packed == 2 ? (maxc + 1) / 2 : 0; /* bf */
     return ns;
 }
 
@@ -976,6 +995,7 @@ static int ws_carve(const sc_model *m, sc_infer_ws *ws, int cap, sc_error *err) 
         A->ab[l].p = CARVE();
     }
     A->hid = CARVE();
+    A->bf = (uint32_t *)CARVE();
 #undef CARVE
     return SC_OK;
 }
@@ -985,7 +1005,7 @@ int sc_infer_ws_create(sc_infer_ws **out, const sc_model *m, int cap, sc_error *
     if (cap < 1 || cap > (1 << 24)) return sc_fail(err, SC_EINVAL, "model: workspace of %d rows", cap);
     sc_infer_ws *ws = sc_calloc(1, sizeof *ws);
     if (!ws) return sc_fail(err, SC_ENOMEM, "model: out of memory for a scoring workspace");
-    ws->packed = m->pk_block != NULL;
+    ws->packed = m->pk_block ? (m->pk_bf16 ? 2 : 1) : 0;
     int rc = ws_carve(m, ws, cap, err);
     if (rc) {
         sc_free(ws);
@@ -1008,7 +1028,7 @@ int sc_model_infer(const sc_model *m, sc_infer_ws *ws, const sc_batch *b, float 
     if (rc) return rc;
     /* a workspace made before sc_model_pack (or after copy_weights dropped
      * the pack) runs the unpacked layers */
-    int packed = m->pk_block != NULL && ws->packed;
+    int packed = m->pk_block != NULL && ws->packed == (m->pk_bf16 ? 2 : 1);
     if (b->n > ws->cap && (rc = ws_carve(m, ws, b->n, err))) return rc;
     return forward_acts(m, &ws->a, b, 0, NULL, packed, logits);
 }
@@ -1281,5 +1301,6 @@ int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err) {
     sc_free(dst->pk_block);
     dst->pk_block = NULL;
     dst->pk_n = 0;
+    dst->pk_bf16 = 0;
     return SC_OK;
 }

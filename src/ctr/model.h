@@ -113,9 +113,12 @@ int sc_model_hidden_dim(const sc_model *m);
  * layers); call it once the weights are final (sc_model_copy_weights into m
  * drops the pack). sc_model_infer then reads m only: its activations live
  * in the caller's workspace (one per concurrent caller, about the
- * activations of cap rows, no weights), and it gives the same logits, bit
- * for bit, as sc_model_forward with training = 0. */
-int sc_model_pack(sc_model *m, sc_error *err);
+ * activations of cap rows, no weights), and in float (bf16 = 0) it gives
+ * the same logits, bit for bit, as sc_model_forward with training = 0. */
+/* bf16 = 1 packs the weights in bfloat16 instead (sc_linear_packed_bf16_
+ * forward at every batch size: about twice the multiply rate, not the float
+ * path's bits; refused where the build has no AVX512_BF16 kernel). */
+int sc_model_pack(sc_model *m, int bf16, sc_error *err);
 /* Bytes of weights the model holds: its parameters plus the packed copy. */
 int64_t sc_model_weight_bytes(const sc_model *m);
 

@@ -184,6 +184,139 @@ void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, co
 }
 #endif
 
+/* ---------------- packed dense layer in bfloat16 (opt-in serving precision) ---------------- */
+
+int sc_linear_bf16_available(void) {
+#if defined(__AVX512BF16__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int64_t sc_linear_packed_bf16_floats(int C, int O) {
+    int64_t O16 = ((int64_t)O + 15) / 16 * 16, C2 = ((int64_t)C + 1) / 2;
+    return O16 * C2 + O16; /* C2 pairs of bf16 per output, in float-sized units, then the f32 bias */
+}
+
+/* float to bfloat16, round to nearest even (as vcvtne2ps2bf16; NaN kept NaN) */
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+void sc_linear_pack_bf16(float *packed, const float *W, const float *bias, int C, int O) {
+    int NP = (O + 15) / 16, C2 = (C + 1) / 2;
+    uint16_t *p = (uint16_t *)packed;
+    for (int pn = 0; pn < NP; pn++)
+        for (int c2 = 0; c2 < C2; c2++)
+            for (int j = 0; j < 16; j++)
+                for (int h = 0; h < 2; h++) {
+                    int o = pn * 16 + j, c = 2 * c2 + h;
+                    p[(((int64_t)pn * C2 + c2) * 16 + j) * 2 + h] = o < O && c < C ? to_bf16(W[(int64_t)o * C + c]) : 0;
+                }
+    float *pb = packed + (int64_t)NP * 16 * C2;
+    for (int o = 0; o < NP * 16; o++) pb[o] = bias && o < O ? bias[o] : 0.0f;
+}
+
+#if defined(__AVX512BF16__)
+static inline __attribute__((always_inline)) void bf16_block(float *out, int ldo, const uint32_t *xin, int C2,
+                                                             const float *Wp, const float *bp, int O, int p0,
+                                                             int epi, const float *x0, const float *xl,
+                                                             const int R, const int NP) {
+    __m512 acc[8][4];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 8")
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
+    const uint32_t *w0 = (const uint32_t *)Wp + (int64_t)p0 * C2 * 16;
+    for (int c = 0; c < C2; c++) {
+        __m512bh w[4];
+        _Pragma("GCC unroll 8")
+        for (int q = 0; q < NP; q++) w[q] = (__m512bh)_mm512_load_si512(w0 + ((int64_t)q * C2 + c) * 16);
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)xin[(int64_t)r * C2 + c]);
+            _Pragma("GCC unroll 8")
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], x, w[q]);
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < NP; q++) {
+        int o0 = (p0 + q) * 16, left = O - o0;
+        __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 b = _mm512_load_ps(bp + o0);
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_add_ps(acc[r][q], b);
+            int64_t at = (int64_t)r * ldo + o0;
+            if (epi == SC_EPI_RELU) {
+                y = _mm512_max_ps(y, zero);
+            } else if (epi == SC_EPI_CROSS) {
+                __m512 a = _mm512_maskz_loadu_ps(k, x0 + at), l = _mm512_maskz_loadu_ps(k, xl + at);
+                y = _mm512_add_ps(_mm512_mul_ps(a, y), l);
+            }
+            _mm512_mask_storeu_ps(out + at, k, y);
+        }
+    }
+}
+
+#define PB(R, NP) bf16_block(out, ldo, xin, C2, packed, bp, O, p, epi, x0, xl, R, NP)
+static void bf16_group(float *out, int ldo, const uint32_t *xin, int C2, const float *packed, const float *bp, int R,
+                       int p, int np, int O, int epi, const float *x0, const float *xl) {
+    switch (R * 8 + np) {
+#define CASE(r) \
+    case r * 8 + 1: PB(r, 1); break; \
+    case r * 8 + 2: PB(r, 2); break; \
+    case r * 8 + 3: PB(r, 3); break; \
+    case r * 8 + 4: if (r <= 6) PB(r < 6 ? r : 6, 4); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+#undef PB
+#endif
+
+void sc_linear_packed_bf16_forward(float *out, int ldo, const float *inp, int ldi, uint32_t *scratch,
+                                   const float *packed, int B, int C, int O, int epi, const float *x0,
+                                   const float *xl) {
+#if defined(__AVX512BF16__)
+    int C2 = (C + 1) / 2;
+    /* the inputs rounded to bfloat16 once, as pairs */
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (int64_t)b * ldi;
+        uint32_t *d = scratch + (int64_t)b * C2;
+        int c = 0;
+        for (; c + 32 <= 2 * C2 && c + 32 <= C; c += 32)
+            _mm512_storeu_si512(d + c / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + c + 16), _mm512_loadu_ps(x + c)));
+        for (; c < C; c += 2) {
+            uint32_t lo = to_bf16(x[c]), hi = c + 1 < C ? to_bf16(x[c + 1]) : 0;
+            d[c / 2] = lo | hi << 16;
+        }
+    }
+    const float *bp = packed + (int64_t)((O + 15) / 16) * 16 * C2;
+    int NP = (O + 15) / 16, groups = (NP + 3) / 4;
+    for (int g = 0, p = 0; g < groups; g++) {
+        int np = (NP - p) / (groups - g) + ((NP - p) % (groups - g) ? 1 : 0);
+        int rmax = np == 4 ? 6 : 8;
+        for (int r0 = 0; r0 < B; r0 += rmax) {
+            int R = B - r0 < rmax ? B - r0 : rmax;
+            int64_t at = (int64_t)r0 * ldo;
+            bf16_group(out + at, ldo, scratch + (int64_t)r0 * C2, C2, packed, bp, R, p, np, O, epi,
+                       x0 ? x0 + at : NULL, xl ? xl + at : NULL);
+        }
+        p += np;
+    }
+#else
+    (void)out, (void)ldo, (void)inp, (void)ldi, (void)scratch, (void)packed, (void)B, (void)C, (void)O, (void)epi,
+        (void)x0, (void)xl;
+#endif
+}
+
 void sc_colsum_acc(float *out, const float *x, int B, int O) {
     for (int b = 0; b < B; b++) {
         const float *r = x + (int64_t)b * O;

@@ -66,6 +66,22 @@ void sc_linear_pack(float *packed, const float *W, const float *bias, int C, int
 void sc_linear_packed_forward(float *out, int ldo, const float *inp, int ldi, const float *packed, int B,
                               int C, int O, int epi, const float *x0, const float *xl);
 
+/* ---- the same layer in bfloat16 (serving's opt-in precision "bf16"): the
+ * weights and the layer's inputs rounded to bfloat16 (nearest even), their
+ * products summed in float by vdpbf16ps (pairs of c at a time), then the
+ * float bias and epilogue as above. About twice the multiply rate of float
+ * on AVX512_BF16 cores, at bfloat16's 8-bit mantissa: not the same bits as
+ * the float path (docs/serve.md gives the measured difference).
+ * sc_linear_bf16_available: whether this build has the kernel (compiled for
+ * a CPU with AVX512_BF16). scratch: B * ceil(C/2) uint32 (the inputs as
+ * bfloat16 pairs). */
+int sc_linear_bf16_available(void);
+int64_t sc_linear_packed_bf16_floats(int C, int O);
+void sc_linear_pack_bf16(float *packed, const float *W, const float *bias, int C, int O);
+void sc_linear_packed_bf16_forward(float *out, int ldo, const float *inp, int ldi, uint32_t *scratch,
+                                   const float *packed, int B, int C, int O, int epi, const float *x0,
+                                   const float *xl);
+
 /* ---- column sums: out (O) += sum over rows of x (B, O) (fixed order, deterministic). */
 void sc_colsum_acc(float *out, const float *x, int B, int O);
 

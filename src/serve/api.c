@@ -52,6 +52,10 @@ int semctr_load(semctr_model **out, const char *path, const semctr_options *opts
         so.batch_cap = opts->max_batch_rows;
         so.threads_per_call = opts->threads_per_call;
         so.encoder = opts->encoder;
+        if (opts->precision && !strcmp(opts->precision, "bf16"))
+            so.bf16 = 1;
+        else if (opts->precision && strcmp(opts->precision, "f32"))
+            return put_error(err, &(sc_error){SC_EINVAL, "semctr_load: precision must be \"f32\" or \"bf16\""});
     }
     semctr_model *m = sc_calloc(1, sizeof *m);
     if (!m) return put_error(err, &(sc_error){SC_ENOMEM, "semctr_load: out of memory"});

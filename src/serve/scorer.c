@@ -389,7 +389,8 @@ int sc_scorer_load(sc_scorer **out, const char *path, const sc_scorer_options *o
     }
     /* the dense layers packed for the inference kernel, once: every context
      * reads this one copy */
-    if (!rc) rc = sc_model_pack(s->net, err);
+    if (!rc) rc = sc_model_pack(s->net, o->bf16, err);
+    if (rc) sc_fail_prefix(err, "%s: ", path);
     if (!rc) {
         s->ctx = sc_calloc((size_t)s->n_ctx, sizeof *s->ctx);
         if (!s->ctx) rc = sc_fail(err, SC_ENOMEM, "load: out of memory");

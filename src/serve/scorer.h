@@ -23,6 +23,9 @@ typedef struct sc_scorer_options {
     int max_contexts;     /* concurrent calls; 0 = online CPUs */
     int batch_cap;        /* rows per forward pass; 0 = 1024 */
     int threads_per_call; /* threads inside one forward; 0 = 1 */
+    int bf16;             /* 1: the dense layers in bfloat16 (sc_model_pack), about twice as fast
+                             where the CPU has AVX512_BF16, scores within the tolerance of
+                             docs/serve.md; 0: float, the same bits as `semctr predict` */
     const char *encoder;  /* MSD models: the small encoder's directory, to encode new items
                              (a row whose item id is not in the tables and that has an
                              "item_text" cell); NULL: such rows get zeros. Known entities

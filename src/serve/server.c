@@ -133,6 +133,7 @@ struct sc_server {
     int has_network;
     char encoder[4096];
     int has_encoder;
+    int bf16;
     int n_models;
     model_slot *slots;
     double started;
@@ -183,6 +184,7 @@ static int load_version(sc_server *s, model_slot *m, int64_t version, loaded **o
     sc_scorer_options o = {0};
     o.network = s->has_network ? s->network : NULL;
     o.encoder = s->has_encoder ? s->encoder : NULL;
+    o.bf16 = s->bf16;
     o.max_contexts = s->threads;
     o.threads_per_call = 1;
     sc_scorer *sc;
@@ -901,6 +903,7 @@ int sc_server_start(sc_server **out, const sc_server_config *cfg, sc_error *err)
     s->body_timeout = cfg->timeout_s > 0 ? cfg->timeout_s : 30;
     pthread_mutex_init(&s->conn_mu, NULL);
     pthread_cond_init(&s->conn_cv, NULL);
+    s->bf16 = cfg->bf16;
     if (cfg->encoder) {
         snprintf(s->encoder, sizeof s->encoder, "%s", cfg->encoder);
         s->has_encoder = 1;

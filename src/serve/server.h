@@ -37,6 +37,7 @@ typedef struct sc_server_config {
     int ignore_unknown;    /* 1: columns the model does not read are dropped, not a 400 */
     const char *network;   /* network to serve (NULL: main, or vanilla for ELEC) */
     const char *encoder;   /* MSD: small encoder directory for new items' "item_text" (NULL: none) */
+    int bf16;              /* dense layers in bfloat16 (--precision bf16; sc_scorer_options.bf16) */
     int n_models;
     const sc_model_spec *models; /* (n_models) copied */
 } sc_server_config;
