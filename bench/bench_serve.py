@@ -8,9 +8,10 @@ Batches 1/100/1000, 1 thread and all threads, alternating, median of
 Writes bench/results/serve.{json,md} (format: ../shared/BENCH.md).
 
 --bin-before OLD_BINARY adds an earlier semctr build as one more engine in the
-same alternating rounds (before/after side by side) and a memory section:
-RSS of `bench-serve` (sampled last, while its contexts are alive) with 1, 2 and 8 concurrent callers on one model,
-for both builds, and the library's own allocation count (new build).
+same alternating rounds (before/after side by side), and a memory section:
+bench/serve_memory.c built against the libsemctr.a beside each binary counts
+the library's live bytes per scoring context. --bf16 adds this build with
+--precision bf16 as an engine and compares its scores with f32's.
 
 Usage: python3 bench/bench_serve.py [--rounds 5] [--seconds 0.5] [--wrk-seconds 60] [--bin build/semctr] [--bin-before OLD]
            [--config configs/ml-100k.yaml --data DIR --rows CSV]
@@ -180,33 +181,21 @@ def med(k, i):
     return statistics.median(x[i] for x in v) if v else None
 
 # ---- memory: one model, N concurrent callers (scoring contexts) ----
-def rss_kb(b, name, callers):
-    p = subprocess.Popen([b, "bench-serve", "--model", f"{WORK}/{name}.model", "--input", csv, "--batch", "100",
-                          "--seconds", "0.3", "--callers", str(callers)], env=env, stdout=subprocess.PIPE, text=True)
-    # VmRSS sampled while it runs, the last sample kept (a child's
-    # ru_maxrss would count the Python process it was forked from, and the
-    # peak is the CSV load's); contexts are made in the warm-up and kept
-    hwm = 0
-    while p.poll() is None:
-        try:
-            hwm = int(re.search(r"VmRSS:\s+(\d+)", open(f"/proc/{p.pid}/status").read()).group(1))
-        except (OSError, AttributeError):
-            pass
-        time.sleep(0.01)
-    out = p.stdout.read()
-    assert p.returncode == 0, f"bench-serve exited {p.returncode}"
-    r = json.loads(out.splitlines()[-1])
-    return hwm, r
-CALLERS = [1, 2, 8]
-mem = {}  # (model, engine, callers) -> dict
-for name in ("deepfm", "dcnv2"):
-    for eng, b in (("before", BIN_BEFORE), ("semctr", BIN)):
-        if not b:
-            continue
-        for n in CALLERS:
-            kb, r = rss_kb(b, name, n)
-            mem[(name, eng, n)] = {"rss_kb": kb, "live_bytes_one_context": r.get("live_bytes_one_context"),
-                                   "live_bytes": r.get("live_bytes")}
+# bench/serve_memory.c, built against the libsemctr.a beside each binary,
+# counts the library's live bytes (base/alloc) after load, after one call
+# and after N callers at once, and reads how many contexts the pool made.
+LIBS = "-lopenblas -lyaml -lcjson -lxxhash -lutf8proc -lpcre2-8 -lmicrohttpd -lpthread -lm".split()
+MEM_ROWS = [100, 1000]
+mem = {}  # (model, engine, rows) -> dict
+for eng, b in (("before", BIN_BEFORE), ("semctr", BIN)):
+    lib = os.path.join(os.path.dirname(b), "libsemctr.a") if b else None
+    if not lib or not os.path.exists(lib):
+        continue
+    exe = f"{WORK}/serve_memory.{eng}"
+    subprocess.run(["cc", "-O2", "-Iinclude", "bench/serve_memory.c", lib, *LIBS, "-o", exe], check=True)
+    for name in ("deepfm", "dcnv2"):
+        for R in MEM_ROWS:
+            mem[(name, eng, R)] = json.loads(sh(exe, f"{WORK}/{name}.model", csv, "8", str(R)))
 
 # ---- bf16 against f32: the same 3,000 rows, 100 a call ----
 acc = {}
@@ -307,12 +296,13 @@ if BIN_BEFORE:
                     out_rows.append({"case": case, "metric": f"{q} latency ms", "semctr": round(med(s, i), 4), "peer": peer_b,
                                      "peer_value": round(med(p, i), 4), "ratio": round(med(p, i) / med(s, i), 2),
                                      "better": "lower"})
-    for name in ("deepfm", "dcnv2"):
-        for n in CALLERS:
-            sv, pv = mem[(name, "semctr", n)]["rss_kb"], mem[(name, "before", n)]["rss_kb"]
-            out_rows.append({"case": f"{name}, bench-serve batch 100, {n} concurrent caller{'s' if n > 1 else ''}",
-                             "metric": "RSS KiB", "semctr": sv, "peer": peer_b, "peer_value": pv,
-                             "ratio": round(pv / sv, 2), "better": "lower"})
+    for (name, eng, R), v in mem.items():
+        if eng != "semctr" or (name, "before", R) not in mem:
+            continue
+        sv, pv = v["per_further_context_bytes"], mem[(name, "before", R)]["per_further_context_bytes"]
+        out_rows.append({"case": f"{name}, bytes per further scoring context, calls of {R} rows (library count)",
+                         "metric": "bytes", "semctr": sv, "peer": peer_b, "peer_value": pv,
+                         "ratio": round(pv / sv, 2), "better": "lower"})
 http = {"requests_per_s": rps, "rows_per_s": rps * 100, "p50_ms": lat["50"], "p99_ms": lat["99"], "requests": total,
         "non_2xx": non2xx, "socket_errors": sockerr, "server_errors": srv_err, "rss_kb_before": rss0, "rss_kb_after": rss1,
         "seconds": a.wrk_seconds, "wrk": "wrk -t2 -c8 --latency, 100 rows per request, deepfm, loopback, --threads %d" % cores}
@@ -322,7 +312,7 @@ for metric, v in (("requests/s", rps), ("p50 latency ms", lat["50"]), ("p99 late
                      "ratio": None, "better": "higher" if metric == "requests/s" else "lower"})
 doc = {"name": NAME, "dataset": DATASET, "date": time.strftime("%Y-%m-%d"), "command": "python3 bench/bench_serve.py " + " ".join(sys.argv[1:]),
        "machine": {"cpu": cpu, "cores": cores, "gpu": None}, "rows": out_rows, "http": http,
-       "memory": [{"model": k[0], "engine": k[1], "callers": k[2], **v} for k, v in mem.items()],
+       "memory": [{"model": k[0], "engine": k[1], "rows_per_call": k[2], **v} for k, v in mem.items()],
        "bf16_vs_f32": acc,
        "load_average_end": os.getloadavg()}
 json.dump(doc, open(f"bench/results/{NAME}.json", "w"), indent=1)
@@ -361,17 +351,16 @@ with open(f"bench/results/{NAME}.md", "w") as f:
                     h0 = med((name, T, B, "bf16"), 0)
                     f.write((f"{h0 * B:,.0f} | " + (f"{h0 / o0:.2f}" if o0 else "n/a") +
                              f" | {med((name, T, B, 'bf16'), 1):.3f} / {med((name, T, B, 'bf16'), 2):.3f} |\n") if h0 else "- | - | - |\n")
-        f.write("\n## Memory: one model, N concurrent callers\n\n`semctr bench-serve --batch 100 --callers N` (N scoring "
-                "contexts on one loaded model); RSS of the process while it scores, last sample (it also holds the 3,000-row CSV), and for this "
-                "build the library's own count of live bytes (base/alloc) after load with one context and after N.\n\n"
-                "| model | callers | before RSS KiB | after RSS KiB | after: live bytes, 1 context | after: live bytes, N contexts | after: bytes per further context |\n"
-                "|---|---|---|---|---|---|---|\n")
-        for name in ("deepfm", "dcnv2"):
-            for n in CALLERS:
-                mb, ms = mem[(name, "before", n)], mem[(name, "semctr", n)]
-                per = (ms["live_bytes"] - ms["live_bytes_one_context"]) / (n - 1) if n > 1 and ms["live_bytes"] else None
-                f.write(f"| {name} | {n} | {mb['rss_kb']:,} | {ms['rss_kb']:,} | {ms['live_bytes_one_context']:,} | "
-                        f"{ms['live_bytes']:,} | " + (f"{per:,.0f}" if per else "-") + " |\n")
+        f.write("\n## Memory: one model, N scoring contexts\n\n`bench/serve_memory.c` (built against each build's "
+                "libsemctr.a): the library's own count of live bytes (every allocation of libsemctr goes through "
+                "base/alloc) after load, after one call, and after 8 callers released at once; the pool makes a context "
+                "for each call that finds the others busy (how many it made is read from the scorer). \"Model\" "
+                "includes the schema (vocabularies, join tables) and the first context.\n\n"
+                "| model | rows a call | build | model + first context bytes | contexts made | bytes per further context |\n"
+                "|---|---|---|---|---|---|\n")
+        for (name, eng, R), v in sorted(mem.items()):
+            f.write(f"| {name} | {R} | {'before' if eng == 'before' else 'after'} | {v['model_and_first_context_bytes']:,} | "
+                    f"{v['contexts_made']} | {v['per_further_context_bytes']:,.0f} |\n")
     if acc:
         f.write("\n## --precision bf16 against f32\n\nThe 3,000 rows scored 100 a call by this build in f32 and in bf16 "
                 "(`bench-serve --dump-scores`): absolute difference of the probabilities, and the rank correlation of the "
