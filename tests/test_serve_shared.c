@@ -11,6 +11,7 @@
 #include "ctr/model.h"
 #include "data/schema.h"
 #include "nn/layers.h"
+#include "semctr.h"
 #include "serve/scorer.h"
 #include "train/modelfile.h"
 #include "test_serve_fixture.h"
@@ -279,4 +280,32 @@ Test(serve_shared, bf16_scores_within_tolerance_of_f32) {
         sc_scorer_free(f);
         sc_scorer_free(h);
     }
+}
+
+/* The precision option through the public API and the server's flag: an
+ * unknown value is refused naming the accepted ones; "f32" is the default's
+ * bits. */
+Test(serve_shared, precision_option_is_checked) {
+    hs_rows();
+    char a[900];
+    snprintf(a, sizeof a, "%s/a.model", fx_dir());
+    semctr_options o;
+    semctr_options_init(&o);
+    semctr_model *m = NULL;
+    semctr_error err;
+    o.precision = "fp8";
+    cr_assert_eq(semctr_load(&m, a, &o, &err), SEMCTR_EINVAL);
+    cr_assert_null(m);
+    cr_assert(strstr(err.message, "f32") && strstr(err.message, "bf16"), "%s", err.message);
+    static float p0[FX_ROWS], p1[FX_ROWS];
+    semctr_model *d = NULL;
+    cr_assert_eq(semctr_load(&d, a, NULL, &err), 0, "%s", err.message);
+    o.precision = "f32";
+    cr_assert_eq(semctr_load(&m, a, &o, &err), 0, "%s", err.message);
+    cr_assert_eq(semctr_score(d, FX_ROWS, 3, hs_cols, hs_cells, p0, &err), 0, "%s", err.message);
+    cr_assert_eq(semctr_score(m, FX_ROWS, 3, hs_cols, hs_cells, p1, &err), 0, "%s", err.message);
+    cr_assert(memcmp(p0, p1, sizeof p0) == 0);
+    semctr_free(m);
+    semctr_free(d);
+    cr_assert_eq(fx_sh("'%s' serve --model m='%s' --precision fp8 2>&1 | grep -q 'give f32 or bf16'", fx_bin(), a), 0);
 }
