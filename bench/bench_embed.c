@@ -1,8 +1,10 @@
 /* Encoder throughput driver for bench/bench_embed.py: loads the model once,
  * encodes the texts of FILE (one per line) `reps` times and prints one JSON
  * line per run, plus the model's GEMM FLOPs and the machine's measured sgemm
- * peak on the same threads.
- *   bench_embed MODEL_DIR FILE THREADS BATCH REPS */
+ * peak on the same threads. PRECISION (f32, default, or bf16) is the
+ * encoder's (lm/bert.h); OUT, when given, receives the last run's vectors
+ * as raw float32, (texts, dim) row-major, for the accuracy comparison.
+ *   bench_embed MODEL_DIR FILE THREADS BATCH REPS [PRECISION [OUT]] */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "base/util.h"
+#include "lm/bert.h"
 #include "lm/encoder.h"
 
 /* sgemm FLOP/s on large square matrices with OpenBLAS's own threads. */
@@ -32,8 +35,8 @@ static double sgemm_peak(int threads) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: bench_embed MODEL_DIR FILE THREADS BATCH REPS\n");
+    if (argc < 6 || argc > 8 || (argc > 6 && strcmp(argv[6], "f32") && strcmp(argv[6], "bf16"))) {
+        fprintf(stderr, "usage: bench_embed MODEL_DIR FILE THREADS BATCH REPS [f32|bf16 [OUT]]\n");
         return 2;
     }
     int threads = atoi(argv[3]), batch = atoi(argv[4]), reps = atoi(argv[5]);
@@ -44,6 +47,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     sc_encoder_set_batch(enc, batch);
+    if (argc > 6 && sc_bert_set_precision(sc_encoder_bert(enc), strcmp(argv[6], "bf16") ? SC_BERT_F32 : SC_BERT_BF16,
+                                          &err) != SC_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
     char *buf;
     size_t len;
     if (sc_read_file(argv[2], &buf, &len, &err) != SC_OK) {
@@ -80,6 +88,13 @@ int main(int argc, char **argv) {
         double dt = sc_now() - t0;
         printf("{\"texts\": %d, \"tokens\": %ld, \"seconds\": %.6f, \"flops\": %.6e}\n", n, tokens, dt, flops);
         fflush(stdout);
+    }
+    if (argc > 7) {
+        FILE *f = fopen(argv[7], "wb");
+        if (!f || fwrite(out, sizeof(float) * (size_t)C, (size_t)n, f) != (size_t)n || fclose(f)) {
+            fprintf(stderr, "bench_embed: cannot write %s\n", argv[7]);
+            return 1;
+        }
     }
     printf("{\"sgemm_peak_flops\": %.6e}\n", sgemm_peak(threads));
     free(out);

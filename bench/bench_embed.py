@@ -47,7 +47,7 @@ tmp = tempfile.mkdtemp(prefix="semctr-bench-")
 if args.texts:
     with open(args.texts, encoding="utf-8") as f:
         titles = reviews = [l.rstrip("\n") for l in f if l.strip()]
-    cases = [("%s (%d lines)" % (os.path.basename(args.texts), len(titles)), titles)]
+    cases = [("%s (%d lines)" % (os.path.basename(args.texts), len(titles)), titles, True)]
 else:
     with open(os.path.join(DATA, "ml-100k/u.item"), "rb") as f:
         titles = [l.split(b"|")[1].decode("latin-1") for l in f]
@@ -59,7 +59,18 @@ else:
                 reviews.append(t)
             if len(reviews) == 2000:
                 break
-    cases = [("movielens titles (1,682)", titles), ("amazon reviews (2,000, <= 256 tokens)", reviews)]
+    # non-English (and other non-ASCII) one-line strings of the Qwen2 tokenizer fixture: accuracy only
+    other = []
+    with open(os.path.join(ROOT, "tests/fixtures/gguf/qwen2_tokens.txt")) as f:
+        for l in f:
+            try:
+                t = bytes.fromhex(l.split("\t")[0]).decode("utf-8")
+            except ValueError:
+                continue
+            if t.strip() and "\n" not in t and any(ord(c) > 127 for c in t):
+                other.append(t)
+    cases = [("movielens titles (1,682)", titles, True), ("amazon reviews (2,000, <= 256 tokens)", reviews, True),
+             ("non-ASCII strings (%d, 20+ scripts)" % len(other), other, False)]
 
 import torch
 import sentence_transformers
@@ -69,32 +80,54 @@ torch.set_num_threads(args.threads)
 st = SentenceTransformer(MODEL, device="cpu")
 st.encode(titles[:64], batch_size=args.batch)  # warm-up
 
-rows, extra, peaks = [], {}, []
-for name, texts in cases:
+import numpy as np
+
+def cosines(a, b):
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+PRECISIONS = ("f32", "bf16")
+rows, extra, peaks, accuracy = [], {}, [], []
+for name, texts, timed in cases:
     path = os.path.join(tmp, "in.txt")
     with open(path, "w") as f:
         f.write("\n".join(texts) + "\n")
-    sc_t, st_t, info = [], [], None
-    for r in range(args.reps):
-        out = subprocess.run([bench_bin, MODEL, path, str(args.threads), str(args.batch), "1"], check=True,
-                             capture_output=True, text=True).stdout.splitlines()
-        run = json.loads(out[0])
-        info = (run, json.loads(out[1]))
-        peaks.append(info[1]["sgemm_peak_flops"])
-        sc_t.append(run["seconds"])
+    sc_t = {p: [] for p in PRECISIONS}
+    st_t, info, vec = [], {}, {}
+    for r in range(args.reps if timed else 1):
+        for p in PRECISIONS:
+            out = subprocess.run([bench_bin, MODEL, path, str(args.threads), str(args.batch), "1", p,
+                                  os.path.join(tmp, p + ".f32")], check=True, capture_output=True, text=True).stdout.splitlines()
+            run = json.loads(out[0])
+            info[p] = run
+            peaks.append(json.loads(out[1])["sgemm_peak_flops"])
+            sc_t[p].append(run["seconds"])
         t0 = time.perf_counter()
-        st.encode(texts, batch_size=args.batch)
+        vec["st"] = st.encode(texts, batch_size=args.batch)
         st_t.append(time.perf_counter() - t0)
-        print("%s rep %d: semctr %.2fs, sentence-transformers %.2fs" % (name, r, sc_t[-1], st_t[-1]), file=sys.stderr)
-    sc_rate = len(texts) / statistics.median(sc_t)
+        print("%s rep %d: semctr f32 %.2fs, bf16 %.2fs, sentence-transformers %.2fs"
+              % (name, r, sc_t["f32"][-1], sc_t["bf16"][-1], st_t[-1]), file=sys.stderr)
+    for p in PRECISIONS:
+        vec[p] = np.fromfile(os.path.join(tmp, p + ".f32"), np.float32).reshape(len(texts), -1)
+    # cosine of each text's vector: bf16 against f32 (the precision's own error), each against PyTorch
+    acc = {"case": name, "texts": len(texts)}
+    for a, b in (("bf16", "f32"), ("f32", "st"), ("bf16", "st")):
+        c = cosines(vec[a], vec[b])
+        acc["%s_vs_%s" % (a, b)] = {"min": round(float(c.min()), 7), "median": round(float(np.median(c)), 7)}
+    accuracy.append(acc)
+    if not timed:
+        continue
     st_rate = len(texts) / statistics.median(st_t)
-    rows.append({"case": "%s, batch %d, %d threads" % (name, args.batch, args.threads), "metric": "texts/s",
-                 "semctr": round(sc_rate, 1),
-                 "peer": "sentence-transformers %s (torch %s CPU)" % (sentence_transformers.__version__, torch.__version__),
-                 "peer_value": round(st_rate, 1), "ratio": round(sc_rate / st_rate, 2), "better": "higher"})
-    run, _ = info
-    extra[name] = {"tokens": run["tokens"], "flops": run["flops"], "semctr_gflops": round(run["flops"] / statistics.median(sc_t) / 1e9, 1),
-                   "semctr_seconds": [round(x, 3) for x in sc_t], "peer_seconds": [round(x, 3) for x in st_t]}
+    for p in PRECISIONS:
+        sc_rate = len(texts) / statistics.median(sc_t[p])
+        rows.append({"case": "%s, batch %d, %d threads, semctr --precision %s" % (name, args.batch, args.threads, p),
+                     "metric": "texts/s", "semctr": round(sc_rate, 1),
+                     "peer": "sentence-transformers %s (torch %s CPU)" % (sentence_transformers.__version__, torch.__version__),
+                     "peer_value": round(st_rate, 1), "ratio": round(sc_rate / st_rate, 2), "better": "higher"})
+        run = info[p]
+        extra["%s, %s" % (name, p)] = {
+            "tokens": run["tokens"], "flops": run["flops"],
+            "semctr_gflops": round(run["flops"] / statistics.median(sc_t[p]) / 1e9, 1),
+            "semctr_seconds": [round(x, 3) for x in sc_t[p]], "peer_seconds": [round(x, 3) for x in st_t]}
 # The machine's sgemm peak: the best measurement over all runs (the machine is
 # shared, so single measurements can be low).
 for name, d in extra.items():
@@ -141,7 +174,7 @@ res = {"name": NAME, "date": datetime.date.today().isoformat(),
        "machine": {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
        "model": "all-MiniLM-L6-v2 (%.1f MiB F32 safetensors)" % model_mib,
-       "rows": rows, "details": extra}
+       "rows": rows, "details": extra, "accuracy": accuracy}
 os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
 with open(os.path.join(ROOT, "bench/results/%s.json" % NAME), "w") as f:
     json.dump(res, f, indent=2)
@@ -159,6 +192,12 @@ with open(os.path.join(ROOT, "bench/results/%s.md" % NAME), "w") as f:
     for name, d in extra.items():
         f.write("- %s: %d tokens, %.1f GFLOP/s = %.0f%% of the measured sgemm peak (%.1f GFLOP/s)\n"
                 % (name, d["tokens"], d["semctr_gflops"], 100 * d["fraction_of_sgemm_peak"], d["sgemm_peak_gflops"]))
+    f.write("\nAccuracy: per-text cosine between the vectors of `--precision bf16` and `f32`, and of each "
+            "against sentence-transformers (float32 PyTorch), min / median over the texts:\n\n"
+            "| case | texts | bf16 vs f32 | f32 vs PyTorch | bf16 vs PyTorch |\n| --- | ---: | ---: | ---: | ---: |\n")
+    for a in accuracy:
+        f.write("| %s | %d | %s |\n" % (a["case"], a["texts"], " | ".join(
+            "%.6f / %.7f" % (a[k]["min"], a[k]["median"]) for k in ("bf16_vs_f32", "f32_vs_st", "bf16_vs_st"))))
     f.write("\nPeak RSS of `semctr embed` includes the mmap'ed weights (%.1f MiB) and the activations of one batch. "
             "Load average at the end of the run: %s (the machine is shared; runs alternate so both sides see the "
             "same load).\n" % (model_mib, res["machine"]["load_average_at_end"]))

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lm/bert.h"
 #include "lm/encoder.h"
+#include "lm/qmatmul.h" /* sc_cpu_has_bf16 */
 #include "lm/vecstore.h"
 #include "test_lm_util.h"
 
@@ -47,6 +49,8 @@ Test(embed_entity, side_table_rows_through_a_template) {
     cr_assert_eq(sc_vecstore_count(s), 2);
     sc_encoder *enc;
     cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 1, &e), SC_OK, "%s", e.msg);
+    /* embed's default precision (auto): bfloat16 products where the CPU has AVX512_BF16 */
+    cr_assert_eq(sc_bert_set_precision(sc_encoder_bert(enc), sc_cpu_has_bf16() ? SC_BERT_BF16 : SC_BERT_F32, &e), SC_OK);
     const char *texts[2] = {"Toy Story (1995): Comedy.", "Les Mis\xc3\xa9rables (1995): Drama."};
     const char *ids[2] = {"1", "2"};
     float want[384];

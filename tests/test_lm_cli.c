@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "lm/bert.h"
 #include "lm/encoder.h"
 #include "lm/vecstore.h"
 #include "test_lm_util.h"
@@ -17,23 +18,39 @@ static int run(const char *args, char *out, size_t cap) { return lmt_run_embed(a
 
 Test(lm_cli, text_prints_the_library_vector, .timeout = 60) {
     static char out[65536];
-    cr_assert_eq(run("--text 'Toy Story (1995). Genres: Animation.'", out, sizeof out), 0, "%s", out);
-    float got[400];
-    int n = 0;
-    for (char *p = out, *e; n < 400; p = e) {
-        got[n] = strtof(p, &e);
-        if (e == p) break;
-        n++;
-    }
-    cr_assert_eq(n, 384, "%d numbers: %.200s", n, out);
     sc_encoder *enc;
     sc_error err;
     cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 1, &err), SC_OK, "%s", err.msg);
     const char *t = "Toy Story (1995). Genres: Animation.";
-    float want[384];
-    cr_assert_eq(sc_encoder_encode(enc, &t, 1, want, &err), SC_OK);
-    for (int i = 0; i < 384; i++) cr_assert_float_eq(got[i], want[i], 1e-6, "dim %d", i);
+    /* each --precision gives the library's vector in that precision (the
+     * bfloat16 kernels give the same bits on any thread count) */
+    static const struct { const char *flag; int precision; } cases[] = {
+        {"--precision f32", SC_BERT_F32}, {"--precision bf16", SC_BERT_BF16}};
+    for (int c = 0; c < 2; c++) {
+        char args[256];
+        snprintf(args, sizeof args, "--text '%s' %s", t, cases[c].flag);
+        cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
+        float got[400];
+        int n = 0;
+        for (char *p = out, *e; n < 400; p = e) {
+            got[n] = strtof(p, &e);
+            if (e == p) break;
+            n++;
+        }
+        cr_assert_eq(n, 384, "%d numbers: %.200s", n, out);
+        cr_assert_eq(sc_bert_set_precision(sc_encoder_bert(enc), cases[c].precision, &err), SC_OK, "%s", err.msg);
+        float want[384];
+        cr_assert_eq(sc_encoder_encode(enc, &t, 1, want, &err), SC_OK);
+        for (int i = 0; i < 384; i++) cr_assert_float_eq(got[i], want[i], 1e-6, "%s dim %d", cases[c].flag, i);
+    }
     sc_encoder_free(enc);
+}
+
+Test(lm_cli, precision_values_and_decoders, .timeout = 60) {
+    static char out[65536];
+    cr_assert_eq(run("--text x --precision f16", out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "--precision 'f16': use auto, f32 or bf16"), "%s", out);
+    cr_assert_eq(run("--text x --precision auto", out, sizeof out), 0, "%s", out);
 }
 
 Test(lm_cli, input_file_to_store, .timeout = 60) {
@@ -45,7 +62,7 @@ Test(lm_cli, input_file_to_store, .timeout = 60) {
     close(fd);
     snprintf(store, sizeof store, "%s.vs", in);
     static char out[65536], args[512];
-    snprintf(args, sizeof args, "--input %s --out %s --batch 2 --threads 2", in, store);
+    snprintf(args, sizeof args, "--input %s --out %s --batch 2 --threads 2 --precision f32", in, store);
     cr_assert_eq(run(args, out, sizeof out), 0, "%s", out);
     sc_vecstore *s;
     sc_error err;

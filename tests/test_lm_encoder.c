@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "lm/bert.h"
 #include "lm/encoder.h"
+#include "lm/qmatmul.h" /* sc_cpu_has_bf16 */
 #include "test_lm_util.h"
 
 static char **load_texts(int *n_out) {
@@ -84,6 +85,50 @@ Test(lm_encoder, matches_sentence_transformers, .timeout = 300) {
     free(got);
     free(ref);
     for (int i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    sc_encoder_free(enc);
+}
+
+/* --precision bf16: weights and activations of the four GEMMs rounded to
+ * bfloat16, sums in float. The bound is the one the default rests on
+ * (docs/embed.md; bench/bench_embed.py measures it on 4,400 texts): cosine
+ * >= 0.9999 to float. Switching back gives float's bits again. Without
+ * AVX512_BF16 the plain C kernel runs (slow), so fewer texts. */
+Test(lm_encoder, bf16_precision_stays_near_float, .timeout = 300) {
+    int n_all;
+    char **texts = load_texts(&n_all);
+    int n = sc_cpu_has_bf16() ? n_all : 24;
+    sc_encoder *enc;
+    sc_error e;
+    cr_assert_eq(sc_encoder_load(&enc, lmt_model_dir(), 2, &e), SC_OK, "%s", e.msg);
+    sc_bert *m = sc_encoder_bert(enc);
+    const int D = 384;
+    float *f32 = malloc(sizeof(float) * (size_t)n * D), *bf = malloc(sizeof(float) * (size_t)n * D),
+          *back = malloc(sizeof(float) * (size_t)n * D);
+    cr_assert_eq(sc_encoder_encode(enc, (const char *const *)texts, n, f32, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_bert_set_precision(m, SC_BERT_BF16, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_encoder_encode(enc, (const char *const *)texts, n, bf, &e), SC_OK, "%s", e.msg);
+    double min_cos = 1;
+    int worst = 0, differ = 0;
+    for (int i = 0; i < n; i++) {
+        double dot = 0, a = 0, b = 0;
+        for (int k = 0; k < D; k++) {
+            dot += (double)f32[i * D + k] * bf[i * D + k];
+            a += (double)f32[i * D + k] * f32[i * D + k];
+            b += (double)bf[i * D + k] * bf[i * D + k];
+            differ += f32[i * D + k] != bf[i * D + k];
+        }
+        if (dot / sqrt(a * b) < min_cos) min_cos = dot / sqrt(a * b), worst = i;
+    }
+    cr_assert_geq(min_cos, 0.9999, "bf16 vs f32: min cosine %.8f (text %d)", min_cos, worst);
+    cr_assert_gt(differ, n * D / 2, "bf16 gave float's values: the bfloat16 path did not run");
+    cr_assert_eq(sc_bert_set_precision(m, SC_BERT_F32, &e), SC_OK);
+    cr_assert_null(m->bf16_weights);
+    cr_assert_eq(sc_encoder_encode(enc, (const char *const *)texts, n, back, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(memcmp(back, f32, sizeof(float) * (size_t)n * D), 0, "f32 after bf16 is not float's bits");
+    cr_assert_eq(sc_bert_set_precision(m, 7, &e), SC_EINVAL);
+    free(f32), free(bf), free(back);
+    for (int i = 0; i < n_all; i++) free(texts[i]);
     free(texts);
     sc_encoder_free(enc);
 }

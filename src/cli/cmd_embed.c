@@ -2,7 +2,7 @@
  *
  *   semctr embed --text "some text" [--model DIR]        one vector on stdout
  *   semctr embed --input FILE --out STORE [--model DIR] [--batch N]
- *                [--threads N] [--max-length N] [--no-normalize]
+ *                [--threads N] [--max-length N] [--no-normalize] [--precision P]
  *
  * FILE: one text per line, "id<TAB>text" or plain text (the id is then the
  * line number, from 1). An empty line, an empty id/text or an id seen on an
@@ -27,18 +27,21 @@
 #include "lm/bert.h"
 #include "text/template.h"
 #include "lm/encoder.h"
+#include "lm/qmatmul.h" /* sc_cpu_has_bf16 */
 #include "lm/textvec.h"
 #include "lm/vecstore.h"
 
 static const char *USAGE =
     "usage: semctr embed --text TEXT [--model DIR|FILE.gguf]\n"
     "       semctr embed --input FILE --out STORE [--model DIR] [--batch N] [--threads N]\n"
-    "                    [--max-length N] [--no-normalize]\n"
+    "                    [--max-length N] [--no-normalize] [--precision auto|f32|bf16]\n"
     "       semctr embed --config YAML --entity JOIN --template T --out STORE [same options]\n"
     "FILE has one text per line: 'id<TAB>text', or plain text (id = line number).\n"
     "With --config, the rows of the dataset config's side table JOIN (e.g. item) become\n"
     "texts through the template T, e.g. \"{title}. Genres: {genres}.\" (names: the table's\n"
     "columns and the config's text columns of that entity); the id is the join key.\n"
+    "--precision (encoders): the layers' matrix products in float, or in bfloat16 with float sums\n"
+    "(cosine to float >= 0.9999, docs/embed.md); auto (default) = bf16 where the CPU has AVX512_BF16.\n"
     "Over MPI ranks (`make MPI=1`, `mpirun -np N semctr embed --input ...`): each rank encodes its\n"
     "share of the texts, rank 0 writes STORE, the same bytes as one process (docs/distributed.md).\n";
 
@@ -128,7 +131,7 @@ static int entity_texts(const char *config, const char *entity, const char *tmpl
 
 int cmd_embed(int argc, char **argv) {
     const char *text = NULL, *input = NULL, *outp = NULL, *model = NULL;
-    const char *config = NULL, *entity = NULL, *tmpl = NULL;
+    const char *config = NULL, *entity = NULL, *tmpl = NULL, *precision = NULL;
     long batch = 32, threads = 0, max_len = 0;
     int no_norm = 0;
     const cli_opt opts[] = {
@@ -143,6 +146,7 @@ int cmd_embed(int argc, char **argv) {
         CLI_INT("--threads", &threads, 1, 256),
         CLI_INT("--max-length", &max_len, 2, 1 << 20),
         CLI_FLAG("--no-normalize", &no_norm),
+        CLI_STR("--precision", &precision),
     };
     int code = cli_parse("embed", "argument", USAGE, opts, CLI_N(opts), argc, argv);
     if (code != CLI_GO_ON) return code;
@@ -170,6 +174,27 @@ int cmd_embed(int argc, char **argv) {
             fprintf(stderr, "semctr embed: --max-length applies to encoders only, not to %s\n", tv.name);
         sc_textvec_close(&tv);
         return EXIT_USAGE;
+    }
+    if (precision && !enc) {
+        fprintf(stderr, "semctr embed: --precision applies to encoders only, not to %s (decoders: SEMCTR_QMM, docs/llm.md)\n",
+                tv.name);
+        sc_textvec_close(&tv);
+        return EXIT_USAGE;
+    }
+    if (enc) {
+        int p;
+        if (!precision || !strcmp(precision, "auto")) p = sc_cpu_has_bf16() ? SC_BERT_BF16 : SC_BERT_F32;
+        else if (!strcmp(precision, "f32")) p = SC_BERT_F32;
+        else if (!strcmp(precision, "bf16")) p = SC_BERT_BF16;
+        else {
+            fprintf(stderr, "semctr embed: --precision '%s': use auto, f32 or bf16\n", precision);
+            sc_textvec_close(&tv);
+            return EXIT_USAGE;
+        }
+        if (sc_bert_set_precision(sc_encoder_bert(enc), p, &err) != SC_OK) {
+            sc_textvec_close(&tv);
+            return cli_fail("embed", &err);
+        }
     }
     const int D = tv.dim;
     if (text) {

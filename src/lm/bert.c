@@ -24,6 +24,7 @@
 #include "base/alloc.h"
 #include "base/file.h"
 #include "base/util.h"
+#include "lm/qmatmul.h" /* the bfloat16 tiles */
 
 /* ---- config and weights ---- */
 
@@ -188,11 +189,44 @@ static void acts_free(sc_bert_acts *a) {
 void sc_bert_free(sc_bert *m) {
     if (!m) return;
     acts_free(&m->a);
+    sc_free(m->bf16_weights);
     for (int i = 0; i < m->n_owned; i++) sc_free(m->owned[i]);
     sc_free(m->owned);
     sc_free(m->w.layer);
     sc_st_close(&m->st);
     memset(m, 0, sizeof *m);
+}
+
+int sc_bert_set_precision(sc_bert *m, int precision, sc_error *err) {
+    if (precision != SC_BERT_F32 && precision != SC_BERT_BF16)
+        return sc_fail(err, SC_EINVAL, "unknown encoder precision %d", precision);
+    if (precision == m->precision) return SC_OK;
+    const size_t C = (size_t)m->cfg.hidden, F = (size_t)m->cfg.intermediate;
+    const size_t per_layer = 3 * C * C + C * C + F * C + C * F;
+    sc_free(m->bf16_weights);
+    m->bf16_weights = NULL;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        sc_bert_layer *L = &m->w.layer[l];
+        L->wqkv16 = L->wo16 = L->wi16 = L->wf16 = NULL;
+    }
+    m->precision = SC_BERT_F32;
+    if (precision == SC_BERT_F32) return SC_OK;
+    uint16_t *p = sc_aligned_alloc(per_layer * (size_t)m->cfg.layers * sizeof(uint16_t));
+    if (!p) return sc_fail(err, SC_ENOMEM, "out of memory for the encoder's bfloat16 weights");
+    m->bf16_weights = p;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        sc_bert_layer *L = &m->w.layer[l];
+        const float *src[4] = {L->wqkv, L->wo, L->wi, L->wf};
+        const uint16_t **dst[4] = {&L->wqkv16, &L->wo16, &L->wi16, &L->wf16};
+        const size_t n[4] = {3 * C * C, C * C, F * C, C * F};
+        for (int k = 0; k < 4; k++) {
+            sc_bf16_round(src[k], n[k], p);
+            *dst[k] = p;
+            p += n[k];
+        }
+    }
+    m->precision = SC_BERT_BF16;
+    return SC_OK;
 }
 
 static int acts_reserve(sc_bert *m, int64_t N, sc_error *err) {
@@ -295,6 +329,9 @@ typedef struct fwd_ctx {
     int stage;
     float *scratch;     /* per task: attention scores and keys */
     int64_t scratch_per;
+    uint16_t *xp;       /* SC_BERT_BF16, per task: packed bfloat16 activations */
+    size_t xp_per;      /* uint16_t per task */
+    sc_bf16_tile_fn tile;
 } fwd_ctx;
 
 enum { ST_EMBED, ST_QKV, ST_ATTN, ST_FFN };
@@ -302,6 +339,27 @@ enum { ST_EMBED, ST_QKV, ST_ATTN, ST_FFN };
 /* out (n, D) = inp (n, K) @ w^T, w (D, K) as PyTorch's Linear stores it. */
 static void matmul(float *out, const float *inp, const float *w, int64_t n, int D, int K) {
     if (n > 0) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, D, K, 1.0f, inp, K, w, K, 0.0f, out, D);
+}
+
+/* Token rows per bfloat16 tile call: their packed activations (at most
+ * 64 x F x 2 bytes, 192 KB for MiniLM) stay in L2 while every block of
+ * weight rows streams past them. */
+enum { BF16_ROWS = 64 };
+
+/* out (n, D) = inp (n, K) @ w^T in the model's precision: w16 is w's
+ * bfloat16 copy (SC_BERT_BF16) or NULL (sgemm on w). */
+static void layer_matmul(const fwd_ctx *f, int task, float *out, const float *inp, const float *w,
+                         const uint16_t *w16, int64_t n, int D, int K) {
+    if (!w16) {
+        matmul(out, inp, w, n, D, K);
+        return;
+    }
+    uint16_t *xp = f->xp + f->xp_per * (size_t)task;
+    for (int64_t t0 = 0; t0 < n; t0 += BF16_ROWS) {
+        int tb = (int)(n - t0 < BF16_ROWS ? n - t0 : BF16_ROWS);
+        sc_bf16_pack(inp + t0 * K, tb, K, xp);
+        f->tile(xp, tb, w16, D, K, out + t0 * D, (size_t)D);
+    }
 }
 
 static void rows_of(const fwd_ctx *f, int task, int64_t *r0, int64_t *r1) {
@@ -494,7 +552,7 @@ static void fwd_task(void *ctx, int task) {
         sc_layernorm_forward(a->x + r0 * C, a->x + r0 * C, m->w.ln_w, m->w.ln_b, n, C, c->ln_eps);
         break;
     case ST_QKV:
-        matmul(a->qkv + r0 * 3 * C, a->x + r0 * C, L->wqkv, n, 3 * C, C);
+        layer_matmul(f, task, a->qkv + r0 * 3 * C, a->x + r0 * C, L->wqkv, L->wqkv16, n, 3 * C, C);
         break;
     case ST_ATTN:
         /* (sequence, head) pairs, strided: sequences come sorted by length,
@@ -505,15 +563,15 @@ static void fwd_task(void *ctx, int task) {
     case ST_FFN:
         /* q, k, v are dead once attention is done: their buffer holds the
          * (N, C) projections of this stage */
-        matmul(a->qkv + r0 * C, a->att + r0 * C, L->wo, n, C, C);
+        layer_matmul(f, task, a->qkv + r0 * C, a->att + r0 * C, L->wo, L->wo16, n, C, C);
         residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bo, L->ln1_w, L->ln1_b, n, C, c->ln_eps);
-        matmul(a->h + r0 * F, a->x + r0 * C, L->wi, n, F, C);
+        layer_matmul(f, task, a->h + r0 * F, a->x + r0 * C, L->wi, L->wi16, n, F, C);
         for (int64_t i = r0; i < r1; i++) {
             float *hi = a->h + i * F;
             for (int k = 0; k < F; k++) hi[k] += L->bi[k];
             sc_gelu_forward(hi, F);
         }
-        matmul(a->qkv + r0 * C, a->h + r0 * F, L->wf, n, C, F);
+        layer_matmul(f, task, a->qkv + r0 * C, a->h + r0 * F, L->wf, L->wf16, n, C, F);
         residual_ln(a->x + r0 * C, a->qkv + r0 * C, L->bf, L->ln2_w, L->ln2_b, n, C, c->ln_eps);
         break;
     }
@@ -559,7 +617,16 @@ int sc_bert_forward_layers(sc_bert *m, const int32_t *ids, const int *len, int B
     f.scratch_per = (sc_attention_scratch(Tmax, HS) + 15) / 16 * 16;
     f.scratch = rc == SC_OK ? sc_aligned_alloc((size_t)(f.scratch_per * f.n_tasks) * sizeof(float)) : NULL;
     if (rc == SC_OK && !f.scratch) rc = sc_fail(err, SC_ENOMEM, "out of memory for attention scratch");
+    if (rc == SC_OK && m->precision == SC_BERT_BF16) {
+        int widest = c->intermediate > c->hidden ? c->intermediate : c->hidden;
+        f.xp_per = sc_bf16_pack_bytes(BF16_ROWS, widest) / sizeof(uint16_t);
+        f.xp = sc_aligned_alloc(f.xp_per * (size_t)f.n_tasks * sizeof(uint16_t));
+        f.tile = sc_bf16_tile_get(SC_ISA_AVX512);
+        if (!f.tile) f.tile = sc_bf16_tile_get(SC_ISA_PLAIN);
+        if (!f.xp) rc = sc_fail(err, SC_ENOMEM, "out of memory for bfloat16 activations");
+    }
     if (rc != SC_OK) {
+        sc_free(f.scratch);
         sc_free(off);
         return rc;
     }
@@ -575,6 +642,7 @@ int sc_bert_forward_layers(sc_bert *m, const int32_t *ids, const int *len, int B
         run_stage(&f, ST_FFN);
     }
     openblas_set_num_threads(blas_threads);
+    sc_free(f.xp);
     sc_free(f.scratch);
     sc_free(off);
     return SC_OK;

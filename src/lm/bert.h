@@ -33,6 +33,8 @@ typedef struct sc_bert_layer {
     const float *wi, *bi;                     /* (F, C), (F) */
     const float *wf, *bf;                     /* (C, F), (C) */
     const float *ln2_w, *ln2_b;               /* (C) */
+    /* SC_BERT_BF16 only: wqkv, wo, wi, wf rounded to bfloat16 (same shapes) */
+    const uint16_t *wqkv16, *wo16, *wi16, *wf16;
 } sc_bert_layer;
 
 typedef struct sc_bert_weights {
@@ -59,13 +61,27 @@ typedef struct sc_bert {
     void **owned;            /* converted (F16/BF16) tensors to free */
     int n_owned;
     int n_threads;
+    int precision;           /* SC_BERT_F32 (default) or SC_BERT_BF16 */
+    uint16_t *bf16_weights;  /* SC_BERT_BF16: the layers' bfloat16 copies, one block */
 } sc_bert;
+
+/* How the layers' four GEMMs multiply. F32: OpenBLAS sgemm. BF16: weights
+ * and activations rounded to bfloat16, products summed in float (the
+ * AVX512_BF16 tile kernel of lm/qmatmul.h where the CPU has it, else its
+ * plain C twin: same bits, much slower). Attention, LayerNorm, GELU and
+ * the residual stream stay float either way. */
+enum { SC_BERT_F32 = 0, SC_BERT_BF16 = 1 };
 
 /* Read config.json and model.safetensors of a Hugging Face model directory.
  * Tensor names may carry a "bert." prefix. Errors name the file and the
  * tensor (missing, wrong shape, unsupported dtype) or the config field. */
 int sc_bert_load(sc_bert *m, const char *dir, int n_threads, sc_error *err);
 void sc_bert_free(sc_bert *m);
+
+/* Switch precision (SC_BERT_F32 / SC_BERT_BF16). BF16 makes bfloat16
+ * copies of the layers' matrices (2 bytes per weight; the float ones stay
+ * for F32 and for LoRA training); F32 frees them. */
+int sc_bert_set_precision(sc_bert *m, int precision, sc_error *err);
 
 /* Forward B packed sequences: ids (N = sum len) token ids, len[b] tokens of
  * sequence b (1 <= len <= max_pos). On return the last hidden state is in

@@ -57,7 +57,7 @@ static int cmp_grouped(const void *a, const void *b) {
 double sc_calibration_bins(const float *label, const float *prob, int64_t n, int n_bins, sc_calib_bin *out) {
     const double width = 1.0 / n_bins; /* numpy.linspace(0, 1, n_bins + 1)'s step */
     double *sum_p = sc_calloc((size_t)n_bins * 2, sizeof *sum_p), *sum_y = sum_p + n_bins;
-    for (int b = 0; b < n_bins; b++) out[b] = (sc_calib_bin){b * width, b + 1 == n_bins ? 1.0 : (b + 1) * width};
+    for (int b = 0; b < n_bins; b++) out[b] = (sc_calib_bin){.lo = b * width, .hi = b + 1 == n_bins ? 1.0 : (b + 1) * width};
     if (!sum_p) return NAN; /* out of memory for 2 · n_bins doubles: no calibration rather than a wrong one */
     for (int64_t i = 0; i < n; i++) {
         double p = prob[i];
