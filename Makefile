@@ -65,6 +65,12 @@ $(BUILD)/libsemctr.a: $(LIB_OBJ)
 $(BUILD)/semctr: $(CLI_OBJ) $(BUILD)/libsemctr.a
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJ) $(BUILD)/libsemctr.a $(LIBS)
 
+# The shared library the Python package loads (python/): the library and the
+# commands (src/cli/api.c runs them), without main. Objects must be -fPIC:
+# make BUILD=DIR CFLAGS="-O2 -march=native -fPIC" DIR/libsemctr.so
+$(BUILD)/libsemctr.so: $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ)) $(LIB_OBJ)
+	$(CC) $(LDSAN) -shared -o $@ $^ $(LIBS)
+
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libsemctr.a
 	$(CC) $(LDSAN) -o $@ $(TEST_OBJ) $(BUILD)/libsemctr.a -lcriterion $(LIBS)
 

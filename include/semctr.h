@@ -141,6 +141,27 @@ const char *semctr_strerror(int code);
 /* "0.1.0" */
 const char *semctr_version(void);
 
+/* Whole commands, for bindings (the Python package, python/): each runs the
+ * `semctr` command of its name with the same options, checks and messages,
+ * and is in the shared library (`make BUILD=DIR CFLAGS=-fPIC DIR/libsemctr.so`),
+ * not in libsemctr.a. Options are (key, value) pairs mirroring the command's
+ * flags: key "epochs" or "--epochs", value "2"; a NULL value is a flag
+ * ("json"). The command's progress log still goes to stderr; on failure
+ * err->message is its error line. These calls run one at a time per process
+ * (they capture file descriptors 1 and 2 while they run); semctr_score is not
+ * held up by them. */
+int semctr_prepare(const char *config, const char *out, semctr_error *err);
+/* `semctr train`: keys "data", "model", "out", "method", "epochs", ... */
+int semctr_train(int n_opts, const char *const *keys, const char *const *values, semctr_error *err);
+/* `semctr eval --json`: *json gets its one JSON object (semctr_buffer_free). */
+int semctr_evaluate(int n_opts, const char *const *keys, const char *const *values, char **json, semctr_error *err);
+/* `semctr embed --input`: *vecs gets n * *dim floats, text i's vector at
+ * i * *dim (semctr_buffer_free). model_dir NULL: the default encoder
+ * (SEMCTR_MODEL, else ~/.cache/semctr/models/all-MiniLM-L6-v2). A newline in
+ * a text is read as a space. */
+int semctr_embed(int n, const char *const *texts, const char *model_dir, float **vecs, int *dim, semctr_error *err);
+void semctr_buffer_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif
