@@ -7,6 +7,7 @@
 #   make CC=clang         any C11 compiler; gcc and clang are kept warning-free
 #   make SAN=1            a sanitizer build into build-san/
 #   make examples         programs in examples/ that embed the public API (include/semctr.h)
+#   make test-python      pip install ./python into a venv and run its pytest tests (part of check)
 #   make tsan             the concurrent-scoring example under ThreadSanitizer (build-tsan/)
 #   make MPI=1            data-parallel training on Open MPI (mpicc, -DSC_MPI) into build-mpi/
 #   make MPI=1 test-mpi   train on 1, 2 and 3 ranks (mpirun on this machine) and compare the models
@@ -51,7 +52,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check fuzz clean model data examples tsan install test-mpi
+.PHONY: all test check fuzz clean model data examples tsan install test-mpi test-python
 all: $(BUILD)/semctr
 
 $(BUILD)/%.o: %.c
@@ -90,8 +91,13 @@ check:
 	$(MAKE) test
 	$(MAKE) SAN=1 test
 	$(MAKE) tsan
+	$(MAKE) test-python
 	@if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then $(MAKE) MPI=1 test-mpi; \
 	 else echo "make check: no mpicc/mpirun (scripts/install_deps.sh installs Open MPI): MPI tests skipped"; fi
+
+# The Python package (python/): pip install ./python into a venv, then its pytest tests (tests/python_check.sh).
+test-python: $(BUILD)/semctr model
+	bash tests/python_check.sh
 
 # Over MPI ranks: 1, 2 and 3 ranks on this machine train the same model, embed the same store (tests/mpi_tests.sh).
 test-mpi: $(BUILD)/semctr model
