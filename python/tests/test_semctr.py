@@ -128,3 +128,20 @@ def test_gil_released_while_training(prepared, tmp_path):
     done.set()
     t.join()
     assert elapsed > 0.1 and ticks[0] > 50, (elapsed, ticks[0])
+
+
+def test_ctrl_c_stops_training_and_python_keeps_its_handler(prepared, tmp_path):
+    import signal
+    # SIGINT while the library trains stops the training with semctr's
+    # "interrupted" error (the command's own handling)...
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(semctr.SemctrError, match="interrupt"):
+        semctr.train(data=prepared, model="deepfm", epochs=20, patience=20, threads=1, out=str(tmp_path / "i.model"))
+    timer.join()
+    # ...after which Ctrl-C is Python's again, and the next call runs whole.
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    m = semctr.train(data=prepared, model="lr", epochs=1, out=str(tmp_path / "after.model"))
+    assert m.evaluate(prepared, "valid")["auc"] > 0.6

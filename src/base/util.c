@@ -311,6 +311,7 @@ void sc_install_signal_handlers(void) {
 }
 
 int sc_interrupted(void) { return interrupted; }
+void sc_clear_interrupted(void) { interrupted = 0; }
 
 void sc_strbuf_add(sc_strbuf *b, const char *s, size_t n) {
     if (b->oom) return;

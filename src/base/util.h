@@ -65,6 +65,8 @@ void sc_pool_free(sc_pool *p);
  * flag instead of killing the process; loops check sc_interrupted(). ---- */
 void sc_install_signal_handlers(void);
 int sc_interrupted(void);
+/* Forget an interruption (a library caller that runs commands again, src/cli/api.c). */
+void sc_clear_interrupted(void);
 
 /* Growable NUL-terminated string. Zero-initialise; an allocation failure
  * sets oom and makes later appends no-ops (check oom once at the end);

@@ -13,12 +13,14 @@
  * File descriptors are per process, so these calls hold one process-wide
  * lock: they run one at a time (semctr_score does not take it). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/util.h"
 #include "cli/cli.h"
 #include "lm/vecstore.h"
 #include "semctr.h"
@@ -96,7 +98,18 @@ static int run_cmd(int (*cmd)(int, char **), int argc, char **argv, char **out, 
     }
     dup2(fo, 1);
     dup2(fe, 2);
+    /* Commands make SIGINT/SIGTERM set a flag that stops their loops
+     * (sc_install_signal_handlers): so Ctrl-C stops this call with an
+     * "interrupted" error; the caller's handlers (Python's) come back after,
+     * and the flag is cleared so the next call is not stopped at once. */
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, NULL, &old_int);
+    sigaction(SIGTERM, NULL, &old_term);
+    sc_clear_interrupted();
     int code = cmd(argc, argv);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sc_clear_interrupted();
     fflush(stdout);
     fflush(stderr);
     dup2(so, 1);
