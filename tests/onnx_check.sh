@@ -8,16 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${SEMCTR_ONNX_VENV:-$(dirname "${SEMCTR_BIN:?SEMCTR_BIN not set (run through make test)}")/onnx-venv}
-# tests run in parallel: one of them creates the venv, the others wait for it
-exec 9>"$venv.lock"
-flock 9
-if ! "$venv/bin/python" -c "import onnxruntime, onnx, numpy, xxhash" 2>/dev/null; then
-  echo "onnx_check: installing onnxruntime, onnx, numpy and xxhash into $venv (test-only)" >&2
-  rm -rf "$venv"
-  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check onnxruntime onnx numpy xxhash; } >&2; then
-    echo "onnx_check: could not install onnxruntime, onnx, numpy and xxhash from PyPI into $venv" >&2
-    exit 3
-  fi
-fi
+. "$here/test_venv.sh"
+ensure_test_venv onnx_check "$venv" "onnxruntime, onnx, numpy, xxhash" onnxruntime onnx numpy xxhash
 flock -u 9
 exec "$venv/bin/python" "$here/onnx_check.py" "$@"

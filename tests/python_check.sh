@@ -11,16 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 venv=${SEMCTR_PY_VENV:-$(dirname "${SEMCTR_BIN:?SEMCTR_BIN not set (run through make test-python)}")/py-venv}
-exec 9>"$venv.lock"
-flock 9
-if ! "$venv/bin/python" -c "import pytest, numpy, pandas" 2>/dev/null; then
-  echo "python_check: installing pytest, numpy and pandas into $venv (test-only)" >&2
-  rm -rf "$venv"
-  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check pytest numpy pandas; } >&2; then
-    echo "python_check: could not install pytest, numpy and pandas from PyPI into $venv" >&2
-    exit 3
-  fi
-fi
+. "$here/test_venv.sh"
+ensure_test_venv python_check "$venv" "pytest, numpy, pandas" pytest numpy pandas
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$root/python" >&2
 flock -u 9
 # from another folder, so `import semctr` is the installed package, not python/semctr
