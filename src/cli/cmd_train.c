@@ -14,6 +14,7 @@
 #include "methods/elec/elec.h"
 #include "methods/elec/text.h"
 #include "methods/msd/msd.h"
+#include "train/sharded.h"
 #include "train/trainer.h"
 
 static const char *USAGE =
@@ -52,6 +53,9 @@ static const char *USAGE =
     "Data-parallel (`make MPI=1`, then `mpirun -np N semctr train ...`; docs/distributed.md): each\n"
     "rank takes a slice of every batch of --batch-size rows, gradients are summed over ranks, rank 0\n"
     "validates and writes the model and checkpoint; the same model as one process with that batch.\n"
+    "  --shard-embeddings   split every id table's rows over the ranks (row id on rank id mod N,\n"
+    "                       with its optimizer state) instead of a copy on each; --method plain.\n"
+    "                       The model file is the usual one (rank 0 gathers the tables to write it)\n"
     "\n"
     "ELEC (--method elec; docs/elec.md):\n"
     "  --method NAME        plain | elec (plain)\n"
@@ -257,7 +261,7 @@ int cmd_train(int argc, char **argv) {
     const char *hidden = NULL, *ckpt = NULL;
     long embed_dim = 0, cross = -1, att_layers = -1, att_heads = -1, att_dim = -1;
     double dropout = -1;
-    int json = 0, elec = 0, msd = 0;
+    int json = 0, elec = 0, msd = 0, shard = 0;
     elec_args ea = {0};
     sc_msd_config md;
     sc_msd_config_default(&md);
@@ -329,6 +333,7 @@ int cmd_train(int argc, char **argv) {
         CLI_STR("--elec-guard", &elec_guard),
         CLI_FLAG("--elec-time-llm", &ea.time_llm),
         CLI_FLAG("--resume", &tc.resume),
+        CLI_FLAG("--shard-embeddings", &shard),
         CLI_FLAG("--json", &json),
     };
     int code = cli_parse("train", "option", USAGE, opts, CLI_N(opts), argc, argv);
@@ -427,6 +432,10 @@ int cmd_train(int argc, char **argv) {
     sc_install_signal_handlers();
 
     sc_error err = {0};
+    if (shard && (elec || msd)) {
+        fprintf(stderr, "semctr train: --shard-embeddings trains --method plain, not %s\n", elec ? "elec" : "msd");
+        return EXIT_USAGE;
+    }
     sc_dist *dist = NULL;
     if (sc_dist_init(&dist, NULL, NULL, &err)) return cli_fail("train", &err);
     int rank = sc_dist_rank(dist), ranks = sc_dist_size(dist);
@@ -473,14 +482,21 @@ int cmd_train(int argc, char **argv) {
     }
     /* The weights start as rank 0's (sc_fit broadcasts them); the seed per rank gives each rank
        its own dropout masks instead of every rank dropping the same units. */
-    if (!rc) rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed + (uint64_t)rank, &err);
+    if (!rc && shard) {
+        tc.dist = dist; /* one process too: one shard */
+        rc = sc_sharded_model_create(&model, &mc, train.fields, train.n_fields, tc.batch_size, tc.seed + (uint64_t)rank,
+                                     &err);
+    } else if (!rc) {
+        rc = sc_model_create(&model, &mc, train.fields, train.n_fields, tc.seed + (uint64_t)rank, &err);
+    }
     sc_train_result res;
     if (!rc) {
         sc_info("training %s on %lld rows (valid %lld), batch %d, %d threads%s", model_name, (long long)train.n_rows,
                 (long long)valid.n_rows, tc.batch_size, tc.n_threads, ranks > 1 ? " per rank" : "");
         if (ranks > 1) sc_info("data-parallel over %d ranks: about %d rows of each batch per rank", ranks,
                                (tc.batch_size + ranks - 1) / ranks);
-        rc = sc_train(model, schema, &train, &valid, &tc, out, &res, &err);
+        rc = shard ? sc_train_sharded(model, schema, &train, &valid, &tc, out, &res, &err)
+                   : sc_train(model, schema, &train, &valid, &tc, out, &res, &err);
     }
     if (!rc && rank == 0) {
         sc_info("best epoch %d: valid AUC %.5f, gAUC %.5f, logloss %.5f; model written to %s", res.best_epoch,

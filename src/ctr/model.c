@@ -1304,3 +1304,12 @@ int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err) {
     dst->pk_bf16 = 0;
     return SC_OK;
 }
+
+int sc_model_n_tables(const sc_model *m) { return m->n_tables; }
+
+void sc_model_get_table(const sc_model *m, int t, sc_model_table *out) {
+    const table *tb = &m->tables[t];
+    *out = (sc_model_table){tb->owner, tb->numeric, tb->V, tb->p_emb, tb->p_lin};
+}
+
+int sc_model_field_table(const sc_model *m, int f) { return m->field_table[f]; }

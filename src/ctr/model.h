@@ -107,6 +107,20 @@ int sc_model_copy_weights(sc_model *dst, const sc_model *src, sc_error *err);
 /* Width H of sc_model_hidden for this model (0 for LR). */
 int sc_model_hidden_dim(const sc_model *m);
 
+/* The embedding tables: one per id or numeric field, used also by the
+ * fields that share it (share_with); for training that keeps the tables'
+ * rows elsewhere (sharded over ranks: train/sharded.c). p_emb, p_lin:
+ * indices in sc_model_params, or -1 where the backbone has no such part. */
+typedef struct sc_model_table {
+    int owner;   /* the field that declares it */
+    int numeric; /* one row, scaled by the field's value */
+    int64_t rows;
+    int p_emb, p_lin;
+} sc_model_table;
+int sc_model_n_tables(const sc_model *m);
+void sc_model_get_table(const sc_model *m, int t, sc_model_table *out);
+int sc_model_field_table(const sc_model *m, int f); /* the table field f reads */
+
 /* ---- Serving: one read-only model, any number of forward passes at once.
  * sc_model_pack keeps a copy of the dense layers' weights packed for the
  * inference kernel (sc_linear_packed_forward; DNN layers and DCNv2 cross

@@ -442,6 +442,74 @@ int sc_dist_gather_slices(sc_dist *d, float *buf, int64_t n, int64_t width, sc_e
 #endif
 }
 
+float sc_dist_share(const sc_dist *d) {
+    if (!d || d->size == 1) return 1.0f;
+    return d->batch_n > 0 ? (float)(d->hi - d->lo) / (float)d->batch_n : 0.0f;
+}
+
+int sc_dist_alltoall_counts(sc_dist *d, const int64_t *send, int64_t *recv, int k, sc_error *err) {
+    if (!d || d->size == 1) {
+        memcpy(recv, send, sizeof(int64_t) * (size_t)k);
+        return SC_OK;
+    }
+#ifdef SC_MPI
+    double t0 = sc_now();
+    int rc = mpi_check(d, MPI_Alltoall(send, k, MPI_INT64_T, recv, k, MPI_INT64_T, MPI_COMM_WORLD),
+                       "MPI_Alltoall of the row counts", err);
+    d->stats.comm_s += sc_now() - t0;
+    return rc;
+#else
+    (void)err;
+    return sc_fail(err, SC_EINTERNAL, "a job of %d ranks in a build without MPI", d->size);
+#endif
+}
+
+int sc_dist_alltoallv(sc_dist *d, const void *send, const int64_t *send_bytes, void *recv, const int64_t *recv_bytes,
+                      int step_traffic, sc_error *err) {
+    if (!d || d->size == 1) {
+        if (send_bytes[0] != recv_bytes[0])
+            return sc_fail(err, SC_EINTERNAL, "exchange: %lld bytes sent, %lld expected", (long long)send_bytes[0],
+                           (long long)recv_bytes[0]);
+        if (send_bytes[0]) memmove(recv, send, (size_t)send_bytes[0]);
+        return SC_OK;
+    }
+#ifdef SC_MPI
+    int N = d->size;
+    int *sc = sc_malloc(4 * (size_t)N * sizeof *sc), *sd = sc + N, *rcnt = sc + 2 * N, *rd = sc + 3 * N;
+    if (!sc) return sc_fail(err, SC_ENOMEM, "out of memory");
+    int64_t st = 0, rt = 0;
+    for (int q = 0; q < N; q++) {
+        sc[q] = (int)send_bytes[q];
+        sd[q] = (int)st;
+        rcnt[q] = (int)recv_bytes[q];
+        rd[q] = (int)rt;
+        st += send_bytes[q];
+        rt += recv_bytes[q];
+    }
+    if (st > INT_MAX || rt > INT_MAX) {
+        sc_free(sc);
+        return sc_fail(err, SC_EINVAL,
+                       "rank %d would exchange %lld / %lld bytes of embedding rows at once (MPI allows 2 GiB): "
+                       "lower --batch-size", d->rank, (long long)st, (long long)rt);
+    }
+    double t0 = sc_now();
+    int rc = mpi_check(d, MPI_Alltoallv(send, sc, sd, MPI_BYTE, recv, rcnt, rd, MPI_BYTE, MPI_COMM_WORLD),
+                       "MPI_Alltoallv of embedding rows", err);
+    if (step_traffic) {
+        d->stats.comm_s += sc_now() - t0;
+        d->stats.sparse_bytes_sent += (double)(st - send_bytes[d->rank]);
+        d->stats.sparse_bytes_recv += (double)(rt - recv_bytes[d->rank]);
+    }
+    sc_free(sc);
+    return rc;
+#else
+    (void)send;
+    (void)recv;
+    (void)step_traffic;
+    return sc_fail(err, SC_EINTERNAL, "a job of %d ranks in a build without MPI", d->size);
+#endif
+}
+
 int sc_dist_bcast_state(sc_dist *d, sc_param *p, int np, sc_optim *o, sc_error *err) {
     if (!d || d->size == 1) return SC_OK;
     int rc = SC_OK;

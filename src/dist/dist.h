@@ -91,6 +91,23 @@ int sc_dist_agree(sc_dist *d, int rc, sc_error *err);
  * ranks buf is unchanged). n * width must be below 2^31. */
 int sc_dist_gather_slices(sc_dist *d, float *buf, int64_t n, int64_t width, sc_error *err);
 
+/* This rank's share of the last sc_dist_slice's batch, (hi - lo) / n: the
+ * weight of its mean-loss gradient in the batch's (1 on one process). */
+float sc_dist_share(const sc_dist *d);
+
+/* Personalised exchange, for embedding tables sharded over ranks
+ * (dist/shard.h). counts: send (size, k) int64, block q for rank q; recv
+ * (size, k), block q from rank q. alltoallv: send_bytes[q] bytes (packed in
+ * rank order in send) go to rank q, recv_bytes[q] bytes come from rank q
+ * (packed in rank order in recv); the caller knows recv_bytes from a counts
+ * exchange. step_traffic: count the bytes and seconds in the per-step
+ * statistics (a training step's lookups and gradients, not a checkpoint).
+ * One process: copies. Every rank's totals must stay below 2 GiB (MPI's
+ * int counts): the error says so. */
+int sc_dist_alltoall_counts(sc_dist *d, const int64_t *send, int64_t *recv, int k, sc_error *err);
+int sc_dist_alltoallv(sc_dist *d, const void *send, const int64_t *send_bytes, void *recv, const int64_t *recv_bytes,
+                      int step_traffic, sc_error *err);
+
 /* Make every rank's weights p[0..np) and optimizer state (o may be NULL)
  * equal to rank 0's: after a resume or a reload on rank 0. */
 int sc_dist_bcast_state(sc_dist *d, sc_param *p, int np, sc_optim *o, sc_error *err);
@@ -103,8 +120,9 @@ int sc_dist_check_replicas(sc_dist *d, const sc_param *p, int np, const char *wh
 typedef struct sc_dist_stats {
     int64_t steps;
     double dense_bytes;       /* allreduce payload (one copy of the dense gradients and a flag, per step) */
-    double sparse_bytes_sent; /* this rank's touched rows: ids and gradient rows */
-    double sparse_bytes_recv; /* the other ranks' touched rows */
+    double sparse_bytes_sent; /* this rank's touched rows: ids and gradient rows (sharded tables:
+                                 the ids it looks up, the rows it serves, the gradients it returns) */
+    double sparse_bytes_recv; /* the other ranks' touched rows (sharded: what reaches this rank) */
     double comm_s;            /* seconds inside the collectives (including waiting for slower ranks) */
 } sc_dist_stats;
 void sc_dist_get_stats(const sc_dist *d, sc_dist_stats *out);

@@ -136,7 +136,9 @@ typedef struct loop_state {
     int64_t steps;
 } loop_state;
 
+/* path NULL: a rank other than 0 of a collective task, which only takes part */
 static int save_checkpoint(const char *path, const sc_fit_task *t, const loop_state *st, int monitor, sc_error *err) {
+    if (!path) return t->stage_checkpoint(t->ctx, NULL, NULL, err);
     sc_container_writer w;
     sc_container_writer_init(&w);
     cJSON *h = cJSON_CreateObject();
@@ -162,26 +164,27 @@ static double json_num(const cJSON *o, const char *key, double def) {
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *st, int monitor, sc_error *err) {
-    sc_container c;
-    int rc = sc_container_open(&c, path, err);
-    if (rc) return rc;
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(c.header, "format");
-    const cJSON *loop = cJSON_GetObjectItemCaseSensitive(c.header, "loop");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "semctr-checkpoint") || !cJSON_IsObject(loop)) {
-        sc_container_close(&c);
-        return sc_fail(err, SC_EFORMAT, "%s: not a semctr training checkpoint", path);
+/* path NULL: a rank other than 0 of a collective task, which receives its part from rank 0 */
+static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *st, int monitor, sc_dist *d,
+                           sc_error *err) {
+    if (!path) {
+        int rc = sc_dist_agree(d, SC_OK, err); /* rank 0 opened and checked the file */
+        return rc ? rc : t->load_checkpoint(t->ctx, NULL, err);
     }
+    sc_container c;
+    int rc = sc_container_open(&c, path, err), opened = !rc;
+    const cJSON *fmt = opened ? cJSON_GetObjectItemCaseSensitive(c.header, "format") : NULL;
+    const cJSON *loop = opened ? cJSON_GetObjectItemCaseSensitive(c.header, "loop") : NULL;
     /* checkpoints before --monitor recorded "best_auc" and always monitored AUC */
     const cJSON *mon = cJSON_GetObjectItemCaseSensitive(loop, "monitor");
     const char *was = cJSON_IsString(mon) ? mon->valuestring : "auc";
-    if (strcmp(was, sc_monitor_name(monitor))) {
+    if (!rc && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "semctr-checkpoint") || !cJSON_IsObject(loop)))
+        rc = sc_fail(err, SC_EFORMAT, "%s: not a semctr training checkpoint", path);
+    else if (!rc && strcmp(was, sc_monitor_name(monitor)))
         rc = sc_fail(err, SC_EINVAL, "%s: the run being resumed monitored %s, this one %s (pass --monitor %s)", path,
                      was, sc_monitor_name(monitor), was);
-        sc_container_close(&c);
-        return rc;
-    }
-    rc = t->load_checkpoint(t->ctx, &c, err);
+    if (t->collective) rc = sc_dist_agree(d, rc, err);
+    if (!rc) rc = t->load_checkpoint(t->ctx, &c, err);
     if (!rc) {
         st->epoch = (int)json_num(loop, "epoch", 0);
         st->bad_epochs = (int)json_num(loop, "bad_epochs", 0);
@@ -192,7 +195,7 @@ static int load_checkpoint(const char *path, const sc_fit_task *t, loop_state *s
                                         : -INFINITY;
         st->steps = (int64_t)json_num(loop, "steps", 0);
     }
-    sc_container_close(&c);
+    if (opened) sc_container_close(&c);
     return rc;
 }
 
@@ -234,8 +237,10 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             goto done;
         }
     }
-    if (root && cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path)) {
-        rc = load_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err);
+    int resume = root && cfg->resume && cfg->ckpt_path && sc_file_exists(cfg->ckpt_path);
+    if (t->collective) rc = sc_dist_bcast(d, &resume, sizeof resume, err);
+    if (!rc && resume && (root || t->collective)) {
+        rc = load_checkpoint(root ? cfg->ckpt_path : NULL, t, &st, cfg->monitor, d, err);
         if (!rc)
             sc_info("resuming after epoch %d (best valid %s %.5f at epoch %d)", st.epoch, metric,
                     cfg->monitor == SC_MONITOR_LOGLOSS ? -st.best_score : st.best_score, st.best_epoch);
@@ -303,7 +308,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         if (rc) goto done;
 
         sc_metrics m;
-        rc = sc_dist_agree(d, root ? t->validate(t->ctx, &m, err) : SC_OK, err);
+        rc = sc_dist_agree(d, root || t->collective ? t->validate(t->ctx, &m, err) : SC_OK, err);
         if (!rc) rc = sc_dist_bcast(d, &m, sizeof m, err);
         if (rc) goto done;
         double score = monitored(cfg->monitor, &m);
@@ -317,7 +322,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             st.best_epoch = epoch;
             st.bad_epochs = st.plateau = 0;
             res->best_valid = m;
-            rc = sc_dist_agree(d, root ? t->save_best(t->ctx, err) : SC_OK, err);
+            rc = sc_dist_agree(d, root || t->collective ? t->save_best(t->ctx, err) : SC_OK, err);
             if (rc) goto done;
         } else {
             st.bad_epochs++;
@@ -331,7 +336,9 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         log_epoch(log, epoch, mean_loss, &m, st.lr, sps, improved);
         res->epochs_run++;
         if (cfg->ckpt_path) {
-            rc = sc_dist_agree(d, root ? save_checkpoint(cfg->ckpt_path, t, &st, cfg->monitor, err) : SC_OK, err);
+            if (root || t->collective)
+                rc = save_checkpoint(root ? cfg->ckpt_path : NULL, t, &st, cfg->monitor, err);
+            rc = sc_dist_agree(d, rc, err);
             if (rc) goto done;
         }
         if (st.bad_epochs >= cfg->patience) {
@@ -345,7 +352,7 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
         goto done;
     }
     /* After a resume the best weights may predate this process: reload them from the model file. */
-    if (root) {
+    if (root || t->collective) {
         rc = t->restore_best(t->ctx, res->best_valid.n == 0, err);
         if (!rc && res->best_valid.n == 0) rc = t->validate(t->ctx, &res->best_valid, err);
     }
@@ -516,7 +523,7 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
         snprintf(c.bundle.networks[0].name, sizeof c.bundle.networks[0].name, "main");
         c.bundle.networks[0].model = c.best;
         sc_fit_task t = {&c, plain_step, plain_validate, plain_save_best, plain_restore_best,
-                         plain_stage_checkpoint, plain_load_checkpoint, params, np, c.opt};
+                         plain_stage_checkpoint, plain_load_checkpoint, params, np, c.opt, 0};
         rc = sc_fit(train, cfg, &t, res, err);
     }
     sc_free(c.logits);

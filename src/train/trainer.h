@@ -87,6 +87,12 @@ typedef struct sc_fit_task {
     sc_param *params;
     int n_params;
     sc_optim *opt;
+    /* 1: every rank calls validate, save_best, restore_best and the
+     * checkpoint callbacks, because rank 0 alone does not hold the model
+     * (embedding tables sharded over ranks); rank 0 still writes the files.
+     * stage_checkpoint gets w = header = NULL on the other ranks, and
+     * load_checkpoint c = NULL. */
+    int collective;
 } sc_fit_task;
 
 /* The shared loop: epochs of shuffled batches of train, validation after

@@ -641,7 +641,7 @@ int sc_elec_train(const sc_schema *schema, const sc_dataset *train, const sc_dat
     if (rc) goto done;
 
     sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint,
-                        NULL, 0, NULL /* one process: not data-parallel */};
+                        NULL, 0, NULL /* one process: not data-parallel */, 0};
     sc_train_result res;
     char ckpt_gain[4300];
     snprintf(ckpt_gain, sizeof ckpt_gain, "%s.gain", tcfg->ckpt_path ? tcfg->ckpt_path : "");

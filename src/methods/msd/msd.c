@@ -755,7 +755,7 @@ int sc_msd_train(const sc_schema *schema, const sc_dataset *train, const sc_data
         sc_info("MSD LoRA: rank %d on the top %d encoder layer(s), learning rate %g, a LoRA step every %d steps",
                 lc->rank, c.lora->lo.n, lc->lr, lc->every);
     sc_fit_task task = {&c, step, validate, save_best, restore_best, stage_checkpoint, load_checkpoint,
-                        NULL, 0, NULL /* one process: not data-parallel */};
+                        NULL, 0, NULL /* one process: not data-parallel */, 0};
     sc_train_result res;
     double fit_t0 = sc_now();
     rc = sc_fit(train, tcfg, &task, &res, err);
