@@ -2,7 +2,8 @@
 # semctr over MPI ranks (make MPI=1) on this machine. Training: 1, 2 and 3
 # ranks with the same global batch train the same model; resume, a refused
 # method, a failing input and a killed rank end the job with a clear error and
-# leave a loadable model. embed: 1, 2 and 3 ranks write the same vector store.
+# leave a loadable model; sharded embedding tables train the model of 1 rank and write an ordinary
+# model file. embed: 1, 2 and 3 ranks write the same vector store.
 # Usage: tests/mpi_tests.sh BUILD_DIR (an MPI=1 build; `make MPI=1 test-mpi`).
 #
 # Tolerances (docs/distributed.md): the ranks' sums add the same numbers in
@@ -73,6 +74,38 @@ train 3 r.model --model fm --epochs 3 --resume >"$T/r.json"
 train 2 s.model --model fm --epochs 3 >"$T/s.json"
 same_weights "2 ranks, resumed on 3: the straight run's weights within 2e-5" r.model s.model 2e-5
 [ "$(json_num epochs_run <"$T/r.json")" = 2 ] && pass "resume ran the 2 remaining epochs" || fail "resume epochs_run"
+
+# 4b. embedding tables sharded over ranks (--shard-embeddings): rows start from per-row seeds, so 2 and 3
+#     ranks train the model of 1 (same tolerances as above); 3 ranks resumed on 2 is the straight run; the
+#     model file is an ordinary one: eval reproduces training's AUC and serve scores with it
+a1=$(train 0 sh1.model --model fm --epochs 2 --shard-embeddings | json_num valid_auc)
+for np in 2 3; do
+    r=$(train $np sh$np.model --model fm --epochs 2 --shard-embeddings)
+    an=$(echo "$r" | json_num valid_auc)
+    [ $np = 2 ] && a2=$an
+    close "$a1" "$an" 1e-4 && pass "sharded fm $np ranks: valid AUC as 1 rank ($a1)" ||
+        fail "sharded fm $np ranks: valid AUC $an vs $a1"
+    same_weights "sharded fm $np ranks: the weights of 1 rank within 2e-5" sh1.model sh$np.model 2e-5
+done
+train 0 shd1.model --model deepfm --max-steps 100 --shard-embeddings >/dev/null
+r=$(train 2 shd2.model --model deepfm --max-steps 100 --shard-embeddings)
+same_weights "sharded deepfm 2 ranks, 100 steps: the weights of 1 rank within 2e-5" shd1.model shd2.model 2e-5
+sent=$(echo "$r" | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["dist"]["sparse_bytes_sent_per_step"])')
+close "$sent" 0 0 && fail "sharded: --json reports no rows exchanged" || pass "sharded: --json reports $sent bytes sent per step"
+train 3 shr.model --model fm --epochs 1 --shard-embeddings >/dev/null
+train 2 shr.model --model fm --epochs 2 --resume --shard-embeddings >/dev/null
+same_weights "sharded: 1 epoch on 3 ranks, resumed on 2, is the straight run" sh1.model shr.model 2e-5
+ev=$("$BIN" eval --model "$T/sh2.model" --data "$T/data" --split valid --json | json_num auc)
+close "$ev" "$a2" 1e-6 && pass "sharded model file: eval AUC $ev is training's" || fail "sharded eval $ev vs $a2"
+"$BIN" serve --model m="$T/sh2.model" --port 0 --port-file "$T/port" --threads 1 2>"$T/serve.log" &
+srv=$!
+for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+if curl -sf -XPOST "http://127.0.0.1:$(cat "$T/port")/v1/models/m:predict" \
+    -d '{"instances":[{"user_id":"196","item_id":"242"}]}' >"$T/pred.json" && grep -q predictions "$T/pred.json"; then
+    pass "sharded model file: serve scores with it"
+else cat "$T/serve.log"; fail "sharded model file: serve"; fi
+kill "$srv" 2>/dev/null || true
+wait "$srv" 2>/dev/null || true
 
 # 5. what runs on one process only is refused over ranks, by name
 if train 2 e.model --model fm --method elec >"$T/e.txt" 2>&1; then fail "elec over 2 ranks was not refused"

@@ -76,7 +76,7 @@ static int run_scripted(int monitor, int epochs, const char *ckpt, int resume, s
     cfg.n_threads = 1;
     cfg.ckpt_path = ckpt;
     cfg.resume = resume;
-    sc_fit_task t = {s, s_step, s_validate, s_save_best, s_restore, s_stage, s_load, NULL, 0, NULL};
+    sc_fit_task t = {s, s_step, s_validate, s_save_best, s_restore, s_stage, s_load, NULL, 0, NULL, 0};
     return sc_fit(&ds, &cfg, &t, res, err);
 }
 
