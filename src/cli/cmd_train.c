@@ -44,6 +44,8 @@ static const char *USAGE =
     "  --lr-decay X         multiply the lr by X when the monitored metric stalls (0.1; 1 = off)\n"
     "  --seed N             weights, shuffle, dropout (2026)\n"
     "  --threads N          (all cores)\n"
+    "  --precision P        f32 | bf16: the DNN and DCNv2 cross layers' GEMMs on bfloat16 inputs with\n"
+    "                       float sums, float weights and optimizer (f32; docs/train.md)\n"
     "  --log FILE           JSON-lines metrics log, one object per epoch\n"
     "  --checkpoint FILE    resumable checkpoint after each epoch (FILE = OUT.ckpt by default)\n"
     "  --resume             continue from the checkpoint\n"
@@ -275,6 +277,7 @@ int cmd_train(int argc, char **argv) {
     double lr = tc.lr, l2_embed = tc.l2_embed, lr_decay = tc.lr_decay, alpha = ea.cfg.alpha, beta = ea.cfg.beta,
            temperature = ea.cfg.temperature, msd_adaptor_init = md.adaptor_init, msd_lora_lr = md.lora.lr;
     long msd_lora_rank = md.lora.rank, msd_lora_layers = md.lora.layers, msd_lora_every = md.lora.every;
+    const char *precision = NULL;
     const char *dropout_s = NULL, *optimizer = NULL, *method = NULL, *msd_levels = NULL, *granularity = NULL,
                *kd_score = NULL, *schedule = NULL, *elec_guard = NULL, *monitor = NULL;
     const cli_opt opts[] = {
@@ -298,6 +301,7 @@ int cmd_train(int argc, char **argv) {
         CLI_FLOAT("--lr-decay", &lr_decay),
         CLI_INT("--seed", &seed, 0, 0x7fffffffL),
         CLI_INT("--threads", &threads, 1, 256),
+        CLI_STR("--precision", &precision),
         CLI_STR("--log", &tc.log_path),
         CLI_STR("--checkpoint", &ckpt),
         CLI_INT("--max-steps", &max_steps, 1, 0x7fffffffL),
@@ -422,6 +426,11 @@ int cmd_train(int argc, char **argv) {
     if (att_heads > 0) mc.att_heads = (int)att_heads;
     if (att_dim > 0) mc.att_dim = (int)att_dim;
     mc.n_threads = tc.n_threads;
+    if (precision && strcmp(precision, "f32") != 0 && strcmp(precision, "bf16") != 0) {
+        fprintf(stderr, "semctr train: --precision must be f32 or bf16, not '%s'\n", precision);
+        return EXIT_USAGE;
+    }
+    mc.bf16 = precision && strcmp(precision, "bf16") == 0;
 
     char ckpt_default[4200];
     if (!ckpt) {

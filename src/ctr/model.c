@@ -93,6 +93,7 @@ typedef struct fwd_acts {
     float *hid;          /* (B, Hh) when hid_concat */
     const float *hidden; /* points at the hidden representation */
     uint32_t *bf;        /* bfloat16 layers: a layer's inputs as pairs, (B, ceil(max C / 2)) */
+    uint32_t *bfg;       /* training in bfloat16 (cfg.bf16): the GEMMs' packed operands, or NULL */
 } fwd_acts;
 
 struct sc_model {
@@ -271,6 +272,8 @@ static int add_spec(pspec *sp, int *n, const char *name, int64_t rows, int cols,
 static void free_acts(sc_model *m) {
     sc_free(m->act_block);
     m->act_block = NULL;
+    sc_free(m->a.bfg);
+    m->a.bfg = NULL;
     m->cap = 0;
 }
 
@@ -598,6 +601,20 @@ static int ensure_capacity(sc_model *m, int B, sc_error *err) {
     m->as.dv = as + 2 * cap * Fe * m->A;
     m->as.dz = as + 3 * cap * Fe * m->A;
 #undef CARVE
+    if (c->bf16 && (m->use_dnn || (m->use_cross && m->cross_matrix))) {
+        /* bfloat16 training GEMMs: room for the largest layer's packed operands */
+        int64_t need = 0, in = X;
+        for (int l = 0; l < c->n_hidden && m->use_dnn; l++) {
+            int64_t s = sc_linear_bf16_scratch((int)cap, (int)in, c->hidden[l]);
+            if (s > need) need = s;
+            in = c->hidden[l];
+        }
+        if (m->use_cross && m->cross_matrix && c->n_cross > 0) {
+            int64_t s = sc_linear_bf16_scratch((int)cap, (int)X, (int)X);
+            if (s > need) need = s;
+        }
+        if (!(m->a.bfg = sc_aligned_alloc(sizeof(uint32_t) * (size_t)need))) goto oom;
+    }
     /* Sparse gradient rows: at most every id of the batch, at most V. */
     for (int t = 0; t < m->n_tables; t++) {
         table *tb = &m->tables[t];
@@ -800,7 +817,11 @@ static int forward_acts(const sc_model *m, fwd_acts *A, const sc_batch *b, int t
             packed_forward(m->pk_dw[l], m->pk_bf16 ? A->bf : NULL, A->dnn_a[l], h, B, hin, O, SC_EPI_RELU, NULL,
                            NULL, nt);
         } else {
-            sc_linear_forward(A->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O);
+            if (!packed && A->bfg)
+                sc_linear_forward_bf16(A->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O, A->bfg,
+                                       nt);
+            else
+                sc_linear_forward(A->dnn_a[l], h, P[m->p_dw[l]].data, P[m->p_db[l]].data, B, hin, O);
             sc_relu_forward(A->dnn_a[l], A->dnn_a[l], (int64_t)B * O, nt);
         }
         if (c->dropout > 0 && A->dnn_h[l] != A->dnn_a[l]) {
@@ -816,8 +837,8 @@ static int forward_acts(const sc_model *m, fwd_acts *A, const sc_batch *b, int t
             packed_forward(m->pk_cw[l], m->pk_bf16 ? A->bf : NULL, A->cx[l + 1], A->cx[l], B, X, X, SC_EPI_CROSS,
                            A->x0, A->cx[l], nt);
         else if (m->cross_matrix)
-            sc_cross2_forward(A->cx[l + 1], A->cu[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
-                              P[m->p_cb[l]].data, B, X, nt);
+            sc_cross2_forward_bf16(A->cx[l + 1], A->cu[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
+                                   P[m->p_cb[l]].data, B, X, packed ? NULL : A->bfg, nt);
         else
             sc_cross_forward(A->cx[l + 1], A->cs[l], A->x0, A->cx[l], P[m->p_cw[l]].data,
                              P[m->p_cb[l]].data, B, X, nt);
@@ -1180,8 +1201,12 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             const float *inp = l == 0 ? m->a.x0 : m->a.dnn_h[l - 1];
             float *dinp = l == 0 ? m->dx0 : gn;
             if (l > 0) memset(gn, 0, sizeof(float) * (size_t)B * in);
-            sc_linear_backward(dinp, P[m->p_dw[l]].grad, P[m->p_db[l]].grad, g, inp,
-                               P[m->p_dw[l]].data, B, in, O);
+            if (m->a.bfg)
+                sc_linear_backward_bf16(dinp, P[m->p_dw[l]].grad, P[m->p_db[l]].grad, g, inp,
+                                        P[m->p_dw[l]].data, B, in, O, m->a.bfg, nt);
+            else
+                sc_linear_backward(dinp, P[m->p_dw[l]].grad, P[m->p_db[l]].grad, g, inp,
+                                   P[m->p_dw[l]].data, B, in, O);
             float *tmp = g;
             g = gn;
             gn = tmp;
@@ -1197,8 +1222,8 @@ int sc_model_backward(sc_model *m, const sc_batch *b, const float *dlogits, cons
             float *dxl = l == 0 ? m->dx0 : gn;
             if (l > 0) memset(gn, 0, sizeof(float) * (size_t)B * X);
             if (m->cross_matrix)
-                sc_cross2_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->a.cu[l],
-                                   m->a.x0, m->a.cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);
+                sc_cross2_backward_bf16(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->a.cu[l],
+                                        m->a.x0, m->a.cx[l], P[m->p_cw[l]].data, B, X, m->gd, m->a.bfg, nt);
             else
                 sc_cross_backward(m->dx0, dxl, P[m->p_cw[l]].grad, P[m->p_cb[l]].grad, g, m->a.cs[l],
                                   m->a.x0, m->a.cx[l], P[m->p_cw[l]].data, B, X, m->gd, nt);

@@ -59,6 +59,10 @@ typedef struct sc_model_config {
     int extra_dim;               /* size of batch->extra, 0 if none (ELEC gain network) */
     int extra_mode;              /* enum sc_extra_mode (SC_EXTRA_FIELDS: extra_dim a multiple of embed_dim) */
     int n_threads;               /* threads for forward/backward, default all cores */
+    int bf16;                    /* training precision: 1 = the DNN and DCNv2 cross layers' GEMMs (forward
+                                    and backward) on bfloat16 inputs with float sums (sc_gemm_bf16), float
+                                    master weights, gradients and optimizer; 0 = float (default). A run-time
+                                    choice, not saved in the model file (serving has its own --precision) */
 } sc_model_config;
 
 void sc_model_config_default(sc_model_config *cfg, sc_backbone backbone);

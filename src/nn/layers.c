@@ -8,9 +8,16 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "nn/gemm_mt.h"
+
+#include <stdatomic.h>
+
+/* threads for sc_gemm; OpenBLAS itself stays single-threaded (nn/gemm_mt.h) */
+static atomic_int gemm_threads = 1;
 
 void sc_nn_set_threads(int n_threads) {
-    openblas_set_num_threads(n_threads < 1 ? 1 : n_threads);
+    atomic_store_explicit(&gemm_threads, n_threads < 1 ? 1 : n_threads, memory_order_relaxed);
+    openblas_set_num_threads(1);
 }
 
 void sc_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -22,8 +29,8 @@ void sc_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
             for (int j = 0; j < N; j++) C[(int64_t)i * ldc + j] *= beta;
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+    sc_gemm_mt(atomic_load_explicit(&gemm_threads, memory_order_relaxed), ta, tb, M, N, K, alpha, A, lda, Bm,
+               ldb, beta, C, ldc);
 }
 
 /* Split [0, n) into `tasks` contiguous chunks; chunk t is [*lo, *hi). */
@@ -329,6 +336,251 @@ void sc_linear_backward(float *dinp, float *dweight, float *dbias, const float *
     if (dinp) sc_gemm(0, 0, B, C, O, 1.0f, dout, O, weight, C, 1.0f, dinp, C);
     if (dweight) sc_gemm(1, 0, O, C, B, 1.0f, dout, O, inp, C, 1.0f, dweight, C);
     if (dbias) sc_colsum_acc(dbias, dout, B, O);
+}
+
+/* ---------------- bfloat16 GEMMs for training (opt-in precision "bf16") ----------------
+ * op(A) and op(B) rounded to bfloat16 (nearest even), packed in pairs along
+ * k, products summed in float (vdpbf16ps). Packed layouts (32-bit words, each
+ * a pair: low half k even, high half k odd, zero past K):
+ *   A, ta = 0: ap[m * K2 + k2]   (rows of op(A) contiguous in A)
+ *   A, ta = 1: ap[k2 * Mp + m]   (columns of A contiguous: Mp = M rounded up to 16)
+ *   B: panels of 16 columns, bp[(pn * K2 + k2) * 16 + j], n = 16 pn + j (zero past N).
+ * The kernel keeps R rows x NP panels of float sums in registers over all of
+ * k (k in order from 0), so an element's sum does not depend on the tiling
+ * or the threads. */
+
+static float bf16_round(float f) {
+    uint32_t u = (uint32_t)to_bf16(f) << 16;
+    float r;
+    memcpy(&r, &u, 4);
+    return r;
+}
+
+int64_t sc_gemm_bf16_scratch(int M, int N, int K) {
+    int64_t Mp = ((int64_t)M + 15) / 16 * 16, N16 = ((int64_t)N + 15) / 16 * 16;
+    int64_t fast = Mp * (((int64_t)K + 1) / 2) + N16 * (((int64_t)K + 1) / 2); /* packed pairs */
+    int64_t plain = (int64_t)M * K + (int64_t)K * N;                          /* rounded floats */
+    return (fast > plain ? fast : plain) + 32; /* + room to align B's panels to 64 bytes */
+}
+
+void sc_gemm_bf16_plain(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *Bm,
+                        int ldb, float beta, float *C, int ldc, uint32_t *scratch) {
+    if (M <= 0 || N <= 0) return;
+    float *ar = (float *)scratch, *br = ar + (int64_t)M * K;
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++)
+            ar[(int64_t)m * K + k] = bf16_round(ta ? A[(int64_t)k * lda + m] : A[(int64_t)m * lda + k]);
+    for (int k = 0; k < K; k++)
+        for (int n = 0; n < N; n++)
+            br[(int64_t)k * N + n] = bf16_round(tb ? Bm[(int64_t)n * ldb + k] : Bm[(int64_t)k * ldb + n]);
+    sc_gemm(0, 0, M, N, K, 1.0f, ar, K, br, N, beta, C, ldc);
+}
+
+#if defined(__AVX512BF16__)
+/* 16 pairs (k even from lo, k odd from hi) as bfloat16 in 32-bit lanes */
+static inline __m512i bf16_pairs(__m512 lo, __m512 hi) {
+    __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+    __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+    return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+typedef struct {
+    int ta, tb, M, N, K, K2, Mp, NP, groups, tasks, by_rows;
+    const float *A, *Bm;
+    int lda, ldb, ldc;
+    float beta;
+    float *C;
+    uint32_t *ap, *bp;
+} g16_ctx;
+
+/* Pack chunk t of op(A)'s rows (ta = 0) or k pairs (ta = 1), and of B's panels. */
+static void g16_pack_task(void *vc, int t) {
+    g16_ctx *c = vc;
+    int K = c->K, K2 = c->K2;
+    int64_t lo, hi;
+    if (!c->ta) {
+        chunk(c->M, c->tasks, t, &lo, &hi);
+        for (int64_t m = lo; m < hi; m++) {
+            const float *x = c->A + m * c->lda;
+            uint32_t *d = c->ap + m * K2;
+            int k = 0;
+            for (; k + 32 <= K; k += 32)
+                _mm512_storeu_si512(d + k / 2,
+                                    (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(x + k)));
+            for (; k < K; k += 2) d[k / 2] = to_bf16(x[k]) | (uint32_t)(k + 1 < K ? to_bf16(x[k + 1]) : 0) << 16;
+        }
+    } else {
+        chunk(K2, c->tasks, t, &lo, &hi);
+        for (int64_t k2 = lo; k2 < hi; k2++) {
+            const float *r0 = c->A + 2 * k2 * c->lda, *r1 = 2 * k2 + 1 < K ? r0 + c->lda : NULL;
+            uint32_t *d = c->ap + k2 * c->Mp;
+            for (int m = 0; m < c->M; m += 16) {
+                int left = c->M - m;
+                __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                __m512 a = _mm512_maskz_loadu_ps(k, r0 + m), b = r1 ? _mm512_maskz_loadu_ps(k, r1 + m) : _mm512_setzero_ps();
+                _mm512_store_si512(d + m, bf16_pairs(a, b));
+            }
+        }
+    }
+    chunk(c->NP, c->tasks, t, &lo, &hi);
+    for (int64_t pn = lo; pn < hi; pn++) {
+        uint32_t *d = c->bp + pn * K2 * 16;
+        int n0 = (int)pn * 16, left = c->N - n0;
+        if (!c->tb) {
+            __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            for (int k2 = 0; k2 < K2; k2++) {
+                const float *r0 = c->Bm + (int64_t)2 * k2 * c->ldb + n0;
+                __m512 a = _mm512_maskz_loadu_ps(k, r0);
+                __m512 b = 2 * k2 + 1 < K ? _mm512_maskz_loadu_ps(k, r0 + c->ldb) : _mm512_setzero_ps();
+                _mm512_store_si512(d + (int64_t)k2 * 16, bf16_pairs(a, b));
+            }
+        } else {
+            for (int j = 0; j < 16; j++) {
+                if (j >= left) {
+                    for (int k2 = 0; k2 < K2; k2++) d[(int64_t)k2 * 16 + j] = 0;
+                    continue;
+                }
+                const float *x = c->Bm + (int64_t)(n0 + j) * c->ldb;
+                int k = 0;
+                uint32_t tmp[16];
+                for (; k + 32 <= K; k += 32) {
+                    _mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + k + 16),
+                                                                         _mm512_loadu_ps(x + k)));
+                    for (int i = 0; i < 16; i++) d[((int64_t)k / 2 + i) * 16 + j] = tmp[i];
+                }
+                for (; k < K; k += 2)
+                    d[((int64_t)k / 2) * 16 + j] = to_bf16(x[k]) | (uint32_t)(k + 1 < K ? to_bf16(x[k + 1]) : 0) << 16;
+            }
+        }
+    }
+}
+
+/* R rows from m0 x NP panels from p0: C = beta C + sum over all k. */
+static inline __attribute__((always_inline)) void g16_block(const g16_ctx *c, int m0, int p0, const int R,
+                                                            const int NP) {
+    __m512 acc[8][4];
+    _Pragma("GCC unroll 8")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 8")
+        for (int q = 0; q < NP; q++) acc[r][q] = _mm512_setzero_ps();
+    int K2 = c->K2;
+    int64_t ars = c->ta ? 1 : K2, aks = c->ta ? c->Mp : 1;
+    const uint32_t *a0 = c->ap + (int64_t)m0 * ars, *w0 = c->bp + (int64_t)p0 * K2 * 16;
+    for (int k2 = 0; k2 < K2; k2++) {
+        __m512bh w[4];
+        _Pragma("GCC unroll 8")
+        for (int q = 0; q < NP; q++) w[q] = (__m512bh)_mm512_load_si512(w0 + ((int64_t)q * K2 + k2) * 16);
+        const uint32_t *ak = a0 + k2 * aks;
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)ak[r * ars]);
+            _Pragma("GCC unroll 8")
+            for (int q = 0; q < NP; q++) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], x, w[q]);
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < NP; q++) {
+        int n0 = (p0 + q) * 16, left = c->N - n0;
+        __mmask16 k = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < R; r++) {
+            float *o = c->C + (int64_t)(m0 + r) * c->ldc + n0;
+            __m512 y = acc[r][q];
+            if (c->beta != 0.0f) y = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(c->beta), _mm512_maskz_loadu_ps(k, o)), y);
+            _mm512_mask_storeu_ps(o, k, y);
+        }
+    }
+}
+
+#define GB(R, NP) g16_block(c, m0, p, R, NP)
+static void g16_tile(const g16_ctx *c, int m0, int R, int p, int np) {
+    switch (R * 8 + np) {
+#define CASE(r) \
+    case r * 8 + 1: GB(r, 1); break; \
+    case r * 8 + 2: GB(r, 2); break; \
+    case r * 8 + 3: GB(r, 3); break; \
+    case r * 8 + 4: if (r <= 6) GB(r < 6 ? r : 6, 4); break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8)
+#undef CASE
+    }
+}
+#undef GB
+
+/* Rows [mlo, mhi) x panel groups [glo, ghi). */
+static void g16_range(const g16_ctx *c, int mlo, int mhi, int glo, int ghi) {
+    for (int g = 0, p = 0; g < c->groups; g++) {
+        int np = (c->NP - p) / (c->groups - g) + ((c->NP - p) % (c->groups - g) ? 1 : 0);
+        if (g >= glo && g < ghi) {
+            int rmax = np == 4 ? 6 : 8;
+            for (int m0 = mlo; m0 < mhi; m0 += rmax) g16_tile(c, m0, mhi - m0 < rmax ? mhi - m0 : rmax, p, np);
+        }
+        p += np;
+    }
+}
+
+static void g16_compute_task(void *vc, int t) {
+    g16_ctx *c = vc;
+    int64_t lo, hi;
+    if (c->by_rows) {
+        chunk(c->M, c->tasks, t, &lo, &hi);
+        g16_range(c, (int)lo, (int)hi, 0, c->groups);
+    } else {
+        chunk(c->groups, c->tasks, t, &lo, &hi);
+        g16_range(c, 0, c->M, (int)lo, (int)hi);
+    }
+}
+#endif
+
+void sc_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
+                  float beta, float *C, int ldc, uint32_t *scratch, int n_threads) {
+    if (M <= 0 || N <= 0) return;
+#if defined(__AVX512BF16__)
+    if (K <= 0) {
+        sc_gemm(0, 0, M, N, 0, 1.0f, A, lda, Bm, ldb, beta, C, ldc);
+        return;
+    }
+    g16_ctx c = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .K2 = (K + 1) / 2, .Mp = (M + 15) / 16 * 16,
+                 .NP = (N + 15) / 16, .A = A, .Bm = Bm, .lda = lda, .ldb = ldb, .ldc = ldc, .beta = beta, .C = C};
+    c.groups = (c.NP + 3) / 4;
+    int64_t an = (int64_t)(ta ? c.Mp : M) * c.K2;
+    c.ap = scratch;
+    c.bp = scratch + (an + 15) / 16 * 16;
+    uintptr_t mis = ((uintptr_t)c.bp & 63) / 4; /* scratch is 4-byte aligned; panels want 64 */
+    if (mis) c.bp += 16 - mis;
+    if (ta && ((uintptr_t)c.ap & 63)) { /* aligned stores of A's columns */
+        c.ap += 16 - ((uintptr_t)c.ap & 63) / 4;
+        c.bp += 16;
+    }
+    int nt = n_threads < 1 ? 1 : n_threads;
+    c.tasks = nt;
+    sc_parallel_for(nt, nt, g16_pack_task, &c);
+    /* rows when there are enough for every thread, else panel groups */
+    c.by_rows = M >= 16 * nt || c.groups < nt;
+    c.tasks = c.by_rows ? n_chunks(M, nt, 16) : (c.groups < nt ? c.groups : nt);
+    sc_parallel_for(c.tasks, nt, g16_compute_task, &c);
+#else
+    (void)n_threads;
+    sc_gemm_bf16_plain(ta, tb, M, N, K, A, lda, Bm, ldb, beta, C, ldc, scratch);
+#endif
+}
+
+void sc_linear_forward_bf16(float *out, const float *inp, const float *weight, const float *bias, int B, int C,
+                            int O, uint32_t *scratch, int n_threads) {
+    if (bias)
+        for (int b = 0; b < B; b++) memcpy(out + (int64_t)b * O, bias, sizeof(float) * O);
+    sc_gemm_bf16(0, 1, B, O, C, inp, C, weight, C, bias ? 1.0f : 0.0f, out, O, scratch, n_threads);
+}
+
+void sc_linear_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, int B, int C, int O, uint32_t *scratch, int n_threads) {
+    if (dinp) sc_gemm_bf16(0, 0, B, C, O, dout, O, weight, C, 1.0f, dinp, C, scratch, n_threads);
+    if (dweight) sc_gemm_bf16(1, 0, O, C, B, dout, O, inp, C, 1.0f, dweight, C, scratch, n_threads);
+    if (dbias) sc_colsum_acc(dbias, dout, B, O);
+}
+
+int64_t sc_linear_bf16_scratch(int B, int C, int O) {
+    int64_t a = sc_gemm_bf16_scratch(B, O, C), b = sc_gemm_bf16_scratch(B, C, O), d = sc_gemm_bf16_scratch(O, C, B);
+    return a > b ? (a > d ? a : d) : (b > d ? b : d);
 }
 
 /* ---------------- ReLU / sigmoid / dropout ---------------- */
@@ -695,7 +947,15 @@ static void cross2_fwd_task(void *vc, int t) {
 
 void sc_cross2_forward(float *out, float *u, const float *x0, const float *xl, const float *W,
                        const float *b, int B, int K, int n_threads) {
-    sc_linear_forward(u, xl, W, b, B, K, K);
+    sc_cross2_forward_bf16(out, u, x0, xl, W, b, B, K, NULL, n_threads);
+}
+
+void sc_cross2_forward_bf16(float *out, float *u, const float *x0, const float *xl, const float *W,
+                            const float *b, int B, int K, uint32_t *scratch, int n_threads) {
+    if (scratch)
+        sc_linear_forward_bf16(u, xl, W, b, B, K, K, scratch, n_threads);
+    else
+        sc_linear_forward(u, xl, W, b, B, K, K);
     cross2_ctx c = {out, u, x0, xl, B, K, n_chunks((int64_t)B * K, n_threads, 1 << 15)};
     sc_parallel_for(c.tasks, n_threads, cross2_fwd_task, &c);
 }
@@ -721,10 +981,19 @@ static void cross2_bwd_task(void *vc, int t) {
 void sc_cross2_backward(float *dx0, float *dxl, float *dW, float *db, const float *dout,
                         const float *u, const float *x0, const float *xl, const float *W, int B,
                         int K, float *scratch_du, int n_threads) {
+    sc_cross2_backward_bf16(dx0, dxl, dW, db, dout, u, x0, xl, W, B, K, scratch_du, NULL, n_threads);
+}
+
+void sc_cross2_backward_bf16(float *dx0, float *dxl, float *dW, float *db, const float *dout, const float *u,
+                             const float *x0, const float *xl, const float *W, int B, int K, float *scratch_du,
+                             uint32_t *scratch, int n_threads) {
     int64_t n = (int64_t)B * K;
     cross2b_ctx c = {dx0, dxl, scratch_du, dout, u, x0, n, n_chunks(n, n_threads, 1 << 15)};
     sc_parallel_for(c.tasks, n_threads, cross2_bwd_task, &c);
-    sc_linear_backward(dxl, dW, db, scratch_du, xl, W, B, K, K);
+    if (scratch)
+        sc_linear_backward_bf16(dxl, dW, db, scratch_du, xl, W, B, K, K, scratch, n_threads);
+    else
+        sc_linear_backward(dxl, dW, db, scratch_du, xl, W, B, K, K);
 }
 
 /* ---------------- AutoInt interacting layer ---------------- */

@@ -82,6 +82,32 @@ void sc_linear_packed_bf16_forward(float *out, int ldo, const float *inp, int ld
                                    const float *packed, int B, int C, int O, int epi, const float *x0,
                                    const float *xl);
 
+/* ---- bfloat16 GEMMs for training (train --precision bf16; docs/train.md):
+ * C (M, N) = beta * C + op(A) op(B), ta/tb and strides as sc_gemm, with
+ * every element of op(A) and op(B) rounded to bfloat16 (nearest even) and
+ * the products summed in float: vdpbf16ps over pairs of k, k in order from
+ * 0, each element of C summed whole by one thread, so the result does not
+ * depend on n_threads (deterministic training). About twice the multiply
+ * rate of float on AVX512_BF16 cores; the caller keeps float master weights
+ * and float gradients. scratch: sc_gemm_bf16_scratch(M, N, K) 32-bit words,
+ * overwritten (the packed operands). Builds without AVX512_BF16 run
+ * sc_gemm_bf16_plain: the same rounding, then float sgemm (OpenBLAS) on the
+ * rounded copies; tests/test_layers_bf16.c holds the two within 1e-5
+ * relative of each other and the pair within bfloat16's bound of float. */
+int64_t sc_gemm_bf16_scratch(int M, int N, int K);
+void sc_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *Bm, int ldb,
+                  float beta, float *C, int ldc, uint32_t *scratch, int n_threads);
+void sc_gemm_bf16_plain(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *Bm,
+                        int ldb, float beta, float *C, int ldc, uint32_t *scratch);
+/* sc_linear_forward / sc_linear_backward with their GEMMs in bfloat16 (the
+ * bias and its gradient in float). scratch: sc_linear_bf16_scratch(B, C, O)
+ * words, enough for each of the three GEMMs. */
+int64_t sc_linear_bf16_scratch(int B, int C, int O);
+void sc_linear_forward_bf16(float *out, const float *inp, const float *weight, const float *bias, int B, int C,
+                            int O, uint32_t *scratch, int n_threads);
+void sc_linear_backward_bf16(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                             const float *weight, int B, int C, int O, uint32_t *scratch, int n_threads);
+
 /* ---- column sums: out (O) += sum over rows of x (B, O) (fixed order, deterministic). */
 void sc_colsum_acc(float *out, const float *x, int B, int O);
 
@@ -179,6 +205,14 @@ void sc_cross2_forward(float *out, float *u, const float *x0, const float *xl, c
 void sc_cross2_backward(float *dx0, float *dxl, float *dW, float *db, const float *dout,
                         const float *u, const float *x0, const float *xl, const float *W, int B,
                         int K, float *scratch_du, int n_threads);
+/* The same with the GEMMs in bfloat16 (sc_linear_forward_bf16 /
+ * sc_linear_backward_bf16; scratch sc_linear_bf16_scratch(B, K, K) words);
+ * scratch NULL: float, as above. */
+void sc_cross2_forward_bf16(float *out, float *u, const float *x0, const float *xl, const float *W,
+                            const float *b, int B, int K, uint32_t *scratch, int n_threads);
+void sc_cross2_backward_bf16(float *dx0, float *dxl, float *dW, float *db, const float *dout, const float *u,
+                             const float *x0, const float *xl, const float *W, int B, int K, float *scratch_du,
+                             uint32_t *scratch, int n_threads);
 
 /* ---- AutoInt interacting layer (DeepCTR-Torch InteractingLayer):
  * Q = X Wq, Kt = X Wk, V = X Wv (B, F, A), per head h of size A/NH:
