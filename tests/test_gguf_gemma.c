@@ -159,3 +159,107 @@ Test(gguf_gemma, generate_and_embed_library_and_cli, .timeout = 300) {
     free(a); free(b); free(c);
     sc_llama_free(m);
 }
+
+/* The prompt paths and the F16 KV cache against the exact path
+ * (SC_QMM_SGEMM, F32 cache: dequantised weights x float activations, what
+ * matches llama.cpp's F32 copy to 0.009), all 262,144 logits of the fixture
+ * prompts: the 8-bit integer tiles (SC_QMM_INT_VNNI, llama.cpp's
+ * arithmetic for Q8_0/Q5_0 weights) stay as close as the per-row integer
+ * dot products (SC_QMM_INT) that compute the same sums; the F16 cache moves
+ * the logits by its rounding only. A wrong tile kernel (an offset, a scale,
+ * a block dropped) moves them by far more. Prints every distance;
+ * docs/llm.md quotes them. */
+Test(gguf_gemma, prompt_paths_and_f16_kv_against_float, .timeout = 600) {
+    sc_llama *m = load(256);
+    FILE *f = fopen("tests/fixtures/gguf/gemma_logits.txt", "r");
+    cr_assert(f, "gemma_logits.txt fixture missing");
+    static char line[65536], prompt[32768];
+    enum { NV = 6 };
+    const char *names[NV] = {"float (reference)", "bfloat16 tiles", "8-bit integer tiles", "8-bit per-row dots",
+                             "float, F16 KV cache", "8-bit integer tiles, F16 KV cache"};
+    int modes[NV] = {SC_QMM_SGEMM, SC_QMM_INT_BF16, SC_QMM_INT_VNNI, SC_QMM_INT, SC_QMM_SGEMM, SC_QMM_INT_VNNI};
+    int kvs[NV] = {SC_KV_F32, SC_KV_F32, SC_KV_F32, SC_KV_F32, SC_KV_F16, SC_KV_F16};
+    int V = m->cfg.n_vocab, n = 0, max_prompts = SAN_BUILD ? 2 : 50, same_argmax[NV] = {0};
+    float *lg[NV];
+    for (int i = 0; i < NV; i++) lg[i] = malloc((size_t)V * 4);
+    double worst[NV] = {0}, mean[NV] = {0};
+    sc_error e;
+    while (n < max_prompts && fgets(line, sizeof line, f)) {
+        if (line[0] != 'P') continue;
+        size_t pl = ggt_unhex(line + 2, strcspn(line + 2, "\n"), prompt);
+        int32_t *ids;
+        int k;
+        ggt_prompt_ids(m, prompt, pl, &ids, &k);
+        for (int i = 0; i < NV; i++) {
+            m->qmm_mode = modes[i];
+            if (m->kv_type != kvs[i]) cr_assert_eq(sc_llama_set_kv_type(m, kvs[i], &e), SC_OK, "%s", e.msg);
+            sc_llama_reset(m);
+            cr_assert_eq(sc_llama_forward(m, ids, k, lg[i], NULL, &e), SC_OK, "%s", e.msg);
+        }
+        sc_free(ids);
+        int best0 = 0;
+        for (int v = 1; v < V; v++) best0 = lg[0][v] > lg[0][best0] ? v : best0;
+        for (int i = 1; i < NV; i++) {
+            int best = 0;
+            for (int v = 0; v < V; v++) {
+                double d = fabs(lg[i][v] - lg[0][v]);
+                worst[i] = fmax(worst[i], d);
+                mean[i] += d / V;
+                best = lg[i][v] > lg[i][best] ? v : best;
+            }
+            same_argmax[i] += best == best0;
+        }
+        n++;
+    }
+    fclose(f);
+    for (int i = 1; i < NV; i++)
+        fprintf(stderr, "gemma prompt logits vs the float path, %d prompts: %s max %.3f mean %.4f, same argmax %d\n", n,
+                names[i], worst[i], mean[i] / n, same_argmax[i]);
+    /* the tiles: as near as the per-row dots of the same 8-bit activations */
+    cr_assert_lt(worst[2], 1.0, "8-bit integer tiles moved a logit by %f", worst[2]);
+    cr_assert_lt(mean[2], 1.5 * mean[3], "8-bit integer tiles (mean %f) farther than the per-row dots (%f)", mean[2] / n,
+                 mean[3] / n);
+    /* the F16 cache alone: a small fraction of 8-bit activations' effect */
+    cr_assert_lt(worst[4], 0.25, "the F16 KV cache moved a logit by %f", worst[4]);
+    cr_assert_lt(mean[4], 0.5 * mean[3], "the F16 KV cache (mean %f) vs 8-bit activations (%f)", mean[4] / n, mean[3] / n);
+    cr_assert_lt(worst[5], 1.0, "integer tiles + F16 KV cache moved a logit by %f", worst[5]);
+    for (int i = 0; i < NV; i++) free(lg[i]);
+    sc_llama_free(m);
+}
+
+/* With an F16 cache, a batched prompt == the same tokens one by one through
+ * the cache (both read the rounded keys and values); the cache takes half
+ * the bytes; switching the type empties the model's own cache. */
+Test(gguf_gemma, f16_kv_cache_batch_equals_steps, .timeout = 240) {
+    sc_llama *m = load(64);
+    sc_error e;
+    size_t b32 = sc_llama_kv_bytes(m, 64);
+    cr_assert_eq(b32, (size_t)2 * 18 * 64 * 256 * 4);
+    cr_assert_eq(sc_llama_set_kv_type(m, 7, &e), SC_EINVAL);
+    int32_t toks[8] = {2, 818, 5279, 529, 7001, 563, 9079, 236761};
+    cr_assert_eq(sc_llama_forward(m, toks, 3, NULL, NULL, &e), SC_OK, "%s", e.msg);
+    cr_assert_eq(sc_llama_set_kv_type(m, SC_KV_F16, &e), SC_OK, "%s", e.msg);
+    cr_assert(m->kv.n_past == 0 && m->kv.type == SC_KV_F16 && m->kv.kh && !m->kv.k && m->kv.max_ctx == 64);
+    cr_assert_eq(sc_llama_kv_bytes(m, 64), b32 / 2);
+    cr_assert_eq(sc_llama_kv_type_parse("f16"), SC_KV_F16);
+    cr_assert_eq(sc_llama_kv_type_parse("f32"), SC_KV_F32);
+    cr_assert_eq(sc_llama_kv_type_parse("q8_0"), -1);
+    int C = m->cfg.dim, T = 8;
+    m->qmm_mode = SC_QMM_SGEMM; /* one path for both */
+    float *hb = malloc((size_t)T * C * 4), *h1 = malloc((size_t)C * 4);
+    cr_assert_eq(sc_llama_forward(m, toks, T, NULL, hb, &e), SC_OK, "%s", e.msg);
+    sc_llama_reset(m);
+    for (int t = 0; t < T; t++) {
+        cr_assert_eq(sc_llama_forward(m, toks + t, 1, NULL, h1, &e), SC_OK, "%s", e.msg);
+        for (int i = 0; i < C; i++)
+            cr_assert(fabsf(h1[i] - hb[(size_t)t * C + i]) < 2e-3f * (1 + fabsf(hb[(size_t)t * C + i])),
+                      "token %d dim %d: %f vs %f", t, i, h1[i], hb[(size_t)t * C + i]);
+    }
+    /* a second sequence's cache takes the model's type */
+    sc_llama_kv *kv;
+    cr_assert_eq(sc_llama_kv_new(m, 16, &kv, &e), SC_OK, "%s", e.msg);
+    cr_assert(kv->type == SC_KV_F16 && kv->kh && kv->vh && !kv->v);
+    sc_llama_kv_free(kv);
+    free(hb); free(h1);
+    sc_llama_free(m);
+}

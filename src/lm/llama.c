@@ -9,6 +9,7 @@
 #include "lm/llama.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,22 +80,21 @@ static void axpy(float *restrict y, float a, const float *restrict x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* Causal grouped-query attention over the cache for heads h0..h1-1:
- * out[T, NH*HS]. q[T, NH*HS]; kc/vc [P, NKV*HS] hold positions
- * 0..pos0+T-1; att is scratch [P]. Scores are scaled by scale; window > 0
- * (sliding-window layer): position pos sees keys p with pos - p < window
- * (llama.cpp's LLAMA_SWA_TYPE_STANDARD). */
-static void attention_forward(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
-                              int NH, int NKV, int HS, float scale, int window, int h0, int h1) {
-    int group = NH / NKV, KD = NKV * HS;
+/* Causal attention of query head h over its key/value head: out[T, NH*HS].
+ * q[T, NH*HS]; kc/vc: position p's HS keys / values at kc + p * ld (the
+ * head's columns of the cache), positions 0..pos0+T-1; att is scratch
+ * [P]. Scores are scaled by scale; window > 0 (sliding-window layer):
+ * position pos sees keys p with pos - p < window (llama.cpp's
+ * LLAMA_SWA_TYPE_STANDARD). */
+static void attention_forward(float *out, const float *q, const float *kc, const float *vc, size_t ld, float *att, int T,
+                              int pos0, int NH, int HS, float scale, int window, int h) {
     for (int t = 0; t < T; t++) {
         int P = pos0 + t + 1, p0 = window > 0 && P > window ? P - window : 0;
-        for (int h = h0; h < h1; h++) {
+        {
             const float *qh = q + ((size_t)t * NH + h) * HS;
-            int kh = h / group;
             float mx = -INFINITY;
             for (int p = p0; p < P; p++) {
-                const float *k = kc + (size_t)p * KD + (size_t)kh * HS;
+                const float *k = kc + (size_t)p * ld;
                 float s = dot_lanes(qh, k, HS) * scale;
                 att[p] = s;
                 if (s > mx) mx = s;
@@ -107,7 +107,7 @@ static void attention_forward(float *out, const float *q, const float *kc, const
             float *oh = out + ((size_t)t * NH + h) * HS;
             memset(oh, 0, (size_t)HS * sizeof(float));
             for (int p = p0; p < P; p++) {
-                const float *v = vc + (size_t)p * KD + (size_t)kh * HS;
+                const float *v = vc + (size_t)p * ld;
                 axpy(oh, att[p] / sum, v, HS);
             }
         }
@@ -120,13 +120,13 @@ static void attention_forward(float *out, const float *q, const float *kc, const
  * result as attention_forward up to float summation order; for long prompts
  * it keeps attention (T^2) from dominating the forward pass. */
 enum { ATT_QB = 64 };
-static void attention_gemm(float *out, const float *q, const float *kc, const float *vc, float *att, int T, int pos0,
-                           int NH, int NKV, int HS, float scale, int window, int h) {
-    int kh = h / (NH / NKV), KD = NKV * HS, QD = NH * HS;
+static void attention_gemm(float *out, const float *q, const float *kc, const float *vc, size_t ld, float *att, int T,
+                           int pos0, int NH, int HS, float scale, int window, int h) {
+    int QD = NH * HS;
     for (int t0 = 0; t0 < T; t0 += ATT_QB) {
         int tb = T - t0 < ATT_QB ? T - t0 : ATT_QB, P = pos0 + t0 + tb;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tb, P, HS, scale, q + (size_t)t0 * QD + (size_t)h * HS, QD,
-                    kc + (size_t)kh * HS, KD, 0.0f, att, P);
+                    kc, (int)ld, 0.0f, att, P);
         for (int i = 0; i < tb; i++) {
             float *a = att + (size_t)i * P;
             int n = pos0 + t0 + i + 1; /* causal: positions p0..n-1 */
@@ -138,7 +138,7 @@ static void attention_gemm(float *out, const float *q, const float *kc, const fl
             for (int p = 0; p < p0; p++) a[p] = 0;
             for (int p = n; p < P; p++) a[p] = 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, HS, P, 1.0f, att, P, vc + (size_t)kh * HS, KD, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tb, HS, P, 1.0f, att, P, vc, (int)ld, 0.0f,
                     out + (size_t)t0 * QD + (size_t)h * HS, QD);
     }
 }
@@ -169,6 +169,7 @@ typedef struct attn_job {
     int layer, NH, NKV, HS;
     float scale;
     int window;
+    atomic_int failed; /* scratch for an F16 cache could not be allocated */
 } attn_job;
 
 static void attention_task(void *ctx, int task) {
@@ -177,13 +178,32 @@ static void attention_task(void *ctx, int task) {
     int s = task / j->NH, h = task % j->NH, t0 = b->seg[s], T = b->seg[s + 1] - t0, pos0 = b->pos0[s];
     float *att = j->att + b->att_off[s] + (size_t)h * att_scratch(T, pos0 + T);
     const sc_llama_kv *kv = b->kvs[s];
-    size_t off = (size_t)j->layer * kv->max_ctx * kv->kd, qd = (size_t)j->NH * j->HS;
-    const float *q = j->q + t0 * qd;
-    float *out = j->out + t0 * qd;
+    int HS = j->HS, kh = h / (j->NH / j->NKV), P = pos0 + T;
+    size_t off = (size_t)j->layer * kv->max_ctx * kv->kd + (size_t)kh * HS, qd = (size_t)j->NH * HS;
+    const float *q = j->q + t0 * qd, *kc, *vc;
+    float *out = j->out + t0 * qd, *kvf = NULL;
+    size_t ld = (size_t)kv->kd;
+    if (kv->type == SC_KV_F16) { /* this head's P keys and values widened to float [P, HS] */
+        if (!(kvf = sc_malloc(2 * (size_t)P * HS * sizeof(float)))) {
+            j->failed = 1;
+            return;
+        }
+        for (int p = 0; p < P; p++) {
+            sc_f16_widen(kv->kh + off + (size_t)p * ld, (size_t)HS, kvf + (size_t)p * HS);
+            sc_f16_widen(kv->vh + off + (size_t)p * ld, (size_t)HS, kvf + (size_t)(P + p) * HS);
+        }
+        kc = kvf;
+        vc = kvf + (size_t)P * HS;
+        ld = (size_t)HS;
+    } else {
+        kc = kv->k + off;
+        vc = kv->v + off;
+    }
     if (T == 1)
-        attention_forward(out, q, kv->k + off, kv->v + off, att, 1, pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h, h + 1);
+        attention_forward(out, q, kc, vc, ld, att, 1, pos0, j->NH, HS, j->scale, j->window, h);
     else
-        attention_gemm(out, q, kv->k + off, kv->v + off, att, T, pos0, j->NH, j->NKV, j->HS, j->scale, j->window, h);
+        attention_gemm(out, q, kc, vc, ld, att, T, pos0, j->NH, HS, j->scale, j->window, h);
+    sc_free(kvf);
 }
 
 /* x[t] += bias for each of T rows of n; nothing when bias is NULL */
@@ -200,24 +220,70 @@ static void softcap_forward(float *x, size_t n, float cap) {
 
 /* ---- KV caches ---- */
 
-static int kv_init(const sc_llama *m, sc_llama_kv *kv, int max_ctx, sc_error *err) {
+static int kv_positions(const sc_llama *m, int max_ctx) {
     const sc_llama_config *c = &m->cfg;
-    memset(kv, 0, sizeof *kv);
-    kv->model = m;
-    kv->max_ctx = max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
-    kv->kd = c->n_kv_heads * c->head_dim;
-    /* calloc: pages past the positions a sequence reaches are never touched */
-    size_t n = (size_t)c->n_layers * kv->max_ctx * kv->kd;
-    kv->k = sc_calloc(n, sizeof(float));
-    kv->v = sc_calloc(n, sizeof(float));
-    if (!kv->k || !kv->v) return sc_fail(err, SC_ENOMEM, "%s: out of memory for a KV cache of %d positions", m->path, kv->max_ctx);
-    return SC_OK;
+    return max_ctx > 0 ? max_ctx : (c->ctx_train < 2048 ? c->ctx_train : 2048);
+}
+
+size_t sc_llama_kv_bytes(const sc_llama *m, int max_ctx) {
+    const sc_llama_config *c = &m->cfg;
+    size_t n = (size_t)c->n_layers * kv_positions(m, max_ctx) * c->n_kv_heads * c->head_dim;
+    return 2 * n * (m->kv_type == SC_KV_F16 ? sizeof(uint16_t) : sizeof(float));
 }
 
 static void kv_release(sc_llama_kv *kv) {
     sc_free(kv->k);
     sc_free(kv->v);
+    sc_free(kv->kh);
+    sc_free(kv->vh);
     kv->k = kv->v = NULL;
+    kv->kh = kv->vh = NULL;
+}
+
+static int kv_init(const sc_llama *m, sc_llama_kv *kv, int max_ctx, sc_error *err) {
+    const sc_llama_config *c = &m->cfg;
+    memset(kv, 0, sizeof *kv);
+    kv->model = m;
+    kv->max_ctx = kv_positions(m, max_ctx);
+    kv->kd = c->n_kv_heads * c->head_dim;
+    kv->type = m->kv_type;
+    /* calloc: pages past the positions a sequence reaches are never touched */
+    size_t n = (size_t)c->n_layers * kv->max_ctx * kv->kd;
+    int ok;
+    if (kv->type == SC_KV_F16) {
+        kv->kh = sc_calloc(n, sizeof(uint16_t));
+        kv->vh = sc_calloc(n, sizeof(uint16_t));
+        ok = kv->kh && kv->vh;
+    } else {
+        kv->k = sc_calloc(n, sizeof(float));
+        kv->v = sc_calloc(n, sizeof(float));
+        ok = kv->k && kv->v;
+    }
+    if (!ok) {
+        kv_release(kv);
+        return sc_fail(err, SC_ENOMEM, "%s: out of memory for a KV cache of %d positions", m->path, kv->max_ctx);
+    }
+    return SC_OK;
+}
+
+int sc_llama_kv_type_parse(const char *name) {
+    if (name && !strcmp(name, "f32")) return SC_KV_F32;
+    if (name && !strcmp(name, "f16")) return SC_KV_F16;
+    return -1;
+}
+
+int sc_llama_set_kv_type(sc_llama *m, int type, sc_error *err) {
+    if (type != SC_KV_F32 && type != SC_KV_F16) return sc_fail(err, SC_EINVAL, "KV cache type %d (f32 or f16)", type);
+    int old = m->kv_type;
+    sc_llama_kv kv;
+    m->kv_type = type;
+    if (kv_init(m, &kv, m->kv.max_ctx, err) != SC_OK) {
+        m->kv_type = old;
+        return SC_ENOMEM;
+    }
+    kv_release(&m->kv);
+    m->kv = kv;
+    return SC_OK;
 }
 
 int sc_llama_kv_new(const sc_llama *m, int max_ctx, sc_llama_kv **out, sc_error *err) {
@@ -488,15 +554,15 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err) 
     if ((rc = kv_init(m, &m->kv, max_ctx, err))) goto done;
     {
         /* SEMCTR_QMM overrides the matmul path (benchmarks, debugging) */
-        static const char *qmm_names[] = {"auto", "int", "sgemm", "int+sgemm", "int+bf16"};
+        static const char *qmm_names[] = {"auto", "int", "sgemm", "int+sgemm", "int+bf16", "int+vnni"};
         const char *qmm = getenv("SEMCTR_QMM");
         m->qmm_mode = SC_QMM_AUTO;
         if (qmm && qmm[0]) {
             m->qmm_mode = -1;
-            for (int i = 0; i < 5; i++) /* the names in SC_QMM_* order */
+            for (int i = 0; i < 6; i++) /* the names in SC_QMM_* order */
                 if (!strcmp(qmm, qmm_names[i])) m->qmm_mode = i;
             if (m->qmm_mode < 0) {
-                rc = sc_fail(err, SC_EINVAL, "SEMCTR_QMM='%s': expected auto, int, sgemm, int+sgemm or int+bf16", qmm);
+                rc = sc_fail(err, SC_EINVAL, "SEMCTR_QMM='%s': expected auto, int, sgemm, int+sgemm, int+bf16 or int+vnni", qmm);
                 goto done;
             }
         }
@@ -567,11 +633,20 @@ static int forward(sc_llama *m, const fwd_batch *b, float *const *logits, float 
         for (int s = 0; s < b->n_seg; s++) { /* into the caches, before attention reads them */
             const sc_llama_kv *kv = b->kvs[s];
             size_t at = ((size_t)l * kv->max_ctx + b->pos0[s]) * KD, n = (size_t)(b->seg[s + 1] - b->seg[s]) * KD;
-            memcpy(kv->k + at, kt + (size_t)b->seg[s] * KD, n * sizeof(float));
-            memcpy(kv->v + at, vt + (size_t)b->seg[s] * KD, n * sizeof(float));
+            if (kv->type == SC_KV_F16) {
+                sc_f16_round(kt + (size_t)b->seg[s] * KD, n, kv->kh + at);
+                sc_f16_round(vt + (size_t)b->seg[s] * KD, n, kv->vh + at);
+            } else {
+                memcpy(kv->k + at, kt + (size_t)b->seg[s] * KD, n * sizeof(float));
+                memcpy(kv->v + at, vt + (size_t)b->seg[s] * KD, n * sizeof(float));
+            }
         }
-        attn_job aj = {b, ao, att, q, l, NH, NKV, HS, c->attn_scale, y->local ? c->swa_window : 0};
+        attn_job aj = {b, ao, att, q, l, NH, NKV, HS, c->attn_scale, y->local ? c->swa_window : 0, 0};
         sc_pool_run(m->pool, b->n_seg * NH, attention_task, &aj);
+        if (aj.failed) {
+            rc = sc_fail(err, SC_ENOMEM, "out of memory widening the F16 KV cache of %d positions", b->pos[T - 1] + 1);
+            goto done;
+        }
         const sc_qtensor *wo = &y->wo;
         if ((rc = sc_qmatmul_seg(1, &xn, &wo, ao, b->seg, b->n_seg, m->pool, mode, err))) goto done;
         add_bias(xn, y->bo, T, C);

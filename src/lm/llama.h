@@ -84,12 +84,19 @@ struct sc_llama;
 /* The keys and values of one token sequence: its KV cache. The model has one
  * of its own (sc_llama_forward); more let several sequences run together
  * (sc_llama_forward_batch). */
+/* Element types of a KV cache: float (exact), or fp16 (half the memory,
+ * llama.cpp's default; keys and values rounded to nearest even when
+ * stored, widened to float when attention reads them). */
+enum { SC_KV_F32 = 0, SC_KV_F16 = 1 };
+
 typedef struct sc_llama_kv {
     const struct sc_llama *model; /* the model it was made for */
     int max_ctx;   /* positions it holds */
     int n_past;    /* positions filled */
     int kd;        /* NKV*HS */
+    int type;      /* SC_KV_F32: k, v; SC_KV_F16: kh, vh (the other pair NULL) */
     float *k, *v;  /* [L, max_ctx, kd] */
+    uint16_t *kh, *vh; /* [L, max_ctx, kd] fp16 bits */
 } sc_llama_kv;
 
 typedef struct sc_llama {
@@ -103,6 +110,7 @@ typedef struct sc_llama {
     int n_threads;     /* threads of the matmuls and attention */
     sc_pool *pool;
     int qmm_mode;      /* SC_QMM_* for T > 1 (SC_QMM_AUTO) */
+    int kv_type;       /* SC_KV_* of the caches made for it (SC_KV_F32) */
 } sc_llama;
 
 /* Load a GGUF of general.architecture "llama", "gemma3" or "qwen2"; max_ctx bounds
@@ -115,6 +123,17 @@ int sc_llama_load(sc_llama **out, const char *path, int max_ctx, sc_error *err);
  * on the thread count. SC_ENOMEM when the threads cannot be set up. */
 int sc_llama_set_threads(sc_llama *m, int n_threads, sc_error *err);
 void sc_llama_free(sc_llama *m);
+
+/* The element type of m's KV caches (SC_KV_F32 or SC_KV_F16): the model's
+ * own cache is made anew (empty, same length), later sc_llama_kv_new
+ * caches take it. SC_EINVAL for another type, SC_ENOMEM (the old cache
+ * kept) when the new one cannot be allocated. */
+int sc_llama_set_kv_type(sc_llama *m, int type, sc_error *err);
+/* "f32" / "f16" -> SC_KV_*; -1 for anything else */
+int sc_llama_kv_type_parse(const char *name);
+/* Bytes a KV cache of m's type and max_ctx positions allocates (its pages
+ * are touched only as far as a sequence reaches). */
+size_t sc_llama_kv_bytes(const sc_llama *m, int max_ctx);
 
 /* Forget the model's own KV cache (start a new sequence). */
 void sc_llama_reset(sc_llama *m);

@@ -25,6 +25,10 @@ sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni);
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni);
 sc_bf16_tile_fn sc_bf16_tile_avx512(void);
 void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out);
+sc_i8_tile_fn sc_i8_tile_avx512_vnni(void);
+size_t sc_f16_round_avx2(const float *x, size_t n, uint16_t *out);
+size_t sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out);
+int sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d);
 size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -671,6 +675,116 @@ static void BF16 bf16_tile_avx512(const uint16_t *xp, int T, const uint16_t *wt,
 
 sc_bf16_tile_fn sc_bf16_tile_avx512(void) { return bf16_tile_avx512; }
 
+/* ---- 8-bit integer tiles (AVX512_VNNI) ---- */
+
+/* sc_i8_unpack on AVX2: x32_avx2's signed block values + off as bytes */
+int AVX2 sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d) {
+    int NB = w->cols / 32, off = w->type == SC_GGML_Q8_0 ? 128 : w->type == SC_GGML_Q4_0 ? 8 : 16;
+    size_t bs = w->type == SC_GGML_Q8_0 ? 34 : w->type == SC_GGML_Q4_0 ? 18 : 22;
+    __m256i o = _mm256_set1_epi8((char)off);
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = w->data + (size_t)(r0 + r) * w->row_bytes;
+        for (int b = 0; b < NB; b++) {
+            const uint8_t *blk = row + (size_t)b * bs;
+            _mm256_storeu_si256((__m256i *)(u + (size_t)r * w->cols + 32 * (size_t)b),
+                                _mm256_add_epi8(x32_avx2(w->type, blk), o));
+            d[(size_t)r * NB + b] = f16_avx2(blk);
+        }
+    }
+    return off;
+}
+
+/* The micro-kernel: NT groups of 16 tokens x NR weight rows. Per block,
+ * NT x NR int32 accumulators start at -off * (the token's block sum) and
+ * take 8 vpdpbusd (4 weight bytes broadcast x 4 activation bytes per lane);
+ * then acc = fma(float(isum), d_w * d_x, acc) per lane, as the plain C
+ * twin. tmp[(i * 3 + j) * 16 + l] = token l of group i . row j. */
+#define I8_KERNEL(NT, NR)                                                                                              \
+    static void VNNI i8_kernel_##NT##x##NR(const int8_t *xq, size_t gq, const float *xd, const int32_t *xs, size_t gs, \
+                                           const uint8_t *u, size_t IC, const float *wd, int NB, int off, float *tmp) { \
+        __m512 acc[NT][NR];                                                                                            \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
+            acc[i][j] = _mm512_setzero_ps();                                                                           \
+        const __m512i noff = _mm512_set1_epi32(-off);                                                                  \
+        for (int b = 0; b < NB; b++) {                                                                                 \
+            __m512i ia[NT][NR];                                                                                        \
+            _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) {                                                     \
+                __m512i c = _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(xs + i * gs + 16 * (size_t)b)), noff); \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++) ia[i][j] = c;                                     \
+            }                                                                                                          \
+            _Pragma("GCC unroll 8") for (int p = 8 * b; p < 8 * b + 8; p++) {                                          \
+                __m512i x[NT];                                                                                         \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) x[i] =                                            \
+                    _mm512_loadu_si512((const void *)(xq + i * gq + (size_t)p * 64));                                  \
+                _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++) {                                                 \
+                    int32_t quad;                                                                                      \
+                    memcpy(&quad, u + j * IC + 4 * (size_t)p, 4);                                                      \
+                    __m512i wv = _mm512_set1_epi32(quad);                                                              \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) ia[i][j] =                                    \
+                        _mm512_dpbusd_epi32(ia[i][j], wv, x[i]);                                                       \
+                }                                                                                                      \
+            }                                                                                                          \
+            _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++) {                                                     \
+                __m512 dw = _mm512_set1_ps(wd[(size_t)j * NB + b]);                                                    \
+                _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) {                                                 \
+                    __m512 dx = _mm512_loadu_ps(xd + i * gs + 16 * (size_t)b);                                         \
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[i][j]), _mm512_mul_ps(dw, dx), acc[i][j]);       \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
+            _mm512_storeu_ps(tmp + (i * 3 + j) * 16, acc[i][j]);                                                       \
+    }
+#define I8_KERNELS(NT) I8_KERNEL(NT, 1) I8_KERNEL(NT, 2) I8_KERNEL(NT, 3)
+I8_KERNELS(1)
+I8_KERNELS(2)
+I8_KERNELS(3)
+I8_KERNELS(4)
+
+typedef void (*i8_kernel_fn)(const int8_t *, size_t, const float *, const int32_t *, size_t, const uint8_t *, size_t,
+                             const float *, int, int, float *);
+#define I8_ROW(NT) {i8_kernel_##NT##x1, i8_kernel_##NT##x2, i8_kernel_##NT##x3}
+static const i8_kernel_fn i8_kernels[4][3] = {I8_ROW(1), I8_ROW(2), I8_ROW(3), I8_ROW(4)};
+
+/* sc_i8_tile_fn: blocks of 3 weight rows (in L1) x 4 groups of 16 tokens
+ * (streaming from L2), smaller at the edges */
+static void VNNI i8_tile_avx512(const sc_i8_act *a, const uint8_t *u, const float *d, int off, int R, float *out,
+                                size_t ldo) {
+    int IC = a->IC, NB = a->NB, G = a->G;
+    size_t gq = (size_t)IC * 16, gs = (size_t)NB * 16;
+    float tmp[4 * 3 * 16];
+    for (int r0 = 0; r0 < R; r0 += 3) {
+        int nr = R - r0 < 3 ? R - r0 : 3;
+        for (int g0 = 0; g0 < G; g0 += 4) {
+            int ng = G - g0 < 4 ? G - g0 : 4;
+            i8_kernels[ng - 1][nr - 1](a->q + g0 * gq, gq, a->d + g0 * gs, a->s + g0 * gs, gs, u + (size_t)r0 * IC,
+                                       (size_t)IC, d + (size_t)r0 * NB, NB, off, tmp);
+            for (int i = 0; i < ng; i++)
+                for (int l = 0; l < 16 && 16 * (g0 + i) + l < a->T; l++) {
+                    float *o = out + (size_t)(16 * (g0 + i) + l) * ldo + r0;
+                    for (int j = 0; j < nr; j++) o[j] = tmp[(i * 3 + j) * 16 + l];
+                }
+        }
+    }
+}
+
+sc_i8_tile_fn sc_i8_tile_avx512_vnni(void) { return i8_tile_avx512; }
+
+/* ---- half-precision rows (F16C): all but a tail of < 8 ---- */
+
+size_t AVX2 sc_f16_round_avx2(const float *x, size_t n, uint16_t *out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+}
+
+size_t AVX2 sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    return i;
+}
+
 sc_qdot_fn sc_qdot_avx2(int wtype, int vnni) {
     if (vnni) return qdot_int_avx2_vnni(wtype);
     switch (wtype) {
@@ -709,6 +823,13 @@ sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni) { return vnni ? qdot4_int_avx51
 #else
 size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu) { (void)g; (void)u; (void)n; (void)gelu; return 0; }
 sc_bf16_tile_fn sc_bf16_tile_avx512(void) { return NULL; }
+sc_i8_tile_fn sc_i8_tile_avx512_vnni(void) { return NULL; }
+size_t sc_f16_round_avx2(const float *x, size_t n, uint16_t *out) { (void)x; (void)n; (void)out; return 0; }
+size_t sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out) { (void)h; (void)n; (void)out; return 0; }
+int sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d) {
+    (void)w; (void)r0; (void)R; (void)u; (void)d;
+    return -1;
+}
 void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out) { (void)x; (void)n; (void)out; }
 sc_qdot4_fn sc_qdot4_avx2(int wtype, int vnni) { (void)wtype; (void)vnni; return NULL; }
 sc_qdot4_fn sc_qdot4_avx512(int wtype, int vnni) { (void)wtype; (void)vnni; return NULL; }

@@ -24,6 +24,10 @@ sc_dequant_fn sc_dequant_avx2(int wtype);
 sc_bf16_tile_fn sc_bf16_tile_avx512(void);
 size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu);
 void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out);
+sc_i8_tile_fn sc_i8_tile_avx512_vnni(void);
+size_t sc_f16_round_avx2(const float *x, size_t n, uint16_t *out);
+size_t sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out);
+int sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d);
 
 /* ---- helpers ---- */
 
@@ -33,9 +37,8 @@ static float h16(const uint8_t *p) {
     return sc_f16_to_f32(h);
 }
 
-/* float -> fp16 -> float, round to nearest even (as F16C and ggml do), so
- * activation scales carry exactly the precision llama.cpp gives them. */
-static float round_f16(float f) {
+/* float -> fp16 bits, round to nearest even (as F16C and ggml do) */
+uint16_t sc_f16_of(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint32_t sign = x & 0x80000000u, ax = x & 0x7fffffffu;
@@ -50,8 +53,21 @@ static float round_f16(float f) {
         uint32_t r = ax + 0x00000fffu + ((ax >> 13) & 1); /* RNE on the 13 dropped bits */
         h = (uint16_t)((r - 0x38000000u) >> 13);
     }
-    float out = sc_f16_to_f32((uint16_t)(h | (sign >> 16)));
-    return out;
+    return (uint16_t)(h | (sign >> 16));
+}
+
+/* float -> fp16 -> float, so activation scales carry exactly the precision
+ * llama.cpp gives them. */
+static float round_f16(float f) { return sc_f16_to_f32(sc_f16_of(f)); }
+
+void sc_f16_round(const float *x, size_t n, uint16_t *out) {
+    size_t i = sc_isa_available(SC_ISA_AVX2) ? sc_f16_round_avx2(x, n, out) : 0;
+    for (; i < n; i++) out[i] = sc_f16_of(x[i]);
+}
+
+void sc_f16_widen(const uint16_t *h, size_t n, float *out) {
+    size_t i = sc_isa_available(SC_ISA_AVX2) ? sc_f16_widen_avx2(h, n, out) : 0;
+    for (; i < n; i++) out[i] = sc_f16_to_f32(h[i]);
 }
 
 /* every type sc_dequant reads has plain C dot products (sc_qdot_get) */
@@ -504,6 +520,109 @@ sc_bf16_tile_fn sc_bf16_tile_get(int isa) {
     return NULL;
 }
 
+/* ---- 8-bit integer tiles: plain C (the reference the AVX512_VNNI kernel
+ * is tested against) ---- */
+
+int sc_i8_tile_supported(int wtype) {
+    return wtype == SC_GGML_Q8_0 || wtype == SC_GGML_Q4_0 || wtype == SC_GGML_Q5_0;
+}
+
+/* the three arrays of a packed activation buffer, each 64-byte aligned */
+static size_t i8_q_bytes(int G, int IC) { return ((size_t)G * 16 * IC + 63) & ~(size_t)63; }
+static size_t i8_d_bytes(int G, int NB) { return ((size_t)G * NB * 16 * 4 + 63) & ~(size_t)63; }
+
+size_t sc_i8_pack_bytes(int T, int IC) {
+    int G = (T + 15) / 16, NB = IC / 32;
+    return i8_q_bytes(G, IC) + 2 * i8_d_bytes(G, NB) + sc_qact_bytes(SC_GGML_Q8_0, IC) + 64;
+}
+
+void sc_i8_pack(const float *x, int T, int IC, void *buf, sc_i8_act *a) {
+    int G = (T + 15) / 16, NB = IC / 32, P = IC / 4;
+    uint8_t *base = buf;
+    int8_t *q = (int8_t *)base;
+    float *d = (float *)(base + i8_q_bytes(G, IC));
+    int32_t *s = (int32_t *)(base + i8_q_bytes(G, IC) + i8_d_bytes(G, NB));
+    uint8_t *row = base + i8_q_bytes(G, IC) + 2 * i8_d_bytes(G, NB); /* one quantised row */
+    memset(base, 0, i8_q_bytes(G, IC) + 2 * i8_d_bytes(G, NB)); /* rows past T: zero */
+    for (int t = 0; t < T; t++) {
+        sc_qrow r;
+        sc_qact_quantize(SC_GGML_Q8_0, x + (size_t)t * IC, IC, row, &r);
+        int g = t / 16, l = t % 16;
+        int8_t *qg = q + (size_t)g * P * 64 + 4 * l;
+        for (int p = 0; p < P; p++) memcpy(qg + (size_t)p * 64, r.qs + 4 * (size_t)p, 4);
+        for (int b = 0; b < NB; b++) {
+            int sum = 0;
+            for (int k = 0; k < 32; k++) sum += r.qs[32 * b + k];
+            d[((size_t)g * NB + b) * 16 + l] = r.d[b];
+            s[((size_t)g * NB + b) * 16 + l] = sum;
+        }
+    }
+    *a = (sc_i8_act){.T = T, .IC = IC, .G = G, .NB = NB, .q = q, .d = d, .s = s};
+}
+
+/* the offset that makes a block value v of wtype an unsigned byte */
+static int i8_offset(int wtype) { return wtype == SC_GGML_Q8_0 ? 128 : wtype == SC_GGML_Q4_0 ? 8 : 16; }
+
+int sc_i8_unpack(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d) {
+    if (sc_isa_available(SC_ISA_AVX2)) return sc_i8_unpack_avx2(w, r0, R, u, d);
+    int NB = w->cols / 32, off = i8_offset(w->type);
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = w->data + (size_t)(r0 + r) * w->row_bytes;
+        for (int b = 0; b < NB; b++) {
+            uint8_t *o = u + (size_t)r * w->cols + 32 * (size_t)b;
+            if (w->type == SC_GGML_Q8_0) {
+                const uint8_t *blk = row + (size_t)b * 34;
+                d[(size_t)r * NB + b] = h16(blk);
+                for (int k = 0; k < 32; k++) o[k] = (uint8_t)((int8_t)blk[2 + k] + off);
+            } else if (w->type == SC_GGML_Q4_0) {
+                const uint8_t *blk = row + (size_t)b * 18;
+                d[(size_t)r * NB + b] = h16(blk);
+                for (int k = 0; k < 16; k++) {
+                    o[k] = blk[2 + k] & 15;
+                    o[k + 16] = blk[2 + k] >> 4;
+                }
+            } else { /* Q5_0 */
+                const uint8_t *blk = row + (size_t)b * 22;
+                uint32_t qh;
+                memcpy(&qh, blk + 2, 4);
+                d[(size_t)r * NB + b] = h16(blk);
+                for (int k = 0; k < 16; k++) {
+                    o[k] = (uint8_t)((blk[6 + k] & 15) | ((qh >> k & 1) << 4));
+                    o[k + 16] = (uint8_t)((blk[6 + k] >> 4) | ((qh >> (k + 16) & 1) << 4));
+                }
+            }
+        }
+    }
+    return off;
+}
+
+static void i8_tile_plain(const sc_i8_act *a, const uint8_t *u, const float *d, int off, int R, float *out, size_t ldo) {
+    int IC = a->IC, NB = a->NB, P = IC / 4;
+    for (int t = 0; t < a->T; t++) {
+        int g = t / 16, l = t % 16;
+        const int8_t *qg = a->q + (size_t)g * P * 64 + 4 * l;
+        const float *dx = a->d + (size_t)g * NB * 16 + l;
+        const int32_t *sx = a->s + (size_t)g * NB * 16 + l;
+        for (int r = 0; r < R; r++) {
+            const uint8_t *ur = u + (size_t)r * IC;
+            float acc = 0;
+            for (int b = 0; b < NB; b++) {
+                int32_t isum = -off * sx[16 * b];
+                for (int p = 8 * b; p < 8 * b + 8; p++)
+                    for (int i = 0; i < 4; i++) isum += (int32_t)ur[4 * p + i] * qg[(size_t)p * 64 + i];
+                acc = fmaf((float)isum, d[(size_t)r * NB + b] * dx[16 * b], acc);
+            }
+            out[(size_t)t * ldo + r] = acc;
+        }
+    }
+}
+
+sc_i8_tile_fn sc_i8_tile_get(int isa) {
+    if (isa == SC_ISA_PLAIN) return i8_tile_plain;
+    if (isa == SC_ISA_AVX512 && sc_isa_available(SC_ISA_AVX512) && sc_cpu_has_vnni()) return sc_i8_tile_avx512_vnni();
+    return NULL;
+}
+
 /* ---- the gated activation ---- */
 
 void sc_glu(float *g, const float *u, size_t n, int gelu) {
@@ -527,14 +646,23 @@ static int bf16_tile_rows(int IC) {
     return r < 12 ? 12 : r > 96 ? 96 : r;
 }
 
+/* Rows of an 8-bit tile: a multiple of 3 (the VNNI kernel's rows) with
+ * R x IC bytes near 64 KiB; 12 .. 96. */
+static int i8_tile_rows(int IC) {
+    int r = 65536 / IC / 3 * 3;
+    return r < 12 ? 12 : r > 96 ? 96 : r;
+}
+
 /* the path a segment of T rows takes under mode (SC_QMM_INT, SC_QMM_SGEMM
  * or SC_QMM_INT_BF16 for a bfloat16 tile): AUTO, INT_SGEMM and INT_BF16
  * give one token the integer products and a batch float or bfloat16 tiles */
-static int segment_mode(int mode, int T) {
+static int segment_mode(int mode, int T, int i8_ok) {
     if (mode == SC_QMM_AUTO) /* measured: docs/llm.md "Performance" */
+        mode = sc_cpu_has_bf16() ? (sc_cpu_has_vnni() ? SC_QMM_INT_VNNI : SC_QMM_INT_BF16) : SC_QMM_INT_SGEMM;
+    if (mode == SC_QMM_INT_VNNI && !i8_ok) /* a type without an integer tile */
         mode = sc_cpu_has_bf16() ? SC_QMM_INT_BF16 : SC_QMM_INT_SGEMM;
     if (mode == SC_QMM_INT_SGEMM) mode = T == 1 ? SC_QMM_INT : SC_QMM_SGEMM;
-    if (mode == SC_QMM_INT_BF16 && T == 1) mode = SC_QMM_INT;
+    if ((mode == SC_QMM_INT_BF16 || mode == SC_QMM_INT_VNNI) && T == 1) mode = SC_QMM_INT;
     return mode;
 }
 
@@ -547,8 +675,10 @@ typedef struct mm_job {
     const int *int_rows;   /* [n_int] their row numbers */
     int n_int;
     const int *seg;        /* segment s: rows seg[s] .. seg[s+1]-1 */
-    const int *seg_mode;   /* SC_QMM_INT, SC_QMM_SGEMM or SC_QMM_INT_BF16 per segment */
-    int n_seg, any_sgemm, any_bf16;
+    const int *seg_mode;   /* SC_QMM_INT, SC_QMM_SGEMM, SC_QMM_INT_BF16 or SC_QMM_INT_VNNI per segment */
+    int n_seg, any_sgemm, any_bf16, any_i8;
+    const sc_i8_act *i8act; /* [n_seg] packed 8-bit activations of the INT_VNNI segments */
+    sc_i8_tile_fn i8;
     const uint16_t *xp;    /* packed bfloat16 activations of the bf16 segments */
     const size_t *xp_off;  /* segment s's groups start at xp + xp_off[s] */
     sc_bf16_tile_fn bf16;
@@ -566,6 +696,22 @@ static void mm_task(void *ctx, int task) {
     int OC = w->rows, r0 = (task - j->task0[k]) * j->rows_per_task;
     int r1 = r0 + j->rows_per_task < OC ? r0 + j->rows_per_task : OC, R = r1 - r0;
     float *out = j->outs[k];
+    if (j->any_i8) { /* 8-bit integer segments: the tile unpacked once for all of them */
+        uint8_t *u = sc_aligned_alloc((size_t)R * j->IC);
+        float *d = sc_malloc((size_t)R * (j->IC / 32) * sizeof(float));
+        if (!u || !d) {
+            sc_free(u);
+            sc_free(d);
+            j->failed = 1;
+            return;
+        }
+        int off = sc_i8_unpack(w, r0, R, u, d);
+        for (int s = 0; s < j->n_seg; s++)
+            if (j->seg_mode[s] == SC_QMM_INT_VNNI)
+                j->i8(&j->i8act[s], u, d, off, R, out + (size_t)j->seg[s] * OC + r0, OC);
+        sc_free(u);
+        sc_free(d);
+    }
     /* float and bfloat16 segments: the tile decoded once for all of them,
      * then one sgemm or tile kernel call per segment (the call it would get
      * alone: same bits) */
@@ -642,23 +788,48 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
     int *seg_mode = sc_malloc((size_t)n_seg * sizeof *seg_mode);
     if (!seg_mode) return sc_fail(err, SC_ENOMEM, "out of memory");
     mm_job j = {.n = n, .IC = IC, .outs = outs, .ws = ws, .x = x, .seg = seg, .seg_mode = seg_mode, .n_seg = n_seg};
-    int any_int = 0;
-    size_t *xp_off = sc_malloc((size_t)n_seg * sizeof *xp_off), xp_bytes = 0;
-    if (!xp_off) {
+    int any_int = 0, i8_ok = 1;
+    for (int k = 0; k < n; k++) i8_ok &= sc_i8_tile_supported(ws[k]->type);
+    size_t *xp_off = sc_malloc((size_t)n_seg * sizeof *xp_off), xp_bytes = 0, i8_bytes = 0;
+    sc_i8_act *i8act = sc_calloc((size_t)n_seg, sizeof *i8act);
+    if (!xp_off || !i8act) {
+        sc_free(xp_off);
+        sc_free(i8act);
         sc_free(seg_mode);
         return sc_fail(err, SC_ENOMEM, "out of memory");
     }
     for (int s = 0; s < n_seg; s++) {
-        seg_mode[s] = segment_mode(mode, seg[s + 1] - seg[s]);
+        seg_mode[s] = segment_mode(mode, seg[s + 1] - seg[s], i8_ok);
         if (seg_mode[s] == SC_QMM_SGEMM) j.any_sgemm = 1;
         else if (seg_mode[s] == SC_QMM_INT_BF16) j.any_bf16 = 1;
+        else if (seg_mode[s] == SC_QMM_INT_VNNI) j.any_i8 = 1;
         else any_int = 1;
         xp_off[s] = xp_bytes / sizeof(uint16_t);
         if (seg_mode[s] == SC_QMM_INT_BF16) xp_bytes += sc_bf16_pack_bytes(seg[s + 1] - seg[s], IC);
+        if (seg_mode[s] == SC_QMM_INT_VNNI) i8_bytes += sc_i8_pack_bytes(seg[s + 1] - seg[s], IC);
     }
     uint16_t *xp = NULL;
+    uint8_t *i8buf = NULL;
+    if (j.any_i8) {
+        if (!(i8buf = sc_aligned_alloc(i8_bytes))) {
+            sc_free(xp_off);
+            sc_free(i8act);
+            sc_free(seg_mode);
+            return sc_fail(err, SC_ENOMEM, "out of memory packing %d activation rows of %d", T, IC);
+        }
+        for (size_t s = 0, at = 0; s < (size_t)n_seg; s++)
+            if (seg_mode[s] == SC_QMM_INT_VNNI) {
+                sc_i8_pack(x + (size_t)seg[s] * IC, seg[s + 1] - seg[s], IC, i8buf + at, &i8act[s]);
+                at += sc_i8_pack_bytes(seg[s + 1] - seg[s], IC);
+            }
+        j.i8act = i8act;
+        j.i8 = sc_i8_tile_get(SC_ISA_AVX512);
+        if (!j.i8) j.i8 = sc_i8_tile_get(SC_ISA_PLAIN);
+    }
     if (j.any_bf16) {
         if (!(xp = sc_aligned_alloc(xp_bytes))) {
+            sc_free(i8buf);
+            sc_free(i8act);
             sc_free(xp_off);
             sc_free(seg_mode);
             return sc_fail(err, SC_ENOMEM, "out of memory packing %d activation rows of %d", T, IC);
@@ -670,7 +841,8 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
         j.bf16 = sc_bf16_tile_get(SC_ISA_AVX512);
         if (!j.bf16) j.bf16 = sc_bf16_tile_get(SC_ISA_PLAIN);
     }
-    j.rows_per_task = T == 1 ? ROWS_T1 : j.any_sgemm ? ROWS_SGEMM : j.any_bf16 ? bf16_tile_rows(IC) : ROWS_INT;
+    j.rows_per_task = T == 1 ? ROWS_T1 : j.any_sgemm ? ROWS_SGEMM : j.any_bf16 ? bf16_tile_rows(IC)
+                    : j.any_i8 ? i8_tile_rows(IC) : ROWS_INT;
     j.task0[0] = 0;
     for (int k = 0; k < n; k++) {
         j.task0[k + 1] = j.task0[k] + (ws[k]->rows + j.rows_per_task - 1) / j.rows_per_task;
@@ -692,6 +864,8 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
             sc_free(seg_mode);
             sc_free(xp);
             sc_free(xp_off);
+            sc_free(i8buf);
+            sc_free(i8act);
             return sc_fail(err, SC_ENOMEM, "out of memory quantising %d activation rows of %d", T, IC);
         }
         for (int s = 0; s < n_seg; s++)
@@ -710,6 +884,8 @@ int sc_qmatmul_seg(int n, float *const *outs, const sc_qtensor *const *ws, const
     sc_free(seg_mode);
     sc_free(xp);
     sc_free(xp_off);
+    sc_free(i8buf);
+    sc_free(i8act);
     if (j.failed) return sc_fail(err, SC_ENOMEM, "out of memory for a weight tile of %d x %d", j.rows_per_task, IC);
     return SC_OK;
 }

@@ -132,6 +132,62 @@ typedef void (*sc_bf16_tile_fn)(const uint16_t *xp, int T, const uint16_t *wt, i
  * NULL when the CPU lacks it; other isas: NULL */
 sc_bf16_tile_fn sc_bf16_tile_get(int isa);
 
+/* ---- 8-bit integer tiles (SC_QMM_INT_VNNI) ----
+ * For the 32-block types whose activations are Q8_0 (Q8_0, Q4_0, Q5_0):
+ * a prompt's activations are quantised per row to Q8_0 (sc_qact_quantize:
+ * llama.cpp's 8-bit activations) and packed in groups of 16 rows; a tile
+ * of R weight rows is unpacked once to unsigned bytes u = v + off (v the
+ * signed block value: Q5_0 off 16, Q4_0 8, Q8_0 128) and float scales. A
+ * (token, row) product is then, per 32-block b, the exact integer
+ * sum_k u_k q_k - off * sum_k q_k (vpdpbusd: 64 byte products per
+ * instruction, twice vdpbf16ps's 32) times d_w[b] * d_x[b], summed in
+ * float with one fma per block, in block order. */
+
+/* Packed activations of T rows of IC (IC a multiple of 32, NB = IC / 32,
+ * G = (T + 15) / 16 groups; rows past T are zero):
+ * q[g][p][l][i] = qs of row 16g + l, element 4p + i (p < IC / 4);
+ * d[g][b][l] = its block scale (fp16-rounded, as sc_qact_quantize);
+ * s[g][b][l] = sum of its block's 32 qs. */
+typedef struct sc_i8_act {
+    int T, IC, G, NB;
+    const int8_t *q;
+    const float *d;
+    const int32_t *s;
+} sc_i8_act;
+
+/* 1 when weights of wtype have an integer tile (Q8_0, Q4_0, Q5_0) */
+int sc_i8_tile_supported(int wtype);
+/* bytes sc_i8_pack needs for T rows of IC */
+size_t sc_i8_pack_bytes(int T, int IC);
+/* quantise x[T][IC] to Q8_0 and pack into buf (sc_i8_pack_bytes, 64-byte
+ * aligned); a points into buf */
+void sc_i8_pack(const float *x, int T, int IC, void *buf, sc_i8_act *a);
+/* rows r0 .. r0+R-1 of w (sc_i8_tile_supported) -> u[R][IC] = v + off,
+ * d[R][NB] float scales; returns off. AVX2 where the CPU has it, else
+ * plain C (the same bytes). */
+int sc_i8_unpack(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d);
+
+/* out[t * ldo + r] = product of activation row t (t < a->T) and tile row r
+ * (r < R): acc = 0; per block b in order, acc = fmaf((float)isum_b,
+ * d[r][b] * a->d[t][b], acc), isum_b exact. The plain C and AVX512_VNNI
+ * kernels give the same bits (tested). */
+typedef void (*sc_i8_tile_fn)(const sc_i8_act *a, const uint8_t *u, const float *d, int off, int R, float *out,
+                              size_t ldo);
+/* SC_ISA_PLAIN: plain C; SC_ISA_AVX512: the AVX512_VNNI kernel, NULL where
+ * the CPU lacks VNNI; other isas: NULL */
+sc_i8_tile_fn sc_i8_tile_get(int isa);
+
+/* ---- half precision (the F16 KV cache) ----
+ * fp16 bits of f, rounded to nearest even, subnormals kept, overflow to
+ * infinity (F16C's vcvtps2ph; NaN becomes the quiet NaN 0x7e00 with the
+ * sign) */
+uint16_t sc_f16_of(float f);
+/* out[i] = sc_f16_of(x[i]) (F16C where the CPU has it: the same bits for
+ * every non-NaN value) */
+void sc_f16_round(const float *x, size_t n, uint16_t *out);
+/* out[i] = the float value of h[i] (exact) */
+void sc_f16_widen(const uint16_t *h, size_t n, float *out);
+
 /* ---- the gated activation of the feed-forward ----
  * g[i] = g[i] sigmoid(a) u[i] for i < n, in place: a = g[i] (SwiGLU:
  * silu(g) u) or, with gelu, a = 2 sqrt(2/pi) g (1 + 0.044715 g^2) (GeGLU
@@ -151,9 +207,13 @@ void sc_glu(float *g, const float *u, size_t n, int gelu);
  * integer for T = 1; for T > 1 the tile dequantised and rounded to
  * bfloat16, activations rounded to bfloat16, products summed in float
  * (sc_bf16_tile_get; the AVX512_BF16 kernel where the CPU has it, else plain
+ * C). SC_QMM_INT_VNNI: as SC_QMM_INT_BF16, except that for T > 1 weights
+ * with an 8-bit integer tile (Q8_0, Q4_0, Q5_0: sc_i8_tile_supported) run
+ * through it (sc_i8_tile_get; AVX512_VNNI where the CPU has it, else plain
  * C). SC_QMM_AUTO: the combination measured fastest (docs/llm.md,
- * "Performance"): INT_BF16 where the CPU has AVX512_BF16, else INT_SGEMM. */
-enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3, SC_QMM_INT_BF16 = 4 };
+ * "Performance"): INT_VNNI where the CPU has AVX512_VNNI and AVX512_BF16,
+ * INT_BF16 where it has AVX512_BF16 only, else INT_SGEMM. */
+enum { SC_QMM_AUTO = 0, SC_QMM_INT = 1, SC_QMM_SGEMM = 2, SC_QMM_INT_SGEMM = 3, SC_QMM_INT_BF16 = 4, SC_QMM_INT_VNNI = 5 };
 
 /* outs[k][T, ws[k]->rows] = x[T, IC] ws[k]^T for k < n: several weights that
  * read the same input (Q/K/V, gate/up) in one parallel section. Every ws[k]
