@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "methods/msd/extract.h"
 
 static const char *USAGE =
@@ -21,7 +22,9 @@ static const char *USAGE =
     "  An interrupted run continues where it stopped when rerun with the same parameters.\n"
     "  --batch N: entities asked together (one pass of the model per token for all; the texts do not\n"
     "  depend on N).\n"
-    "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2 --batch 8.\n";
+    "  Defaults: --max-tokens 64 --seed 0 --temperature 0.7 --top-p 0.9 --retries 2 --batch 8.\n"
+    "  Over MPI ranks (`make MPI=1`, `mpirun -np N semctr extract ...`): each rank asks its share of the\n"
+    "  entities, rank 0 writes DIR, the same files as one process (docs/distributed.md).\n";
 
 int cmd_extract(int argc, char **argv) {
     const char *C = "extract", *model = NULL, *temperature = NULL, *top_p = NULL;
@@ -67,9 +70,16 @@ int cmd_extract(int argc, char **argv) {
     o.model_path = model ? model : cli_default_gguf(defpath, sizeof defpath);
     sc_install_signal_handlers();
     sc_extract_stats st;
-    sc_error err;
+    sc_error err = {0};
+    /* over MPI ranks (make MPI=1, mpirun) the ranks share the entities and rank 0 writes DIR */
+    if (sc_dist_init(&o.dist, NULL, NULL, &err) != SC_OK) return cli_fail(C, &err);
+    const int root = sc_dist_rank(o.dist) == 0;
+    if (!root) {
+        sc_log_level = SC_LOG_QUIET; /* rank 0 speaks for the job */
+        o.progress = 0;
+    }
     int rc = sc_extract_run(&o, &st, &err);
-    if (rc == SC_OK || st.done > 0 || st.skipped > 0)
+    if (root && (rc == SC_OK || st.done > 0 || st.skipped > 0))
         fprintf(stderr,
             "semctr extract: %s: %lld entities, %lld already done, %lld written (%lld ok, %lld fallback, %lld retries), "
             "%lld torn line(s) redone; %lld tokens in %.1f s (%.1f tokens/s); %lld fallback(s) in the file\n",
@@ -77,8 +87,9 @@ int cmd_extract(int argc, char **argv) {
             (long long)st.fallback, (long long)st.retries, (long long)st.torn, (long long)st.tokens, st.gen_s,
             st.gen_s > 0 ? st.tokens / st.gen_s : 0.0, (long long)st.fallback_total);
     if (rc == SC_EINTERRUPTED) {
-        fprintf(stderr, "semctr extract: %s\n", err.msg);
+        if (root) fprintf(stderr, "semctr extract: %s\n", err.msg);
+        sc_dist_finalize(o.dist);
         return 130;
     }
-    return rc ? cli_fail(C, &err) : 0;
+    return cli_dist_finish(C, o.dist, rc, &err);
 }

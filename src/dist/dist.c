@@ -555,3 +555,84 @@ int sc_dist_check_replicas(sc_dist *d, const sc_param *p, int np, const char *wh
     return SC_OK;
 #endif
 }
+
+/* ---- LLM work over ranks ---- */
+
+#include <time.h> /* nanosleep, for sc_dist_agree_idle */
+
+int sc_dist_gather_bytes(sc_dist *d, const void *mine, int64_t n, unsigned char **all, int64_t *n_all, sc_error *err) {
+    *all = NULL;
+    *n_all = 0;
+    if (!d || d->size == 1) {
+        unsigned char *b = sc_malloc((size_t)n + 1);
+        if (!b) return sc_fail(err, SC_ENOMEM, "out of memory for %lld bytes", (long long)n);
+        if (n) memcpy(b, mine, (size_t)n);
+        b[n] = 0;
+        *all = b;
+        *n_all = n;
+        return SC_OK;
+    }
+#ifdef SC_MPI
+    int64_t *cnt = sc_malloc((size_t)d->size * sizeof *cnt);
+    int *counts = sc_malloc(2 * (size_t)d->size * sizeof *counts), *displs = counts ? counts + d->size : NULL;
+    int rc = cnt && counts ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+    rc = sc_dist_agree(d, rc, err);
+    if (!rc)
+        rc = mpi_check(d, MPI_Gather(&n, 1, MPI_INT64_T, cnt, 1, MPI_INT64_T, 0, MPI_COMM_WORLD),
+                       "MPI_Gather of the record sizes", err);
+    int64_t total = 0;
+    if (!rc && d->rank == 0) {
+        for (int r = 0; r < d->size; r++) {
+            displs[r] = (int)total;
+            counts[r] = (int)cnt[r];
+            total += cnt[r];
+            if (total >= INT_MAX) {
+                rc = sc_fail(err, SC_EINVAL, "gathering %lld bytes or more at once (MPI counts stop at 2^31)",
+                             (long long)total);
+                break;
+            }
+        }
+        if (!rc && !(*all = sc_malloc((size_t)total + 1))) rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld bytes",
+                                                                        (long long)total);
+    }
+    rc = sc_dist_agree(d, rc, err);
+    if (!rc)
+        rc = mpi_check(d, MPI_Gatherv(mine, (int)n, MPI_BYTE, *all, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD),
+                       "MPI_Gatherv of the records", err);
+    if (!rc && *all) {
+        (*all)[total] = 0;
+        *n_all = total;
+    }
+    if (rc) {
+        sc_free(*all);
+        *all = NULL;
+    }
+    sc_free(cnt);
+    sc_free(counts);
+    return rc;
+#else
+    return SC_OK;
+#endif
+}
+
+int sc_dist_agree_idle(sc_dist *d, int rc, sc_error *err) {
+    if (!d || d->size == 1) return rc;
+#ifdef SC_MPI
+    struct {
+        int rc, rank;
+    } v = {rc, d->rank};
+    MPI_Request req;
+    int mrc = mpi_check(d, MPI_Iallreduce(MPI_IN_PLACE, &v, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD, &req),
+                        "MPI_Iallreduce", err);
+    for (int done = 0; !mrc && !done;) {
+        mrc = mpi_check(d, MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test", err);
+        if (!mrc && !done) nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    if (mrc) return mrc;
+    if (rc || !v.rc) return rc;
+    return sc_fail(err, v.rc, "rank %d failed (its message is on its stderr)", v.rank);
+#else
+    (void)err;
+    return rc;
+#endif
+}

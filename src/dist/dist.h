@@ -153,4 +153,18 @@ void sc_row_union_begin(sc_row_union *u); /* empty the union, O(1) */
  * memory for the union, as SC_ENOMEM. */
 int sc_row_union_add(sc_row_union *u, const int32_t *ids, const float *grad, int64_t n, sc_error *err);
 
+/* ---- LLM work over ranks (cmd_extract, ELEC/MSD text encoding) ---- */
+
+/* Variable-length byte records collected on rank 0: every rank passes its
+ * n bytes at mine; rank 0 gets *all (sc_free; n_all bytes, every rank's in
+ * rank order, plus a NUL after them), the other ranks *all = NULL, *n_all =
+ * 0. One process: a copy of its own bytes. The total must stay below 2 GiB
+ * (MPI's int counts): the error says so. */
+int sc_dist_gather_bytes(sc_dist *d, const void *mine, int64_t n, unsigned char **all, int64_t *n_all, sc_error *err);
+
+/* sc_dist_agree for ranks that wait while another works alone (rank 0
+ * training ELEC or MSD): the same result, but a waiting rank sleeps between
+ * polls (a few ms) instead of spinning a core in the collective. */
+int sc_dist_agree_idle(sc_dist *d, int rc, sc_error *err);
+
 #endif

@@ -394,8 +394,10 @@ static int degenerate(const char *kept) {
  * slot's next prompt, sc_generate_batch runs them together (the weights are
  * read once per token for all), and each slot takes its answer. Each slot
  * has its own KV cache and prompt cache, so an entity's text is the one it
- * gets alone (--batch 1 or any other batch size: the same texts; lines are
- * written as entities finish).
+ * gets alone (--batch 1 or any other batch size: the same texts). Lines are
+ * written in the order of the table, an entity's once those before it are
+ * written, so the files do not depend on --batch either, nor on how many
+ * MPI ranks shared the work.
  *
  * ask: fields fills in a form: the transcript grows "Field1:" → the model's
  * line → "\nField2:" ..., each line generated up to a newline with its own
@@ -416,6 +418,8 @@ typedef struct slot {
     sc_gen_params g;          /* this step's parameters */
     sc_llama_kv *kv;
     sc_gen_cache cache;
+    int64_t w;                /* its place in the work list */
+    sc_strbuf rec;            /* its record so far: the prompt line, NUL, the answer-log lines */
 } slot;
 
 static void slot_clear(slot *sl) {
@@ -424,7 +428,9 @@ static void slot_clear(slot *sl) {
     sc_free(sl->hist.s);
     sc_free(sl->tr.s);
     sc_free(sl->ans.s);
+    sc_free(sl->rec.s);
     sl->user = NULL;
+    memset(&sl->rec, 0, sizeof sl->rec);
     memset(&sl->full, 0, sizeof sl->full);
     memset(&sl->hist, 0, sizeof sl->hist);
     memset(&sl->tr, 0, sizeof sl->tr);
@@ -518,21 +524,301 @@ static int fallback_text(const sc_extract_prompt_cfg *p, row_ctx *rc_, char **ou
     return SC_OK;
 }
 
-static int append_line(FILE *f, const char *path, const char *a, const char *b, const char *c, const char *d, sc_error *err) {
+/* Append "a<TAB>b<TAB>esc(c)[<TAB>esc(d)]\n" to out. */
+static int add_line(sc_strbuf *out, const char *a, const char *b, const char *c, const char *d, sc_error *err) {
     char *ec = sc_tsv_escape(c), *ed = d ? sc_tsv_escape(d) : NULL;
     int bad = !ec || (d && !ed);
     if (!bad) {
-        if (d) fprintf(f, "%s\t%s\t%s\t%s\n", a, b, ec, ed);
-        else fprintf(f, "%s\t%s\t%s\n", a, b, ec);
-        bad = fflush(f) != 0 || ferror(f);
+        sc_strbuf_str(out, a);
+        sc_strbuf_str(out, "\t");
+        sc_strbuf_str(out, b);
+        sc_strbuf_str(out, "\t");
+        sc_strbuf_str(out, ec);
+        if (d) {
+            sc_strbuf_str(out, "\t");
+            sc_strbuf_str(out, ed);
+        }
+        sc_strbuf_str(out, "\n");
+        bad = out->oom;
     }
     sc_free(ec);
     sc_free(ed);
-    return bad ? sc_fail(err, SC_EIO, "%s: write failed: %s", path, strerror(errno)) : SC_OK;
+    return bad ? sc_fail(err, SC_ENOMEM, "out of memory") : SC_OK;
+}
+
+/* ---- records ----
+ *
+ * A finished entity is one record: its prompt line, its answer-log lines
+ * and its output line, each part ended by a NUL (the lines are escaped, so
+ * they hold none). Records travel between ranks as they are. */
+
+typedef struct out_files {
+    FILE *out, *plog, *alog;
+    const char *path, *ppath, *lpath;
+    int64_t written;
+    sc_progress *bar;
+    const sc_extract_stats *st; /* for the progress bar's figures */
+} out_files;
+
+/* Write records rec[0..n) (n bytes): prompt lines, then answer-log lines,
+ * then output lines, each file flushed, so a crash leaves every output line
+ * after its prompt line. Counts the records in *n_rec. */
+static int write_records(out_files *f, const char *rec, size_t n, int64_t *n_rec, sc_error *err) {
+    *n_rec = 0;
+    for (size_t at = 0; at < n;) {
+        const char *part[3];
+        for (int k = 0; k < 3; k++) {
+            const char *z = at < n ? memchr(rec + at, '\0', n - at) : NULL;
+            if (!z) return sc_fail(err, SC_EINTERNAL, "a torn extraction record (%zu bytes at %zu)", n - at, at);
+            part[k] = rec + at;
+            at = (size_t)(z - rec) + 1;
+        }
+        FILE *fp[3] = {f->plog, f->alog, f->out};
+        const char *nm[3] = {f->ppath, f->lpath, f->path};
+        for (int k = 0; k < 3; k++)
+            if (fputs(part[k], fp[k]) < 0 || fflush(fp[k]) != 0 || ferror(fp[k]))
+                return sc_fail(err, SC_EIO, "%s: write failed: %s", nm[k], strerror(errno));
+        (*n_rec)++;
+    }
+    return SC_OK;
+}
+
+/* Where finished records go: the files (one process), or this rank's
+ * buffer for rank 0 (ranks). */
+typedef struct sink {
+    out_files *files; /* NULL: buf */
+    sc_strbuf *buf;
+} sink;
+
+static int sink_put(sink *k, const char *rec, size_t n, sc_error *err) {
+    if (!k->files) {
+        sc_strbuf_add(k->buf, rec, n);
+        return k->buf->oom ? sc_fail(err, SC_ENOMEM, "out of memory") : SC_OK;
+    }
+    int64_t nr;
+    int rc = write_records(k->files, rec, n, &nr, err);
+    k->files->written += nr;
+    if (!rc && k->files->bar) {
+        char extra[96];
+        const sc_extract_stats *st = k->files->st;
+        snprintf(extra, sizeof extra, "fallback %lld, %.1f tok/s", (long long)st->fallback,
+                 st->gen_s > 0 ? st->tokens / st->gen_s : 0.0);
+        sc_progress_update(k->files->bar, k->files->written, extra);
+    }
+    return rc;
+}
+
+/* What every rank needs to ask the model. */
+typedef struct asker {
+    const sc_extract_opts *o;
+    const sc_extract_prompt_cfg *p;
+    const sc_dcfg *cfg;
+    const sc_entity_table *tab;
+    const history *hist;
+    int uses_history;
+    const char *tmpl;
+    char *const *ekeys; /* keys as written in the file (escaped), per table row */
+    sc_llama *m;
+    slot *slots;
+    sc_gen_job *jobs;
+    int *busy, B;
+    sc_extract_stats *st;
+} asker;
+
+/* Extract the entities of table rows rows[0..n), up to B at once, and put
+ * their records into k in the order of rows. Stops starting entities once
+ * sc_interrupted() (*stopped = 1); the ones in flight are finished and put.
+ * On an error, records not yet put are lost (a rerun redoes them). */
+static int ask_rows(asker *a, const int64_t *rows, int64_t n, sink *k, int *stopped, sc_error *err) {
+    const sc_extract_opts *o = a->o;
+    const sc_extract_prompt_cfg *p = a->p;
+    const sc_entity_table *tab = a->tab;
+    sc_extract_stats *st = a->st;
+    char **rec = sc_calloc((size_t)(n ? n : 1), sizeof *rec); /* finished, not yet put */
+    size_t *rlen = sc_calloc((size_t)(n ? n : 1), sizeof *rlen);
+    int rc = rec && rlen ? SC_OK : sc_fail(err, SC_ENOMEM, "out of memory");
+    int64_t next = 0, front = 0;
+    int stopping = 0, B = a->B;
+    while (rc == SC_OK) {
+        stopping = stopping || sc_interrupted();
+        /* fill free slots with the next entities */
+        for (int i = 0; i < B && rc == SC_OK && !stopping; i++) {
+            slot *sl = &a->slots[i];
+            if (sl->busy || next >= n) continue;
+            int64_t r = rows[next];
+            const char *key = tab->cells[r * tab->n_cols + tab->key_col];
+            sl->w = next++;
+            sl->r = r;
+            sl->busy = 1;
+            sl->attempt = sl->field = 0;
+            sl->seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed);
+            sc_strbuf_add(&sl->hist, "", 0);
+            if (a->uses_history) history_text(a->hist, key, &sl->hist);
+            row_ctx rx = {tab, r, a->uses_history ? sl->hist.s : NULL};
+            char *chat = NULL;
+            rc = sc_template_render(p->template, lookup_row, &rx, &sl->user, err);
+            if (!rc) rc = sc_chat_format(a->tmpl, a->cfg->extract.system, sl->user, &chat, err);
+            if (!rc) {
+                sc_strbuf_str(&sl->full, chat);
+                if (p->prefix && p->ask_once) sc_strbuf_str(&sl->full, p->prefix);
+                sc_strbuf_add(&sl->ans, "", 0);
+                if (sl->full.oom || sl->hist.oom || sl->ans.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            }
+            sc_free(chat);
+            if (!rc) rc = add_line(&sl->rec, a->ekeys[r], "0", sl->full.s, NULL, err);
+            if (!rc) sc_strbuf_add(&sl->rec, "", 1); /* the prompt part ends */
+        }
+        int nb = 0;
+        for (int i = 0; i < B; i++)
+            if (a->slots[i].busy) a->busy[nb++] = i;
+        if (rc || nb == 0) break;
+        for (int j = 0; j < nb; j++) {
+            slot *sl = &a->slots[a->busy[j]];
+            const char *prompt = slot_step(sl, p, &o->gen);
+            if (sl->tr.oom) {
+                rc = sc_fail(err, SC_ENOMEM, "out of memory");
+                break;
+            }
+            a->jobs[j] = (sc_gen_job){.prompt = prompt, .params = &sl->g, .kv = sl->kv, .cache = &sl->cache};
+        }
+        if (rc) break;
+        int failed;
+        double t0 = sc_now();
+        if ((rc = sc_generate_batch(a->m, a->jobs, nb, &failed, err))) {
+            if (failed >= 0)
+                sc_fail_prefix(err, "entity '%s': ", tab->cells[a->slots[a->busy[failed]].r * tab->n_cols + tab->key_col]);
+            break;
+        }
+        st->gen_s += sc_now() - t0;
+        for (int j = 0; j < nb && rc == SC_OK; j++) {
+            slot *sl = &a->slots[a->busy[j]];
+            st->tokens += a->jobs[j].res.n_generated;
+            int complete = slot_take(sl, p, &a->jobs[j].res);
+            sc_gen_result_free(&a->jobs[j].res);
+            if (!complete) continue;
+            /* the attempt's answer: keep it, retry or fall back */
+            const char *ekey = a->ekeys[sl->r];
+            char *kept = NULL, *text = NULL;
+            int nk = sl->ans.oom || sl->tr.oom ? -1
+                                               : sc_extract_parse_against(sl->ans.s, sl->user, (const char *const *)p->fields,
+                                                                          p->n_fields, sl->truncated, &kept);
+            if (nk < 0 || !kept) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            int ok = !rc && nk >= p->min_fields && !degenerate(kept);
+            char an[16], nf[16];
+            snprintf(an, sizeof an, "%d", sl->attempt);
+            snprintf(nf, sizeof nf, "%d", nk);
+            if (!rc) rc = add_line(&sl->rec, ekey, an, nf, sl->ans.s, err);
+            if (!rc && !ok && sl->attempt < o->retries) { /* another seed */
+                sl->attempt++;
+                sl->field = 0;
+                sl->seed += 0x9E3779B97F4A7C15ull;
+                sl->ans.len = 0;
+                sl->ans.s[0] = 0;
+                st->retries++;
+                sc_free(kept);
+                continue;
+            }
+            row_ctx rx = {tab, sl->r, a->uses_history ? sl->hist.s : NULL};
+            if (!rc && !ok) rc = fallback_text(p, &rx, &text, err);
+            if (!rc) {
+                sc_strbuf_add(&sl->rec, "", 1); /* the answer-log part ends */
+                rc = add_line(&sl->rec, ekey, ok ? "ok" : "fallback", ok ? kept : text, NULL, err);
+                sc_strbuf_add(&sl->rec, "", 1);
+                if (!rc && sl->rec.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+            }
+            if (!rc) {
+                st->done++;
+                if (ok) st->ok++;
+                else st->fallback++, st->fallback_total++;
+                rec[sl->w] = sl->rec.s; /* the record moves out of the slot */
+                rlen[sl->w] = sl->rec.len;
+                memset(&sl->rec, 0, sizeof sl->rec);
+            }
+            sc_free(kept);
+            sc_free(text);
+            slot_clear(sl);
+            /* put every finished record that has no unfinished one before it */
+            for (; rc == SC_OK && front < n && rec[front]; front++) {
+                rc = sink_put(k, rec[front], rlen[front], err);
+                sc_free(rec[front]);
+                rec[front] = NULL;
+            }
+        }
+    }
+    for (int i = 0; i < B; i++)
+        if (a->slots[i].busy) slot_clear(&a->slots[i]); /* after an error */
+    for (int64_t i = 0; rec && i < n; i++) sc_free(rec[i]);
+    sc_free(rec);
+    sc_free(rlen);
+    *stopped = stopping && next < n;
+    return rc;
+}
+
+/* Rank 0's side of the run: the output folder, its lock, meta.json (compared
+ * with an earlier run's), what is already done, the files opened for
+ * appending, and the table rows still to do (in table order, a key once). */
+static int open_output(const sc_extract_opts *o, const cJSON *meta, char *const *ekeys,
+                       int *lockfd, sc_strmap *done, out_files *f, char *path, char *ppath, char *lpath, int64_t **todo,
+                       int64_t *n_todo, sc_extract_stats *st, sc_error *err) {
+    char mpath[4200], lkpath[4200];
+    int rc = sc_mkdirs(o->out_dir, err);
+    if (rc) return rc;
+    /* one writer per DIR and entity: a second run would interleave lines */
+    snprintf(lkpath, sizeof lkpath, "%s/%s.lock", o->out_dir, o->entity);
+    *lockfd = open(lkpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*lockfd < 0) return sc_fail(err, SC_EIO, "%s: %s", lkpath, strerror(errno));
+    if (flock(*lockfd, LOCK_EX | LOCK_NB) != 0)
+        return sc_fail(err, SC_EINVAL, "%s: another semctr extract is writing '%s' in this folder", lkpath, o->entity);
+    snprintf(path, 4200, "%s/%s.tsv", o->out_dir, o->entity);
+    snprintf(ppath, 4200, "%s/%s.prompts.tsv", o->out_dir, o->entity);
+    snprintf(lpath, 4200, "%s/%s.log.tsv", o->out_dir, o->entity);
+    snprintf(mpath, sizeof mpath, "%s/%s.meta.json", o->out_dir, o->entity);
+    if (sc_file_exists(mpath)) {
+        sc_error e2;
+        if (meta_compare(mpath, meta, &e2) != SC_OK) {
+            if (!o->force) {
+                if (err) *err = e2;
+                return e2.code;
+            }
+            sc_info("extract: --force: %s differs; starting %s afresh", mpath, path);
+            remove(path);
+            remove(ppath);
+            remove(lpath);
+        }
+    } else if (sc_file_exists(path)) {
+        return sc_fail(err, SC_EINVAL, "%s exists without %s: remove it or choose another --out", path, mpath);
+    }
+    char *mtext = cJSON_Print(meta);
+    if (!mtext) return sc_fail(err, SC_ENOMEM, "out of memory");
+    rc = write_text_file(mpath, mtext, err);
+    cJSON_free(mtext);
+    if (!rc) rc = resume_scan(path, done, &st->fallback_total, &st->torn, err);
+    if (rc) return rc;
+    f->out = fopen(path, "a");
+    f->plog = fopen(ppath, "a");
+    f->alog = fopen(lpath, "a");
+    if (!f->out || !f->plog || !f->alog)
+        return sc_fail(err, SC_EIO, "%s: cannot open for appending: %s", o->out_dir, strerror(errno));
+    *todo = sc_malloc((size_t)(st->total + 1) * sizeof **todo);
+    if (!*todo) return sc_fail(err, SC_ENOMEM, "out of memory");
+    for (int64_t r = 0; r < st->total; r++) {
+        const char *ekey = ekeys[r];
+        int ins;
+        if (sc_strmap_find(done, ekey, strlen(ekey)) >= 0) {
+            st->skipped++;
+            continue;
+        }
+        /* duplicate keys in the table run once */
+        if (sc_strmap_insert(done, ekey, strlen(ekey), 0, &ins) < 0) return sc_fail(err, SC_ENOMEM, "out of memory");
+        (*todo)[(*n_todo)++] = r;
+    }
+    return SC_OK;
 }
 
 int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err) {
     memset(st, 0, sizeof *st);
+    sc_dist *dist = o->dist;
+    const int root = sc_dist_rank(dist) == 0, ranks = sc_dist_size(dist);
     sc_dcfg *cfg = NULL;
     sc_entity_table tab = {0};
     history hist = {0};
@@ -544,11 +830,13 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     cJSON *meta = NULL;
     sc_strmap done;
     sc_strmap_init(&done);
-    FILE *out = NULL, *plog = NULL, *alog = NULL;
+    out_files files = {0};
     char **ekeys = NULL;
-    int64_t ekeys_n = 0;
+    int64_t ekeys_n = 0, *todo = NULL, n_todo = 0;
+    sc_strbuf mine = {0};
+    unsigned char *all = NULL;
     int lockfd = -1;
-    char path[4200], ppath[4200], lpath[4200], mpath[4200];
+    char path[4200], ppath[4200], lpath[4200];
     int rc = sc_gen_params_check(&o->gen, err);
     if (rc) return rc;
     if (o->retries < 0 || o->limit < 0) return sc_fail(err, SC_EINVAL, "retries and limit must not be negative");
@@ -614,56 +902,6 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->gen.seed);
     cJSON_AddStringToObject(meta, "seed", seed);
     cJSON_AddNumberToObject(meta, "retries", o->retries);
-    if ((rc = sc_mkdirs(o->out_dir, err))) goto done;
-    /* one writer per DIR and entity: a second run would interleave lines */
-    char lkpath[4200];
-    snprintf(lkpath, sizeof lkpath, "%s/%s.lock", o->out_dir, o->entity);
-    lockfd = open(lkpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lockfd < 0) {
-        rc = sc_fail(err, SC_EIO, "%s: %s", lkpath, strerror(errno));
-        goto done;
-    }
-    if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-        rc = sc_fail(err, SC_EINVAL, "%s: another semctr extract is writing '%s' in this folder", lkpath, o->entity);
-        goto done;
-    }
-    snprintf(path, sizeof path, "%s/%s.tsv", o->out_dir, o->entity);
-    snprintf(ppath, sizeof ppath, "%s/%s.prompts.tsv", o->out_dir, o->entity);
-    snprintf(lpath, sizeof lpath, "%s/%s.log.tsv", o->out_dir, o->entity);
-    snprintf(mpath, sizeof mpath, "%s/%s.meta.json", o->out_dir, o->entity);
-    if (sc_file_exists(mpath)) {
-        sc_error e2;
-        if (meta_compare(mpath, meta, &e2) != SC_OK) {
-            if (!o->force) {
-                if (err) *err = e2;
-                rc = e2.code;
-                goto done;
-            }
-            sc_info("extract: --force: %s differs; starting %s afresh", mpath, path);
-            remove(path);
-            remove(ppath);
-            remove(lpath);
-        }
-    } else if (sc_file_exists(path)) {
-        rc = sc_fail(err, SC_EINVAL, "%s exists without %s: remove it or choose another --out", path, mpath);
-        goto done;
-    }
-    char *mtext = cJSON_Print(meta);
-    if (!mtext) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
-    }
-    rc = write_text_file(mpath, mtext, err);
-    cJSON_free(mtext);
-    if (rc) goto done;
-    if ((rc = resume_scan(path, &done, &st->fallback_total, &st->torn, err))) goto done;
-    out = fopen(path, "a");
-    plog = fopen(ppath, "a");
-    alog = fopen(lpath, "a");
-    if (!out || !plog || !alog) {
-        rc = sc_fail(err, SC_EIO, "%s: cannot open for appending: %s", o->out_dir, strerror(errno));
-        goto done;
-    }
     st->total = o->limit && o->limit < tab.n_rows ? o->limit : tab.n_rows;
     /* keys as written in the file (escaped) */
     ekeys = sc_calloc((size_t)st->total + 1, sizeof *ekeys);
@@ -672,145 +910,105 @@ int sc_extract_run(const sc_extract_opts *o, sc_extract_stats *st, sc_error *err
         goto done;
     }
     ekeys_n = st->total;
-    int64_t todo = 0;
-    for (int64_t r = 0; r < st->total && rc == SC_OK; r++) {
-        ekeys[r] = sc_tsv_escape(tab.cells[r * tab.n_cols + tab.key_col]);
-        if (!ekeys[r]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        else if (sc_strmap_find(&done, ekeys[r], strlen(ekeys[r])) >= 0) st->skipped++;
-        else todo++;
-    }
-    if (rc || todo == 0) goto done;
-    if ((rc = sc_llama_load(&m, o->model_path, 0, err))) goto done;
-    int B = o->batch > 0 ? o->batch : 1;
-    if (B > todo) B = (int)todo;
-    slots = sc_calloc((size_t)B, sizeof *slots);
-    jobs = sc_calloc((size_t)B, sizeof *jobs);
-    busy = sc_calloc((size_t)B, sizeof *busy);
-    if (!slots || !jobs || !busy) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
-    }
-    n_slots = B;
-    for (int i = 0; i < B && rc == SC_OK; i++) rc = sc_llama_kv_new(m, 0, &slots[i].kv, err);
+    for (int64_t r = 0; r < st->total && rc == SC_OK; r++)
+        if (!(ekeys[r] = sc_tsv_escape(tab.cells[r * tab.n_cols + tab.key_col]))) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+    /* rank 0 owns the output; the other ranks learn the rows to do (the same checks failed the same way on
+       every rank above; what fails on rank 0 alone here fails every rank) */
+    if (!rc && root)
+        rc = open_output(o, meta, ekeys, &lockfd, &done, &files, path, ppath, lpath, &todo, &n_todo, st, err);
+    rc = sc_dist_agree(dist, rc, err);
     if (rc) goto done;
+    if (ranks > 1) {
+        int64_t hdr[2] = {st->skipped, n_todo};
+        rc = sc_dist_bcast(dist, hdr, sizeof hdr, err);
+        if (!rc && !root) {
+            st->skipped = hdr[0];
+            n_todo = hdr[1];
+            todo = sc_malloc((size_t)(n_todo + 1) * sizeof *todo);
+            if (!todo) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        }
+        rc = sc_dist_agree(dist, rc, err);
+        if (!rc) rc = sc_dist_bcast(dist, todo, (size_t)n_todo * sizeof *todo, err);
+        for (int64_t i = 0; i < n_todo && !rc; i++)
+            if (todo[i] < 0 || todo[i] >= st->total) rc = sc_fail(err, SC_EINTERNAL, "row %lld from rank 0 out of range", (long long)todo[i]);
+    }
+    if (rc || n_todo == 0) goto done;
+    int B = o->batch > 0 ? o->batch : 1;
+    /* over ranks, a round gives each rank up to 16 batches' worth of entities, then rank 0 writes the round */
+    const int64_t round = ranks > 1 ? (int64_t)16 * B * ranks : n_todo;
+    if (B > n_todo) B = (int)n_todo;
+    rc = sc_llama_load(&m, o->model_path, 0, err);
+    if (!rc) {
+        slots = sc_calloc((size_t)B, sizeof *slots);
+        jobs = sc_calloc((size_t)B, sizeof *jobs);
+        busy = sc_calloc((size_t)B, sizeof *busy);
+        if (!slots || !jobs || !busy) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        else n_slots = B;
+    }
+    for (int i = 0; i < n_slots && rc == SC_OK; i++) rc = sc_llama_kv_new(m, 0, &slots[i].kv, err);
+    rc = sc_dist_agree(dist, rc, err);
+    if (rc) goto done;
+    asker a = {o, p, cfg, &tab, &hist, uses_history, tmpl, ekeys, m, slots, jobs, busy, B, st};
     sc_progress bar;
-    sc_progress_begin(&bar, o->entity, todo, "entities");
+    sc_progress_begin(&bar, o->entity, n_todo, "entities");
     if (!o->progress) bar.enabled = 0;
-    int64_t next = 0;
-    int stopping = 0; /* interrupted: finish the entities in flight, start no more */
-    while (rc == SC_OK) {
-        stopping = stopping || sc_interrupted();
-        /* fill free slots with the next entities not done yet */
-        for (int i = 0; i < B && rc == SC_OK && !stopping; i++) {
-            slot *sl = &slots[i];
-            while (!sl->busy && next < st->total && rc == SC_OK) {
-                int64_t r = next++;
-                const char *key = tab.cells[r * tab.n_cols + tab.key_col], *ekey = ekeys[r];
-                int ins;
-                if (sc_strmap_find(&done, ekey, strlen(ekey)) >= 0) continue;
-                if (sc_strmap_insert(&done, ekey, strlen(ekey), 0, &ins) < 0) { /* duplicate keys in the table run once */
-                    rc = sc_fail(err, SC_ENOMEM, "out of memory");
-                    break;
-                }
-                sl->r = r;
-                sl->busy = 1;
-                sl->attempt = sl->field = 0;
-                sl->seed = XXH3_64bits_withSeed(key, strlen(key), o->gen.seed);
-                sc_strbuf_add(&sl->hist, "", 0);
-                if (uses_history) history_text(&hist, key, &sl->hist);
-                row_ctx rx = {&tab, r, uses_history ? sl->hist.s : NULL};
-                char *chat = NULL;
-                rc = sc_template_render(p->template, lookup_row, &rx, &sl->user, err);
-                if (!rc) rc = sc_chat_format(tmpl, cfg->extract.system, sl->user, &chat, err);
-                if (!rc) {
-                    sc_strbuf_str(&sl->full, chat);
-                    if (p->prefix && p->ask_once) sc_strbuf_str(&sl->full, p->prefix);
-                    sc_strbuf_add(&sl->ans, "", 0);
-                    if (sl->full.oom || sl->hist.oom || sl->ans.oom) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-                }
-                sc_free(chat);
-                if (!rc) rc = append_line(plog, ppath, ekey, "0", sl->full.s, NULL, err);
-            }
+    files.path = path;
+    files.ppath = ppath;
+    files.lpath = lpath;
+    files.bar = &bar;
+    files.st = st;
+    int stopped = 0;
+    double t0 = sc_now();
+    for (int64_t g = 0; g < n_todo && rc == SC_OK && !stopped; g += round) {
+        int64_t mcount = n_todo - g < round ? n_todo - g : round, lo, hi;
+        if (ranks == 1) { /* straight into the files */
+            sink k = {&files, NULL};
+            rc = ask_rows(&a, todo + g, mcount, &k, &stopped, err);
+            continue;
         }
-        int nb = 0;
-        for (int i = 0; i < B; i++)
-            if (slots[i].busy) busy[nb++] = i;
-        if (rc) break;
-        if (nb == 0) {
-            if (stopping)
-                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
-                             (long long)st->done);
-            break;
+        /* this rank's slice of the round, then rank 0 writes every rank's records in order */
+        sc_dist_slice(dist, mcount, &lo, &hi);
+        mine.len = 0;
+        sc_strbuf_add(&mine, "", 0);
+        sink k = {NULL, &mine};
+        rc = ask_rows(&a, todo + g + lo, hi - lo, &k, &stopped, err);
+        rc = sc_dist_agree(dist, rc, err);
+        double flag = stopped;
+        if (!rc) rc = sc_dist_sum(dist, &flag, 1, err);
+        stopped = flag > 0;
+        int64_t n_all = 0, nr = 0;
+        if (!rc) rc = sc_dist_gather_bytes(dist, mine.s, (int64_t)mine.len, &all, &n_all, err);
+        if (!rc && root) {
+            rc = write_records(&files, (const char *)all, (size_t)n_all, &nr, err);
+            files.written += nr;
+            sc_progress_update(&bar, files.written, NULL);
         }
-        for (int k = 0; k < nb; k++) {
-            slot *sl = &slots[busy[k]];
-            const char *prompt = slot_step(sl, p, &o->gen);
-            if (sl->tr.oom) {
-                rc = sc_fail(err, SC_ENOMEM, "out of memory");
-                break;
-            }
-            jobs[k] = (sc_gen_job){.prompt = prompt, .params = &sl->g, .kv = sl->kv, .cache = &sl->cache};
-        }
-        if (rc) break;
-        int failed;
-        double t0 = sc_now();
-        if ((rc = sc_generate_batch(m, jobs, nb, &failed, err))) {
-            if (failed >= 0)
-                sc_fail_prefix(err, "entity '%s': ", tab.cells[slots[busy[failed]].r * tab.n_cols + tab.key_col]);
-            break;
-        }
-        st->gen_s += sc_now() - t0;
-        for (int k = 0; k < nb && rc == SC_OK; k++) {
-            slot *sl = &slots[busy[k]];
-            st->tokens += jobs[k].res.n_generated;
-            int complete = slot_take(sl, p, &jobs[k].res);
-            sc_gen_result_free(&jobs[k].res);
-            if (!complete) continue;
-            /* the attempt's answer: keep it, retry or fall back */
-            const char *ekey = ekeys[sl->r];
-            char *kept = NULL, *text = NULL;
-            int nk = sl->ans.oom || sl->tr.oom ? -1
-                                               : sc_extract_parse_against(sl->ans.s, sl->user, (const char *const *)p->fields,
-                                                                          p->n_fields, sl->truncated, &kept);
-            if (nk < 0 || !kept) rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            int ok = !rc && nk >= p->min_fields && !degenerate(kept);
-            char an[16], nf[16];
-            snprintf(an, sizeof an, "%d", sl->attempt);
-            snprintf(nf, sizeof nf, "%d", nk);
-            if (!rc) rc = append_line(alog, lpath, ekey, an, nf, sl->ans.s, err);
-            if (!rc && !ok && sl->attempt < o->retries) { /* another seed */
-                sl->attempt++;
-                sl->field = 0;
-                sl->seed += 0x9E3779B97F4A7C15ull;
-                sl->ans.len = 0;
-                sl->ans.s[0] = 0;
-                st->retries++;
-                sc_free(kept);
-                continue;
-            }
-            row_ctx rx = {&tab, sl->r, uses_history ? sl->hist.s : NULL};
-            if (!rc && !ok) rc = fallback_text(p, &rx, &text, err);
-            if (!rc) {
-                rc = append_line(out, path, ekey, ok ? "ok" : "fallback", ok ? kept : text, NULL, err);
-                st->done++;
-                if (ok) st->ok++;
-                else st->fallback++, st->fallback_total++;
-            }
-            sc_free(kept);
-            sc_free(text);
-            slot_clear(sl);
-            char extra[96];
-            snprintf(extra, sizeof extra, "fallback %lld, %.1f tok/s", (long long)st->fallback,
-                     st->gen_s > 0 ? st->tokens / st->gen_s : 0.0);
-            sc_progress_update(&bar, st->done, extra);
-        }
+        sc_free(all);
+        all = NULL;
+        rc = sc_dist_agree(dist, rc, err); /* a write error on rank 0 stops every rank */
     }
     sc_progress_end(&bar);
+    if (ranks > 1 && (rc == SC_OK || stopped)) {
+        /* the job's figures: sums over ranks; the seconds are rank 0's wall time of the rounds */
+        double v[5] = {(double)st->done, (double)st->ok, (double)st->fallback, (double)st->retries, (double)st->tokens};
+        int src = sc_dist_sum(dist, v, 5, err);
+        if (src) rc = src;
+        st->fallback_total += (int64_t)v[2] - st->fallback;
+        st->done = (int64_t)v[0];
+        st->ok = (int64_t)v[1];
+        st->fallback = (int64_t)v[2];
+        st->retries = (int64_t)v[3];
+        st->tokens = (int64_t)v[4];
+        st->gen_s = sc_now() - t0;
+    }
+    if (rc == SC_OK && stopped)
+        rc = sc_fail(err, SC_EINTERRUPTED, "interrupted after %lld entities; rerun the same command to continue",
+                     (long long)st->done);
 done:
     if (lockfd >= 0) close(lockfd); /* releases the lock */
-    if (out) fclose(out);
-    if (plog) fclose(plog);
-    if (alog) fclose(alog);
+    if (files.out) fclose(files.out);
+    if (files.plog) fclose(files.plog);
+    if (files.alog) fclose(files.alog);
     for (int i = 0; i < n_slots; i++) {
         slot_clear(&slots[i]);
         sc_gen_cache_free(&slots[i].cache);
@@ -819,6 +1017,8 @@ done:
     sc_free(slots);
     sc_free(jobs);
     sc_free(busy);
+    sc_free(todo);
+    sc_free(mine.s);
     sc_llama_free(m);
     sc_free(tmpl);
     cJSON_Delete(meta);

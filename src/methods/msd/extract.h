@@ -16,6 +16,13 @@
  *   prompt of every entity, DIR/<entity>.log.tsv every raw answer.
  * - Each entity's seed is derived from (seed, key, attempt), so its text does
  *   not depend on the order of the run, --limit, or an interruption.
+ * - Lines are written in table order (an entity's once every entity before it
+ *   in this run is written), so the files do not depend on --batch.
+ * - Over MPI ranks (opts.dist) the entities still to do are split into
+ *   rounds, each rank asks its contiguous slice of a round, and rank 0
+ *   appends the round's records in table order: the files of one process,
+ *   byte for byte. A rank that fails stops every rank at the round's end;
+ *   rank 0 writes no record of that round.
  * - Users: {history} is the titles (history_column) of the user's last K
  *   items in the TRAIN split of a prepared dataset, most recent first, so no
  *   valid/test interaction leaks into the knowledge. */
@@ -27,6 +34,7 @@
 
 #include "base/error.h"
 #include "data/config.h"
+#include "dist/dist.h"
 #include "lm/generate.h"
 
 typedef struct sc_extract_opts {
@@ -41,6 +49,9 @@ typedef struct sc_extract_opts {
     int batch;              /* entities asked together (< 1: 1); the texts do not depend on it */
     int force;              /* parameters differ from DIR's meta.json: start afresh instead of failing */
     int progress;           /* draw a progress bar on stderr */
+    sc_dist *dist;          /* NULL: one process; else MPI ranks share the entities (docs/distributed.md):
+                               every rank calls sc_extract_run with the same options, rank 0 alone reads
+                               and writes DIR, and the files are those one process writes */
 } sc_extract_opts;
 
 typedef struct sc_extract_stats {
@@ -52,7 +63,8 @@ typedef struct sc_extract_stats {
     int64_t retries;     /* extra attempts made */
     int64_t torn;        /* torn last lines cut off */
     int64_t tokens;      /* tokens generated */
-    double gen_s;        /* seconds in the model (prompt + generation) */
+    double gen_s;        /* seconds in the model (prompt + generation); over ranks, rank 0's wall
+                            time of the generation rounds (the other figures are sums over ranks) */
 } sc_extract_stats;
 
 /* Run (or resume) the extraction. SC_EINTERRUPTED when sc_interrupted()
