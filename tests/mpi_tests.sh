@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # semctr over MPI ranks (make MPI=1) on this machine. Training: 1, 2 and 3
-# ranks with the same global batch train the same model; resume, a refused
-# method, a failing input and a killed rank end the job with a clear error and
+# ranks with the same global batch train the same model; resume works; a
+# failing input and a killed rank end the job with a clear error and
 # leave a loadable model; sharded embedding tables train the model of 1 rank and write an ordinary
-# model file. embed: 1, 2 and 3 ranks write the same vector store.
+# model file. embed: 1, 2 and 3 ranks write the same vector store; extract and
+# ELEC's / MSD's text encoding: 2 (and 3) ranks write the files of 1 process.
 # Usage: tests/mpi_tests.sh BUILD_DIR (an MPI=1 build; `make MPI=1 test-mpi`).
 #
 # Tolerances (docs/distributed.md): the ranks' sums add the same numbers in
@@ -107,11 +108,6 @@ else cat "$T/serve.log"; fail "sharded model file: serve"; fi
 kill "$srv" 2>/dev/null || true
 wait "$srv" 2>/dev/null || true
 
-# 5. what runs on one process only is refused over ranks, by name
-if train 2 e.model --model fm --method elec >"$T/e.txt" 2>&1; then fail "elec over 2 ranks was not refused"
-elif grep -q "elec trains on one process" "$T/e.txt"; then pass "--method elec over 2 ranks: refused by name"
-else cat "$T/e.txt"; fail "elec refusal message"; fi
-
 # 6. bad input on every rank: the job fails with the file named, no model
 if "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/nowhere" --model fm --out "$T/n.model" >"$T/n.txt" 2>&1; then
     fail "missing data over 2 ranks exited 0"
@@ -133,6 +129,56 @@ head -6 "$T/titles.txt" >"$T/t6.txt"
 "${MPIRUN[@]}" -np 2 "$BIN" embed --model "$gguf" --input "$T/t6.txt" --out "$T/g2.vec" --threads 1 2>/dev/null
 cmp -s "$T/g1.vec" "$T/g2.vec" && pass "embed (SmolLM2 GGUF) over 2 ranks: the store of 1 rank, byte for byte" ||
     fail "embed GGUF over 2 ranks differs"
+
+# 7b. extract, ELEC's and MSD's text encoding over ranks: each rank asks / encodes its share, rank 0
+#     writes the files of one process, byte for byte; ELEC and MSD then train on rank 0 alone, so the
+#     weights are those of one process exactly (the model files differ only in measured timings)
+xt=(extract --config "$ROOT/configs/ml-100k.yaml" --entity item --model "$gguf" --max-tokens 16 --retries 1 --batch 2)
+SEMCTR_THREADS=1 "$BIN" "${xt[@]}" --limit 5 --out "$T/x1" 2>/dev/null
+SEMCTR_THREADS=1 "${MPIRUN[@]}" -np 2 "$BIN" "${xt[@]}" --limit 5 --out "$T/x2" 2>/dev/null
+# resumed: 2 entities by one process, the other 3 by 3 ranks
+SEMCTR_THREADS=1 "$BIN" "${xt[@]}" --limit 2 --out "$T/x3" 2>/dev/null
+SEMCTR_THREADS=1 "${MPIRUN[@]}" -np 3 "$BIN" "${xt[@]}" --limit 5 --out "$T/x3" 2>/dev/null
+for x in x2 x3; do
+    same=1
+    for f in item.tsv item.prompts.tsv item.log.tsv; do cmp -s "$T/x1/$f" "$T/$x/$f" || same=0; done
+    [ "$(wc -l <"$T/x1/item.tsv")" = 6 ] || same=0
+    [ $same = 1 ] && pass "extract (SmolLM2, 5 items) $([ $x = x2 ] && echo 'over 2 ranks' || echo 'resumed on 3 ranks'): the files of 1 process, byte for byte" ||
+        fail "extract $x: the files differ from 1 process"
+done
+# rank 0 alone refuses (other parameters than DIR's): every rank fails, nothing written
+if SEMCTR_THREADS=1 "${MPIRUN[@]}" -np 2 "$BIN" "${xt[@]}" --limit 5 --max-tokens 17 --out "$T/x2" >"$T/xf.txt" 2>&1; then
+    fail "extract over 2 ranks with other parameters exited 0"
+elif grep -q "rank 1 of 2: rank 0 failed" "$T/xf.txt" && grep -q "max_tokens" "$T/xf.txt" && cmp -s "$T/x1/item.tsv" "$T/x2/item.tsv"
+then pass "extract: rank 0's refusal stops rank 1, the file is unchanged"
+else cat "$T/xf.txt"; fail "extract refusal over ranks"; fi
+# a small dataset (items 1..200) keeps the encoding to a few hundred texts
+SD=${SEMCTR_DATA:-$ROOT/../shared/data}
+awk '$2 <= 200' "$SD/ml-100k/u.data" >"$T/u200.data"
+sed "s|\${SEMCTR_DATA:-../../shared/data}|$SD|; s|path: .*/u.data|path: $T/u200.data|" "$ROOT/configs/ml-100k.yaml" >"$T/small.yaml"
+"$BIN" prepare --config "$T/small.yaml" --out "$T/small" >/dev/null 2>&1
+llm_pair() { # NAME ARGS...: 1 process and 2 ranks with their own cache; same cache bytes, same weights
+    local name=$1
+    shift
+    "$BIN" train --data "$T/small" --model fm --threads 1 --max-steps 50 --epochs 1 "$@" --out "$T/$name-1.model" \
+        --"$name"-cache "$T/$name-1.vec" >/dev/null 2>"$T/$name-1.txt"
+    SEMCTR_QUIET=0 "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/small" --model fm --threads 1 --max-steps 50 \
+        --epochs 1 "$@" --out "$T/$name-2.model" --"$name"-cache "$T/$name-2.vec" >/dev/null 2>"$T/$name-2.txt"
+    local n
+    n=$(grep -o '[0-9]* to encode' "$T/$name-2.txt" | head -1 || true)
+    cmp -s "$T/$name-1.vec" "$T/$name-2.vec" && pass "$name over 2 ranks: ${n% to encode} texts, the vector store of 1 process" ||
+        { cat "$T/$name-2.txt"; fail "$name over 2 ranks: the vector store differs"; }
+    same_weights "$name over 2 ranks (trained on rank 0): the weights of 1 process exactly" "$name-1.model" "$name-2.model" 0
+}
+llm_pair elec --method elec --elec-granularity entity --elec-text genres,occupation,gender --adapter-epochs 1 --elec-folds 1
+llm_pair msd --method msd --msd-levels item,user --msd-texts "$T/x2"
+# rank 0 fails while training (its model cannot be written): rank 1, waiting, fails with it
+if "${MPIRUN[@]}" -np 2 "$BIN" train --data "$T/small" --model fm --threads 1 --max-steps 5 --epochs 1 --method msd \
+    --msd-levels item,user --msd-texts "$T/x2" --msd-cache "$T/msd-1.vec" --out "$T/nowhere/m.model" >"$T/mf.txt" 2>&1
+then fail "msd over 2 ranks with an unwritable --out exited 0"
+elif grep -q "rank 1 of 2: rank 0 failed" "$T/mf.txt" && grep -q "rank 0 of 2: .*nowhere" "$T/mf.txt"; then
+    pass "msd: rank 0's failure while training ends rank 1 too"
+else cat "$T/mf.txt"; fail "msd failure over ranks"; fi
 
 # 8. a rank killed mid-training: the job ends (no hang) with an error, the model on disk is the
 #    last complete epoch's and loads

@@ -124,7 +124,7 @@ typedef struct elec_args {
 /* Textualise, encode (cached), train the ELEC pair, report. */
 static int run_elec(const char *data, const char *model_name, const char *out, const sc_model_config *mc,
                     const sc_train_config *tc, elec_args *ea, sc_schema *schema, const sc_dataset *train,
-                    const sc_dataset *valid, const sc_dataset *test, int json, sc_error *err) {
+                    const sc_dataset *valid, const sc_dataset *test, int json, sc_dist *dist, sc_error *err) {
     char lm_dir[4096], cache[4300], name[128] = "";
     if (ea->lm) snprintf(lm_dir, sizeof lm_dir, "%s", ea->lm);
     else default_model_dir(lm_dir, sizeof lm_dir);
@@ -141,8 +141,9 @@ static int run_elec(const char *data, const char *model_name, const char *out, c
     else snprintf(cache, sizeof cache, "%s/elec-%s-%s.vec", data, ea->granularity == SC_ELEC_ENTITY ? "entity" : "sample", base);
     float *tables[2] = {NULL, NULL};
     int dim = 0;
-    rc = sc_elec_encode_texts(&texts, lm_dir, cache, tc->n_threads, tables, &dim, name, sizeof name, err);
-    if (!rc) {
+    /* over ranks every rank encodes its share of the texts; rank 0 alone trains (docs/distributed.md) */
+    rc = sc_elec_encode_texts(&texts, lm_dir, cache, tc->n_threads, dist, tables, &dim, name, sizeof name, err);
+    if (!rc && sc_dist_rank(dist) == 0) {
         sc_elec_vectors vec[3];
         sc_elec_vectors_from_texts(&texts, tables, dim, vec);
         cJSON *info = cJSON_CreateObject();
@@ -190,7 +191,7 @@ static int run_elec(const char *data, const char *model_name, const char *out, c
 static int run_msd(const char *data, const char *model_name, const char *out, const sc_model_config *mc,
                    const sc_train_config *tc, const sc_msd_config *md, const char *texts, const char *encoder,
                    const char *cache_arg, sc_schema *schema, const sc_dataset *train, const sc_dataset *valid,
-                   const sc_dataset *test, int json, sc_error *err) {
+                   const sc_dataset *test, int json, sc_dist *dist, sc_error *err) {
     char enc[4096], cache[4300], lv[64];
     if (encoder) snprintf(enc, sizeof enc, "%s", encoder);
     else default_model_dir(enc, sizeof enc);
@@ -200,8 +201,13 @@ static int run_msd(const char *data, const char *model_name, const char *out, co
     else snprintf(cache, sizeof cache, "%s/msd-%s.vec", data, base);
     const sc_dataset *splits[3] = {train, valid, test};
     sc_msd_semantics sem;
-    int rc = sc_msd_semantics_build(schema, splits, md, texts, enc, cache, tc->n_threads, &sem, err);
+    /* over ranks every rank encodes its share of the texts; rank 0 alone trains (docs/distributed.md) */
+    int rc = sc_msd_semantics_build(schema, splits, md, texts, enc, cache, tc->n_threads, dist, &sem, err);
     if (rc) return rc;
+    if (sc_dist_rank(dist) > 0) {
+        sc_msd_semantics_free(&sem);
+        return SC_OK;
+    }
     cJSON *info = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(info, "msd_settings");
     cJSON_AddStringToObject(e, "levels", sc_msd_levels_name(md->levels, lv, sizeof lv));
@@ -449,14 +455,12 @@ int cmd_train(int argc, char **argv) {
     if (sc_dist_init(&dist, NULL, NULL, &err)) return cli_fail("train", &err);
     int rank = sc_dist_rank(dist), ranks = sc_dist_size(dist);
     if (ranks > 1) {
-        if (elec || msd) {
-            fprintf(stderr, "semctr train: rank %d of %d: --method %s trains on one process; data-parallel training "
-                            "covers --method plain\n", rank, ranks, elec ? "elec" : "msd");
-            sc_dist_finalize(dist);
-            return EXIT_USAGE;
-        }
         if (rank > 0) sc_log_level = SC_LOG_QUIET; /* rank 0 speaks for the job */
-        tc.dist = dist;
+        /* ELEC / MSD: the texts are encoded over the ranks, then rank 0 trains as one process
+           (tc.dist stays NULL) while the others wait (docs/distributed.md) */
+        if (!elec && !msd) tc.dist = dist;
+        else sc_info("--method %s over %d ranks: the texts are encoded over the ranks, the CTR networks are "
+                     "trained on rank 0", elec ? "elec" : "msd", ranks);
     }
     sc_schema *schema = NULL;
     sc_dataset train = {0}, valid = {0}, test = {0};
@@ -479,10 +483,12 @@ int cmd_train(int argc, char **argv) {
             have_test = !rc;
         }
         if (!rc && elec)
-            rc = run_elec(data, model_name, out, &mc, &tc, &ea, schema, &train, &valid, have_test ? &test : NULL, json, &err);
+            rc = run_elec(data, model_name, out, &mc, &tc, &ea, schema, &train, &valid, have_test ? &test : NULL, json,
+                          dist, &err);
         else if (!rc)
             rc = run_msd(data, model_name, out, &mc, &tc, &md, msd_texts, msd_encoder, msd_cache, schema, &train, &valid,
-                         have_test ? &test : NULL, json, &err);
+                         have_test ? &test : NULL, json, dist, &err);
+        rc = sc_dist_agree_idle(dist, rc, &err); /* the other ranks wait for rank 0's training, idle */
         sc_dataset_close(&test);
         sc_dataset_close(&train);
         sc_dataset_close(&valid);

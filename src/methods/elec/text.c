@@ -196,7 +196,8 @@ static void text_key(const char *text, char out[17]) {
 }
 
 int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const char *cache_path, int n_threads,
-                         float *tables[2], int *dim, char *model_name, size_t model_name_cap, sc_error *err) {
+                         sc_dist *dist, float *tables[2], int *dim, char *model_name, size_t model_name_cap,
+                         sc_error *err) {
     tables[0] = tables[1] = NULL;
     sc_textvec lm = {0};
     char tag[300];
@@ -204,40 +205,44 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
     sc_vecstore_writer *w = NULL;
     const char **missing = NULL;
     float **missing_dst = NULL, *buf = NULL;
-    int64_t n_missing = 0, total = t->n_texts[0] + t->n_texts[1];
+    int64_t n_missing = 0, total = t->n_texts[0] + t->n_texts[1], *which = NULL;
+    /* Over ranks: rank 0 reads and writes the cache and keeps the tables; every rank encodes its
+     * slice of each chunk of missing texts (all ranks load the model). */
+    const int root = sc_dist_rank(dist) == 0, ranks = sc_dist_size(dist);
     /* ELEC feeds the mean-pooled last hidden state, not the unit-normalised sentence embedding */
     /* another method (MSD) encodes its own text set through here: the log names the method that asked */
     const char *who = t->method ? t->method : "text encoder", *sep = t->method ? " " : "";
     int rc = sc_textvec_open(&lm, model_dir, n_threads, err);
     if (rc)
-        return sc_fail_prefix(err, "%s%slanguage model (fetch it with scripts/fetch_model.sh or pass --lm): ",
-                              t->method ? t->method : "", sep);
-    sc_textvec_set_normalize(&lm, 0);
-    int D = lm.dim;
-    /* the cache records what the vectors are, so another model's or kind's store is refused */
-    snprintf(tag, sizeof tag, "%s (%s)", lm.name, lm.llm ? "mean last hidden state" : "pooled, not normalised");
-    snprintf(model_name, model_name_cap, "%s", tag);
-    *dim = D;
-    if (cache_path && sc_file_exists(cache_path)) {
+        sc_fail_prefix(err, "%s%slanguage model (fetch it with scripts/fetch_model.sh or pass --lm): ",
+                       t->method ? t->method : "", sep);
+    int D = rc ? 0 : lm.dim;
+    if (!rc) {
+        sc_textvec_set_normalize(&lm, 0);
+        /* the cache records what the vectors are, so another model's or kind's store is refused */
+        snprintf(tag, sizeof tag, "%s (%s)", lm.name, lm.llm ? "mean last hidden state" : "pooled, not normalised");
+        snprintf(model_name, model_name_cap, "%s", tag);
+        *dim = D;
+    }
+    if (!rc && root && cache_path && sc_file_exists(cache_path)) {
         rc = sc_vecstore_open(&cache, cache_path, 0, err);
         if (!rc && (sc_vecstore_dim(cache) != D || strcmp(sc_vecstore_model(cache), tag)))
             rc = sc_fail(err, SC_EINVAL,
                          "%s: vector store of '%s' (dim %d), but the encoder is '%s' (dim %d); "
                          "delete the store or pass another --elec-cache",
                          cache_path, sc_vecstore_model(cache), sc_vecstore_dim(cache), tag, D);
-        if (rc) goto done;
     }
-    missing = sc_malloc((size_t)(total ? total : 1) * sizeof *missing);
-    missing_dst = sc_malloc((size_t)(total ? total : 1) * sizeof *missing_dst);
-    if (!missing || !missing_dst) {
-        rc = sc_fail(err, SC_ENOMEM, "out of memory");
-        goto done;
+    if (!rc) {
+        missing = sc_malloc((size_t)(total ? total : 1) * sizeof *missing);
+        missing_dst = sc_malloc((size_t)(total ? total : 1) * sizeof *missing_dst);
+        which = sc_malloc((size_t)(total ? total : 1) * sizeof *which);
+        if (!missing || !missing_dst || !which) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     }
-    for (int p = 0; p < t->n_parts; p++) {
+    for (int p = 0; p < t->n_parts && !rc && root; p++) {
         tables[p] = sc_malloc((size_t)(t->n_texts[p] ? t->n_texts[p] : 1) * D * sizeof(float));
         if (!tables[p]) {
             rc = sc_fail(err, SC_ENOMEM, "out of memory for %lld vectors", (long long)t->n_texts[p]);
-            goto done;
+            break;
         }
         for (int64_t i = 0; i < t->n_texts[p]; i++) {
             char key[17];
@@ -247,35 +252,48 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
             if (v) {
                 memcpy(dst, v, (size_t)D * sizeof(float));
             } else {
+                which[n_missing] = (p ? t->n_texts[0] : 0) + i;
                 missing[n_missing] = t->texts[p][i];
                 missing_dst[n_missing++] = dst;
             }
         }
     }
-    sc_info("%s: %lld distinct texts, %lld cached in %s, %lld to encode with %s", who, (long long)total,
-            (long long)(total - n_missing), cache_path ? cache_path : "(no cache)", (long long)n_missing, tag);
-    if (n_missing) {
-        enum { CHUNK = 512 };
+    /* the other ranks learn which texts are missing (index over both parts' texts) */
+    rc = sc_dist_agree(dist, rc, err);
+    if (!rc && ranks > 1) rc = sc_dist_bcast(dist, &n_missing, sizeof n_missing, err);
+    if (!rc && ranks > 1) rc = sc_dist_bcast(dist, which, (size_t)n_missing * sizeof *which, err);
+    for (int64_t k = 0; k < n_missing && !rc && !root; k++) {
+        int64_t i = which[k], p = i >= t->n_texts[0];
+        if (i < 0 || i >= total) rc = sc_fail(err, SC_EINTERNAL, "text index %lld from rank 0 out of range", (long long)i);
+        else missing[k] = t->texts[p][i - (p ? t->n_texts[0] : 0)];
+    }
+    if (!rc)
+        sc_info("%s: %lld distinct texts, %lld cached in %s, %lld to encode with %s%s", who, (long long)total,
+                (long long)(total - n_missing), cache_path ? cache_path : "(no cache)", (long long)n_missing, tag,
+                ranks > 1 ? " over the ranks" : "");
+    if (!rc && n_missing) {
+        /* each rank gets about 512 texts of a chunk; a text's vector does not depend on its batch */
+        const int64_t CHUNK = 512 * (int64_t)ranks;
         buf = sc_malloc((size_t)CHUNK * D * sizeof(float));
-        if (!buf) {
-            rc = sc_fail(err, SC_ENOMEM, "out of memory");
-            goto done;
-        }
+        if (!buf) rc = sc_fail(err, SC_ENOMEM, "out of memory");
+        rc = sc_dist_agree(dist, rc, err);
         sc_progress prog;
         sc_progress_begin(&prog, "encoding", n_missing, "texts");
         for (int64_t i = 0; i < n_missing && !rc; i += CHUNK) {
-            if (sc_interrupted()) {
-                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted while encoding texts; nothing was cached");
-                break;
-            }
             int n = (int)(n_missing - i < CHUNK ? n_missing - i : CHUNK);
-            rc = sc_textvec_encode(&lm, missing + i, n, buf, err);
-            for (int k = 0; k < n && !rc; k++) memcpy(missing_dst[i + k], buf + (int64_t)k * D, (size_t)D * sizeof(float));
+            int64_t lo, hi; /* this rank's texts of the chunk */
+            sc_dist_slice(dist, n, &lo, &hi);
+            if (sc_interrupted())
+                rc = sc_fail(err, SC_EINTERRUPTED, "interrupted while encoding texts; nothing was cached");
+            if (!rc && hi > lo) rc = sc_textvec_encode(&lm, missing + i + lo, (int)(hi - lo), buf + lo * D, err);
+            rc = sc_dist_agree(dist, rc, err);
+            if (!rc) rc = sc_dist_gather_slices(dist, buf, n, D, err);
+            for (int k = 0; k < n && !rc && root; k++)
+                memcpy(missing_dst[i + k], buf + (int64_t)k * D, (size_t)D * sizeof(float));
             sc_progress_update(&prog, i + n, NULL);
         }
         sc_progress_end(&prog);
-        if (rc) goto done;
-        if (cache_path) {
+        if (!rc && cache_path && root) {
             /* the new store: every old entry plus the new ones */
             rc = sc_vecstore_writer_open(&w, cache_path, tag, D, err);
             for (int64_t i = 0; cache && i < sc_vecstore_count(cache) && !rc; i++)
@@ -289,17 +307,18 @@ int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const ch
                 if (cache) sc_vecstore_close(cache);
                 cache = NULL;
                 rc = sc_vecstore_writer_commit(w, err);
-            } else {
+            } else if (w) {
                 sc_vecstore_writer_abort(w);
             }
             w = NULL;
         }
+        if (ranks > 1) rc = sc_dist_agree(dist, rc, err);
     }
-done:
     if (cache) sc_vecstore_close(cache);
     sc_textvec_close(&lm);
     sc_free(missing);
     sc_free(missing_dst);
+    sc_free(which);
     sc_free(buf);
     if (rc) {
         sc_free(tables[0]);

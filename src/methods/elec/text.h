@@ -15,6 +15,7 @@
 
 #include "data/dataset.h"
 #include "data/schema.h"
+#include "dist/dist.h"
 #include "methods/elec/elec.h"
 
 enum sc_elec_granularity { SC_ELEC_SAMPLE = 0, SC_ELEC_ENTITY = 1 };
@@ -45,9 +46,18 @@ const char *sc_elec_text(const sc_elec_texts *t, int s, int p, int64_t r);
  * hidden state, no normalisation, as ELEC uses), through the vector store
  * cache_path (created or extended; NULL = no cache); tables[p] (n_texts[p],
  * dim) are the caller's (sc_free). *dim gets the vector size. The store must
- * come from the same model: another model's store is an error. */
+ * come from the same model: another model's store is an error.
+ *
+ * dist (NULL: one process): over more than one rank every rank calls this
+ * with the same texts and loads the model; rank 0 reads the cache and says
+ * which texts are missing, each rank encodes its contiguous slice of every
+ * chunk of them, and rank 0 gathers the vectors, writes the cache and gets
+ * the tables; the other ranks get tables[p] = NULL. A text's vector does not
+ * depend on the texts batched with it, so rank 0's tables and the cache are
+ * those of one process, bit for bit. A rank that fails fails every rank. */
 int sc_elec_encode_texts(const sc_elec_texts *t, const char *model_dir, const char *cache_path, int n_threads,
-                         float *tables[2], int *dim, char *model_name, size_t model_name_cap, sc_error *err);
+                         sc_dist *dist, float *tables[2], int *dim, char *model_name, size_t model_name_cap,
+                         sc_error *err);
 
 /* Time (ms, median of 3) the language model takes for the texts of the
  * first 1,000 rows of split s (every part: per sample one text, per entity

@@ -78,10 +78,15 @@ typedef struct sc_msd_semantics {
  * counted in n_raw), encoded with the encoder in encoder_dir through the
  * vector store cache_path. Bad TSV lines are errors naming file and line.
  * With cfg->lora.rank > 0 the distinct texts also go through the encoder's
- * frozen lower layers once (lora_base, text_of). */
+ * frozen lower layers once (lora_base, text_of).
+ * dist (NULL: one process): over more than one rank every rank calls this,
+ * the texts are encoded over the ranks (sc_elec_encode_texts) and rank 0
+ * gets the semantics of one process, bit for bit; the other ranks get
+ * everything but the tables (table[l] = NULL, no LoRA base): they only help
+ * encode. The LoRA base runs on rank 0. */
 int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const split[3], const sc_msd_config *cfg,
                            const char *texts_dir, const char *encoder_dir, const char *cache_path, int n_threads,
-                           sc_msd_semantics *out, sc_error *err);
+                           sc_dist *dist, sc_msd_semantics *out, sc_error *err);
 void sc_msd_semantics_free(sc_msd_semantics *s);
 
 /* Read one extraction file (header line, then key<TAB>status<TAB>text with

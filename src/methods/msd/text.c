@@ -131,7 +131,7 @@ static int find_fields(const sc_schema *schema, const sc_msd_config *cfg, int fi
 
 int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const split[3], const sc_msd_config *cfg,
                            const char *texts_dir, const char *encoder_dir, const char *cache_path, int n_threads,
-                           sc_msd_semantics *out, sc_error *err) {
+                           sc_dist *dist, sc_msd_semantics *out, sc_error *err) {
     memset(out, 0, sizeof *out);
     static const char *LEVEL[2] = {"item", "user"};
     int need[2] = {!!(cfg->levels & (SC_MSD_ITEM | SC_MSD_FUSION)), !!(cfg->levels & SC_MSD_USER)};
@@ -299,17 +299,18 @@ int sc_msd_semantics_build(const sc_schema *schema, const sc_dataset *const spli
         }
     }
     if (!rc) {
-        rc = sc_elec_encode_texts(&uniq, encoder_dir, cache_path, n_threads, uvec, &out->S, out->encoder,
+        rc = sc_elec_encode_texts(&uniq, encoder_dir, cache_path, n_threads, dist, uvec, &out->S, out->encoder,
                                   sizeof out->encoder, err);
         if (rc) sc_fail_prefix(err, "MSD: ");
     }
-    for (int l = 0; l < 2 && !rc; l++) {
+    const int root = sc_dist_rank(dist) == 0; /* the other ranks only helped encode */
+    for (int l = 0; l < 2 && !rc && root; l++) {
         vec[l] = sc_malloc((size_t)(fin.n_texts[l] + 1) * out->S * sizeof(float));
         if (!vec[l]) rc = sc_fail(err, SC_ENOMEM, "out of memory");
         for (int64_t k = 0; k < fin.n_texts[l] && !rc; k++)
             memcpy(vec[l] + k * out->S, uvec[0] + (int64_t)which[l][k] * out->S, (size_t)out->S * sizeof(float));
     }
-    if (!rc && cfg->lora.rank > 0) {
+    if (!rc && root && cfg->lora.rank > 0) {
         /* LoRA: the frozen lower layers over every distinct text, once; each entity's text among them */
         out->lora_base = sc_calloc(1, sizeof *out->lora_base);
         char lpath[4300];
