@@ -219,8 +219,9 @@ def render(res):
           f"And communication, {comm64 * 1e3:.2f} ms of the {m64['step_s'] * 1e3:.2f} ms step at 64 machines "
           f"({comm64 / m64['step_s'] * 100:.0f}%), grows with N: the dense allreduce stays near 2 S_d / W + 2(N-1) a, "
           "while every rank receives every other rank's embedding rows. Past ~8 machines a larger global batch "
-          "(weak scaling: a different model; tune the learning rate) or tables sharded by owner (each rank receives "
-          "only the rows it owns, MPI_Alltoallv; not built yet, docs/distributed.md) is the way on. The model leaves "
+          "(weak scaling: a different model; tune the learning rate) is the way on; tables sharded by owner "
+          "(--shard-embeddings) cut the embedding bytes but, with four rounds of messages a step, not the time in "
+          "this latency model (bench/results/mpi-sharding.md). The model leaves "
           "out the merge of received rows (memory speed), stragglers and the per-epoch validation on rank 0."]
     with open(RESULT + ".md", "w") as f:
         f.write("\n".join(L) + "\n")
