@@ -12,7 +12,10 @@
  * sequence p with a 16-token prompt of ids id(p, k) (all prompts in one
  * pass), then GEN_TOKENS greedy steps of all B together
  * (sc_llama_forward_batch, one token per sequence per pass); tokens/s over
- * all sequences, steps only. Prints one JSON object. */
+ * all sequences, steps only. $SEMCTR_KV_CACHE (f32, the default, or f16)
+ * picks the KV cache type; kv_bytes = the bytes of the model's own cache
+ * (1024 positions) as allocated, kv_bytes_batch = the batched caches'.
+ * Prints one JSON object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_llm: %s\n", e.msg);
         return 1;
     }
+    const char *kvt = getenv("SEMCTR_KV_CACHE");
+    if (kvt && kvt[0]) {
+        int type = sc_llama_kv_type_parse(kvt);
+        if (type < 0) {
+            fprintf(stderr, "bench_llm: SEMCTR_KV_CACHE='%s' (f32 or f16)\n", kvt);
+            return 2;
+        }
+        if (sc_llama_set_kv_type(m, type, &e) != SC_OK) goto fail;
+    }
+    size_t kv_bytes_batch = 0;
     int V = m->cfg.n_vocab;
     float *logits = sc_malloc((size_t)V * sizeof(float));
     int32_t ids[1024];
@@ -83,6 +96,7 @@ int main(int argc, char **argv) {
         float *lg = sc_malloc((size_t)B * V * sizeof(float));
         for (int p = 0; p < B; p++) {
             if (sc_llama_kv_new(m, 16 + gen + 1, &kv[p], &e) != SC_OK) goto fail;
+            kv_bytes_batch += sc_llama_kv_bytes(m, 16 + gen + 1);
             for (int k = 0; k < 16; k++) prompt[p][k] = token_id(p, k, V);
             seg[p] = (sc_llama_seg){kv[p], prompt[p], 16, lg + (size_t)p * V};
         }
@@ -100,7 +114,8 @@ int main(int argc, char **argv) {
         for (int p = 0; p < B; p++) sc_llama_kv_free(kv[p]);
         sc_free(lg);
     }
-    printf("}, \"peak_rss_mb\": %.1f}\n", sc_peak_rss_bytes() / 1048576.0);
+    printf("}, \"kv_bytes\": %zu, \"kv_bytes_batch\": %zu, \"peak_rss_mb\": %.1f}\n", sc_llama_kv_bytes(m, 1024), kv_bytes_batch,
+           sc_peak_rss_bytes() / 1048576.0);
     sc_free(logits);
     sc_llama_free(m);
     return 0;

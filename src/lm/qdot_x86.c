@@ -27,6 +27,7 @@ sc_bf16_tile_fn sc_bf16_tile_avx512(void);
 void sc_bf16_round_avx512(const float *x, size_t n, uint16_t *out);
 sc_i8_tile_fn sc_i8_tile_avx512_vnni(void);
 size_t sc_f16_round_avx2(const float *x, size_t n, uint16_t *out);
+float sc_q8_block_avx2(const float *x, int8_t *q, int *sum);
 size_t sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out);
 int sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d);
 size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu);
@@ -698,10 +699,10 @@ int AVX2 sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float
  * NT x NR int32 accumulators start at -off * (the token's block sum) and
  * take 8 vpdpbusd (4 weight bytes broadcast x 4 activation bytes per lane);
  * then acc = fma(float(isum), d_w * d_x, acc) per lane, as the plain C
- * twin. tmp[(i * 3 + j) * 16 + l] = token l of group i . row j. */
+ * twin. o[j * ldt + 16 i + l] = token l of group i . row j. */
 #define I8_KERNEL(NT, NR)                                                                                              \
     static void VNNI i8_kernel_##NT##x##NR(const int8_t *xq, size_t gq, const float *xd, const int32_t *xs, size_t gs, \
-                                           const uint8_t *u, size_t IC, const float *wd, int NB, int off, float *tmp) { \
+                                           const uint8_t *u, size_t IC, const float *wd, int NB, int off, float *o, size_t ldt) { \
         __m512 acc[NT][NR];                                                                                            \
         _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
             acc[i][j] = _mm512_setzero_ps();                                                                           \
@@ -733,7 +734,7 @@ int AVX2 sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float
             }                                                                                                          \
         }                                                                                                              \
         _Pragma("GCC unroll 8") for (int i = 0; i < NT; i++) _Pragma("GCC unroll 8") for (int j = 0; j < NR; j++)     \
-            _mm512_storeu_ps(tmp + (i * 3 + j) * 16, acc[i][j]);                                                       \
+            _mm512_storeu_ps(o + j * ldt + i * 16, acc[i][j]);                                                        \
     }
 #define I8_KERNELS(NT) I8_KERNEL(NT, 1) I8_KERNEL(NT, 2) I8_KERNEL(NT, 3)
 I8_KERNELS(1)
@@ -742,33 +743,101 @@ I8_KERNELS(3)
 I8_KERNELS(4)
 
 typedef void (*i8_kernel_fn)(const int8_t *, size_t, const float *, const int32_t *, size_t, const uint8_t *, size_t,
-                             const float *, int, int, float *);
+                             const float *, int, int, float *, size_t);
 #define I8_ROW(NT) {i8_kernel_##NT##x1, i8_kernel_##NT##x2, i8_kernel_##NT##x3}
 static const i8_kernel_fn i8_kernels[4][3] = {I8_ROW(1), I8_ROW(2), I8_ROW(3), I8_ROW(4)};
 
-/* sc_i8_tile_fn: blocks of 3 weight rows (in L1) x 4 groups of 16 tokens
- * (streaming from L2), smaller at the edges */
+/* 16 rows of 16 floats (src[i * lds + t]) transposed: dst[t * ldd + i]
+ * for t < nt (unpack, 64-bit shuffles, then 128-bit lanes) */
+static inline void AVX512 transpose16(const float *src, size_t lds, float *dst, size_t ldd, int nt) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* r[4i + k]: rows 4i..4i+3 at token 4L + k in lane L */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512 s0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44), s1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
+        __m512 s2 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44), s3 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
+        t[k] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < nt; i++) _mm512_storeu_ps(dst + i * ldd, t[i]);
+}
+
+/* sc_i8_tile_fn: chunks of 48 weight rows x 256 tokens; in a chunk, blocks
+ * of 3 rows (in L1) x 4 groups of 16 tokens (streaming from L2) write
+ * rows of tokens into ob, which 16 x 16 transposes then move to out */
+enum { I8_CR = 48, I8_CG = 16 };
 static void VNNI i8_tile_avx512(const sc_i8_act *a, const uint8_t *u, const float *d, int off, int R, float *out,
                                 size_t ldo) {
     int IC = a->IC, NB = a->NB, G = a->G;
-    size_t gq = (size_t)IC * 16, gs = (size_t)NB * 16;
-    float tmp[4 * 3 * 16];
-    for (int r0 = 0; r0 < R; r0 += 3) {
-        int nr = R - r0 < 3 ? R - r0 : 3;
-        for (int g0 = 0; g0 < G; g0 += 4) {
-            int ng = G - g0 < 4 ? G - g0 : 4;
-            i8_kernels[ng - 1][nr - 1](a->q + g0 * gq, gq, a->d + g0 * gs, a->s + g0 * gs, gs, u + (size_t)r0 * IC,
-                                       (size_t)IC, d + (size_t)r0 * NB, NB, off, tmp);
-            for (int i = 0; i < ng; i++)
-                for (int l = 0; l < 16 && 16 * (g0 + i) + l < a->T; l++) {
-                    float *o = out + (size_t)(16 * (g0 + i) + l) * ldo + r0;
-                    for (int j = 0; j < nr; j++) o[j] = tmp[(i * 3 + j) * 16 + l];
+    size_t gq = (size_t)IC * 16, gs = (size_t)NB * 16, ldt = 16 * I8_CG;
+    float ob[I8_CR * 16 * I8_CG]; /* [row][token] of a chunk */
+    for (int c0 = 0; c0 < R; c0 += I8_CR) {
+        int cr = R - c0 < I8_CR ? R - c0 : I8_CR;
+        for (int h0 = 0; h0 < G; h0 += I8_CG) {
+            int cg = G - h0 < I8_CG ? G - h0 : I8_CG;
+            for (int r0 = c0; r0 < c0 + cr; r0 += 3) {
+                int nr = c0 + cr - r0 < 3 ? c0 + cr - r0 : 3;
+                for (int g0 = h0; g0 < h0 + cg; g0 += 4) {
+                    int ng = h0 + cg - g0 < 4 ? h0 + cg - g0 : 4;
+                    i8_kernels[ng - 1][nr - 1](a->q + g0 * gq, gq, a->d + g0 * gs, a->s + g0 * gs, gs, u + (size_t)r0 * IC,
+                                               (size_t)IC, d + (size_t)r0 * NB, NB, off, ob + (size_t)(r0 - c0) * ldt + 16 * (g0 - h0),
+                                               ldt);
                 }
+            }
+            int t0 = 16 * h0, nt = a->T - t0 < 16 * cg ? a->T - t0 : 16 * cg, j = 0;
+            for (; j + 16 <= cr; j += 16)
+                for (int t = 0; t < nt; t += 16)
+                    transpose16(ob + (size_t)j * ldt + t, ldt, out + (size_t)(t0 + t) * ldo + c0 + j, ldo, nt - t < 16 ? nt - t : 16);
+            for (; j < cr; j++) /* rows past the last 16 */
+                for (int t = 0; t < nt; t++) out[(size_t)(t0 + t) * ldo + c0 + j] = ob[(size_t)j * ldt + t];
         }
     }
 }
 
 sc_i8_tile_fn sc_i8_tile_avx512_vnni(void) { return i8_tile_avx512; }
+
+/* ---- the Q8_0 / Q8_1 activation quantiser of one 32-block ----
+ * as the plain loop of sc_qact_quantize: amax = max |x|, q = round to
+ * nearest even of x * (127 / amax) (0 when amax is 0); returns amax, *sum
+ * = the sum of q */
+float AVX2 sc_q8_block_avx2(const float *x, int8_t *q, int *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float amax = _mm_cvtss_f32(h), id = amax != 0 ? 127.f / amax : 0.f;
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i qi[4];
+    for (int i = 0; i < 4; i++)
+        qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    *sum = _mm_cvtsi128_si32(s4);
+    /* int32 -> int8 in order: packs work per 128-bit lane, a permute restores it */
+    __m256i p16 = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
+    __m256i p8 = _mm256_packs_epi16(p16, p16b);
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p8);
+    return amax;
+}
 
 /* ---- half-precision rows (F16C): all but a tail of < 8 ---- */
 
@@ -825,6 +894,7 @@ size_t sc_glu_avx2(float *g, const float *u, size_t n, int gelu) { (void)g; (voi
 sc_bf16_tile_fn sc_bf16_tile_avx512(void) { return NULL; }
 sc_i8_tile_fn sc_i8_tile_avx512_vnni(void) { return NULL; }
 size_t sc_f16_round_avx2(const float *x, size_t n, uint16_t *out) { (void)x; (void)n; (void)out; return 0; }
+float sc_q8_block_avx2(const float *x, int8_t *q, int *sum) { (void)x; (void)q; *sum = 0; return 0; }
 size_t sc_f16_widen_avx2(const uint16_t *h, size_t n, float *out) { (void)h; (void)n; (void)out; return 0; }
 int sc_i8_unpack_avx2(const sc_qtensor *w, int r0, int R, uint8_t *u, float *d) {
     (void)w; (void)r0; (void)R; (void)u; (void)d;
