@@ -153,7 +153,7 @@ Test(lm_encoder, attention_kernel_matches_plain) {
                 bk[d] = sc_rng_normal(&r);
                 bv[d] = sc_rng_normal(&r);
             }
-            float *scr = malloc(sizeof(float) * (size_t)((T + 31) / 32 * 32 * (HS + 1) + 2 * HS + 16));
+            float *scr = malloc(sizeof(float) * (size_t)sc_attention_scratch(T, HS));
             sc_attention_head(o1, q, k, v, bq, bk, bv, T, HS, ld, ld, scr);
             sc_attention_head_ref(o2, q, k, v, bq, bk, bv, T, HS, ld, ld, scr);
             for (int i = 0; i < T; i++)

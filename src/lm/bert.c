@@ -382,6 +382,7 @@ enum { JB = 16 }; /* floats per vector block */
 /* 16 floats, loadable from any 4-byte aligned address; gcc and clang map
  * it to one AVX-512 register or two AVX ones. */
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi16 __attribute__((vector_size(64), aligned(4)));
 
 /* The plain attention for one (sequence, head), the reference the tuned
  * kernel below is tested against. q, k, v rows of this sequence are
@@ -410,14 +411,125 @@ void sc_attention_head_ref(float *out, const float *q, const float *k, const flo
     }
 }
 
+enum { QR = 4 }; /* query rows whose scores are computed together, sharing each load of the keys */
+
 int64_t sc_attention_scratch(int T, int HS) {
     int64_t Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
-    return Tp * (HS + 1) + 2 * HS + JB;
+    return Tp * (HS + QR) + QR * HS + JB;
+}
+
+/* Scores of query rows qs[0..R) (HS apart, scaled, biased) against every key, into sc (R rows, Tp apart):
+   each score is the sum over d in order, as one row at a time would make it; R rows share every load of
+   kT, the keys transposed (HS, Tp). */
+static void attention_scores(float *sc, const float *qs, const float *kT, int R, int HS, int Tp) {
+    const v16 zero = {0};
+    int j0 = 0;
+    if (R == QR)
+        for (; j0 + 4 * JB <= Tp; j0 += 4 * JB) { /* 4 rows x 4 key blocks: 16 independent FMA chains */
+            v16 s[QR][4];
+            for (int r = 0; r < QR; r++) s[r][0] = s[r][1] = s[r][2] = s[r][3] = zero;
+            for (int d = 0; d < HS; d++) {
+                const float *row = kT + (int64_t)d * Tp + j0;
+                const v16 k0 = *(const v16 *)row, k1 = *(const v16 *)(row + JB), k2 = *(const v16 *)(row + 2 * JB),
+                          k3 = *(const v16 *)(row + 3 * JB);
+                for (int r = 0; r < QR; r++) {
+                    const float qv = qs[r * HS + d];
+                    s[r][0] += qv * k0;
+                    s[r][1] += qv * k1;
+                    s[r][2] += qv * k2;
+                    s[r][3] += qv * k3;
+                }
+            }
+            for (int r = 0; r < QR; r++)
+                for (int c = 0; c < 4; c++) *(v16 *)(sc + (int64_t)r * Tp + j0 + c * JB) = s[r][c];
+        }
+    for (; j0 < Tp; j0 += 2 * JB) /* the rest (or R < QR): a row at a time, two key blocks */
+        for (int r = 0; r < R; r++) {
+            v16 s0 = zero, s1 = zero;
+            for (int d = 0; d < HS; d++) {
+                const float *row = kT + (int64_t)d * Tp + j0;
+                s0 += qs[r * HS + d] * *(const v16 *)row;
+                s1 += qs[r * HS + d] * *(const v16 *)(row + JB);
+            }
+            *(v16 *)(sc + (int64_t)r * Tp + j0) = s0;
+            *(v16 *)(sc + (int64_t)r * Tp + j0 + JB) = s1;
+        }
+}
+
+/* softmax of one row of scores in place (pads zeroed); returns 1 / the sum */
+static float attention_softmax(float *sc, int T, int Tp) {
+    const v16 zero = {0};
+    /* the maximum of the T real scores (the pads' are 0 and must not count), JB lanes at a time */
+    float mx = sc[0];
+    int j0 = 0;
+    if (T >= JB) {
+        v16 m = *(const v16 *)sc;
+        for (j0 = JB; j0 + JB <= T; j0 += JB) {
+            const v16 x = *(const v16 *)(sc + j0);
+            const vi16 gt = x > m; /* lanes of all ones where x is larger: C has no vector ?: */
+            m = (v16)(((vi16)x & gt) | ((vi16)m & ~gt));
+        }
+        for (int jj = 0; jj < JB; jj++) mx = m[jj] > mx ? m[jj] : mx;
+    }
+    for (int j = j0; j < T; j++) mx = sc[j] > mx ? sc[j] : mx;
+    for (int j = 0; j < T; j++) sc[j] = exp_approx(sc[j] - mx);
+    for (int j = T; j < Tp; j++) sc[j] = 0;
+    v16 part = zero;
+    for (j0 = 0; j0 < Tp; j0 += JB) part += *(const v16 *)(sc + j0);
+    float sum = 0;
+    for (int jj = 0; jj < JB; jj++) sum += part[jj];
+    return 1.0f / sum;
+}
+
+/* out row = p @ v + bv for R (1 or 2) rows of probabilities p (Tp apart, times inv[r] at the end), JB
+   channels from d0 (two blocks when two): four chains over j mod 4, the same for every row count, so a
+   row's sums do not depend on R; the rows share each load of v. */
+static void attention_pv(float *out, int64_t ldo, const float *p, int Tp, const float *inv, int R, const float *v,
+                         int64_t ld, const float *bv, int T, int d0, int two) {
+    const v16 zero = {0};
+    v16 e[2][2], f[2][2], g[2][2], h[2][2];
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 2; c++) e[r][c] = f[r][c] = g[r][c] = h[r][c] = zero;
+    const int nc = two ? 2 : 1;
+    int j = 0;
+    for (; j + 3 < T; j += 4) { /* four rows of v at a time: more independent chains */
+        const float *va = v + j * ld + d0, *vb = va + ld, *vc = vb + ld, *vd = vc + ld;
+        for (int c = 0; c < nc; c++) {
+            const v16 a = *(const v16 *)(va + c * JB), b = *(const v16 *)(vb + c * JB), cc = *(const v16 *)(vc + c * JB),
+                      dd = *(const v16 *)(vd + c * JB);
+            for (int r = 0; r < R; r++) {
+                const float *pr = p + (int64_t)r * Tp;
+                e[r][c] += pr[j] * a;
+                f[r][c] += pr[j + 1] * b;
+                g[r][c] += pr[j + 2] * cc;
+                h[r][c] += pr[j + 3] * dd;
+            }
+        }
+    }
+    for (; j + 1 < T; j += 2) {
+        const float *va = v + j * ld + d0, *vb = va + ld;
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < R; r++) {
+                e[r][c] += p[(int64_t)r * Tp + j] * *(const v16 *)(va + c * JB);
+                f[r][c] += p[(int64_t)r * Tp + j + 1] * *(const v16 *)(vb + c * JB);
+            }
+    }
+    if (j < T)
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < R; r++) e[r][c] += p[(int64_t)r * Tp + j] * *(const v16 *)(v + j * ld + d0 + c * JB);
+    /* softmax rows sum to one, so V's bias is added once at the end */
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < nc; c++) {
+            v16 o = ((e[r][c] + f[r][c]) + (g[r][c] + h[r][c])) * inv[r] + *(const v16 *)(bv + d0 + c * JB);
+            memcpy(out + (int64_t)r * ldo + d0 + c * JB, &o, sizeof o);
+        }
 }
 
 /* Tuned: keys transposed to (HS, Tp) so that scores come out JB at a time in
- * registers; p @ v accumulated in registers JB channels at a time. Falls
- * back to the plain kernel when HS is not a multiple of JB. */
+ * registers, QR query rows at a time; p @ v accumulated in registers JB
+ * channels and two rows at a time. Every output is the same sum, in the
+ * same order, whatever the grouping. Falls back to the plain kernel when HS
+ * is not a multiple of JB. */
 void sc_attention_head(float *out, const float *q, const float *k, const float *v, const float *bq, const float *bk,
                        const float *bv, int T, int HS, int64_t ld, int64_t ldo, float *scratch) {
     if (HS % JB != 0) {
@@ -426,86 +538,28 @@ void sc_attention_head(float *out, const float *q, const float *k, const float *
     }
     const int Tp = (T + 2 * JB - 1) / (2 * JB) * (2 * JB);
     const float scale = 1.0f / sqrtf((float)HS);
-    float *sc = scratch, *kT = scratch + Tp, *qs = kT + (int64_t)HS * Tp; /* (Tp) (HS, Tp) (HS) */
-    for (int d = 0; d < HS; d++) {
-        float *row = kT + (int64_t)d * Tp;
-        for (int j = 0; j < T; j++) row[j] = k[j * ld + d] + bk[d];
-        for (int j = T; j < Tp; j++) row[j] = 0;
+    /* (QR, Tp) scores, (HS, Tp) keys, (QR, HS) queries */
+    float *sc = scratch, *kT = scratch + (int64_t)QR * Tp, *qs = kT + (int64_t)HS * Tp;
+    /* key by key: each key row is read once, contiguously (column by column would touch T cache lines per
+       channel); the HS rows of kT being written stay in L1 */
+    for (int j = 0; j < T; j++) {
+        const float *kr = k + j * ld;
+        for (int d = 0; d < HS; d++) kT[(int64_t)d * Tp + j] = kr[d] + bk[d];
     }
-    const v16 zero = {0};
-    for (int i = 0; i < T; i++) {
-        for (int d = 0; d < HS; d++) qs[d] = (q[i * ld + d] + bq[d]) * scale;
-        int j0 = 0;
-        for (; j0 + 4 * JB <= Tp; j0 += 4 * JB) { /* four independent FMA chains */
-            v16 s0 = zero, s1 = zero, s2 = zero, s3 = zero;
-            for (int d = 0; d < HS; d++) {
-                const float *row = kT + (int64_t)d * Tp + j0;
-                s0 += qs[d] * *(const v16 *)row;
-                s1 += qs[d] * *(const v16 *)(row + JB);
-                s2 += qs[d] * *(const v16 *)(row + 2 * JB);
-                s3 += qs[d] * *(const v16 *)(row + 3 * JB);
-            }
-            *(v16 *)(sc + j0) = s0;
-            *(v16 *)(sc + j0 + JB) = s1;
-            *(v16 *)(sc + j0 + 2 * JB) = s2;
-            *(v16 *)(sc + j0 + 3 * JB) = s3;
-        }
-        for (; j0 < Tp; j0 += 2 * JB) {
-            v16 s0 = zero, s1 = zero;
-            for (int d = 0; d < HS; d++) {
-                const float *row = kT + (int64_t)d * Tp + j0;
-                s0 += qs[d] * *(const v16 *)row;
-                s1 += qs[d] * *(const v16 *)(row + JB);
-            }
-            *(v16 *)(sc + j0) = s0;
-            *(v16 *)(sc + j0 + JB) = s1;
-        }
-        float mx = sc[0];
-        for (int j = 1; j < T; j++) mx = sc[j] > mx ? sc[j] : mx;
-        for (int j = 0; j < T; j++) sc[j] = exp_approx(sc[j] - mx);
-        for (int j = T; j < Tp; j++) sc[j] = 0;
-        v16 part = zero;
-        for (int j0 = 0; j0 < Tp; j0 += JB) part += *(const v16 *)(sc + j0);
-        float sum = 0;
-        for (int jj = 0; jj < JB; jj++) sum += part[jj];
-        const float inv = 1.0f / sum;
-        for (int d0 = 0; d0 < HS; d0 += 2 * JB) {
-            const int two = d0 + JB < HS; /* a second block of channels */
-            v16 e0 = zero, e1 = zero, f0 = zero, f1 = zero, g0 = zero, g1 = zero, h0 = zero, h1 = zero;
-            int j = 0;
-            for (; j + 3 < T; j += 4) { /* four rows of v at a time: more independent chains */
-                const float *va = v + j * ld + d0, *vb = va + ld, *vc = vb + ld, *vd = vc + ld;
-                e0 += sc[j] * *(const v16 *)va;
-                f0 += sc[j + 1] * *(const v16 *)vb;
-                g0 += sc[j + 2] * *(const v16 *)vc;
-                h0 += sc[j + 3] * *(const v16 *)vd;
-                if (two) {
-                    e1 += sc[j] * *(const v16 *)(va + JB);
-                    f1 += sc[j + 1] * *(const v16 *)(vb + JB);
-                    g1 += sc[j + 2] * *(const v16 *)(vc + JB);
-                    h1 += sc[j + 3] * *(const v16 *)(vd + JB);
-                }
-            }
-            for (; j + 1 < T; j += 2) {
-                const float *va = v + j * ld + d0, *vb = va + ld;
-                e0 += sc[j] * *(const v16 *)va;
-                f0 += sc[j + 1] * *(const v16 *)vb;
-                if (two) {
-                    e1 += sc[j] * *(const v16 *)(va + JB);
-                    f1 += sc[j + 1] * *(const v16 *)(vb + JB);
-                }
-            }
-            if (j < T) {
-                e0 += sc[j] * *(const v16 *)(v + j * ld + d0);
-                if (two) e1 += sc[j] * *(const v16 *)(v + j * ld + d0 + JB);
-            }
-            /* softmax rows sum to one, so V's bias is added once at the end */
-            v16 r0 = ((e0 + f0) + (g0 + h0)) * inv + *(const v16 *)(bv + d0);
-            memcpy(out + i * ldo + d0, &r0, sizeof r0);
-            if (two) {
-                v16 r1 = ((e1 + f1) + (g1 + h1)) * inv + *(const v16 *)(bv + d0 + JB);
-                memcpy(out + i * ldo + d0 + JB, &r1, sizeof r1);
-            }
+    for (int d = 0; d < HS; d++)
+        for (int j = T; j < Tp; j++) kT[(int64_t)d * Tp + j] = 0;
+    for (int i0 = 0; i0 < T; i0 += QR) {
+        const int R = T - i0 < QR ? T - i0 : QR;
+        for (int r = 0; r < R; r++)
+            for (int d = 0; d < HS; d++) qs[r * HS + d] = (q[(i0 + r) * ld + d] + bq[d]) * scale;
+        attention_scores(sc, qs, kT, R, HS, Tp);
+        float inv[QR];
+        for (int r = 0; r < R; r++) inv[r] = attention_softmax(sc + (int64_t)r * Tp, T, Tp);
+        for (int r = 0; r < R; r += 2) {
+            const int R2 = R - r < 2 ? R - r : 2;
+            for (int d0 = 0; d0 < HS; d0 += 2 * JB)
+                attention_pv(out + (int64_t)(i0 + r) * ldo, ldo, sc + (int64_t)r * Tp, Tp, inv + r, R2, v, ld, bv, T,
+                             d0, d0 + JB < HS);
         }
     }
 }
