@@ -128,63 +128,44 @@ void sc_shuffle_i64(int64_t *a, int64_t n, sc_rng *r) {
     }
 }
 
+/* ---- the pool ----
+ * Workers sleep on a condition variable between jobs and spin briefly before
+ * sleeping. A job is n_tasks tasks handed out one at a time by
+ * compare-and-swap on `state` (generation << 32 | next task), so:
+ * - the caller takes part and runs whatever no worker has claimed: it never
+ *   waits for a worker that has not started (descheduled by another process,
+ *   or still asleep); it waits only for tasks already claimed and running;
+ * - a worker that is slow (its core shared with a busy process) takes fewer
+ *   tasks and the others take the rest, so callers that cut their work into
+ *   a few more tasks than threads lose little to a slow thread.
+ * Which thread runs a task never changes what the task computes. */
+struct sc_pool;
 typedef struct {
-    sc_task_fn fn;
-    void *ctx;
-    int n_tasks, n_threads, tid;
-} worker_arg;
-
-static void *worker(void *p) {
-    worker_arg *w = p;
-    /* static round-robin: thread t runs tasks t, t+T, t+2T, ... */
-    for (int i = w->tid; i < w->n_tasks; i += w->n_threads) w->fn(w->ctx, i);
-    return NULL;
-}
-
-void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx) {
-    if (n_threads > n_tasks) n_threads = n_tasks;
-    if (n_threads <= 1) {
-        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
-        return;
-    }
-    pthread_t th[256];
-    worker_arg args[256];
-    if (n_threads > 256) n_threads = 256;
-    int started = 0;
-    for (int t = 1; t < n_threads; t++) {
-        args[t] = (worker_arg){fn, ctx, n_tasks, n_threads, t};
-        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) break;
-        started = t;
-    }
-    /* If thread creation failed part-way, this thread picks up the rest. */
-    args[0] = (worker_arg){fn, ctx, n_tasks, n_threads, 0};
-    worker(&args[0]);
-    for (int t = started + 1; t < n_threads; t++)
-        for (int i = t; i < n_tasks; i += n_threads) fn(ctx, i);
-    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
-}
+    struct sc_pool *p;
+    int id; /* 1..: workers; the caller is 0 */
+} pool_worker_arg;
 
 struct sc_pool {
     int n_threads, started;
     pthread_t th[64];
+    pool_worker_arg wa[64];
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    /* The current job. state packs (generation << 32 | next task): a thread
-     * claims a task by compare-and-swap, so a worker that wakes late for an
-     * old generation claims nothing, and the caller never waits for a worker
-     * that did not start: it runs the tasks left itself. fn/ctx/n_tasks are
-     * written before the generation is published and stay fixed until every
-     * task of that generation has finished. */
+    /* The current job. fn/ctx/n_tasks/active are written before the
+     * generation is published and stay fixed until every task of that
+     * generation has finished. A worker that wakes late for an old
+     * generation claims nothing (its compare-and-swap fails). */
     sc_task_fn fn;
     void *ctx;
+    int active; /* workers 1..active-1 take part in this job */
     atomic_int n_tasks, n_done;
     atomic_ullong state;
     int quit;
 };
 
 /* pause instructions a waiting thread spins before sleeping: about 0.1 ms,
- * longer than the gap between a decoder's parallel sections, short enough
- * not to steal much from other processes on an oversubscribed machine */
+ * longer than the gap between most parallel sections, short enough not to
+ * steal much from other processes on an oversubscribed machine */
 enum { SPIN = 2000 };
 
 /* claim and run tasks of generation gen; returns when none is left */
@@ -211,8 +192,11 @@ static void pool_pause(void) {
 }
 
 static void *pool_worker(void *arg) {
-    sc_pool *p = arg;
-    unsigned seen = 0;
+    pool_worker_arg *w = arg;
+    sc_pool *p = w->p;
+    pthread_mutex_lock(&p->mu);
+    unsigned seen = (unsigned)(atomic_load(&p->state) >> 32);
+    pthread_mutex_unlock(&p->mu);
     for (;;) {
         /* spin first: the next job usually follows at once */
         for (int k = 0; k < SPIN && (unsigned)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32) == seen; k++)
@@ -224,32 +208,42 @@ static void *pool_worker(void *arg) {
             return NULL;
         }
         seen = (unsigned)(atomic_load(&p->state) >> 32);
+        int go = w->id < p->active;
         pthread_mutex_unlock(&p->mu);
-        pool_drain(p, seen);
+        if (go) pool_drain(p, seen);
     }
+}
+
+/* start workers up to n_threads - 1 (the caller is the n-th); fewer if
+ * thread creation fails. Called by the pool's one caller. */
+static void pool_grow(sc_pool *p, int n_threads) {
+    if (n_threads > 64) n_threads = 64;
+    for (int t = p->started + 1; t < n_threads; t++) {
+        p->wa[t] = (pool_worker_arg){p, t};
+        if (pthread_create(&p->th[t], NULL, pool_worker, &p->wa[t]) != 0) break;
+        p->started = t;
+    }
+    p->n_threads = p->started + 1;
+}
+
+static void pool_init(sc_pool *p) {
+    memset(p, 0, sizeof *p);
+    p->n_threads = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
 }
 
 sc_pool *sc_pool_new(int n_threads) {
     sc_pool *p = sc_calloc(1, sizeof *p);
     if (!p) return NULL;
-    if (n_threads > 64) n_threads = 64;
-    p->n_threads = n_threads < 1 ? 1 : n_threads;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (int t = 1; t < p->n_threads; t++) {
-        if (pthread_create(&p->th[t], NULL, pool_worker, p) != 0) break;
-        p->started = t;
-    }
-    p->n_threads = p->started + 1; /* fewer threads if creation failed part-way */
+    pool_init(p);
+    pool_grow(p, n_threads);
     return p;
 }
 
-void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
-    if (!p || p->n_threads <= 1 || n_tasks <= 1) {
-        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
-        return;
-    }
+/* run the job on the caller and workers 1..n_threads-1 */
+static void pool_run(sc_pool *p, int n_tasks, int n_threads, sc_task_fn fn, void *ctx) {
     pthread_mutex_lock(&p->mu);
     /* Close the last job's generation before changing fn, ctx and n_tasks:
      * a worker still in pool_drain for it may have read its state and the
@@ -262,6 +256,7 @@ void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
     gen++;
     p->fn = fn;
     p->ctx = ctx;
+    p->active = n_threads;
     atomic_store(&p->n_tasks, n_tasks);
     atomic_store(&p->n_done, 0);
     atomic_store_explicit(&p->state, (unsigned long long)gen << 32, memory_order_release);
@@ -275,10 +270,17 @@ void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
 }
 
+void sc_pool_run(sc_pool *p, int n_tasks, sc_task_fn fn, void *ctx) {
+    if (!p || p->n_threads <= 1 || n_tasks <= 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    pool_run(p, n_tasks, p->n_threads, fn, ctx);
+}
+
 int sc_pool_threads(const sc_pool *p) { return p ? p->n_threads : 1; }
 
-void sc_pool_free(sc_pool *p) {
-    if (!p) return;
+static void pool_destroy(sc_pool *p) {
     pthread_mutex_lock(&p->mu);
     p->quit = 1;
     pthread_cond_broadcast(&p->wake);
@@ -287,7 +289,49 @@ void sc_pool_free(sc_pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
+}
+
+void sc_pool_free(sc_pool *p) {
+    if (!p) return;
+    pool_destroy(p);
     sc_free(p);
+}
+
+/* ---- sc_parallel_for: one process-wide pool, started on first use and
+ * grown to the most threads asked for. It is not counted by the allocation
+ * wrapper (it lives for the process, like OpenBLAS's threads). One parallel
+ * section runs on it at a time: a call made while it is busy (from a task of
+ * the running section, or from another thread) runs its tasks inline, which
+ * gives the same results. A forked child starts a fresh pool. */
+static sc_pool g_pool;
+static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER; /* held by the running section */
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_after_fork(void) {
+    /* the child has none of the parent's workers; the parent's state is dropped */
+    pool_init(&g_pool);
+    pthread_mutex_init(&g_pool_mu, NULL);
+}
+
+static void pool_global_init(void) {
+    pool_init(&g_pool);
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx) {
+    if (n_threads > n_tasks) n_threads = n_tasks;
+    if (n_threads <= 1 || pthread_once(&g_pool_once, pool_global_init) != 0 ||
+        pthread_mutex_trylock(&g_pool_mu) != 0) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+        return;
+    }
+    if (g_pool.n_threads < n_threads) pool_grow(&g_pool, n_threads);
+    if (g_pool.n_threads <= 1) {
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i);
+    } else {
+        pool_run(&g_pool, n_tasks, n_threads < g_pool.n_threads ? n_threads : g_pool.n_threads, fn, ctx);
+    }
+    pthread_mutex_unlock(&g_pool_mu);
 }
 
 int sc_default_threads(void) {

@@ -40,9 +40,15 @@ float sc_rng_normal(sc_rng *r);              /* standard normal */
 uint64_t sc_rng_below(sc_rng *r, uint64_t n); /* [0, n) without modulo bias */
 void sc_shuffle_i64(int64_t *a, int64_t n, sc_rng *r);
 
-/* ---- parallel for: fn(ctx, i) for i in [0, n_tasks) on n_threads threads.
- * Task i always runs the same work whatever the thread, so results that are
- * written per task are deterministic. n_threads <= 1 runs inline. */
+/* ---- parallel for: fn(ctx, i) for i in [0, n_tasks) on up to n_threads
+ * threads (the caller's included) of a process-wide pool that persists
+ * between calls. Tasks are claimed one at a time, so a thread descheduled by
+ * another process delays only the task it holds: the others (the caller
+ * first) take the rest; cut work into a few more tasks than threads to make
+ * use of that. Task i always runs the same work whatever the thread, so
+ * results that are written per task are deterministic. n_threads <= 1 runs
+ * inline, and so does a call made while the pool runs another section (a
+ * nested call, or a second thread's). */
 typedef void (*sc_task_fn)(void *ctx, int task);
 void sc_parallel_for(int n_tasks, int n_threads, sc_task_fn fn, void *ctx);
 int sc_default_threads(void); /* online CPUs */

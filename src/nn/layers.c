@@ -8,9 +8,16 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "nn/gemm_mt.h"
+
+#include <stdatomic.h>
+
+/* threads for sc_gemm; OpenBLAS itself stays single-threaded (nn/gemm_mt.h) */
+static atomic_int gemm_threads = 1;
 
 void sc_nn_set_threads(int n_threads) {
-    openblas_set_num_threads(n_threads < 1 ? 1 : n_threads);
+    atomic_store_explicit(&gemm_threads, n_threads < 1 ? 1 : n_threads, memory_order_relaxed);
+    openblas_set_num_threads(1);
 }
 
 void sc_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -22,8 +29,8 @@ void sc_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
             for (int j = 0; j < N; j++) C[(int64_t)i * ldc + j] *= beta;
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+    sc_gemm_mt(atomic_load_explicit(&gemm_threads, memory_order_relaxed), ta, tb, M, N, K, alpha, A, lda, Bm,
+               ldb, beta, C, ldc);
 }
 
 /* Split [0, n) into `tasks` contiguous chunks; chunk t is [*lo, *hi). */
