@@ -81,6 +81,10 @@ int sc_batch_alloc(sc_batch *b, const sc_field_info *fields, int n_fields, int c
 void sc_batch_free(sc_batch *b);
 /* Copy rows[0..n) of ds into b (n <= b->cap). */
 void sc_batch_gather(sc_batch *b, const sc_dataset *ds, const int64_t *rows, int n);
+/* The same for rows[i0..n) into batch rows i0..n (rows 0..i0 kept): a batch
+ * gathered in two parts, with the pages of the first part's rows released
+ * in between (the training loop at a shuffle block's end). */
+void sc_batch_gather_part(sc_batch *b, const sc_dataset *ds, const int64_t *rows, int i0, int n);
 
 /* ---- additions (data module): the on-disk format, text columns, writer ----
  *

@@ -47,6 +47,8 @@ int sc_predict_dataset(sc_model *model, const sc_dataset *ds, const float *extra
         b.extra = extra ? extra + start * E : NULL; /* rows are consecutive: no copy */
         rc = sc_model_forward(model, &b, 0, prob + start, err);
         for (int i = 0; i < n && !rc; i++) prob[start + i] = sigmoidf_stable(prob[start + i]);
+        /* rows are read once, in order: a large split's scored pages can go */
+        if ((start / batch_size) % 16 == 15) sc_dataset_release_rows(ds, 0, start + n);
     }
     sc_free(rows);
     sc_batch_free(&b);
@@ -279,7 +281,17 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
 
             int64_t lo, hi; /* this rank's rows of the batch */
             sc_dist_slice(d, n, &lo, &hi);
-            sc_batch_gather(&b, train, order + start + lo, (int)(hi - lo));
+            int64_t p0 = start + lo, cut = ((p0 / SC_SHUFFLE_BLOCK) + 1) * SC_SHUFFLE_BLOCK - p0;
+            if (n_blocks > 1 && cut < hi - lo) {
+                /* the slice reaches the next block: release the finished block's pages before
+                 * gathering from the next one, so that one block is resident, never two */
+                sc_batch_gather_part(&b, train, order + p0, 0, (int)cut);
+                int64_t blk = order[p0] / SC_SHUFFLE_BLOCK;
+                sc_dataset_release_rows(train, blk * SC_SHUFFLE_BLOCK, (blk + 1) * SC_SHUFFLE_BLOCK);
+                sc_batch_gather_part(&b, train, order + p0, (int)cut, (int)(hi - lo));
+            } else {
+                sc_batch_gather(&b, train, order + start + lo, (int)(hi - lo));
+            }
             double loss;
             rc = t->step(t->ctx, &b, order + start + lo, st.lr, &loss, err);
             if (rc) goto done;
@@ -300,6 +312,8 @@ int sc_fit(const sc_dataset *train, const sc_train_config *cfg, const sc_fit_tas
             }
         }
         double dt = sc_now() - t0;
+        /* the last block's pages are not needed during validation */
+        if (n_blocks > 1) sc_dataset_release_rows(train, 0, train->n_rows);
         train_time += dt;
         train_samples += seen;
         sc_progress_end(&prog);
