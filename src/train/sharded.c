@@ -47,7 +47,7 @@ typedef struct sharded_ctx {
     int rank, ranks;
     sc_model *model, *best;
     const sc_dataset *valid;
-    int batch_size, n_threads;
+    int batch_size;
     const char *out_path;
     sc_model_bundle bundle; /* wraps best for writing */
     stable *tab;
@@ -431,9 +431,16 @@ static int sharded_restore_best(void *vc, int from_file, sc_error *err) {
 
 /* ---- checkpoints: the layout of sc_train's ("main/<param>", "main.optim/<state>"), whole tables ---- */
 
-/* opt_shard's state i: its parameter's index in shard (states come param by param) */
-static int state_param(const sharded_ctx *c, int i) {
-    return i / (sc_optim_n_states(c->opt_shard) / (c->n_shard > 0 ? c->n_shard : 1));
+/* opt_shard's state i: its name, this rank's rows of it (data), and its parameter's rows in the full table
+   and columns (states come parameter by parameter, each of its parameter's shape) */
+static float *shard_state(sharded_ctx *c, int i, const char **name, int64_t *V, int *cols) {
+    float *data;
+    int64_t size;
+    sc_optim_state(c->opt_shard, i, name, &data, &size);
+    int k = i / (sc_optim_n_states(c->opt_shard) / (c->n_shard > 0 ? c->n_shard : 1));
+    *V = c->tab[c->shard_tab[k]].V;
+    *cols = c->shard[k].cols;
+    return data;
 }
 
 static int sharded_stage_checkpoint(void *vc, sc_container_writer *w, cJSON *header, sc_error *err) {
@@ -456,15 +463,13 @@ static int sharded_stage_checkpoint(void *vc, sc_container_writer *w, cJSON *hea
     }
     for (int i = 0; i < sc_optim_n_states(c->opt_shard) && !rc; i++) {
         const char *sname;
-        float *data, *full;
-        int64_t size;
-        sc_optim_state(c->opt_shard, i, &sname, &data, &size);
-        const sc_param *p = &c->shard[state_param(c, i)];
-        int64_t V = c->tab[c->shard_tab[state_param(c, i)]].V;
-        rc = gather_table(c, data, V, p->cols, &full, err);
+        int64_t V;
+        int cols;
+        float *data = shard_state(c, i, &sname, &V, &cols), *full;
+        rc = gather_table(c, data, V, cols, &full, err);
         char name[160];
         snprintf(name, sizeof name, "main.optim/%s", sname);
-        if (!rc && c->rank == 0) rc = sc_container_add(w, name, 1, full, (uint64_t)(V * p->cols) * 4, err);
+        if (!rc && c->rank == 0) rc = sc_container_add(w, name, 1, full, (uint64_t)(V * cols) * 4, err);
     }
     return rc; /* the whole tables stay in c->full until the file is written (freed at the next stage or the end) */
 }
@@ -477,30 +482,20 @@ static int sharded_load_checkpoint(void *vc, const sc_container *ct, sc_error *e
         rc = sc_checkpoint_load(ct, "main", c->rep, c->n_rep, c->opt_rep, err); /* names and sizes checked */
         for (int i = 0; i < sc_optim_n_states(c->opt_shard) && !rc; i++) {
             const char *sname;
-            float *data;
-            int64_t size;
-            sc_optim_state(c->opt_shard, i, &sname, &data, &size);
-            int k = state_param(c, i);
-            char name[160];
-            snprintf(name, sizeof name, "main.optim/%s", sname);
-            const sc_container_entry *e = sc_container_find(ct, name);
-            if (!e || !e->is_f32 || e->bytes != (uint64_t)(c->tab[c->shard_tab[k]].V * c->shard[k].cols) * 4)
-                rc = sc_fail(err, SC_EFORMAT, "%s: tensor '%s' missing or of the wrong size for this model", ct->path,
-                             name);
+            int64_t V;
+            int cols;
+            shard_state(c, i, &sname, &V, &cols);
+            rc = check_entry(ct, "main.optim", sname, V * cols, err);
         }
     }
     if (!rc) rc = load_tables(c, ct, c->rep, c->shard_block, err);
     else rc = sc_dist_agree(c->d, rc, err); /* the others wait in load_tables' agreement */
     for (int i = 0; i < sc_optim_n_states(c->opt_shard) && !rc; i++) {
         const char *sname;
-        float *data;
-        int64_t size;
-        sc_optim_state(c->opt_shard, i, &sname, &data, &size);
-        int k = state_param(c, i);
-        char name[160];
-        snprintf(name, sizeof name, "main.optim/%s", sname);
-        const sc_container_entry *e = c->rank == 0 ? sc_container_find(ct, name) : NULL;
-        rc = sc_shard_scatter(c->d, e ? e->data : NULL, c->tab[c->shard_tab[k]].V, c->shard[k].cols, data, err);
+        int64_t V;
+        int cols;
+        float *data = shard_state(c, i, &sname, &V, &cols);
+        rc = sc_shard_scatter(c->d, c->rank == 0 ? entry_data(ct, "main.optim", sname) : NULL, V, cols, data, err);
     }
     int64_t step = 0;
     if (!rc && c->rank == 0) {
@@ -696,7 +691,7 @@ int sc_train_sharded(sc_model *model, const sc_schema *schema, const sc_dataset 
                      const sc_train_config *cfg, const char *out_path, sc_train_result *res, sc_error *err) {
     if (valid->n_rows == 0) return sc_fail(err, SC_EINVAL, "the validation split is empty");
     sharded_ctx c = {.d = cfg->dist, .rank = sc_dist_rank(cfg->dist), .ranks = sc_dist_size(cfg->dist),
-                     .model = model, .valid = valid, .batch_size = cfg->batch_size, .n_threads = cfg->n_threads,
+                     .model = model, .valid = valid, .batch_size = cfg->batch_size,
                      .out_path = out_path};
     int rc = setup(&c, cfg, train, err);
     if (!rc)
