@@ -193,7 +193,8 @@ def render(res):
           "Peak RSS here is dominated by the mapped dataset and the step's buffers: the tables of this data are "
           f"small ({res['id_rows']} rows x {per_row} B = {mib(res['id_rows'] * per_row)} MiB of values; with Adam's "
           "two moments and the best epoch's copy, 4x that). What sharding changes is that part: a rank holds "
-          f"1/N of it. Rank 0's peak includes the whole tables it gathers to write the model file and checkpoint.",
+          f"1/N of it. In the run of 2026-12-05 rank 0's peak also held the whole tables it then gathered to write "
+          "the model file and checkpoint; rank 0 now streams them into the file a piece at a time.",
           "", f"The run printed: `{res['info'][0].strip() if res['info'] else ''}`", ""]
     if max(mach["load_avg_at_start"], mach["load_avg_at_end"]) > mach["cores"]:
         L += [f"The machine had more runnable processes than its {mach['cores']} cores: the 2-rank samples/s measure "
@@ -235,8 +236,8 @@ def render(res):
           "memory, and volume at large N. The memory a rank needs for the tables is "
           "1/N of them: 64 machines of 128 GB hold tables of about 64 x 128 GB / (4 x 4 B x (D + 1)) = "
           "30 billion rows at D = 16 (values, two Adam moments and the best copy), against 470 million replicated. "
-          "The model leaves out stragglers, the merge of gradient parts (memory speed) and rank 0's writing "
-          "of files (it gathers whole tables: docs/distributed.md)."]
+          "The model leaves out stragglers, the merge of gradient parts (memory speed) and the writing of "
+          "files."]
     with open(RESULT + ".md", "w") as f:
         f.write("\n".join(L) + "\n")
     print("\n".join(L))

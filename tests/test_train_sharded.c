@@ -83,10 +83,20 @@ Test(shard, lookup_and_gradients_on_one_process) {
     sc_shard_exchange_free(x);
 }
 
-Test(shard, gather_and_scatter_on_one_process) {
-    float local[6] = {1, 2, 3, 4, 5, 6}, full[6] = {0}, back[6] = {0};
-    cr_assert_eq(sc_shard_gather(NULL, local, 3, 2, full, NULL), SC_OK);
-    cr_assert_eq(sc_shard_scatter(NULL, full, 3, 2, back, NULL), SC_OK);
+Test(shard, a_table_streams_and_scatters_on_one_process) {
+    float local[6] = {1, 2, 3, 4, 5, 6}, back[6] = {0};
+    sc_shard_stream *s;
+    cr_assert_eq(sc_shard_stream_open(&s, NULL, local, 3, 2, NULL), SC_OK);
+    const void *data;
+    uint64_t bytes;
+    cr_assert_eq(sc_shard_stream_next(s, &data, &bytes, NULL), SC_OK);
+    cr_assert_eq(bytes, sizeof local);
+    cr_assert(sc_shard_stream_done(s));
+    cr_assert_eq(memcmp(data, local, sizeof local), 0);
+    sc_error err = {0};
+    cr_assert_eq(sc_shard_stream_next(s, &data, &bytes, &err), SC_EINTERNAL, "read past the end");
+    sc_shard_stream_close(s);
+    cr_assert_eq(sc_shard_scatter(NULL, local, 3, 2, back, NULL), SC_OK);
     for (int i = 0; i < 6; i++) cr_assert_float_eq(back[i], local[i], 0);
 }
 

@@ -57,7 +57,7 @@ static const char *USAGE =
     "validates and writes the model and checkpoint; the same model as one process with that batch.\n"
     "  --shard-embeddings   split every id table's rows over the ranks (row id on rank id mod N,\n"
     "                       with its optimizer state) instead of a copy on each; --method plain.\n"
-    "                       The model file is the usual one (rank 0 gathers the tables to write it)\n"
+    "                       The model file and checkpoint are the usual ones\n"
     "\n"
     "ELEC (--method elec; docs/elec.md):\n"
     "  --method NAME        plain | elec (plain)\n"

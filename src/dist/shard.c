@@ -6,6 +6,7 @@
  * order, so the gradients travel without their ids: the owner kept them. */
 #include "dist/shard.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -194,65 +195,162 @@ int sc_shard_push_grads(sc_shard_exchange *x, const float *const *grad, sc_shard
     return SC_OK;
 }
 
-/* Local rows per piece of a gather or scatter: every rank's piece together
- * stays near 64 MiB. */
+/* Local rows per piece of a table moved to or from rank 0: every rank's
+ * piece together stays near 16 MiB (SEMCTR_SHARD_PIECE_FLOATS sets another
+ * size, so that tests on small tables cut them into many pieces). */
 static int64_t piece_rows(int cols, int size) {
-    int64_t k = ((int64_t)1 << 24) / ((int64_t)cols * size);
+    static int64_t floats;
+    if (!floats) {
+        const char *e = getenv("SEMCTR_SHARD_PIECE_FLOATS");
+        floats = e && atoll(e) > 0 ? atoll(e) : (int64_t)1 << 22;
+    }
+    int64_t k = floats / ((int64_t)cols * size);
     return k > 0 ? k : 1;
 }
 
-/* gather (to_root) or scatter: full (V, cols) on rank 0 <-> local rows on every rank */
-static int move_table(sc_dist *d, float *full, int64_t V, int cols, float *local, int to_root, sc_error *err) {
+int64_t sc_shard_n_pieces(int64_t V, int cols, int size) {
+    int64_t K = piece_rows(cols, size);
+    return (sc_shard_local_rows(V, 0, size) + K - 1) / K;
+}
+
+/* Piece p of a table between every rank's local rows and rank 0's rows of the piece, full (ids from p K N
+ * on, relative to the piece): gathered (to_root) or scattered. buf: rank 0's packing space, (K N, cols). */
+static int move_piece(sc_dist *d, float *full, int64_t V, int cols, float *local, int64_t p, int to_root,
+                      float *buf, int64_t *sb, int64_t *rb, int64_t *rows, sc_error *err) {
     int N = sc_dist_size(d), r = sc_dist_rank(d), root = r == 0;
+    int64_t K = piece_rows(cols, N), c0 = p * K, mine = sc_shard_local_rows(V, r, N);
+    int64_t cnt = mine > c0 ? (mine - c0 < K ? mine - c0 : K) : 0; /* this rank's rows in the piece */
+    memset(sb, 0, (size_t)N * sizeof *sb);
+    memset(rb, 0, (size_t)N * sizeof *rb);
+    int64_t at = 0;
+    *rows = 0;
+    for (int q = 0; q < N && root; q++) { /* rank q's rows of the piece: ids (c0 + j) N + q */
+        int64_t Lq = sc_shard_local_rows(V, q, N), nq = Lq > c0 ? (Lq - c0 < K ? Lq - c0 : K) : 0;
+        if (to_root) rb[q] = nq * cols * 4;
+        else sb[q] = nq * cols * 4;
+        for (int64_t j = 0; j < nq && !to_root; j++)
+            memcpy(buf + (at + j) * cols, full + (j * N + q) * cols, sizeof(float) * (size_t)cols);
+        at += nq;
+    }
+    *rows = at;
+    if (to_root) sb[0] = cnt * cols * 4;
+    else rb[0] = cnt * cols * 4;
+    float *lp = local + c0 * cols;
+    int rc = to_root ? sc_dist_alltoallv(d, lp, sb, buf, rb, 0, err) : sc_dist_alltoallv(d, buf, sb, lp, rb, 0, err);
+    if (!rc && root && to_root) {
+        at = 0;
+        for (int q = 0; q < N; q++) {
+            int64_t Lq = sc_shard_local_rows(V, q, N), nq = Lq > c0 ? (Lq - c0 < K ? Lq - c0 : K) : 0;
+            for (int64_t j = 0; j < nq; j++)
+                memcpy(full + (j * N + q) * cols, buf + (at + j) * cols, sizeof(float) * (size_t)cols);
+            at += nq;
+        }
+    }
+    return rc;
+}
+
+int sc_shard_scatter(sc_dist *d, const float *full, int64_t V, int cols, float *local, sc_error *err) {
+    int N = sc_dist_size(d), root = sc_dist_rank(d) == 0;
     if (N == 1) {
-        if (to_root) memcpy(full, local, sizeof(float) * (size_t)V * (size_t)cols);
-        else memcpy(local, full, sizeof(float) * (size_t)V * (size_t)cols);
+        memcpy(local, full, sizeof(float) * (size_t)V * (size_t)cols);
         return SC_OK;
     }
-    int64_t K = piece_rows(cols, N), L0 = sc_shard_local_rows(V, 0, N), mine = sc_shard_local_rows(V, r, N);
-    int64_t *sb = sc_calloc(2 * (size_t)N, sizeof *sb), *rb = sb + N;
+    int64_t K = piece_rows(cols, N), rows;
+    int64_t *sb = sc_calloc(2 * (size_t)N, sizeof *sb);
     float *buf = root ? sc_malloc((size_t)N * (size_t)K * (size_t)cols * sizeof *buf) : NULL;
     int rc = !sb || (root && !buf) ? sc_fail(err, SC_ENOMEM, "out of memory for a piece of an embedding table") : SC_OK;
     rc = sc_dist_agree(d, rc, err);
-    /* piece c: local rows [c K, c K + K) of every rank (ranks past their last row send nothing) */
-    for (int64_t c0 = 0; c0 < L0 && !rc; c0 += K) {
-        int64_t cnt = mine > c0 ? (mine - c0 < K ? mine - c0 : K) : 0; /* this rank's rows in the piece */
-        memset(sb, 0, 2 * (size_t)N * sizeof *sb);
-        int64_t at = 0;
-        for (int q = 0; q < N; q++) {
-            int64_t Lq = sc_shard_local_rows(V, q, N), nq = Lq > c0 ? (Lq - c0 < K ? Lq - c0 : K) : 0;
-            if (root) {
-                if (to_root) rb[q] = nq * cols * 4;
-                else sb[q] = nq * cols * 4;
-                if (!to_root) /* pack rank q's rows of the piece: ids (c0 + j) N + q */
-                    for (int64_t j = 0; j < nq; j++)
-                        memcpy(buf + (at + j) * cols, full + ((c0 + j) * N + q) * cols, sizeof(float) * (size_t)cols);
-                at += nq;
-            }
-        }
-        if (to_root) sb[0] = cnt * cols * 4;
-        else rb[0] = cnt * cols * 4;
-        float *lp = local + c0 * cols;
-        rc = to_root ? sc_dist_alltoallv(d, lp, sb, buf, rb, 0, err) : sc_dist_alltoallv(d, buf, sb, lp, rb, 0, err);
-        if (!rc && root && to_root) {
-            at = 0;
-            for (int q = 0; q < N; q++) {
-                int64_t Lq = sc_shard_local_rows(V, q, N), nq = Lq > c0 ? (Lq - c0 < K ? Lq - c0 : K) : 0;
-                for (int64_t j = 0; j < nq; j++)
-                    memcpy(full + ((c0 + j) * N + q) * cols, buf + (at + j) * cols, sizeof(float) * (size_t)cols);
-                at += nq;
-            }
-        }
-    }
+    for (int64_t p = 0; p < sc_shard_n_pieces(V, cols, N) && !rc; p++)
+        rc = move_piece(d, root ? (float *)full + p * K * N * cols : NULL, V, cols, local, p, 0, buf, sb, sb + N,
+                        &rows, err);
     sc_free(sb);
     sc_free(buf);
     return rc;
 }
 
-int sc_shard_gather(sc_dist *d, const float *local, int64_t V, int cols, float *full, sc_error *err) {
-    return move_table(d, full, V, cols, (float *)local, 1, err);
+/* ---- a table streamed to rank 0 piece by piece ---- */
+
+struct sc_shard_stream {
+    sc_dist *d;
+    const float *local;
+    int64_t V, piece, n_pieces;
+    int cols;
+    float *buf, *out; /* rank 0, while a piece is in flight: packing space and the piece's rows, (K N, cols) */
+    int64_t *counts;  /* (2 size) */
+};
+
+int sc_shard_stream_open(sc_shard_stream **out, sc_dist *d, const float *local, int64_t V, int cols, sc_error *err) {
+    int N = sc_dist_size(d);
+    sc_shard_stream *s = sc_calloc(1, sizeof *s);
+    if (s) {
+        *s = (sc_shard_stream){d, local, V, 0, sc_shard_n_pieces(V, cols, N), cols, NULL, NULL, NULL};
+        s->counts = sc_calloc(2 * (size_t)N, sizeof *s->counts);
+    }
+    if (!s || !s->counts) {
+        sc_shard_stream_close(s);
+        *out = NULL;
+        return sc_fail(err, SC_ENOMEM, "out of memory");
+    }
+    *out = s;
+    return SC_OK;
 }
 
-int sc_shard_scatter(sc_dist *d, const float *full, int64_t V, int cols, float *local, sc_error *err) {
-    return move_table(d, (float *)full, V, cols, local, 0, err);
+int sc_shard_stream_next(sc_shard_stream *s, const void **data, uint64_t *bytes, sc_error *err) {
+    *data = NULL;
+    *bytes = 0;
+    int N = sc_dist_size(s->d);
+    int64_t K = piece_rows(s->cols, N), rows;
+    if (s->piece == s->n_pieces) return sc_fail(err, SC_EINTERNAL, "embedding table stream read past its end");
+    if (N == 1) { /* one process: the local rows are the table */
+        int64_t lo = s->piece++ * K, n = s->V - lo < K ? s->V - lo : K;
+        *data = s->local + lo * s->cols;
+        *bytes = (uint64_t)(n * s->cols) * sizeof(float);
+        return SC_OK;
+    }
+    /* rank 0's buffers live while the stream is being read: many streams may be open at once */
+    int rc = SC_OK;
+    if (sc_dist_rank(s->d) == 0 && !s->out) {
+        s->buf = sc_malloc((size_t)N * (size_t)K * (size_t)s->cols * sizeof *s->buf);
+        s->out = sc_malloc((size_t)N * (size_t)K * (size_t)s->cols * sizeof *s->out);
+        if (!s->buf || !s->out) rc = sc_fail(err, SC_ENOMEM, "rank 0: out of memory for a piece of an embedding table");
+    }
+    if (!rc)
+        rc = move_piece(s->d, s->out, s->V, s->cols, (float *)s->local, s->piece++, 1, s->buf, s->counts,
+                        s->counts + N, &rows, err);
+    if (!rc) {
+        *data = s->out;
+        *bytes = (uint64_t)(rows * s->cols) * sizeof(float);
+    }
+    if (s->piece == s->n_pieces || rc) { /* the last piece stays readable until release or close */
+        sc_free(s->buf);
+        s->buf = NULL;
+    }
+    return rc;
+}
+
+int sc_shard_stream_done(const sc_shard_stream *s) { return s->piece == s->n_pieces; }
+
+void sc_shard_stream_release(sc_shard_stream *s) {
+    sc_free(s->buf);
+    sc_free(s->out);
+    s->buf = s->out = NULL;
+}
+
+int sc_shard_stream_send(sc_dist *d, const float *local, int64_t V, int cols, sc_error *err) {
+    sc_shard_stream *s;
+    int rc = sc_shard_stream_open(&s, d, local, V, cols, err);
+    while (!rc && s->piece < s->n_pieces) {
+        const void *data;
+        uint64_t bytes;
+        rc = sc_shard_stream_next(s, &data, &bytes, err);
+    }
+    sc_shard_stream_close(s);
+    return rc;
+}
+
+void sc_shard_stream_close(sc_shard_stream *s) {
+    if (!s) return;
+    sc_shard_stream_release(s);
+    sc_free(s->counts);
+    sc_free(s);
 }

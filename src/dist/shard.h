@@ -61,12 +61,28 @@ int sc_shard_lookup(sc_shard_exchange *x, const int32_t *const *ids, const int64
 int sc_shard_push_grads(sc_shard_exchange *x, const float *const *grad, sc_shard_add_fn add, void *ctx,
                         sc_error *err);
 
-/* Whole tables, for model files and checkpoints. gather: every rank's local
- * rows local (sc_shard_local_rows, cols) are assembled into full (V, cols)
- * on rank 0 (full is only read on rank 0; NULL elsewhere). scatter: rank
- * 0's full goes to every rank's local rows. Both move the table in pieces
- * of bounded size. */
-int sc_shard_gather(sc_dist *d, const float *local, int64_t V, int cols, float *full, sc_error *err);
+/* A whole table from rank 0 (a model file or checkpoint it read): rank 0's
+ * full (V, cols) goes to every rank's local rows (sc_shard_local_rows,
+ * cols), in pieces of bounded size (full is only read on rank 0). */
 int sc_shard_scatter(sc_dist *d, const float *full, int64_t V, int cols, float *local, sc_error *err);
+
+/* A whole table gathered to rank 0 a piece at a time, for a file written as
+ * it arrives: rank 0 never holds more than a piece (about 16 MiB). Piece p is
+ * the rows with ids from p K N on (K local rows of every rank), so the pieces
+ * in order are the table in order. Every rank opens a stream over its local
+ * rows and calls next until the pieces are done (sc_shard_stream_send does it
+ * for a rank that writes nothing); on rank 0, next returns each piece's bytes
+ * (valid until the next call), elsewhere nothing. */
+typedef struct sc_shard_stream sc_shard_stream;
+int64_t sc_shard_n_pieces(int64_t V, int cols, int size);
+int sc_shard_stream_open(sc_shard_stream **out, sc_dist *d, const float *local, int64_t V, int cols, sc_error *err);
+int sc_shard_stream_next(sc_shard_stream *s, const void **data, uint64_t *bytes, sc_error *err);
+/* Whether every piece has been read; release frees rank 0's piece buffers
+ * (a read stream's last piece stays readable until then: many streams can
+ * be open at once, one being read). */
+int sc_shard_stream_done(const sc_shard_stream *s);
+void sc_shard_stream_release(sc_shard_stream *s);
+void sc_shard_stream_close(sc_shard_stream *s);
+int sc_shard_stream_send(sc_dist *d, const float *local, int64_t V, int cols, sc_error *err);
 
 #endif

@@ -35,11 +35,22 @@ int sc_container_add(sc_container_writer *w, const char *name, int is_f32, const
         w->cap = cap;
     }
     sc_container_entry *e = &w->entries[w->n++];
+    memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", name);
     e->is_f32 = is_f32;
     e->data = data;
     e->bytes = bytes;
     return SC_OK;
+}
+
+int sc_container_add_stream(sc_container_writer *w, const char *name, int is_f32, uint64_t bytes,
+                            sc_container_next_fn next, void *ctx, sc_error *err) {
+    int rc = sc_container_add(w, name, is_f32, NULL, bytes, err);
+    if (!rc) {
+        w->entries[w->n - 1].next = next;
+        w->entries[w->n - 1].next_ctx = ctx;
+    }
+    return rc;
 }
 
 int sc_container_write(sc_container_writer *w, const char *path, cJSON *header, sc_error *err) {
@@ -88,7 +99,18 @@ int sc_container_write(sc_container_writer *w, const char *path, cJSON *header, 
     free(json);
     uint64_t pos = 0;
     for (int i = 0; i < w->n && !rc; i++) {
-        PUT(w->entries[i].data, w->entries[i].bytes);
+        const sc_container_entry *e = &w->entries[i];
+        if (!e->next) PUT(e->data, e->bytes);
+        for (uint64_t left = e->next ? e->bytes : 0; left && !rc;) { /* a streamed entry, as it comes */
+            const void *p;
+            uint64_t n = 0;
+            rc = e->next(e->next_ctx, &p, &n, err);
+            if (!rc && (n == 0 || n > left))
+                rc = sc_fail(err, SC_EINTERNAL, "container entry '%s': its source gave %llu bytes with %llu left",
+                             e->name, (unsigned long long)n, (unsigned long long)left);
+            if (!rc) PUT(p, n);
+            left -= n;
+        }
         pos += w->entries[i].bytes;
         uint64_t p = align_up(pos) - pos;
         if (p && i + 1 < w->n) {

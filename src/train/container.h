@@ -30,11 +30,17 @@
 #define SC_CONTAINER_VERSION 2 /* written; 1 is still read */
 #define SC_CONTAINER_MAX_ENTRIES 4096
 
+/* A streamed entry's source: the next bytes of the entry (*data valid until
+ * the next call; at least one byte, at most what is left). */
+typedef int (*sc_container_next_fn)(void *ctx, const void **data, uint64_t *bytes, sc_error *err);
+
 typedef struct sc_container_entry {
     char name[128];
     int is_f32;          /* 1: float32 tensor, 0: raw bytes */
     const void *data;
     uint64_t bytes;
+    sc_container_next_fn next; /* writer only: NULL, or where the bytes come from as they are written */
+    void *next_ctx;
 } sc_container_entry;
 
 /* Writer: entries point at caller memory that must stay valid until commit. */
@@ -46,6 +52,11 @@ typedef struct sc_container_writer {
 void sc_container_writer_init(sc_container_writer *w);
 int sc_container_add(sc_container_writer *w, const char *name, int is_f32, const void *data,
                      uint64_t bytes, sc_error *err);
+/* An entry of `bytes` bytes that next(ctx, ...) produces piece by piece
+ * while the file is written, so that the writer never holds it whole (a
+ * table gathered from MPI ranks). */
+int sc_container_add_stream(sc_container_writer *w, const char *name, int is_f32, uint64_t bytes,
+                            sc_container_next_fn next, void *ctx, sc_error *err);
 /* Write header (caller's JSON object, which gets an "entries" array added and
  * stays owned by the caller) and entries to path atomically. */
 int sc_container_write(sc_container_writer *w, const char *path, cJSON *header, sc_error *err);

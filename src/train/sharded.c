@@ -73,8 +73,10 @@ typedef struct sharded_ctx {
     sc_batch vb;             /* validation batch */
     int64_t *vrows;          /* (batch_size) */
     float *vprob;            /* (valid rows) */
-    float **full;            /* rank 0: whole tables gathered for a checkpoint being written */
-    int n_full;
+    int *shard_of;           /* (step model params) the index in shard, or -1 */
+    struct table_stream *streams; /* rank 0: tables of the file being written, read as it is written */
+    int n_streams;
+    sc_shard_stream *reading;
 } sharded_ctx;
 
 /* ---- the step model ---- */
@@ -296,45 +298,56 @@ static int sharded_validate(void *vc, sc_metrics *m, sc_error *err) {
     return rc;
 }
 
-/* ---- files: whole tables gathered on rank 0, in the layout of sc_train's ---- */
+/* ---- files: whole tables streamed to rank 0 as it writes them, in the layout of sc_train's ---- */
 
-static void free_full(sharded_ctx *c) {
-    for (int i = 0; i < c->n_full; i++) sc_free(c->full[i]);
-    c->n_full = 0;
+typedef struct table_stream {
+    sharded_ctx *c;
+    sc_shard_stream *s;
+} table_stream;
+
+static void close_streams(sharded_ctx *c) {
+    for (int i = 0; i < c->n_streams; i++) sc_shard_stream_close(c->streams[i].s);
+    c->n_streams = 0;
+    c->reading = NULL;
 }
 
-/* Gather (V, cols) from every rank's local rows into a new buffer on rank 0 (*out; NULL elsewhere), kept in
-   c->full until free_full. */
-static int gather_table(sharded_ctx *c, const float *local, int64_t V, int cols, float **out, sc_error *err) {
-    *out = NULL;
-    int rc = SC_OK;
-    float *full = NULL;
-    if (c->rank == 0) {
-        full = sc_malloc((size_t)V * (size_t)cols * sizeof *full);
-        if (!full) rc = sc_fail(err, SC_ENOMEM, "rank 0: out of memory for a whole table of %lld rows to write",
-                                (long long)V);
-        else c->full[c->n_full++] = full;
-    }
-    rc = sc_dist_agree(c->d, rc, err);
-    if (!rc) rc = sc_shard_gather(c->d, local, V, cols, full, err);
-    *out = full;
-    return rc;
+/* the file writer's source for a table's entry; a table read to its end gives its piece buffers back when
+   the writer moves on to the next one */
+static int stream_next(void *ctx, const void **data, uint64_t *bytes, sc_error *err) {
+    table_stream *ts = ctx;
+    sharded_ctx *c = ts->c;
+    if (c->reading && c->reading != ts->s && sc_shard_stream_done(c->reading)) sc_shard_stream_release(c->reading);
+    c->reading = ts->s;
+    return sc_shard_stream_next(ts->s, data, bytes, err);
 }
 
-/* The bundle's entry of a sharded parameter points at the whole table instead of the step model's rows. */
-static int swap_entry(sc_container_writer *w, const char *name, const float *full, int64_t floats, sc_error *err) {
+/* The whole table (V, cols) of every rank's local rows as entry `name` of rank 0's file: rank 0 makes the
+   entry (or turns the one staged with the step model's rows into it) a stream read while the file is
+   written; the other ranks send their rows piece by piece as rank 0's writer asks, and return when all is
+   sent. Calls must come in the order of the entries in the file. */
+static int stream_table(sharded_ctx *c, sc_container_writer *w, const char *name, const float *local, int64_t V,
+                        int cols, sc_error *err) {
+    if (c->rank != 0) return sc_shard_stream_send(c->d, local, V, cols, err);
+    table_stream *ts = &c->streams[c->n_streams];
+    int rc = sc_shard_stream_open(&ts->s, c->d, local, V, cols, err);
+    if (rc) return rc;
+    ts->c = c;
+    c->n_streams++;
+    uint64_t bytes = (uint64_t)V * (uint64_t)cols * sizeof(float);
     for (int i = 0; i < w->n; i++)
         if (!strcmp(w->entries[i].name, name)) {
-            w->entries[i].data = full;
-            w->entries[i].bytes = (uint64_t)floats * sizeof(float);
+            w->entries[i].data = NULL;
+            w->entries[i].bytes = bytes;
+            w->entries[i].next = stream_next;
+            w->entries[i].next_ctx = ts;
             return SC_OK;
         }
-    return sc_fail(err, SC_EINTERNAL, "model file: no entry '%s' to fill", name);
+    return sc_container_add_stream(w, name, 1, bytes, stream_next, ts, err);
 }
 
 static int sharded_save_best(void *vc, sc_error *err) {
     sharded_ctx *c = vc;
-    free_full(c); /* the last checkpoint's tables: that file is written */
+    close_streams(c); /* the last checkpoint's: that file is written */
     int rc = sc_model_copy_weights(c->best, c->model, err);
     if (rc) return rc;
     memcpy(c->best_block, c->shard_block, sizeof(float) * (size_t)c->shard_floats);
@@ -344,17 +357,19 @@ static int sharded_save_best(void *vc, sc_error *err) {
     uint8_t *schema_buf = NULL;
     if (c->rank == 0) rc = sc_model_bundle_stage(&c->bundle, &w, header, &schema_buf, err);
     rc = sc_dist_agree(c->d, rc, err);
-    for (int k = 0; k < c->n_shard && !rc; k++) {
-        const sc_param *p = &c->shard[k];
-        int64_t V = c->tab[c->shard_tab[k]].V;
-        float *full;
-        rc = gather_table(c, c->best_block + c->shard_off[k], V, p->cols, &full, err);
+    /* in the file's order: the step model's parameters' */
+    int np;
+    sc_model_params(c->model, &np);
+    for (int mp = 0; mp < np && !rc; mp++) {
+        int k = c->shard_of[mp];
+        if (k < 0) continue;
         char name[128];
-        snprintf(name, sizeof name, "main/%s", p->name);
-        if (!rc && c->rank == 0) rc = swap_entry(&w, name, full, V * p->cols, err);
+        snprintf(name, sizeof name, "main/%s", c->shard[k].name);
+        rc = stream_table(c, &w, name, c->best_block + c->shard_off[k], c->tab[c->shard_tab[k]].V, c->shard[k].cols,
+                          err);
     }
     if (!rc && c->rank == 0) rc = sc_container_write(&w, c->out_path, header, err);
-    free_full(c);
+    close_streams(c);
     cJSON_Delete(header);
     sc_free(schema_buf);
     sc_container_writer_free(&w);
@@ -445,7 +460,7 @@ static float *shard_state(sharded_ctx *c, int i, const char **name, int64_t *V, 
 
 static int sharded_stage_checkpoint(void *vc, sc_container_writer *w, cJSON *header, sc_error *err) {
     sharded_ctx *c = vc;
-    free_full(c);
+    close_streams(c);
     int rc = SC_OK;
     if (c->rank == 0) {
         cJSON_AddNumberToObject(header, "optim_steps", (double)sc_optim_get_step(c->opt_rep));
@@ -454,24 +469,20 @@ static int sharded_stage_checkpoint(void *vc, sc_container_writer *w, cJSON *hea
     }
     rc = sc_dist_agree(c->d, rc, err);
     for (int k = 0; k < c->n_shard && !rc; k++) {
-        float *full;
-        int64_t V = c->tab[c->shard_tab[k]].V;
-        rc = gather_table(c, c->shard[k].data, V, c->shard[k].cols, &full, err);
         char name[128];
         snprintf(name, sizeof name, "main/%s", c->shard[k].name);
-        if (!rc && c->rank == 0) rc = sc_container_add(w, name, 1, full, (uint64_t)(V * c->shard[k].cols) * 4, err);
+        rc = stream_table(c, w, name, c->shard[k].data, c->tab[c->shard_tab[k]].V, c->shard[k].cols, err);
     }
     for (int i = 0; i < sc_optim_n_states(c->opt_shard) && !rc; i++) {
         const char *sname;
         int64_t V;
         int cols;
-        float *data = shard_state(c, i, &sname, &V, &cols), *full;
-        rc = gather_table(c, data, V, cols, &full, err);
+        float *data = shard_state(c, i, &sname, &V, &cols);
         char name[160];
         snprintf(name, sizeof name, "main.optim/%s", sname);
-        if (!rc && c->rank == 0) rc = sc_container_add(w, name, 1, full, (uint64_t)(V * cols) * 4, err);
+        rc = stream_table(c, w, name, data, V, cols, err);
     }
-    return rc; /* the whole tables stay in c->full until the file is written (freed at the next stage or the end) */
+    return rc; /* rank 0's streams are read when sc_fit writes the file (closed at the next stage or the end) */
 }
 
 static int sharded_load_checkpoint(void *vc, const sc_container *ct, sc_error *err) {
@@ -542,18 +553,18 @@ static int setup(sharded_ctx *c, const sc_train_config *cfg, const sc_dataset *t
     c->grad_of = sc_calloc((size_t)(2 * nt > 0 ? 2 * nt : 1), sizeof *c->grad_of);
     c->grad_cap = sc_calloc((size_t)(2 * nt > 0 ? 2 * nt : 1), sizeof *c->grad_cap);
     /* a checkpoint holds per parameter its values and at most two optimizer states (Adam) */
-    c->full = sc_calloc((size_t)(6 * nt > 0 ? 6 * nt : 1), sizeof *c->full);
+    c->streams = sc_calloc((size_t)(6 * nt > 0 ? 6 * nt : 1), sizeof *c->streams);
+    c->shard_of = sc_malloc((size_t)np * sizeof *c->shard_of);
     if (!c->tab || !c->field_tab || !c->mapped || !c->ids_view || !c->rep || !c->rep_of || !c->shard ||
-        !c->shard_tab || !c->shard_off || !c->grad_of || !c->grad_cap || !c->full)
+        !c->shard_tab || !c->shard_off || !c->grad_of || !c->grad_cap || !c->streams || !c->shard_of)
         return sc_fail(err, SC_ENOMEM, "out of memory");
 
     /* which tables are sharded (every id table), their parameters, this rank's rows of them */
-    int *sharded_param = sc_calloc((size_t)np, sizeof *sharded_param);
+    for (int k = 0; k < np; k++) c->shard_of[k] = -1;
     int64_t *V = sc_malloc((size_t)(nt > 0 ? nt : 1) * sizeof *V);
     int *width = sc_malloc((size_t)(nt > 0 ? nt : 1) * sizeof *width);
     int *tab_of = sc_malloc((size_t)(nt > 0 ? nt : 1) * sizeof *tab_of);
-    if (!sharded_param || !V || !width || !tab_of) {
-        sc_free(sharded_param);
+    if (!V || !width || !tab_of) {
         sc_free(V);
         sc_free(width);
         sc_free(tab_of);
@@ -579,10 +590,10 @@ static int setup(sharded_ctx *c, const sc_train_config *cfg, const sc_dataset *t
             sp->sparse = 1;
             sp->weight_decay = m->weight_decay;
             c->shard_tab[c->n_shard] = c->T;
+            c->shard_of[pi[i]] = c->n_shard;
             s->mp[s->n_p] = pi[i];
             s->sp[s->n_p++] = c->n_shard++;
             s->width += m->cols;
-            sharded_param[pi[i]] = 1;
         }
         V[c->T] = s->V;
         width[c->T] = s->width;
@@ -590,8 +601,7 @@ static int setup(sharded_ctx *c, const sc_train_config *cfg, const sc_dataset *t
     }
     for (int f = 0; f < c->F; f++) c->field_tab[f] = tab_of[sc_model_field_table(c->model, f)];
     for (int k = 0; k < np; k++)
-        if (!sharded_param[k]) c->rep_of[c->n_rep++] = k;
-    sc_free(sharded_param);
+        if (c->shard_of[k] < 0) c->rep_of[c->n_rep++] = k;
     sc_free(tab_of);
     rc = sc_shard_exchange_create(&c->x, c->d, c->T, V, width, err);
     sc_free(V);
@@ -661,7 +671,7 @@ static void teardown(sharded_ctx *c) {
     }
     for (int f = 0; c->mapped && f < c->F; f++) sc_free(c->mapped[f]);
     for (int k = 0; c->grad_of && k < c->n_shard; k++) sc_free(c->grad_of[k]);
-    if (c->full) free_full(c);
+    if (c->streams) close_streams(c);
     sc_free(c->tab);
     sc_free(c->field_tab);
     sc_free(c->mapped);
@@ -673,7 +683,8 @@ static void teardown(sharded_ctx *c) {
     sc_free(c->shard_off);
     sc_free(c->grad_of);
     sc_free(c->grad_cap);
-    sc_free(c->full);
+    sc_free(c->streams);
+    sc_free(c->shard_of);
     sc_free(c->shard_block);
     sc_free(c->best_block);
     sc_free(c->logits);

@@ -13,8 +13,9 @@
  * What is the same as sc_train: the loop (sc_fit), the optimizer's
  * arithmetic, validation, early stopping, checkpoints and their format (a
  * checkpoint of either resumes in the other), and the model file, which is
- * a plain model file (rank 0 gathers the tables to write it): eval, export,
- * predict and serve read it as any other. What differs: embedding rows
+ * a plain model file (rank 0 writes each table as its rows arrive from their
+ * owners, never holding it whole): eval, export, predict and serve read it
+ * as any other. What differs: embedding rows
  * start from their own seeds (seed, parameter, id), so that the start does
  * not depend on the number of ranks and no rank draws a whole table; the
  * network's other weights start from the step model's draws. So 1, 2 or N
