@@ -8,7 +8,7 @@
 #   make SAN=1            a sanitizer build into build-san/
 #   make examples         programs in examples/ that embed the public API (include/semctr.h)
 #   make test-python      pip install ./python into a venv and run its pytest tests (part of check)
-#   make tsan             the concurrent-scoring example under ThreadSanitizer (build-tsan/)
+#   make tsan             concurrent scoring, the thread pool and 2-thread training under ThreadSanitizer (build-tsan/)
 #   make MPI=1            data-parallel training on Open MPI (mpicc, -DSC_MPI) into build-mpi/
 #   make MPI=1 test-mpi   train on 1, 2 and 3 ranks (mpirun on this machine) and compare the models
 #                         (MPI=1 SAN=1: the same under ASan + UBSan, build-mpi-san/)
@@ -112,8 +112,9 @@ $(BUILD)/examples/%: examples/%.c include/semctr.h $(BUILD)/libsemctr.a
 
 # ThreadSanitizer: eight threads score one loaded model at once (examples/score.c).
 tsan:
-	$(MAKE) TSAN=1 build-tsan/semctr build-tsan/examples/score
+	$(MAKE) TSAN=1 build-tsan/semctr build-tsan/libsemctr.a build-tsan/examples/score
 	SEMCTR_QUIET=1 bash tests/tsan_scoring.sh build-tsan
+	bash tests/tsan/run.sh build-tsan
 
 PREFIX ?= /usr/local
 $(BUILD)/semctr.pc: semctr.pc.in
