@@ -110,7 +110,8 @@ $(BUILD)/examples/%: examples/%.c include/semctr.h $(BUILD)/libsemctr.a
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Iinclude $(OPT) -g $(LDSAN) -o $@ $< $(BUILD)/libsemctr.a $(LIBS)
 
-# ThreadSanitizer: eight threads score one loaded model at once (examples/score.c).
+# ThreadSanitizer: eight threads score one loaded model at once (examples/score.c); the thread pool
+# and 2-thread training (tests/tsan/run.sh).
 tsan:
 	$(MAKE) TSAN=1 build-tsan/semctr build-tsan/libsemctr.a build-tsan/examples/score
 	SEMCTR_QUIET=1 bash tests/tsan_scoring.sh build-tsan
