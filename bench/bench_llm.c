@@ -15,7 +15,12 @@
  * all sequences, steps only. $SEMCTR_KV_CACHE (f32, the default, or f16)
  * picks the KV cache type; kv_bytes = the bytes of the model's own cache
  * (1024 positions) as allocated, kv_bytes_batch = the batched caches'.
- * Prints one JSON object. */
+ * Prints one JSON object.
+ *
+ *   build/bench_llm --peak
+ * prints one core's peak multiply-add rates (the roofline in docs/llm.md):
+ * 12 independent accumulators of vpdpbusd (64 int8 products per zmm),
+ * vdpbf16ps (32 bf16) and vfmadd231ps (16 float), best of 5 loops of 2e7. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,47 @@
 
 static int32_t token_id(int p, int k, int V) { return (int32_t)(100 + ((int64_t)1000 + 7919LL * (k + 1) * (p + 3)) % (V - 1100)); }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define PEAK __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
+#define R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+/* kind 0: vpdpbusd, 1: vdpbf16ps, 2: vfmadd231ps; multiply-adds per second */
+static PEAK double peak_rate(int kind, long n) {
+    __m512i x = _mm512_set1_epi8(3);
+    double t0 = sc_now();
+    if (kind == 0) {
+#define DI(i) __m512i a##i = _mm512_set1_epi32(i);
+#define OI(i) a##i = _mm512_dpbusd_epi32(a##i, x, x);
+#define SI(i) s = _mm512_add_epi32(s, a##i);
+        R12(DI)
+        for (long k = 0; k < n; k++) {
+            R12(OI)
+            __asm__ volatile("" : "+v"(x));
+        }
+        __m512i s = _mm512_setzero_si512();
+        R12(SI)
+        volatile int sink = _mm512_reduce_add_epi32(s);
+        (void)sink;
+    } else {
+#define DF(i) __m512 f##i = _mm512_set1_ps(i);
+#define OB(i) f##i = _mm512_dpbf16_ps(f##i, (__m512bh)x, (__m512bh)x);
+#define OF(i) f##i = _mm512_fmadd_ps(f##i, _mm512_castsi512_ps(x), _mm512_castsi512_ps(x));
+#define SF(i) s = _mm512_add_ps(s, f##i);
+        R12(DF)
+        for (long k = 0; k < n; k++) {
+            if (kind == 1) { R12(OB) }
+            else { R12(OF) }
+            __asm__ volatile("" : "+v"(x));
+        }
+        __m512 s = _mm512_setzero_ps();
+        R12(SF)
+        volatile float sink = _mm512_reduce_add_ps(s);
+        (void)sink;
+    }
+    return (double)n * 12 * (kind == 0 ? 64 : kind == 1 ? 32 : 16) / (sc_now() - t0);
+}
+#endif
+
 static int argmax(const float *v, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -34,6 +80,27 @@ static int argmax(const float *v, int n) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--peak")) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        __builtin_cpu_init();
+        if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("avx512bf16")) {
+            fprintf(stderr, "bench_llm: --peak needs AVX512_VNNI and AVX512_BF16\n");
+            return 2;
+        }
+        double best[3] = {0};
+        for (int r = 0; r < 5; r++)
+            for (int k = 0; k < 3; k++) {
+                double v = peak_rate(k, 20000000);
+                if (v > best[k]) best[k] = v;
+            }
+        printf("{\"int8_vpdpbusd_gmac_s\": %.1f, \"bf16_vdpbf16ps_gmac_s\": %.1f, \"f32_fma_gmac_s\": %.1f}\n", best[0] / 1e9,
+               best[1] / 1e9, best[2] / 1e9);
+        return 0;
+#else
+        fprintf(stderr, "bench_llm: --peak is for x86-64\n");
+        return 2;
+#endif
+    }
     if (argc < 6) {
         fprintf(stderr, "usage: bench_llm MODEL.gguf THREADS N_PROMPTS GEN_TOKENS LEN [LEN...]\n");
         return 2;
