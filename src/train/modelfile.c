@@ -106,6 +106,14 @@ int sc_model_bundle_stage(const sc_model_bundle *b, sc_container_writer *w, cJSO
     return SC_OK;
 }
 
+void sc_model_bundle_plain(sc_model_bundle *b, const sc_schema *schema, sc_model *model) {
+    b->schema = (sc_schema *)schema;
+    snprintf(b->method, sizeof b->method, "plain");
+    b->n_networks = 1;
+    snprintf(b->networks[0].name, sizeof b->networks[0].name, "main");
+    b->networks[0].model = model;
+}
+
 int sc_model_bundle_save(const sc_model_bundle *b, const char *path, sc_error *err) {
     sc_container_writer w;
     sc_container_writer_init(&w);

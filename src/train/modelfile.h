@@ -50,6 +50,9 @@ int sc_model_config_from_json(const cJSON *j, sc_model_config *cfg, sc_error *er
 int sc_model_bundle_stage(const sc_model_bundle *b, sc_container_writer *w, cJSON *header,
                           uint8_t **schema_buf, sc_error *err);
 
+/* A plain model's bundle: schema (borrowed) and model as its one network, "main". */
+void sc_model_bundle_plain(sc_model_bundle *b, const sc_schema *schema, sc_model *model);
+
 /* Write a bundle to path atomically. */
 int sc_model_bundle_save(const sc_model_bundle *b, const char *path, sc_error *err);
 

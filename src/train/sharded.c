@@ -724,11 +724,7 @@ int sc_train_sharded(sc_model *model, const sc_schema *schema, const sc_dataset 
         }
         sc_info("%d embedding tables sharded over %d rank%s: %lld rows, %lld on rank 0", c.T, c.ranks,
                 c.ranks > 1 ? "s" : "", (long long)rows, (long long)mine);
-        c.bundle.schema = (sc_schema *)schema;
-        snprintf(c.bundle.method, sizeof c.bundle.method, "plain");
-        c.bundle.n_networks = 1;
-        snprintf(c.bundle.networks[0].name, sizeof c.bundle.networks[0].name, "main");
-        c.bundle.networks[0].model = c.best;
+        sc_model_bundle_plain(&c.bundle, schema, c.best);
         sc_fit_task t = {&c, sharded_step, sharded_validate, sharded_save_best, sharded_restore_best,
                          sharded_stage_checkpoint, sharded_load_checkpoint, c.rep, c.n_rep, c.opt_rep, 1};
         rc = sc_fit(train, cfg, &t, res, err);

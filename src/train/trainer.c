@@ -531,11 +531,7 @@ int sc_train(sc_model *model, const sc_schema *schema, const sc_dataset *train, 
         if (!c.logits || !c.dlogits) rc = sc_fail(err, SC_ENOMEM, "out of memory");
     }
     if (!rc) {
-        c.bundle.schema = (sc_schema *)schema;
-        snprintf(c.bundle.method, sizeof c.bundle.method, "plain");
-        c.bundle.n_networks = 1;
-        snprintf(c.bundle.networks[0].name, sizeof c.bundle.networks[0].name, "main");
-        c.bundle.networks[0].model = c.best;
+        sc_model_bundle_plain(&c.bundle, schema, c.best);
         sc_fit_task t = {&c, plain_step, plain_validate, plain_save_best, plain_restore_best,
                          plain_stage_checkpoint, plain_load_checkpoint, params, np, c.opt, 0};
         rc = sc_fit(train, cfg, &t, res, err);
